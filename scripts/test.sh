@@ -1,0 +1,10 @@
+#!/bin/sh
+# Quickstart 2: run the whole test suite (unit, integration, CLI, doc tests,
+# fuzz-corpus replay, and the benches and examples in test mode).
+# One build profile (release) for everything, so RocksDB compiles once.
+set -eu
+cd "$(dirname "$0")/.."
+./scripts/prereqs.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lethedb-target}"
+cargo test --release --all-targets
+cargo test --release --doc

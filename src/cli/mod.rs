@@ -1,0 +1,333 @@
+//! Command-line interface. Output goes to stdout as JSON (or text for
+//! `stats` and `demo`); errors go to stderr with a non-zero exit code:
+//! 1 general, 2 usage, 3 not found (store or profile), 4 wrong key.
+
+mod demo;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use lethedb::{Db, Error, FileKeyProvider, Options, ProfileId, Schema, Update};
+
+#[derive(Parser)]
+#[command(
+    name = "lethedb",
+    version,
+    about = "Encrypted profile store with provable erasure"
+)]
+struct Cli {
+    /// Store directory.
+    #[arg(long, global = true, env = "LETHEDB_DB")]
+    db: Option<PathBuf>,
+    /// Master key file (default: `<DIR>.key` beside the store directory).
+    #[arg(long, global = true, env = "LETHEDB_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create a new store and its key file (mode 0600).
+    Init,
+    /// Upsert fields from a JSON object (`-` reads stdin); `null` removes a field.
+    Put {
+        /// Profile id (32 hex characters); omitted: create a new profile.
+        #[arg(long)]
+        id: Option<String>,
+        /// JSON object of fields.
+        json: String,
+    },
+    /// Print a profile as `{"profile_id":..,"fields":{..}}`.
+    Get {
+        /// Profile id (32 hex characters).
+        #[arg(long)]
+        id: String,
+        /// Comma-separated field names (default: all).
+        #[arg(long, value_delimiter = ',')]
+        fields: Option<Vec<String>>,
+    },
+    /// Remove one field of a profile.
+    DeleteField {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Field name.
+        #[arg(long)]
+        field: String,
+    },
+    /// Print counts and bytes per column family.
+    Stats {
+        /// Count profiles exactly by scanning (default: RocksDB's estimate).
+        #[arg(long)]
+        exact: bool,
+    },
+    /// Show or set the schema (field classes and types).
+    Schema {
+        #[command(subcommand)]
+        cmd: SchemaCmd,
+    },
+    /// Write N synthetic profiles, read a sample back, scan the files for plaintext.
+    Demo {
+        /// Number of profiles.
+        #[arg(long, default_value_t = 100_000)]
+        profiles: u64,
+        /// Seed for the synthetic data (default: random).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Profiles per atomic batch.
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCmd {
+    /// Print the schema as JSON.
+    Show,
+    /// Replace the schema with a JSON file (`-` reads stdin).
+    Set {
+        /// `{"fields":{"name":{"class":"personal|sensitive|non_personal","kind":"string"}}}`
+        file: String,
+    },
+}
+
+/// Failure of a CLI command: the message and exit code.
+pub(crate) struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match e {
+            Error::StoreNotFound { .. } | Error::ProfileNotFound(_) => 3,
+            Error::WrongKey => 4,
+            _ => 1,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Failure {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+type CliResult = std::result::Result<(), Failure>;
+
+pub(crate) fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match dispatch(cli) {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// `<DIR>.key`, beside the directory, never inside it.
+pub(crate) fn default_key_file(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    while s.len() > 1 && s.to_string_lossy().ends_with('/') {
+        let t = s.to_string_lossy().trim_end_matches('/').to_string();
+        s = t.into();
+    }
+    s.push(".key");
+    PathBuf::from(s)
+}
+
+fn need_db(cli_db: &Option<PathBuf>) -> std::result::Result<PathBuf, Failure> {
+    cli_db.clone().ok_or_else(|| Failure {
+        code: 2,
+        message: "--db DIR (or LETHEDB_DB) is required".into(),
+    })
+}
+
+fn key_path(cli: &Cli, dir: &Path) -> PathBuf {
+    cli.key_file
+        .clone()
+        .unwrap_or_else(|| default_key_file(dir))
+}
+
+fn open(cli: &Cli) -> std::result::Result<Db, Failure> {
+    let dir = need_db(&cli.db)?;
+    if !dir.join("CURRENT").exists() {
+        return Err(Error::StoreNotFound { path: dir }.into());
+    }
+    let keys = FileKeyProvider::new(key_path(cli, &dir));
+    Ok(Db::open(&dir, &keys, Options::new())?)
+}
+
+fn read_arg(text: &str) -> std::result::Result<String, Failure> {
+    if text == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::new(format!("reading stdin: {e}")))?;
+        Ok(s)
+    } else {
+        Ok(text.to_string())
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}
+
+/// Creates a store and its key file; refuses to touch existing ones.
+pub(crate) fn init_store(
+    dir: &Path,
+    key: &Path,
+    schema: Option<Schema>,
+) -> std::result::Result<Db, Failure> {
+    if dir.join("CURRENT").exists() {
+        return Err(Error::StoreExists {
+            path: dir.to_path_buf(),
+        }
+        .into());
+    }
+    if key.starts_with(dir) {
+        return Err(Failure::new(
+            "the key file must not be inside the store directory",
+        ));
+    }
+    let provider = FileKeyProvider::create(key)?;
+    let mut opts = Options::new().create_if_missing(true);
+    if let Some(s) = schema {
+        opts = opts.schema(s);
+    }
+    match Db::open(dir, &provider, opts) {
+        Ok(db) => Ok(db),
+        Err(e) => {
+            // Do not leave a key file behind for a store that was never created.
+            let _ = std::fs::remove_file(key);
+            Err(e.into())
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> CliResult {
+    match &cli.cmd {
+        Cmd::Init => {
+            let dir = need_db(&cli.db)?;
+            let key = key_path(&cli, &dir);
+            let db = init_store(&dir, &key, None)?;
+            print_json(&serde_json::json!({
+                "store": dir.display().to_string(),
+                "key_file": key.display().to_string(),
+                "store_id": db.store_id(),
+            }));
+        }
+        Cmd::Put { id, json } => {
+            let db = open(&cli)?;
+            let update = Update::from_json(&db.schema(), &read_arg(json)?)?;
+            let id = match id {
+                Some(text) => {
+                    let id: ProfileId = text.parse()?;
+                    db.upsert(&id, update)?;
+                    id
+                }
+                None => db.create(update)?,
+            };
+            println!("{id}");
+        }
+        Cmd::Get { id, fields } => {
+            let db = open(&cli)?;
+            let id: ProfileId = id.parse()?;
+            let p = match fields {
+                Some(names) => {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    db.get_fields(&id, &names)?
+                }
+                None => db.get(&id)?,
+            };
+            print_json(&p.to_json());
+        }
+        Cmd::DeleteField { id, field } => {
+            let db = open(&cli)?;
+            db.delete_field(&id.parse()?, field)?;
+        }
+        Cmd::Stats { exact } => {
+            let db = open(&cli)?;
+            let stats = db.stats()?;
+            println!(
+                "{:<12} {:>14} {:>14} {:>14}",
+                "column", "keys(est)", "sst_bytes", "memtable_bytes"
+            );
+            for c in &stats.columns {
+                println!(
+                    "{:<12} {:>14} {:>14} {:>14}",
+                    c.name, c.estimated_keys, c.sst_bytes, c.memtable_bytes
+                );
+            }
+            if *exact {
+                let mut n = 0u64;
+                for id in db.profile_ids()? {
+                    id?;
+                    n += 1;
+                }
+                println!("profiles (exact): {n}");
+            }
+            println!("disk bytes (all files): {}", stats.disk_bytes);
+        }
+        Cmd::Schema { cmd } => {
+            let db = open(&cli)?;
+            match cmd {
+                SchemaCmd::Show => print_json(
+                    &serde_json::to_value(db.schema()).map_err(|e| Failure::new(e.to_string()))?,
+                ),
+                SchemaCmd::Set { file } => {
+                    let text = if file == "-" {
+                        read_arg(file)?
+                    } else {
+                        std::fs::read_to_string(file)
+                            .map_err(|e| Failure::new(format!("{file}: {e}")))?
+                    };
+                    db.set_schema(Schema::from_json(&text)?)?;
+                }
+            }
+        }
+        Cmd::Demo {
+            profiles,
+            seed,
+            batch,
+        } => {
+            demo::run(&cli.db, &cli.key_file, *profiles, *seed, *batch)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_file_is_beside_the_directory() {
+        assert_eq!(
+            default_key_file(Path::new("/x/store")),
+            PathBuf::from("/x/store.key")
+        );
+        assert_eq!(
+            default_key_file(Path::new("/x/store/")),
+            PathBuf::from("/x/store.key")
+        );
+        assert_eq!(default_key_file(Path::new("rel")), PathBuf::from("rel.key"));
+    }
+}

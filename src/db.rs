@@ -1,0 +1,261 @@
+//! The public database handle.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::crypto::hierarchy::{KeyHierarchy, BUCKET_BITS_RANGE};
+use crate::crypto::{kdf, os_random, KeyProvider};
+use crate::domain::fields::FieldRegistry;
+use crate::domain::locks::StripedLocks;
+use crate::domain::profiles::{self, Profile, ProfileBatch, Update};
+use crate::error::{Error, Result};
+use crate::options::Options;
+use crate::storage::columns::{Profiles, Schemas, StoreHeaders};
+use crate::storage::format::{Blob, StoreHeader};
+use crate::storage::{Batch, ColumnStats, StorageConfig, Store};
+use crate::types::{ProfileId, Schema, Timestamp};
+
+/// An open lethedb store. `Send + Sync`: share it across threads in an `Arc`.
+///
+/// ```
+/// use lethedb::{Db, MemoryKeyProvider, Options, Update, Value};
+/// let dir = tempfile::tempdir()?;
+/// let key = MemoryKeyProvider::generate()?;
+/// let db = Db::open(dir.path(), &key, Options::new().create_if_missing(true))?;
+/// let id = db.create(Update::new().set("email", "ada@example.com").set("age", 36))?;
+/// db.upsert(&id, Update::new().set("city", "London"))?;
+/// let p = db.get(&id)?;
+/// assert_eq!(p.fields["email"], Value::from("ada@example.com"));
+/// assert_eq!(p.fields.len(), 3);
+/// Ok::<_, lethedb::Error>(())
+/// ```
+pub struct Db {
+    pub(crate) store: Store,
+    pub(crate) keys: KeyHierarchy,
+    pub(crate) registry: FieldRegistry,
+    pub(crate) locks: StripedLocks,
+    schema: RwLock<Arc<Schema>>,
+    header: StoreHeader,
+}
+
+/// Figures for operators: per column family and for the whole directory.
+#[derive(Clone, Debug)]
+pub struct StoreStats {
+    /// Per column family.
+    pub columns: Vec<ColumnStats>,
+    /// Bytes of every file under the store directory.
+    pub disk_bytes: u64,
+}
+
+fn dir_bytes(path: &Path) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io_at(path, e))? {
+        let entry = entry.map_err(|e| Error::io_at(path, e))?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io_at(entry.path(), e))?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+impl Db {
+    /// Opens the store at `path`, or creates it when `options` say so.
+    ///
+    /// Fails with [`Error::StoreNotFound`] when there is no store and creation
+    /// was not requested, [`Error::NotAStore`] for a foreign RocksDB
+    /// directory, [`Error::UnsupportedFormat`] for a newer format, and
+    /// [`Error::WrongKey`] when the master key does not match.
+    pub fn open(path: impl AsRef<Path>, keys: &dyn KeyProvider, options: Options) -> Result<Db> {
+        let path = path.as_ref();
+        let exists = path.join("CURRENT").exists();
+        if !exists && !options.create_if_missing {
+            return Err(Error::StoreNotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        if !BUCKET_BITS_RANGE.contains(&options.bucket_bits) {
+            return Err(Error::InvalidInput(format!(
+                "bucket_bits must be in {}..={}",
+                BUCKET_BITS_RANGE.start(),
+                BUCKET_BITS_RANGE.end()
+            )));
+        }
+        if exists {
+            let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)?;
+            if !cfs.iter().any(|c| c == crate::storage::columns::CF_META) {
+                return Err(Error::NotAStore {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        let master = keys.master_key()?;
+        if !exists {
+            std::fs::create_dir_all(path).map_err(|e| Error::io_at(path, e))?;
+        }
+        let cfg = StorageConfig {
+            block_cache_bytes: options.block_cache_bytes,
+            write_buffer_bytes: options.write_buffer_bytes,
+            sync_writes: options.sync_writes,
+        };
+        let store = Store::open(path, &cfg, !exists)?;
+        let header = match store.get::<StoreHeaders>(&()) {
+            Ok(Some(h)) => h,
+            Ok(None) if !exists => {
+                let mut store_id = [0u8; 16];
+                os_random(&mut store_id)?;
+                let h = StoreHeader {
+                    store_id,
+                    bucket_bits: options.bucket_bits,
+                    key_check: kdf::key_check_value(&master, &store_id)?,
+                    created_at: Timestamp::now(),
+                };
+                let mut batch = Batch::new();
+                batch.put::<StoreHeaders>(&(), &h);
+                store.write(batch)?;
+                h
+            }
+            Ok(None) => {
+                return Err(Error::NotAStore {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
+            return Err(Error::WrongKey);
+        }
+        let keys = KeyHierarchy::new(&master, &header.store_id, header.bucket_bits)?;
+        drop(master);
+        let registry = FieldRegistry::load(&store)?;
+        let schema = match store.get::<Schemas>(&())? {
+            Some(blob) => Schema::from_json(
+                std::str::from_utf8(&blob.0).map_err(|_| Error::corrupt("schema", "not UTF-8"))?,
+            )
+            .map_err(|e| Error::corrupt("schema", e.to_string()))?,
+            None => Schema::new(),
+        };
+        let db = Db {
+            store,
+            keys,
+            registry,
+            locks: StripedLocks::new(),
+            schema: RwLock::new(Arc::new(schema)),
+            header,
+        };
+        if let Some(s) = options.schema {
+            db.set_schema(s)?;
+        }
+        Ok(db)
+    }
+
+    /// Directory of the store.
+    pub fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    /// Random id of this store, fixed at creation (hex).
+    pub fn store_id(&self) -> String {
+        crate::hex::encode(&self.header.store_id)
+    }
+
+    /// The current schema.
+    pub fn schema(&self) -> Schema {
+        (*self.schema_snapshot()).clone()
+    }
+
+    pub(crate) fn schema_snapshot(&self) -> Arc<Schema> {
+        Arc::clone(&self.schema.read())
+    }
+
+    /// Replaces and persists the schema. Applies to later writes; values
+    /// already stored keep the protection they were written with.
+    pub fn set_schema(&self, schema: Schema) -> Result<()> {
+        for name in schema.fields.keys() {
+            crate::domain::fields::validate_name(name)?;
+        }
+        let json =
+            serde_json::to_vec(&schema).map_err(|e| Error::InvalidInput(format!("schema: {e}")))?;
+        let mut batch = Batch::new();
+        batch.put::<Schemas>(&(), &Blob(json));
+        let mut guard = self.schema.write();
+        self.store.write(batch)?;
+        *guard = Arc::new(schema);
+        Ok(())
+    }
+
+    /// Creates a profile with a fresh random id and returns the id.
+    pub fn create(&self, update: Update) -> Result<ProfileId> {
+        let mut batch = ProfileBatch::new();
+        let id = batch.create(update)?;
+        self.apply(batch)?;
+        Ok(id)
+    }
+
+    /// Sets and removes fields of `id` (only the named fields change),
+    /// creating the profile when it does not exist.
+    pub fn upsert(&self, id: &ProfileId, update: Update) -> Result<()> {
+        let mut batch = ProfileBatch::new();
+        batch.upsert(*id, update);
+        self.apply(batch)
+    }
+
+    /// Removes one field of an existing profile (no error if the field is absent).
+    ///
+    /// This is a logical delete: older copies of the ciphertext stay
+    /// decryptable until their key is destroyed by erasure (`forget_field`).
+    pub fn delete_field(&self, id: &ProfileId, name: &str) -> Result<()> {
+        let mut batch = ProfileBatch::new();
+        batch.delete_field(*id, name);
+        self.apply(batch)
+    }
+
+    /// Applies a multi-profile batch as one atomic write.
+    pub fn apply(&self, batch: ProfileBatch) -> Result<()> {
+        profiles::apply(self, batch)
+    }
+
+    /// Reads every field of a profile.
+    pub fn get(&self, id: &ProfileId) -> Result<Profile> {
+        profiles::read(self, id, None)
+    }
+
+    /// Reads the named fields of a profile; names it does not have are skipped.
+    pub fn get_fields(&self, id: &ProfileId, names: &[&str]) -> Result<Profile> {
+        profiles::read(self, id, Some(names))
+    }
+
+    /// Whether the profile exists.
+    pub fn exists(&self, id: &ProfileId) -> Result<bool> {
+        Ok(self.store.get::<Profiles>(id)?.is_some())
+    }
+
+    /// Iterates every profile id in key order.
+    pub fn profile_ids(&self) -> Result<impl Iterator<Item = Result<ProfileId>> + '_> {
+        self.store.keys::<Profiles>()
+    }
+
+    /// Flushes memtables to SST files and syncs the WAL.
+    pub fn flush(&self) -> Result<()> {
+        self.store.flush()
+    }
+
+    /// Flushes and compacts every column family to the bottommost level.
+    pub fn compact(&self) -> Result<()> {
+        self.store.compact()
+    }
+
+    /// Counts and bytes per column family, and bytes on disk.
+    pub fn stats(&self) -> Result<StoreStats> {
+        Ok(StoreStats {
+            columns: self.store.column_stats()?,
+            disk_bytes: dir_bytes(self.path())?,
+        })
+    }
+}

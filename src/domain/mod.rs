@@ -1,0 +1,6 @@
+//! Domain layer: profiles and their fields. Identity, consent, erasure and
+//! audit join this layer in later issues.
+
+pub(crate) mod fields;
+pub(crate) mod locks;
+pub(crate) mod profiles;

@@ -1,0 +1,155 @@
+//! Typed errors. Every variant says what was wrong; none carries personal data.
+
+use std::path::PathBuf;
+
+use crate::types::ProfileId;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in lethedb.
+///
+/// Errors never contain field values or identifiers, only names of fields,
+/// profile ids, paths and byte offsets, so they are safe to log.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No store at the given directory (and creation was not requested).
+    #[error(
+        "no lethedb store at {path}: run `lethedb init --db {path}` or open with create_if_missing"
+    )]
+    StoreNotFound {
+        /// Directory that was opened.
+        path: PathBuf,
+    },
+
+    /// The directory holds a RocksDB database that is not a lethedb store.
+    #[error("{path} is not a lethedb store (no format marker in the meta column family)")]
+    NotAStore {
+        /// Directory that was opened.
+        path: PathBuf,
+    },
+
+    /// A store already exists where a new one was to be created.
+    #[error("a store already exists at {path}; refusing to overwrite it")]
+    StoreExists {
+        /// Directory that was given.
+        path: PathBuf,
+    },
+
+    /// The master key does not match the key check value stored in the database.
+    #[error("wrong master key: it does not match this store's key check value")]
+    WrongKey,
+
+    /// A key file could not be created or read.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// Path of the key file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A stored record or the store itself uses a format version this build does not know.
+    #[error("unsupported format version {version} for {what}: this build reads version {supported}; upgrade lethedb")]
+    UnsupportedFormat {
+        /// Which record kind.
+        what: &'static str,
+        /// Version found on disk.
+        version: u8,
+        /// Highest version this build understands.
+        supported: u8,
+    },
+
+    /// Stored bytes failed a structural or checksum check.
+    #[error("corrupt {what}: {detail}")]
+    Corrupt {
+        /// Which record kind.
+        what: &'static str,
+        /// What check failed (offsets and lengths, never contents).
+        detail: String,
+    },
+
+    /// An AEAD ciphertext failed authentication: tampered bytes, a ciphertext
+    /// moved to another profile or field, or the wrong key.
+    #[error("authentication failed for {what} of profile {profile}: ciphertext was altered, moved, or its key is gone")]
+    Decrypt {
+        /// Profile the ciphertext was read for.
+        profile: ProfileId,
+        /// Field name, or the key record kind.
+        what: String,
+    },
+
+    /// The profile does not exist.
+    #[error("profile {0} not found")]
+    ProfileNotFound(ProfileId),
+
+    /// A field name is not acceptable.
+    #[error("invalid field name {name:?}: {reason}")]
+    InvalidFieldName {
+        /// The rejected name (field names are schema, not personal data).
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+
+    /// A value does not fit the field's declared type.
+    #[error("invalid value for field {field:?}: {reason}")]
+    InvalidValue {
+        /// Field name.
+        field: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A profile id could not be parsed.
+    #[error("invalid profile id {input:?}: expected 32 hexadecimal characters")]
+    InvalidProfileId {
+        /// The rejected text.
+        input: String,
+    },
+
+    /// Input could not be parsed (JSON, schema, options).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// RocksDB reported an error.
+    #[error("storage error: {0}")]
+    Storage(#[from] rocksdb::Error),
+
+    /// Operating-system I/O error.
+    #[error("I/O error{}: {source}", path.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_default())]
+    Io {
+        /// Path involved, when known.
+        path: Option<PathBuf>,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The operating system's random number generator failed.
+    #[error("OS random number generator failed: {0}")]
+    Random(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(source: std::io::Error) -> Self {
+        Error::Io { path: None, source }
+    }
+}
+
+impl Error {
+    pub(crate) fn corrupt(what: &'static str, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn io_at(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: Some(path.into()),
+            source,
+        }
+    }
+}

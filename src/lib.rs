@@ -1,0 +1,79 @@
+//! # lethedb
+//!
+//! An embedded database for customer profiles and consent records in which
+//! every personal field is encrypted under its own key, so that erasing a
+//! person is provable: destroy the keys and every copy of the data — in the
+//! WAL, SST files, backups or a stolen disk image — is unreadable.
+//!
+//! ```
+//! use lethedb::{Db, FieldClass, MemoryKeyProvider, Options, Schema, Update, Value};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let keys = MemoryKeyProvider::generate()?; // production: FileKeyProvider or your KMS
+//! let schema = Schema::new().field("plan", FieldClass::NonPersonal, None);
+//! let db = Db::open(dir.path(), &keys, Options::new().create_if_missing(true).schema(schema))?;
+//!
+//! let id = db.create(Update::new().set("email", "ada@example.com").set("plan", "pro"))?;
+//! db.upsert(&id, Update::new().set("phone", "+442071838750"))?;
+//! db.delete_field(&id, "plan")?;
+//!
+//! let profile = db.get_fields(&id, &["email", "phone"])?;
+//! assert_eq!(profile.fields["phone"], Value::from("+442071838750"));
+//! assert!(db.get(&id)?.fields.get("plan").is_none());
+//! Ok::<_, lethedb::Error>(())
+//! ```
+//!
+//! ## Layers
+//! * `storage` — one RocksDB instance, a column family per data kind, typed
+//!   keyspaces, key encoding in one module, one atomic write path.
+//! * `crypto` — master key providers, HKDF subkeys, AES-256-GCM sealing, the
+//!   key hierarchy (master → bucket keys → profile keyrings → field keys).
+//! * `domain` — profiles, fields and the field registry.
+//! * interfaces — [`Db`], the `lethedb` CLI, benches and fuzz targets.
+//!
+//! On-disk formats are described byte by byte in `docs/design.md`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod crypto;
+mod db;
+mod domain;
+mod error;
+pub mod forensics;
+mod hex;
+mod options;
+mod storage;
+pub mod synth;
+mod types;
+
+#[doc(hidden)]
+pub mod bench_support;
+#[doc(hidden)]
+pub mod fuzz_support;
+
+pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
+pub use db::{Db, StoreStats};
+pub use domain::fields::MAX_FIELD_NAME_BYTES;
+pub use domain::profiles::{
+    Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES,
+};
+pub use error::{Error, Result};
+pub use options::Options;
+pub use storage::ColumnStats;
+pub use types::{FieldClass, FieldSpec, ProfileId, Schema, Timestamp, Value, ValueKind};
+
+#[cfg(test)]
+mod send_sync {
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn db_is_send_and_sync() {
+        assert_send_sync::<crate::Db>();
+    }
+}
+
+/// Compiles and runs the Rust examples in README.md as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,0 +1,80 @@
+//! Options for opening a store.
+
+use crate::types::Schema;
+
+/// How to open a store. Built with chained setters.
+///
+/// ```
+/// use lethedb::Options;
+/// let opts = Options::new().create_if_missing(true).block_cache_bytes(64 << 20);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) create_if_missing: bool,
+    pub(crate) block_cache_bytes: usize,
+    pub(crate) write_buffer_bytes: usize,
+    pub(crate) sync_writes: bool,
+    pub(crate) bucket_bits: u8,
+    pub(crate) schema: Option<Schema>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            create_if_missing: false,
+            block_cache_bytes: 64 << 20,
+            write_buffer_bytes: 32 << 20,
+            sync_writes: false,
+            bucket_bits: 16,
+            schema: None,
+        }
+    }
+}
+
+impl Options {
+    /// Defaults: open an existing store, 64 MiB block cache, 32 MiB write
+    /// buffers, WAL not fsynced per write, 2^16 key buckets.
+    pub fn new() -> Self {
+        Options::default()
+    }
+
+    /// Create the store (and its directory) when it does not exist.
+    pub fn create_if_missing(mut self, yes: bool) -> Self {
+        self.create_if_missing = yes;
+        self
+    }
+
+    /// Size of the block cache shared by all column families. With index and
+    /// filter blocks charged to it, it bounds read-side memory.
+    pub fn block_cache_bytes(mut self, bytes: usize) -> Self {
+        self.block_cache_bytes = bytes;
+        self
+    }
+
+    /// Memtable size per column family.
+    pub fn write_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.write_buffer_bytes = bytes;
+        self
+    }
+
+    /// fsync the WAL on every write. Off by default: acknowledged writes
+    /// survive a process crash but may be lost on power failure.
+    pub fn sync_writes(mut self, yes: bool) -> Self {
+        self.sync_writes = yes;
+        self
+    }
+
+    /// Number of key buckets as a power of two (1..=24), fixed when the
+    /// store is created; ignored when opening an existing store.
+    pub fn bucket_bits(mut self, bits: u8) -> Self {
+        self.bucket_bits = bits;
+        self
+    }
+
+    /// A schema to persist at open, replacing the stored one.
+    pub fn schema(mut self, schema: Schema) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+}

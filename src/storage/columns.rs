@@ -1,0 +1,87 @@
+//! Column families and the typed keyspaces inside them.
+//!
+//! | column family | keyspace      | prefix | key body        | value          |
+//! |---------------|---------------|--------|-----------------|----------------|
+//! | `meta`        | `StoreHeaders`| `h`    | (none)          | `StoreHeader`  |
+//! | `meta`        | `Schemas`     | `s`    | (none)          | `Blob` (JSON)  |
+//! | `meta`        | `FieldNames`  | `f`    | (none)          | `Blob`         |
+//! | `profiles`    | `Profiles`    | `p`    | profile id (16) | `ProfileRecord`|
+//! | `keys`        | `BucketKeys`  | `b`    | bucket (u32)    | `WrappedKey`   |
+//! | `keys`        | `Keyrings`    | `k`    | profile id (16) | `WrappedKey`   |
+//! | `identities`, `consents`, `audit` | — | — | reserved for later issues | |
+
+use super::format::{Blob, ProfileRecord, StoreHeader, ValueCodec, WrappedKey};
+use super::keys::{self, KeyCodec};
+use crate::error::Result;
+use crate::types::ProfileId;
+
+pub(crate) const CF_META: &str = "meta";
+pub(crate) const CF_PROFILES: &str = "profiles";
+pub(crate) const CF_KEYS: &str = "keys";
+pub(crate) const CF_IDENTITIES: &str = "identities";
+pub(crate) const CF_CONSENTS: &str = "consents";
+pub(crate) const CF_AUDIT: &str = "audit";
+
+/// Every column family of a store, created at open.
+pub(crate) const ALL_CFS: [&str; 6] = [
+    CF_META,
+    CF_PROFILES,
+    CF_KEYS,
+    CF_IDENTITIES,
+    CF_CONSENTS,
+    CF_AUDIT,
+];
+
+/// A typed keyspace: one record kind under one prefix of one column family.
+pub(crate) trait Keyspace {
+    const CF: &'static str;
+    const PREFIX: u8;
+    type Key: KeyCodec;
+    type Value: ValueCodec;
+
+    fn key(k: &Self::Key) -> Vec<u8> {
+        keys::encode(Self::PREFIX, k)
+    }
+
+    fn parse_key(bytes: &[u8]) -> Result<Self::Key> {
+        keys::decode(Self::Value::WHAT, Self::PREFIX, bytes)
+    }
+}
+
+macro_rules! keyspace {
+    ($(#[$doc:meta])* $name:ident, $cf:expr, $prefix:expr, $key:ty, $value:ty) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+        impl Keyspace for $name {
+            const CF: &'static str = $cf;
+            const PREFIX: u8 = $prefix;
+            type Key = $key;
+            type Value = $value;
+        }
+    };
+}
+
+keyspace!(
+    /// The store header: format marker, store id, key check value.
+    StoreHeaders, CF_META, b'h', (), StoreHeader
+);
+keyspace!(
+    /// The persisted schema (JSON).
+    Schemas, CF_META, b's', (), Blob
+);
+keyspace!(
+    /// Field registry: field names in id order.
+    FieldNames, CF_META, b'f', (), Blob
+);
+keyspace!(
+    /// One record per profile.
+    Profiles, CF_PROFILES, b'p', ProfileId, ProfileRecord
+);
+keyspace!(
+    /// Bucket keys, wrapped under the master-derived wrap key.
+    BucketKeys, CF_KEYS, b'b', u32, WrappedKey
+);
+keyspace!(
+    /// Per-profile keyring seeds, wrapped under their bucket key.
+    Keyrings, CF_KEYS, b'k', ProfileId, WrappedKey
+);

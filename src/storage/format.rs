@@ -1,0 +1,668 @@
+//! On-disk record formats. Byte layouts are documented in `docs/design.md`;
+//! keep the two in step.
+//!
+//! Every record starts with a format version byte read through
+//! [`FormatVersion`]; unknown versions are rejected. Records that are not
+//! authenticated by an AEAD end with a CRC-32 (IEEE, `crc32fast`) of all
+//! preceding bytes. All integers are big-endian.
+
+use crate::error::{Error, Result};
+use crate::types::{Timestamp, Value};
+
+/// Record format versions this build understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum FormatVersion {
+    V1 = 1,
+}
+
+impl FormatVersion {
+    pub(crate) const CURRENT: FormatVersion = FormatVersion::V1;
+}
+
+impl TryFrom<u8> for FormatVersion {
+    type Error = u8;
+    fn try_from(v: u8) -> std::result::Result<Self, u8> {
+        match v {
+            1 => Ok(FormatVersion::V1),
+            other => Err(other),
+        }
+    }
+}
+
+/// Encoding and decoding of a record kind.
+pub(crate) trait ValueCodec: Sized {
+    /// Record kind named in errors.
+    const WHAT: &'static str;
+    fn encode(&self) -> Vec<u8>;
+    fn decode(bytes: &[u8]) -> Result<Self>;
+}
+
+fn check_version(what: &'static str, bytes: &[u8]) -> Result<FormatVersion> {
+    let first = *bytes
+        .first()
+        .ok_or_else(|| Error::corrupt(what, "empty record"))?;
+    FormatVersion::try_from(first).map_err(|version| Error::UnsupportedFormat {
+        what,
+        version,
+        supported: FormatVersion::CURRENT as u8,
+    })
+}
+
+/// Splits off and checks the trailing CRC-32.
+fn check_crc<'a>(what: &'static str, bytes: &'a [u8]) -> Result<&'a [u8]> {
+    if bytes.len() < 5 {
+        return Err(Error::corrupt(
+            what,
+            format!("record of {} bytes is too short", bytes.len()),
+        ));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_be_bytes([crc[0], crc[1], crc[2], crc[3]]);
+    let actual = crc32fast::hash(body);
+    if stored != actual {
+        return Err(Error::corrupt(
+            what,
+            format!("checksum mismatch (stored {stored:08x}, computed {actual:08x})"),
+        ));
+    }
+    Ok(body)
+}
+
+fn push_crc(out: &mut Vec<u8>) {
+    let crc = crc32fast::hash(out);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// Bounds-checked reader over a record body.
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(what: &'static str, buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0, what }
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    self.what,
+                    format!(
+                        "needs {n} bytes at offset {}, record has {}",
+                        self.pos,
+                        self.buf.len()
+                    ),
+                )
+            })?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        let s = self.bytes(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn i64(&mut self) -> Result<i64> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    /// Fails unless every byte was consumed.
+    pub(crate) fn finish(self) -> Result<()> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(Error::corrupt(
+                self.what,
+                format!(
+                    "{} trailing bytes at offset {}",
+                    self.buf.len() - self.pos,
+                    self.pos
+                ),
+            ))
+        }
+    }
+}
+
+// ---------------------------------------------------------------- store header
+
+/// Magic bytes of the store header (the format marker).
+pub(crate) const STORE_MAGIC: &[u8; 8] = b"LETHEDB\0";
+
+/// The store header in `meta`: format marker, store id, key check value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoreHeader {
+    pub(crate) store_id: [u8; 16],
+    pub(crate) bucket_bits: u8,
+    pub(crate) key_check: [u8; 32],
+    pub(crate) created_at: Timestamp,
+}
+
+impl ValueCodec for StoreHeader {
+    const WHAT: &'static str = "store header";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(70);
+        out.push(FormatVersion::CURRENT as u8);
+        out.extend_from_slice(STORE_MAGIC);
+        out.extend_from_slice(&self.store_id);
+        out.push(self.bucket_bits);
+        out.extend_from_slice(&self.key_check);
+        out.extend_from_slice(&self.created_at.as_micros().to_be_bytes());
+        push_crc(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.get(1..9) != Some(&STORE_MAGIC[..]) {
+            return Err(Error::corrupt(Self::WHAT, "format marker missing"));
+        }
+        check_version(Self::WHAT, bytes)?;
+        let body = check_crc(Self::WHAT, bytes)?;
+        let mut r = Reader::new(Self::WHAT, body);
+        r.bytes(9)?;
+        let h = StoreHeader {
+            store_id: r.array()?,
+            bucket_bits: r.u8()?,
+            key_check: r.array()?,
+            created_at: Timestamp(r.i64()?),
+        };
+        r.finish()?;
+        Ok(h)
+    }
+}
+
+// ------------------------------------------------------------ checksummed blob
+
+/// A versioned, checksummed byte payload (schema JSON, field registry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Blob(pub(crate) Vec<u8>);
+
+impl ValueCodec for Blob {
+    const WHAT: &'static str = "meta record";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() + 5);
+        out.push(FormatVersion::CURRENT as u8);
+        out.extend_from_slice(&self.0);
+        push_crc(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        check_version(Self::WHAT, bytes)?;
+        let body = check_crc(Self::WHAT, bytes)?;
+        Ok(Blob(body[1..].to_vec()))
+    }
+}
+
+/// Field registry payload: `count u32 || (len u16 || utf-8 name)*`; the id of
+/// a field is its index.
+pub(crate) fn encode_field_names(names: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&u32::try_from(names.len()).unwrap_or(u32::MAX).to_be_bytes());
+    for n in names {
+        // Names are validated to at most 255 bytes before registration.
+        out.extend_from_slice(&u16::try_from(n.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(n.as_bytes());
+    }
+    out
+}
+
+pub(crate) fn decode_field_names(bytes: &[u8]) -> Result<Vec<String>> {
+    const WHAT: &str = "field registry";
+    let mut r = Reader::new(WHAT, bytes);
+    let count = r.u32()?;
+    let mut names = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(bytes.len() / 2));
+    for _ in 0..count {
+        let len = usize::from(r.u16()?);
+        let s = std::str::from_utf8(r.bytes(len)?)
+            .map_err(|_| Error::corrupt(WHAT, "field name is not UTF-8"))?;
+        names.push(s.to_string());
+    }
+    r.finish()?;
+    Ok(names)
+}
+
+// ------------------------------------------------------------------ wrapped key
+
+/// A 256-bit secret sealed under its parent key (AES-256-GCM).
+/// The header fields are bound into the AEAD associated data by the crypto
+/// layer, so they need no checksum of their own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct WrappedKey {
+    /// Version of the key that wraps this one (root epoch for bucket keys,
+    /// bucket key version for keyrings).
+    pub(crate) parent_version: u32,
+    /// Version of this key (generation of a keyring).
+    pub(crate) version: u32,
+    /// `nonce (12) || ciphertext (32) || tag (16)`.
+    pub(crate) sealed: [u8; WRAPPED_LEN],
+}
+
+pub(crate) const WRAPPED_LEN: usize = 12 + 32 + 16;
+
+impl ValueCodec for WrappedKey {
+    const WHAT: &'static str = "wrapped key";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(9 + WRAPPED_LEN);
+        out.push(FormatVersion::CURRENT as u8);
+        out.extend_from_slice(&self.parent_version.to_be_bytes());
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&self.sealed);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        check_version(Self::WHAT, bytes)?;
+        let mut r = Reader::new(Self::WHAT, bytes);
+        r.u8()?;
+        let w = WrappedKey {
+            parent_version: r.u32()?,
+            version: r.u32()?,
+            sealed: r.array()?,
+        };
+        r.finish()?;
+        Ok(w)
+    }
+}
+
+// --------------------------------------------------------------- profile record
+
+/// One profile: every field in one record, so a read is one point lookup and
+/// a partial upsert rewrites only this record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ProfileRecord {
+    /// Keyring generation the sealed fields were written under.
+    pub(crate) generation: u32,
+    pub(crate) created_at: Timestamp,
+    pub(crate) updated_at: Timestamp,
+    /// Sorted by `field_id`, unique.
+    pub(crate) fields: Vec<FieldEntry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FieldEntry {
+    pub(crate) field_id: u32,
+    pub(crate) sealed: bool,
+    pub(crate) written_at: Timestamp,
+    /// Sealed: `nonce || ciphertext || tag` of the encoded value.
+    /// Plain: the encoded value.
+    pub(crate) payload: Vec<u8>,
+}
+
+const FLAG_PLAIN: u8 = 0;
+const FLAG_SEALED: u8 = 1;
+
+impl ProfileRecord {
+    pub(crate) fn field(&self, field_id: u32) -> Option<&FieldEntry> {
+        self.fields
+            .binary_search_by_key(&field_id, |f| f.field_id)
+            .ok()
+            .map(|i| &self.fields[i])
+    }
+
+    /// Inserts or replaces the entry for its field id, keeping the order.
+    pub(crate) fn set(&mut self, entry: FieldEntry) {
+        match self
+            .fields
+            .binary_search_by_key(&entry.field_id, |f| f.field_id)
+        {
+            Ok(i) => self.fields[i] = entry,
+            Err(i) => self.fields.insert(i, entry),
+        }
+    }
+
+    /// Removes a field; true if it was present.
+    pub(crate) fn remove(&mut self, field_id: u32) -> bool {
+        match self.fields.binary_search_by_key(&field_id, |f| f.field_id) {
+            Ok(i) => {
+                self.fields.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl ValueCodec for ProfileRecord {
+    const WHAT: &'static str = "profile record";
+
+    fn encode(&self) -> Vec<u8> {
+        let payload: usize = self.fields.iter().map(|f| 17 + f.payload.len()).sum();
+        let mut out = Vec::with_capacity(27 + payload);
+        out.push(FormatVersion::CURRENT as u8);
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        out.extend_from_slice(&self.created_at.as_micros().to_be_bytes());
+        out.extend_from_slice(&self.updated_at.as_micros().to_be_bytes());
+        // Field count and lengths are bounded on the write path (MAX_FIELDS, MAX_VALUE_BYTES).
+        out.extend_from_slice(
+            &u16::try_from(self.fields.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
+        for f in &self.fields {
+            out.extend_from_slice(&f.field_id.to_be_bytes());
+            out.push(if f.sealed { FLAG_SEALED } else { FLAG_PLAIN });
+            out.extend_from_slice(&f.written_at.as_micros().to_be_bytes());
+            out.extend_from_slice(
+                &u32::try_from(f.payload.len())
+                    .unwrap_or(u32::MAX)
+                    .to_be_bytes(),
+            );
+            out.extend_from_slice(&f.payload);
+        }
+        push_crc(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        check_version(Self::WHAT, bytes)?;
+        let body = check_crc(Self::WHAT, bytes)?;
+        let mut r = Reader::new(Self::WHAT, body);
+        r.u8()?;
+        let generation = r.u32()?;
+        let created_at = Timestamp(r.i64()?);
+        let updated_at = Timestamp(r.i64()?);
+        let count = r.u16()?;
+        let mut fields: Vec<FieldEntry> = Vec::with_capacity(usize::from(count));
+        for _ in 0..count {
+            let field_id = r.u32()?;
+            if fields.last().is_some_and(|prev| prev.field_id >= field_id) {
+                return Err(Error::corrupt(Self::WHAT, "field ids out of order"));
+            }
+            let sealed = match r.u8()? {
+                FLAG_PLAIN => false,
+                FLAG_SEALED => true,
+                other => {
+                    return Err(Error::corrupt(
+                        Self::WHAT,
+                        format!("unknown field flag {other}"),
+                    ))
+                }
+            };
+            let written_at = Timestamp(r.i64()?);
+            let len =
+                usize::try_from(r.u32()?).map_err(|_| Error::corrupt(Self::WHAT, "length"))?;
+            fields.push(FieldEntry {
+                field_id,
+                sealed,
+                written_at,
+                payload: r.bytes(len)?.to_vec(),
+            });
+        }
+        r.finish()?;
+        Ok(ProfileRecord {
+            generation,
+            created_at,
+            updated_at,
+            fields,
+        })
+    }
+}
+
+// ----------------------------------------------------------------- value codec
+
+/// Maximum nesting of lists inside lists.
+pub(crate) const MAX_DEPTH: usize = 32;
+
+const TAG_STRING: u8 = 1;
+const TAG_INT: u8 = 2;
+const TAG_FLOAT: u8 = 3;
+const TAG_BOOL: u8 = 4;
+const TAG_TIMESTAMP: u8 = 5;
+const TAG_LIST: u8 = 6;
+const TAG_JSON: u8 = 7;
+
+/// Encodes a value: `tag (1) || body`. See docs/design.md for each tag.
+pub(crate) fn encode_value(v: &Value, out: &mut Vec<u8>) {
+    fn put_len(out: &mut Vec<u8>, n: usize) {
+        // Lengths are bounded by MAX_VALUE_BYTES on the write path.
+        out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
+    }
+    match v {
+        Value::String(s) => {
+            out.push(TAG_STRING);
+            put_len(out, s.len());
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Int(i) => {
+            out.push(TAG_INT);
+            out.extend_from_slice(&i.to_be_bytes());
+        }
+        Value::Float(f) => {
+            out.push(TAG_FLOAT);
+            out.extend_from_slice(&f.to_bits().to_be_bytes());
+        }
+        Value::Bool(b) => {
+            out.push(TAG_BOOL);
+            out.push(u8::from(*b));
+        }
+        Value::Timestamp(t) => {
+            out.push(TAG_TIMESTAMP);
+            out.extend_from_slice(&t.as_micros().to_be_bytes());
+        }
+        Value::List(items) => {
+            out.push(TAG_LIST);
+            put_len(out, items.len());
+            for item in items {
+                encode_value(item, out);
+            }
+        }
+        Value::Json(j) => {
+            out.push(TAG_JSON);
+            let text = j.to_string();
+            put_len(out, text.len());
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+}
+
+/// Decodes exactly one value filling all of `bytes`.
+pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value> {
+    let mut r = Reader::new("field value", bytes);
+    let v = read_value(&mut r, 0)?;
+    r.finish()?;
+    Ok(v)
+}
+
+fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value> {
+    const WHAT: &str = "field value";
+    let len = |r: &mut Reader<'_>| -> Result<usize> {
+        usize::try_from(r.u32()?).map_err(|_| Error::corrupt(WHAT, "length"))
+    };
+    Ok(match r.u8()? {
+        TAG_STRING => {
+            let n = len(r)?;
+            let s = std::str::from_utf8(r.bytes(n)?)
+                .map_err(|_| Error::corrupt(WHAT, "string is not UTF-8"))?;
+            Value::String(s.to_string())
+        }
+        TAG_INT => Value::Int(r.i64()?),
+        TAG_FLOAT => Value::Float(f64::from_bits(u64::from_be_bytes(r.array()?))),
+        TAG_BOOL => match r.u8()? {
+            0 => Value::Bool(false),
+            1 => Value::Bool(true),
+            other => return Err(Error::corrupt(WHAT, format!("bool byte {other}"))),
+        },
+        TAG_TIMESTAMP => Value::Timestamp(Timestamp(r.i64()?)),
+        TAG_LIST => {
+            if depth >= MAX_DEPTH {
+                return Err(Error::corrupt(WHAT, "lists nested too deeply"));
+            }
+            let n = len(r)?;
+            // Every item takes at least 2 bytes, so a huge count fails on
+            // the first missing item instead of allocating.
+            let mut items = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                items.push(read_value(r, depth + 1)?);
+            }
+            Value::List(items)
+        }
+        TAG_JSON => {
+            let n = len(r)?;
+            let j = serde_json::from_slice(r.bytes(n)?)
+                .map_err(|e| Error::corrupt(WHAT, format!("json: {e}")))?;
+            Value::Json(j)
+        }
+        other => return Err(Error::corrupt(WHAT, format!("unknown value tag {other}"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_record() -> ProfileRecord {
+        ProfileRecord {
+            generation: 3,
+            created_at: Timestamp(10),
+            updated_at: Timestamp(20),
+            fields: vec![
+                FieldEntry {
+                    field_id: 0,
+                    sealed: true,
+                    written_at: Timestamp(11),
+                    payload: vec![1; 40],
+                },
+                FieldEntry {
+                    field_id: 5,
+                    sealed: false,
+                    written_at: Timestamp(12),
+                    payload: vec![2, 0, 0, 0, 0, 0, 0, 0, 7],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn profile_record_round_trip_and_every_flip_detected() {
+        let rec = sample_record();
+        let bytes = rec.encode();
+        assert_eq!(bytes.len(), 1 + 4 + 8 + 8 + 2 + (17 + 40) + (17 + 9) + 4);
+        assert_eq!(ProfileRecord::decode(&bytes).unwrap(), rec);
+        for i in 0..bytes.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut b = bytes.clone();
+                b[i] ^= bit;
+                assert!(
+                    ProfileRecord::decode(&b).is_err(),
+                    "flip {bit:#x} at {i} went undetected"
+                );
+            }
+        }
+        for cut in 0..bytes.len() {
+            assert!(ProfileRecord::decode(&bytes[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn unknown_version_is_typed() {
+        let mut bytes = sample_record().encode();
+        bytes[0] = 9;
+        assert!(matches!(
+            ProfileRecord::decode(&bytes),
+            Err(Error::UnsupportedFormat { version: 9, .. })
+        ));
+        let w = WrappedKey {
+            parent_version: 1,
+            version: 1,
+            sealed: [0; WRAPPED_LEN],
+        };
+        let mut b = w.encode();
+        assert_eq!(WrappedKey::decode(&b).unwrap(), w);
+        b[0] = 0;
+        assert!(matches!(
+            WrappedKey::decode(&b),
+            Err(Error::UnsupportedFormat { version: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn header_round_trip() {
+        let h = StoreHeader {
+            store_id: [5; 16],
+            bucket_bits: 16,
+            key_check: [6; 32],
+            created_at: Timestamp(99),
+        };
+        let b = h.encode();
+        assert_eq!(b.len(), 70);
+        assert_eq!(StoreHeader::decode(&b).unwrap(), h);
+        let mut v2 = b.clone();
+        v2[0] = 2;
+        assert!(matches!(
+            StoreHeader::decode(&v2),
+            Err(Error::UnsupportedFormat { .. })
+        ));
+        let mut nomagic = b;
+        nomagic[3] = b'X';
+        assert!(matches!(
+            StoreHeader::decode(&nomagic),
+            Err(Error::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let v = Value::List(vec![
+            Value::String("ä".into()),
+            Value::Int(-5),
+            Value::Float(1.5),
+            Value::Bool(true),
+            Value::Timestamp(Timestamp(123)),
+            Value::Json(serde_json::json!({"a":[1,2]})),
+            Value::List(vec![]),
+        ]);
+        let mut out = Vec::new();
+        encode_value(&v, &mut out);
+        assert_eq!(decode_value(&out).unwrap(), v);
+        out.push(0);
+        assert!(
+            decode_value(&out).is_err(),
+            "trailing byte must be rejected"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected_not_overflowing() {
+        let mut bytes = Vec::new();
+        for _ in 0..10_000 {
+            bytes.extend_from_slice(&[TAG_LIST, 0, 0, 0, 1]);
+        }
+        assert!(decode_value(&bytes).is_err());
+    }
+
+    #[test]
+    fn field_names_round_trip() {
+        let names = vec!["email".to_string(), "x".to_string()];
+        assert_eq!(
+            decode_field_names(&encode_field_names(&names)).unwrap(),
+            names
+        );
+        assert!(decode_field_names(&[0, 0, 0, 9]).is_err());
+    }
+}

@@ -1,0 +1,222 @@
+//! Storage layer: one RocksDB instance, one column family per data kind,
+//! typed keyspaces, and the single write path.
+
+pub(crate) mod columns;
+pub(crate) mod format;
+pub(crate) mod keys;
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor,
+    CompactOptions, DBCompressionType, Direction, IteratorMode, ReadOptions, WriteBatch,
+    WriteOptions, DB,
+};
+
+use self::columns::{Keyspace, ALL_CFS};
+use self::format::ValueCodec;
+use crate::error::{Error, Result};
+
+/// Tuning for the RocksDB instance.
+#[derive(Clone, Debug)]
+pub(crate) struct StorageConfig {
+    pub(crate) block_cache_bytes: usize,
+    pub(crate) write_buffer_bytes: usize,
+    pub(crate) sync_writes: bool,
+}
+
+/// One logical operation's writes. Committed whole by [`Store::write`] or not at all.
+#[derive(Default)]
+pub(crate) struct Batch {
+    ops: Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    pub(crate) fn new() -> Self {
+        Batch::default()
+    }
+
+    pub(crate) fn put<K: Keyspace>(&mut self, key: &K::Key, value: &K::Value) {
+        self.ops.push((K::CF, K::key(key), Some(value.encode())));
+    }
+
+    pub(crate) fn delete<K: Keyspace>(&mut self, key: &K::Key) {
+        self.ops.push((K::CF, K::key(key), None));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Per-column-family figures for `stats`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnStats {
+    /// Column family name.
+    pub name: String,
+    /// RocksDB's estimate of the number of keys.
+    pub estimated_keys: u64,
+    /// Bytes in live SST files.
+    pub sst_bytes: u64,
+    /// Bytes in memtables.
+    pub memtable_bytes: u64,
+}
+
+pub(crate) struct Store {
+    db: DB,
+    path: PathBuf,
+    write_opts: WriteOptions,
+    _cache: Cache,
+}
+
+impl Store {
+    /// Opens (or creates) the RocksDB instance with every column family.
+    pub(crate) fn open(path: &Path, cfg: &StorageConfig, create: bool) -> Result<Self> {
+        let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+        let mut db_opts = rocksdb::Options::default();
+        db_opts.create_if_missing(create);
+        db_opts.create_missing_column_families(create);
+        db_opts.set_max_background_jobs(2);
+        db_opts.set_keep_log_file_num(4);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_block_cache(&cache);
+            table.set_bloom_filter(10.0, false);
+            table.set_cache_index_and_filter_blocks(true);
+            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+            let mut o = rocksdb::Options::default();
+            o.set_block_based_table_factory(&table);
+            o.set_write_buffer_size(cfg.write_buffer_bytes);
+            o.set_compression_type(DBCompressionType::Lz4);
+            o.set_bottommost_compression_type(DBCompressionType::Zstd);
+            o.set_level_compaction_dynamic_level_bytes(true);
+            ColumnFamilyDescriptor::new(*name, o)
+        });
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(cfg.sync_writes);
+        Ok(Store {
+            db,
+            path: path.to_path_buf(),
+            write_opts,
+            _cache: cache,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn cf(&self, name: &'static str) -> Result<&ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::corrupt("store", format!("column family {name} missing")))
+    }
+
+    /// Point read of one typed record.
+    pub(crate) fn get<K: Keyspace>(&self, key: &K::Key) -> Result<Option<K::Value>> {
+        let cf = self.cf(K::CF)?;
+        match self.db.get_pinned_cf(cf, K::key(key))? {
+            Some(bytes) => Ok(Some(K::Value::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Two point reads in one `MultiGet` call.
+    pub(crate) fn get2<A: Keyspace, B: Keyspace>(
+        &self,
+        a: &A::Key,
+        b: &B::Key,
+    ) -> Result<(Option<A::Value>, Option<B::Value>)> {
+        let (cfa, cfb) = (self.cf(A::CF)?, self.cf(B::CF)?);
+        let mut res = self
+            .db
+            .multi_get_cf([(cfa, A::key(a)), (cfb, B::key(b))])
+            .into_iter();
+        let mut next = || {
+            res.next()
+                .ok_or_else(|| Error::corrupt("store", "MultiGet returned too few results"))
+        };
+        let ra = next()?;
+        let rb = next()?;
+        let va = ra?.map(|bytes| A::Value::decode(&bytes)).transpose()?;
+        let vb = rb?.map(|bytes| B::Value::decode(&bytes)).transpose()?;
+        Ok((va, vb))
+    }
+
+    /// Iterates the keys of one keyspace in order.
+    pub(crate) fn keys<K: Keyspace>(&self) -> Result<impl Iterator<Item = Result<K::Key>> + '_> {
+        let cf = self.cf(K::CF)?;
+        let (lower, upper) = keys::prefix_bounds(K::PREFIX);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(upper.to_vec());
+        ro.fill_cache(false);
+        let it = self
+            .db
+            .iterator_cf_opt(cf, ro, IteratorMode::From(&lower, Direction::Forward));
+        Ok(it.map(|item| {
+            let (k, _v) = item?;
+            K::parse_key(&k)
+        }))
+    }
+
+    /// The write path: every logical operation is committed here as one
+    /// atomic RocksDB `WriteBatch`.
+    pub(crate) fn write(&self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut wb = WriteBatch::default();
+        for (cf, key, value) in batch.ops {
+            let cf = self.cf(cf)?;
+            match value {
+                Some(v) => wb.put_cf(cf, key, v),
+                None => wb.delete_cf(cf, key),
+            }
+        }
+        self.db.write_opt(wb, &self.write_opts)?;
+        Ok(())
+    }
+
+    /// Flushes every memtable to SST files and syncs the WAL.
+    pub(crate) fn flush(&self) -> Result<()> {
+        for name in ALL_CFS {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+
+    /// Flushes, then compacts every column family down to the bottommost level.
+    pub(crate) fn compact(&self) -> Result<()> {
+        self.flush()?;
+        let mut co = CompactOptions::default();
+        co.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        co.set_exclusive_manual_compaction(true);
+        for name in ALL_CFS {
+            self.db
+                .compact_range_cf_opt(self.cf(name)?, None::<&[u8]>, None::<&[u8]>, &co);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn column_stats(&self) -> Result<Vec<ColumnStats>> {
+        let mut out = Vec::with_capacity(ALL_CFS.len());
+        for name in ALL_CFS {
+            let cf = self.cf(name)?;
+            let prop =
+                |p: &str| -> Result<u64> { Ok(self.db.property_int_value_cf(cf, p)?.unwrap_or(0)) };
+            out.push(ColumnStats {
+                name: name.to_string(),
+                estimated_keys: prop("rocksdb.estimate-num-keys")?,
+                sst_bytes: prop("rocksdb.live-sst-files-size")?,
+                memtable_bytes: prop("rocksdb.cur-size-all-mem-tables")?,
+            });
+        }
+        Ok(out)
+    }
+}
