@@ -13,7 +13,7 @@ use crate::domain::profiles::{self, Profile, ProfileBatch, Update};
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::storage::columns::{Profiles, Schemas, StoreHeaders};
-use crate::storage::format::{Blob, StoreHeader};
+use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, ColumnStats, StorageConfig, Store};
 use crate::types::{ProfileId, Schema, Timestamp};
 
@@ -49,6 +49,15 @@ pub struct StoreStats {
     pub disk_bytes: u64,
 }
 
+fn schema_blob(schema: &Schema) -> Result<Blob> {
+    for name in schema.fields.keys() {
+        crate::domain::fields::validate_name(name)?;
+    }
+    serde_json::to_vec(schema)
+        .map(Blob)
+        .map_err(|e| Error::InvalidInput(format!("schema: {e}")))
+}
+
 fn dir_bytes(path: &Path) -> Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(path).map_err(|e| Error::io_at(path, e))? {
@@ -80,13 +89,6 @@ impl Db {
                 path: path.to_path_buf(),
             });
         }
-        if !BUCKET_BITS_RANGE.contains(&options.bucket_bits) {
-            return Err(Error::InvalidInput(format!(
-                "bucket_bits must be in {}..={}",
-                BUCKET_BITS_RANGE.start(),
-                BUCKET_BITS_RANGE.end()
-            )));
-        }
         if exists {
             let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)?;
             if !cfs.iter().any(|c| c == crate::storage::columns::CF_META) {
@@ -104,10 +106,25 @@ impl Db {
             write_buffer_bytes: options.write_buffer_bytes,
             sync_writes: options.sync_writes,
         };
-        let store = Store::open(path, &cfg, !exists)?;
-        let header = match store.get::<StoreHeaders>(&()) {
-            Ok(Some(h)) => h,
-            Ok(None) if !exists => {
+        let store = Store::open(path, &cfg, options.create_if_missing)?;
+        let mut schema_to_set = options.schema;
+        let header = match store.get_raw::<StoreHeaders>(&())? {
+            Some(bytes) if !format::has_store_magic(&bytes) => {
+                return Err(Error::NotAStore {
+                    path: path.to_path_buf(),
+                })
+            }
+            Some(bytes) => StoreHeader::decode(&bytes)?,
+            // A new store, or one whose creation crashed before its first
+            // batch: initialise header and schema in one atomic batch.
+            None if options.create_if_missing && store.is_empty()? => {
+                if !BUCKET_BITS_RANGE.contains(&options.bucket_bits) {
+                    return Err(Error::InvalidInput(format!(
+                        "bucket_bits must be in {}..={}",
+                        BUCKET_BITS_RANGE.start(),
+                        BUCKET_BITS_RANGE.end()
+                    )));
+                }
                 let mut store_id = [0u8; 16];
                 os_random(&mut store_id)?;
                 let h = StoreHeader {
@@ -118,15 +135,17 @@ impl Db {
                 };
                 let mut batch = Batch::new();
                 batch.put::<StoreHeaders>(&(), &h);
+                if let Some(schema) = schema_to_set.take() {
+                    batch.put::<Schemas>(&(), &schema_blob(&schema)?);
+                }
                 store.write(batch)?;
                 h
             }
-            Ok(None) => {
+            None => {
                 return Err(Error::NotAStore {
                     path: path.to_path_buf(),
                 })
             }
-            Err(e) => return Err(e),
         };
         if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
             return Err(Error::WrongKey);
@@ -149,7 +168,7 @@ impl Db {
             schema: RwLock::new(Arc::new(schema)),
             header,
         };
-        if let Some(s) = options.schema {
+        if let Some(s) = schema_to_set {
             db.set_schema(s)?;
         }
         Ok(db)
@@ -177,13 +196,8 @@ impl Db {
     /// Replaces and persists the schema. Applies to later writes; values
     /// already stored keep the protection they were written with.
     pub fn set_schema(&self, schema: Schema) -> Result<()> {
-        for name in schema.fields.keys() {
-            crate::domain::fields::validate_name(name)?;
-        }
-        let json =
-            serde_json::to_vec(&schema).map_err(|e| Error::InvalidInput(format!("schema: {e}")))?;
         let mut batch = Batch::new();
-        batch.put::<Schemas>(&(), &Blob(json));
+        batch.put::<Schemas>(&(), &schema_blob(&schema)?);
         let mut guard = self.schema.write();
         self.store.write(batch)?;
         *guard = Arc::new(schema);

@@ -77,6 +77,7 @@ pub fn scan_dir<N: AsRef<[u8]>>(dir: &Path, needles: &[N]) -> Result<ScanReport>
         filter[f / 64] |= 1 << (f % 64);
         by_prefix.entry(w).or_default().push(i);
     }
+    let max_len = needles.iter().map(|n| n.as_ref().len()).max().unwrap_or(0);
     let mut report = ScanReport {
         needles: needles.len(),
         ..ScanReport::default()
@@ -93,26 +94,89 @@ pub fn scan_dir<N: AsRef<[u8]>>(dir: &Path, needles: &[N]) -> Result<ScanReport>
             if !meta.is_file() {
                 continue;
             }
-            let data = std::fs::read(&path).map_err(|e| Error::io_at(&path, e))?;
             report.files += 1;
-            report.bytes += data.len() as u64;
-            for (off, win) in data.windows(8).enumerate() {
-                let w = window(win);
-                let f = fingerprint(w);
-                if filter[f / 64] & (1 << (f % 64)) == 0 {
-                    continue;
-                }
-                for &i in by_prefix.get(&w).into_iter().flatten() {
-                    if data[off..].starts_with(needles[i].as_ref()) {
-                        report.hits.push(ScanHit {
-                            file: path.clone(),
-                            offset: off as u64,
-                            needle: i,
-                        });
-                    }
-                }
-            }
+            scan_file(&path, &filter, &by_prefix, needles, max_len, &mut report)?;
         }
     }
     Ok(report)
+}
+
+/// Chunk size for reading files; a needle straddling two chunks is found
+/// because each chunk keeps the previous chunk's last `max_len - 1` bytes.
+const CHUNK: usize = 8 << 20;
+
+fn scan_file<N: AsRef<[u8]>>(
+    path: &Path,
+    filter: &[u64],
+    by_prefix: &HashMap<u64, Vec<usize>>,
+    needles: &[N],
+    max_len: usize,
+    report: &mut ScanReport,
+) -> Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io_at(path, e))?;
+    let keep = max_len.saturating_sub(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + keep);
+    // File offset of buf[0].
+    let mut base = 0u64;
+    loop {
+        let old = buf.len();
+        buf.resize(old + CHUNK, 0);
+        let n = file
+            .read(&mut buf[old..])
+            .map_err(|e| Error::io_at(path, e))?;
+        buf.truncate(old + n);
+        report.bytes += n as u64;
+        let eof = n == 0;
+        // Test only positions whose longest needle fits, unless at EOF.
+        let limit = if eof {
+            buf.len()
+        } else {
+            buf.len().saturating_sub(keep)
+        };
+        for off in 0..limit {
+            let Some(win) = buf.get(off..off + 8) else {
+                break;
+            };
+            let w = window(win);
+            let f = fingerprint(w);
+            if filter[f / 64] & (1 << (f % 64)) == 0 {
+                continue;
+            }
+            for &i in by_prefix.get(&w).into_iter().flatten() {
+                if buf[off..].starts_with(needles[i].as_ref()) {
+                    report.hits.push(ScanHit {
+                        file: path.to_path_buf(),
+                        offset: base + off as u64,
+                        needle: i,
+                    });
+                }
+            }
+        }
+        if eof {
+            return Ok(());
+        }
+        let drop_n = limit.min(buf.len());
+        buf.drain(..drop_n);
+        base += drop_n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_needles_across_chunk_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = vec![b'.'; super::CHUNK * 2 + 100];
+        let needle = b"ACROSS-THE-BOUNDARY";
+        let at = super::CHUNK - 7;
+        data[at..at + needle.len()].copy_from_slice(needle);
+        let end = data.len() - needle.len();
+        data[end..].copy_from_slice(needle);
+        std::fs::write(dir.path().join("f"), &data).unwrap();
+        let r = super::scan_dir(dir.path(), &[&needle[..]]).unwrap();
+        let offsets: Vec<u64> = r.hits.iter().map(|h| h.offset).collect();
+        assert_eq!(offsets, vec![at as u64, end as u64]);
+        assert_eq!(r.bytes, data.len() as u64);
+    }
 }

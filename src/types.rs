@@ -68,18 +68,59 @@ impl FromStr for ProfileId {
     }
 }
 
-/// A point in time with microsecond precision, counted from the Unix epoch (UTC).
+/// A point in time with microsecond precision, counted from the Unix epoch
+/// (UTC). Valid from year 0001 to 9999, so every timestamp prints as RFC 3339.
 ///
 /// ```
 /// use lethedb::Timestamp;
 /// let t = Timestamp::parse_rfc3339("2024-05-01T12:00:00Z")?;
 /// assert_eq!(t.to_string(), "2024-05-01T12:00:00.000000Z");
+/// let old = Timestamp::parse_rfc3339("1936-07-09T01:02:03.5+01:00")?;
+/// assert_eq!(old.to_string(), "1936-07-09T00:02:03.500000Z");
+/// assert!(Timestamp::parse_rfc3339("2024-13-01T00:00:00Z").is_err());
 /// Ok::<_, lethedb::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
+}
+
 impl Timestamp {
+    /// Earliest valid timestamp: 0001-01-01T00:00:00Z.
+    pub const MIN: Timestamp = Timestamp(-62_135_596_800_000_000);
+    /// Latest valid timestamp: 9999-12-31T23:59:59.999999Z.
+    pub const MAX: Timestamp = Timestamp(253_402_300_799_999_999);
+
     /// The current time.
     pub fn now() -> Self {
         let d = SystemTime::now()
@@ -93,28 +134,114 @@ impl Timestamp {
         self.0
     }
 
-    /// Parses an RFC 3339 time such as `2024-05-01T12:00:00Z` (UTC, `Z` suffix).
+    /// Whether the timestamp lies in years 0001..=9999.
+    pub const fn is_valid(self) -> bool {
+        self.0 >= Self::MIN.0 && self.0 <= Self::MAX.0
+    }
+
+    /// Parses RFC 3339: `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`.
+    /// Fractions beyond microseconds are truncated.
     pub fn parse_rfc3339(s: &str) -> Result<Self> {
-        let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
-            .map_err(|e| Error::InvalidInput(format!("timestamp {s:?}: {e}")))?;
-        let d = t
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| Error::InvalidInput(format!("timestamp {s:?} is before 1970")))?;
-        i64::try_from(d.as_micros())
-            .map(Timestamp)
-            .map_err(|_| Error::InvalidInput(format!("timestamp {s:?} is out of range")))
+        let bad = |why: &str| {
+            Error::InvalidInput(format!(
+                "timestamp {:?}: {why}",
+                s.chars().take(40).collect::<String>()
+            ))
+        };
+        let b = s.as_bytes();
+        let num = |range: std::ops::Range<usize>| -> Result<i64> {
+            let part = b.get(range).ok_or_else(|| bad("too short"))?;
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return Err(bad("expected digits"));
+            }
+            Ok(part
+                .iter()
+                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
+        };
+        let sep = |i: usize, allowed: &[u8]| -> Result<()> {
+            match b.get(i) {
+                Some(c) if allowed.contains(c) => Ok(()),
+                _ => Err(bad("malformed")),
+            }
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        sep(4, b"-")?;
+        sep(7, b"-")?;
+        sep(10, b"Tt ")?;
+        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+        sep(13, b":")?;
+        sep(16, b":")?;
+        let mut pos = 19;
+        let mut micros = 0i64;
+        if b.get(pos) == Some(&b'.') {
+            pos += 1;
+            let start = pos;
+            while b.get(pos).is_some_and(u8::is_ascii_digit) {
+                if pos - start < 6 {
+                    micros = micros * 10 + i64::from(b[pos] - b'0');
+                }
+                pos += 1;
+            }
+            if pos == start {
+                return Err(bad("empty fraction"));
+            }
+            for _ in (pos - start)..6 {
+                micros *= 10;
+            }
+        }
+        let offset_minutes = match b.get(pos) {
+            Some(b'Z' | b'z') if pos + 1 == b.len() => 0,
+            Some(&c @ (b'+' | b'-')) if pos + 6 == b.len() => {
+                sep(pos + 3, b":")?;
+                let m = num(pos + 1..pos + 3)? * 60 + num(pos + 4..pos + 6)?;
+                if c == b'+' {
+                    m
+                } else {
+                    -m
+                }
+            }
+            _ => return Err(bad("expected Z or a ±HH:MM offset at the end")),
+        };
+        let days_in_month = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+            2 => 28,
+            _ => return Err(bad("month out of range")),
+        };
+        if day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 60 || year < 1 {
+            return Err(bad("date or time out of range"));
+        }
+        let secs =
+            days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second.min(59)
+                - offset_minutes * 60;
+        let t = Timestamp(secs * 1_000_000 + micros);
+        if t.is_valid() {
+            Ok(t)
+        } else {
+            Err(bad("outside years 0001..=9999"))
+        }
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match u64::try_from(self.0) {
-            Ok(us) => {
-                let t = UNIX_EPOCH + Duration::from_micros(us);
-                write!(f, "{}", humantime::format_rfc3339_micros(t))
-            }
-            Err(_) => write!(f, "{}us", self.0),
+        if !self.is_valid() {
+            // Unreachable through the API (writes reject these); never panic.
+            return write!(f, "{}us", self.0);
         }
+        let days = self.0.div_euclid(MICROS_PER_DAY);
+        let rem = self.0.rem_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        let secs = rem / 1_000_000;
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60,
+            rem % 1_000_000
+        )
     }
 }
 
@@ -178,7 +305,8 @@ impl Value {
 
     /// Converts JSON to a value. `kind` is the declared type, if any: a string
     /// or integer becomes a timestamp when the field is declared `timestamp`,
-    /// and an integer becomes a float when it is declared `float`.
+    /// an integer becomes a float when it is declared `float`, and any JSON
+    /// becomes [`Value::Json`] when it is declared `json`.
     /// JSON `null` is rejected here; [`crate::Update::from_json`] reads it as "delete".
     pub fn from_json(
         field: &str,
@@ -192,14 +320,19 @@ impl Value {
         };
         let v = match (json, kind) {
             (J::Null, _) => return Err(bad("null is not a value".into())),
+            (j, Some(ValueKind::Json)) => Value::Json(j),
             (J::String(s), Some(ValueKind::Timestamp)) => Value::Timestamp(
                 Timestamp::parse_rfc3339(&s)
                     .map_err(|_| bad("expected an RFC 3339 timestamp".into()))?,
             ),
-            (J::Number(n), Some(ValueKind::Timestamp)) => Value::Timestamp(Timestamp(
+            (J::Number(n), Some(ValueKind::Timestamp)) => Value::Timestamp(
                 n.as_i64()
-                    .ok_or_else(|| bad("expected microseconds since the epoch".into()))?,
-            )),
+                    .map(Timestamp)
+                    .filter(|t| t.is_valid())
+                    .ok_or_else(|| {
+                        bad("expected microseconds since the epoch within years 0001..=9999".into())
+                    })?,
+            ),
             (J::Number(n), Some(ValueKind::Float)) => Value::Float(
                 n.as_f64()
                     .ok_or_else(|| bad("number is not representable as f64".into()))?,

@@ -32,6 +32,9 @@ fn unknown_record_version_is_a_typed_error() {
     drop(db);
     {
         let raw = raw(dir.path());
+        let mut rec = raw_get(&raw, "profiles", &profile_key(&id));
+        rec[0] = 1;
+        raw_put(&raw, "profiles", &profile_key(&id), &rec);
         let mut kr = raw_get(&raw, "keys", &keyring_key(&id));
         kr[0] = 200;
         raw_put(&raw, "keys", &keyring_key(&id), &kr);

@@ -215,8 +215,11 @@ pub(crate) fn init_store(
     match Db::open(dir, &provider, opts) {
         Ok(db) => Ok(db),
         Err(e) => {
-            // Do not leave a key file behind for a store that was never created.
-            let _ = std::fs::remove_file(key);
+            // Do not leave a key file behind for a store that was never
+            // created; once the store exists, its key must stay.
+            if !dir.join("CURRENT").exists() {
+                let _ = std::fs::remove_file(key);
+            }
             Err(e.into())
         }
     }

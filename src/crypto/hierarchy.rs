@@ -24,7 +24,7 @@ use super::aead;
 use super::kdf::{self, FieldKeys};
 use super::{random_key, MasterKey, SecretKey, KEY_LEN};
 use crate::error::{Error, Result};
-use crate::storage::columns::{BucketKeys, Keyrings};
+use crate::storage::columns::BucketKeys;
 use crate::storage::format::{FormatVersion, WrappedKey, WRAPPED_LEN};
 use crate::storage::{Batch, Store};
 use crate::types::ProfileId;
@@ -80,12 +80,13 @@ fn keyring_ad(id: &ProfileId, bucket: u32, parent_version: u32, generation: u32)
     ad
 }
 
-/// Associated data of a sealed field value: binds the ciphertext to its
-/// profile, field name, key generation and format version.
-pub(crate) fn field_ad(id: &ProfileId, generation: u32, field: &str) -> Vec<u8> {
+/// Associated data of a field entry: binds it to its profile, field name,
+/// key generation, format version and whether it is sealed or plain.
+pub(crate) fn field_ad(id: &ProfileId, generation: u32, field: &str, sealed: bool) -> Vec<u8> {
     let mut ad = Vec::with_capacity(40 + field.len());
     ad.extend_from_slice(b"lethedb/field");
     ad.push(FormatVersion::CURRENT as u8);
+    ad.push(u8::from(sealed));
     ad.extend_from_slice(id.as_bytes());
     ad.extend_from_slice(&generation.to_be_bytes());
     ad.extend_from_slice(&u16::try_from(field.len()).unwrap_or(u16::MAX).to_be_bytes());
@@ -262,11 +263,39 @@ mod tests {
     fn field_ad_separates_profiles_fields_and_generations() {
         let a = ProfileId::from_bytes([1; 16]);
         let b = ProfileId::from_bytes([2; 16]);
-        assert_ne!(field_ad(&a, 1, "email"), field_ad(&b, 1, "email"));
-        assert_ne!(field_ad(&a, 1, "email"), field_ad(&a, 2, "email"));
-        assert_ne!(field_ad(&a, 1, "email"), field_ad(&a, 1, "phone"));
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&b, 1, "email", true)
+        );
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&a, 2, "email", true)
+        );
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&a, 1, "phone", true)
+        );
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&a, 1, "email", false)
+        );
         // Length prefix: ("ab","c") style ambiguities cannot collide.
-        assert_ne!(field_ad(&a, 1, "e"), field_ad(&a, 1, "e\0"));
+        assert_ne!(field_ad(&a, 1, "e", true), field_ad(&a, 1, "e\0", true));
+    }
+
+    #[test]
+    fn same_key_other_profile_or_field_fails_to_open() {
+        // Even under one key, the associated data alone rejects a moved ciphertext.
+        let a = ProfileId::from_bytes([1; 16]);
+        let b = ProfileId::from_bytes([2; 16]);
+        let key = SecretKey::new([5; 32]);
+        let mut sealed = Vec::new();
+        aead::seal_into(&key, &field_ad(&a, 1, "email", true), b"v", &mut sealed).unwrap();
+        assert!(aead::open(&key, &field_ad(&a, 1, "email", true), &sealed).is_some());
+        assert!(aead::open(&key, &field_ad(&b, 1, "email", true), &sealed).is_none());
+        assert!(aead::open(&key, &field_ad(&a, 1, "phone", true), &sealed).is_none());
+        assert!(aead::open(&key, &field_ad(&a, 2, "email", true), &sealed).is_none());
+        assert!(aead::open(&key, &field_ad(&a, 1, "email", false), &sealed).is_none());
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl KeyProvider for FileKeyProvider {
             path: self.path.clone(),
             reason,
         };
-        let mut f = File::open(&self.path).map_err(|e| err(e.to_string()))?;
+        let f = File::open(&self.path).map_err(|e| err(e.to_string()))?;
         let mode = f
             .metadata()
             .map_err(|e| err(e.to_string()))?

@@ -13,6 +13,9 @@ use crate::storage::columns::FieldNames;
 use crate::storage::format::{decode_field_names, encode_field_names, Blob};
 use crate::storage::{Batch, Store};
 
+/// Most distinct field names a store registers.
+pub const MAX_REGISTERED_FIELDS: usize = 65_536;
+
 /// Longest accepted field name, in bytes.
 pub const MAX_FIELD_NAME_BYTES: usize = 255;
 
@@ -106,8 +109,10 @@ impl FieldRegistry {
                 by_id.push(name.to_string());
             }
         }
-        if u32::try_from(by_id.len()).is_err() {
-            return Err(Error::InvalidInput("field registry is full".into()));
+        if by_id.len() > MAX_REGISTERED_FIELDS {
+            return Err(Error::InvalidInput(format!(
+                "field registry is full ({MAX_REGISTERED_FIELDS} names); put data in values, not in field names"
+            )));
         }
         let mut batch = Batch::new();
         batch.put::<FieldNames>(&(), &Blob(encode_field_names(&by_id)));

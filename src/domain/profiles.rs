@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::aead;
 use crate::crypto::hierarchy::{field_ad, Keyring};
+use crate::crypto::kdf::FieldKeys;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::storage::columns::{Keyrings, Profiles};
@@ -19,9 +20,9 @@ use crate::storage::Batch;
 use crate::types::{FieldClass, ProfileId, Schema, Timestamp, Value};
 
 /// Largest encoded value of one field, in bytes.
-pub const MAX_VALUE_BYTES: usize = 1 << 20;
+pub const MAX_VALUE_BYTES: usize = format::MAX_VALUE_BYTES;
 /// Most fields one profile may hold.
-pub const MAX_FIELDS_PER_PROFILE: usize = 4096;
+pub const MAX_FIELDS_PER_PROFILE: usize = format::MAX_FIELDS;
 /// Deepest nesting accepted inside a [`Value::Json`] (serde_json reads up to 128).
 const MAX_JSON_DEPTH: usize = 100;
 
@@ -357,19 +358,7 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
                 .id(&change.name)
                 .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
             let sealed = change.class.is_sealed();
-            let payload = if sealed {
-                let key = keys.key(field_id)?;
-                let mut out = Vec::with_capacity(plain.len() + aead::OVERHEAD);
-                aead::seal_into(
-                    &key,
-                    &field_ad(&id, keys.generation(), &change.name),
-                    &plain,
-                    &mut out,
-                )?;
-                out
-            } else {
-                plain.to_vec()
-            };
+            let payload = seal_entry(&keys, &id, &change.name, field_id, sealed, &plain)?;
             w.record.set(FieldEntry {
                 field_id,
                 sealed,
@@ -394,6 +383,57 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
         out.put::<Profiles>(id, &w.record);
     }
     db.store.write(out)
+}
+
+/// Builds a field entry's payload. Sealed: `nonce ‖ ciphertext ‖ tag` of the
+/// encoded value. Plain: `value ‖ nonce ‖ tag`, where the tag authenticates
+/// the value (it is AES-GCM over an empty plaintext with the value in the
+/// associated data). Either way the entry is bound to profile, field,
+/// generation and its sealed/plain flag, so no entry can be moved, relabelled
+/// or altered without an error.
+fn seal_entry(
+    keys: &FieldKeys,
+    id: &ProfileId,
+    name: &str,
+    field_id: u32,
+    sealed: bool,
+    plain: &[u8],
+) -> Result<Vec<u8>> {
+    let key = keys.key(field_id)?;
+    let mut ad = field_ad(id, keys.generation(), name, sealed);
+    let mut out = Vec::with_capacity(plain.len() + aead::OVERHEAD);
+    if sealed {
+        aead::seal_into(&key, &ad, plain, &mut out)?;
+    } else {
+        ad.extend_from_slice(plain);
+        out.extend_from_slice(plain);
+        aead::seal_into(&key, &ad, &[], &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Authenticates (and for sealed entries decrypts) one entry and decodes its value.
+fn open_entry(keys: &FieldKeys, id: &ProfileId, name: &str, entry: &FieldEntry) -> Result<Value> {
+    let key = keys.key(entry.field_id)?;
+    let mut ad = field_ad(id, keys.generation(), name, entry.sealed);
+    let fail = || Error::Decrypt {
+        profile: *id,
+        what: format!("field {name:?}"),
+    };
+    if entry.sealed {
+        let plain = aead::open(&key, &ad, &entry.payload).ok_or_else(fail)?;
+        format::decode_value(&plain)
+    } else {
+        let split = entry
+            .payload
+            .len()
+            .checked_sub(aead::OVERHEAD)
+            .ok_or_else(fail)?;
+        let (value, tag) = entry.payload.split_at(split);
+        ad.extend_from_slice(value);
+        aead::open(&key, &ad, tag).ok_or_else(fail)?;
+        format::decode_value(value)
+    }
 }
 
 fn check_generation(id: &ProfileId, record: &ProfileRecord, keyring: &Keyring) -> Result<()> {
@@ -441,21 +481,7 @@ pub(crate) fn read(db: &Db, id: &ProfileId, names: Option<&[&str]>) -> Result<Pr
             continue;
         }
         let name = db.registry.name(entry.field_id)?;
-        let value = if entry.sealed {
-            let key = keys.key(entry.field_id)?;
-            let plain = aead::open(
-                &key,
-                &field_ad(id, keys.generation(), &name),
-                &entry.payload,
-            )
-            .ok_or_else(|| Error::Decrypt {
-                profile: *id,
-                what: format!("field {name:?}"),
-            })?;
-            format::decode_value(&plain)?
-        } else {
-            format::decode_value(&entry.payload)?
-        };
+        let value = open_entry(&keys, id, &name, entry)?;
         fields.insert(name, value);
     }
     Ok(Profile {

@@ -151,6 +151,11 @@ impl<'a> Reader<'a> {
 /// Magic bytes of the store header (the format marker).
 pub(crate) const STORE_MAGIC: &[u8; 8] = b"LETHEDB\0";
 
+/// Whether `bytes` carry the store format marker at offset 1.
+pub(crate) fn has_store_magic(bytes: &[u8]) -> bool {
+    bytes.get(1..9) == Some(&STORE_MAGIC[..])
+}
+
 /// The store header in `meta`: format marker, store id, key check value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StoreHeader {
@@ -176,7 +181,7 @@ impl ValueCodec for StoreHeader {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        if bytes.get(1..9) != Some(&STORE_MAGIC[..]) {
+        if !has_store_magic(bytes) {
             return Err(Error::corrupt(Self::WHAT, "format marker missing"));
         }
         check_version(Self::WHAT, bytes)?;
@@ -314,17 +319,17 @@ pub(crate) struct FieldEntry {
     pub(crate) payload: Vec<u8>,
 }
 
+/// Largest encoded value of one field, in bytes.
+pub(crate) const MAX_VALUE_BYTES: usize = 1 << 20;
+/// Most fields one profile record may hold.
+pub(crate) const MAX_FIELDS: usize = 4096;
+/// Largest field payload: a value plus nonce and tag.
+const MAX_PAYLOAD_BYTES: usize = MAX_VALUE_BYTES + 28;
+
 const FLAG_PLAIN: u8 = 0;
 const FLAG_SEALED: u8 = 1;
 
 impl ProfileRecord {
-    pub(crate) fn field(&self, field_id: u32) -> Option<&FieldEntry> {
-        self.fields
-            .binary_search_by_key(&field_id, |f| f.field_id)
-            .ok()
-            .map(|i| &self.fields[i])
-    }
-
     /// Inserts or replaces the entry for its field id, keeping the order.
     pub(crate) fn set(&mut self, entry: FieldEntry) {
         match self
@@ -388,6 +393,12 @@ impl ValueCodec for ProfileRecord {
         let created_at = Timestamp(r.i64()?);
         let updated_at = Timestamp(r.i64()?);
         let count = r.u16()?;
+        if usize::from(count) > MAX_FIELDS {
+            return Err(Error::corrupt(
+                Self::WHAT,
+                format!("{count} fields exceed the limit of {MAX_FIELDS}"),
+            ));
+        }
         let mut fields: Vec<FieldEntry> = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
             let field_id = r.u32()?;
@@ -407,6 +418,12 @@ impl ValueCodec for ProfileRecord {
             let written_at = Timestamp(r.i64()?);
             let len =
                 usize::try_from(r.u32()?).map_err(|_| Error::corrupt(Self::WHAT, "length"))?;
+            if len > MAX_PAYLOAD_BYTES {
+                return Err(Error::corrupt(
+                    Self::WHAT,
+                    format!("field payload of {len} bytes exceeds the limit"),
+                ));
+            }
             fields.push(FieldEntry {
                 field_id,
                 sealed,

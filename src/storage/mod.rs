@@ -40,14 +40,6 @@ impl Batch {
         self.ops.push((K::CF, K::key(key), Some(value.encode())));
     }
 
-    pub(crate) fn delete<K: Keyspace>(&mut self, key: &K::Key) {
-        self.ops.push((K::CF, K::key(key), None));
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ops.len()
-    }
-
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -124,6 +116,26 @@ impl Store {
             Some(bytes) => Ok(Some(K::Value::decode(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// Point read of one record's raw bytes.
+    pub(crate) fn get_raw<K: Keyspace>(&self, key: &K::Key) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(K::CF)?, K::key(key))?)
+    }
+
+    /// True when no column family holds any key.
+    pub(crate) fn is_empty(&self) -> Result<bool> {
+        for name in ALL_CFS {
+            if self
+                .db
+                .iterator_cf(self.cf(name)?, IteratorMode::Start)
+                .next()
+                .is_some()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Two point reads in one `MultiGet` call.
