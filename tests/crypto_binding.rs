@@ -193,7 +193,7 @@ fn bit_flips_in_keyrings_and_bucket_keys_give_typed_errors() {
     let raw = raw(dir.path());
     raw_put(&raw, "keys", &keyring_key(&a), &kr);
     let cf = raw.cf_handle("keys").unwrap();
-    let buckets: Vec<(Box<[u8]>, Box<[u8]>)> = raw
+    let buckets: Vec<_> = raw
         .iterator_cf(cf, rocksdb::IteratorMode::Start)
         .map(Result::unwrap)
         .filter(|(k, _)| k[0] == b'b')

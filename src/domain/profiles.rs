@@ -5,6 +5,7 @@
 //! field's own key (derived from the profile keyring); the associated data
 //! binds profile id, field name, key generation and format version.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use zeroize::Zeroizing;
@@ -299,52 +300,18 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
     let mut order: Vec<ProfileId> = Vec::new();
 
     for (id, kind, changes) in prepared {
-        if !working.contains_key(&id) {
-            let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(&id, &id)?;
-            let w = match (record, wrapped) {
-                (Some(record), Some(w)) => {
-                    let keyring = db.keys.open_keyring(&db.store, &id, &w)?;
-                    check_generation(&id, &record, &keyring)?;
-                    if kind == OpKind::Create {
-                        return Err(Error::InvalidInput(format!("profile {id} already exists")));
-                    }
-                    Working {
-                        record,
-                        keyring,
-                        new_keyring: None,
-                    }
-                }
-                (Some(_), None) => {
-                    return Err(Error::Decrypt {
-                        profile: id,
-                        what: "keyring (missing)".into(),
-                    })
-                }
-                (None, _) if kind == OpKind::Modify => return Err(Error::ProfileNotFound(id)),
-                (None, _) => {
-                    let (keyring, wrapped) = db.keys.new_keyring(&db.store, &id)?;
-                    Working {
-                        record: ProfileRecord {
-                            generation: keyring.generation,
-                            created_at: now,
-                            updated_at: now,
-                            fields: Vec::new(),
-                        },
-                        keyring,
-                        new_keyring: Some(wrapped),
-                    }
-                }
-            };
-            working.insert(id, w);
-            order.push(id);
-        } else if kind == OpKind::Create {
-            return Err(Error::InvalidInput(format!(
-                "profile {id} created twice in one batch"
-            )));
-        }
-        let w = working
-            .get_mut(&id)
-            .ok_or_else(|| Error::corrupt("batch", "working state lost"))?;
+        let w = match working.entry(id) {
+            Entry::Occupied(_) if kind == OpKind::Create => {
+                return Err(Error::InvalidInput(format!(
+                    "profile {id} created twice in one batch"
+                )))
+            }
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => {
+                order.push(id);
+                slot.insert(load_working(db, &id, kind, now)?)
+            }
+        };
         let keys = w.keyring.field_keys()?;
         for change in changes {
             let Some(plain) = change.encoded else {
@@ -434,6 +401,46 @@ fn open_entry(keys: &FieldKeys, id: &ProfileId, name: &str, entry: &FieldEntry) 
         aead::open(&key, &ad, tag).ok_or_else(fail)?;
         format::decode_value(value)
     }
+}
+
+/// Loads (or, for a new profile, starts) the state of one profile for a batch.
+fn load_working(db: &Db, id: &ProfileId, kind: OpKind, now: Timestamp) -> Result<Working> {
+    let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
+    let w = match (record, wrapped) {
+        (Some(record), Some(w)) => {
+            let keyring = db.keys.open_keyring(&db.store, id, &w)?;
+            check_generation(id, &record, &keyring)?;
+            if kind == OpKind::Create {
+                return Err(Error::InvalidInput(format!("profile {id} already exists")));
+            }
+            Working {
+                record,
+                keyring,
+                new_keyring: None,
+            }
+        }
+        (Some(_), None) => {
+            return Err(Error::Decrypt {
+                profile: *id,
+                what: "keyring (missing)".into(),
+            })
+        }
+        (None, _) if kind == OpKind::Modify => return Err(Error::ProfileNotFound(*id)),
+        (None, _) => {
+            let (keyring, wrapped) = db.keys.new_keyring(&db.store, id)?;
+            Working {
+                record: ProfileRecord {
+                    generation: keyring.generation,
+                    created_at: now,
+                    updated_at: now,
+                    fields: Vec::new(),
+                },
+                keyring,
+                new_keyring: Some(wrapped),
+            }
+        }
+    };
+    Ok(w)
 }
 
 fn check_generation(id: &ProfileId, record: &ProfileRecord, keyring: &Keyring) -> Result<()> {

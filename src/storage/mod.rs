@@ -28,8 +28,21 @@ pub(crate) struct StorageConfig {
 /// One logical operation's writes. Committed whole by [`Store::write`] or not at all.
 #[derive(Default)]
 pub(crate) struct Batch {
-    ops: Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)>,
+    ops: Vec<Op>,
 }
+
+/// One write of a batch: a put, or a delete when `value` is `None`.
+struct Op {
+    cf: &'static str,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+/// Results of [`Store::get2`].
+pub(crate) type Pair<A, B> = (
+    Option<<A as Keyspace>::Value>,
+    Option<<B as Keyspace>::Value>,
+);
 
 impl Batch {
     pub(crate) fn new() -> Self {
@@ -37,7 +50,11 @@ impl Batch {
     }
 
     pub(crate) fn put<K: Keyspace>(&mut self, key: &K::Key, value: &K::Value) {
-        self.ops.push((K::CF, K::key(key), Some(value.encode())));
+        self.ops.push(Op {
+            cf: K::CF,
+            key: K::key(key),
+            value: Some(value.encode()),
+        });
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -143,7 +160,7 @@ impl Store {
         &self,
         a: &A::Key,
         b: &B::Key,
-    ) -> Result<(Option<A::Value>, Option<B::Value>)> {
+    ) -> Result<Pair<A, B>> {
         let (cfa, cfb) = (self.cf(A::CF)?, self.cf(B::CF)?);
         let mut res = self
             .db
@@ -183,7 +200,7 @@ impl Store {
             return Ok(());
         }
         let mut wb = WriteBatch::default();
-        for (cf, key, value) in batch.ops {
+        for Op { cf, key, value } in batch.ops {
             let cf = self.cf(cf)?;
             match value {
                 Some(v) => wb.put_cf(cf, key, v),
