@@ -74,6 +74,28 @@ fn push_crc(out: &mut Vec<u8>) {
     out.extend_from_slice(&crc.to_be_bytes());
 }
 
+/// Appends `v` as an unsigned LEB128 varint (7 bits a byte, low bits first).
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v & 0x7f) as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_len(out: &mut Vec<u8>, n: usize) {
+    put_varint(out, n as u64);
+}
+
+/// Maps signed to unsigned so small magnitudes stay short (0, -1, 1, -2 → 0, 1, 2, 3).
+fn zigzag(i: i64) -> u64 {
+    ((i << 1) ^ (i >> 63)) as u64
+}
+
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
 /// Bounds-checked reader over a record body.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
@@ -127,6 +149,37 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn i64(&mut self) -> Result<i64> {
         Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    /// Reads a minimal LEB128 varint of at most 10 bytes.
+    pub(crate) fn varint(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let b = self.u8()?;
+            let part = u64::from(b & 0x7f);
+            if i == 9 && part > 1 {
+                return Err(Error::corrupt(self.what, "varint overflows 64 bits"));
+            }
+            v |= part << (7 * i);
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err(Error::corrupt(self.what, "non-minimal varint"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(Error::corrupt(self.what, "varint longer than 10 bytes"))
+    }
+
+    /// Reads a varint length no larger than `max`.
+    pub(crate) fn len(&mut self, max: usize) -> Result<usize> {
+        let v = self.varint()?;
+        usize::try_from(v)
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| {
+                Error::corrupt(self.what, format!("length {v} exceeds the limit of {max}"))
+            })
     }
 
     /// Fails unless every byte was consumed.
@@ -357,7 +410,7 @@ impl ValueCodec for ProfileRecord {
     const WHAT: &'static str = "profile record";
 
     fn encode(&self) -> Vec<u8> {
-        let payload: usize = self.fields.iter().map(|f| 17 + f.payload.len()).sum();
+        let payload: usize = self.fields.iter().map(|f| 8 + f.payload.len()).sum();
         let mut out = Vec::with_capacity(27 + payload);
         out.push(FormatVersion::CURRENT as u8);
         out.extend_from_slice(&self.generation.to_be_bytes());
@@ -370,14 +423,14 @@ impl ValueCodec for ProfileRecord {
                 .to_be_bytes(),
         );
         for f in &self.fields {
-            out.extend_from_slice(&f.field_id.to_be_bytes());
+            put_varint(&mut out, u64::from(f.field_id));
             out.push(if f.sealed { FLAG_SEALED } else { FLAG_PLAIN });
-            out.extend_from_slice(&f.written_at.as_micros().to_be_bytes());
-            out.extend_from_slice(
-                &u32::try_from(f.payload.len())
-                    .unwrap_or(u32::MAX)
-                    .to_be_bytes(),
-            );
+            let age = self
+                .updated_at
+                .as_micros()
+                .wrapping_sub(f.written_at.as_micros());
+            put_varint(&mut out, zigzag(age));
+            put_len(&mut out, f.payload.len());
             out.extend_from_slice(&f.payload);
         }
         push_crc(&mut out);
@@ -401,7 +454,8 @@ impl ValueCodec for ProfileRecord {
         }
         let mut fields: Vec<FieldEntry> = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            let field_id = r.u32()?;
+            let field_id = u32::try_from(r.varint()?)
+                .map_err(|_| Error::corrupt(Self::WHAT, "field id exceeds 32 bits"))?;
             if fields.last().is_some_and(|prev| prev.field_id >= field_id) {
                 return Err(Error::corrupt(Self::WHAT, "field ids out of order"));
             }
@@ -415,15 +469,9 @@ impl ValueCodec for ProfileRecord {
                     ))
                 }
             };
-            let written_at = Timestamp(r.i64()?);
-            let len =
-                usize::try_from(r.u32()?).map_err(|_| Error::corrupt(Self::WHAT, "length"))?;
-            if len > MAX_PAYLOAD_BYTES {
-                return Err(Error::corrupt(
-                    Self::WHAT,
-                    format!("field payload of {len} bytes exceeds the limit"),
-                ));
-            }
+            let age = unzigzag(r.varint()?);
+            let written_at = Timestamp(updated_at.as_micros().wrapping_sub(age));
+            let len = r.len(MAX_PAYLOAD_BYTES)?;
             fields.push(FieldEntry {
                 field_id,
                 sealed,
@@ -456,10 +504,6 @@ const TAG_JSON: u8 = 7;
 
 /// Encodes a value: `tag (1) || body`. See docs/design.md for each tag.
 pub(crate) fn encode_value(v: &Value, out: &mut Vec<u8>) {
-    fn put_len(out: &mut Vec<u8>, n: usize) {
-        // Lengths are bounded by MAX_VALUE_BYTES on the write path.
-        out.extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes());
-    }
     match v {
         Value::String(s) => {
             out.push(TAG_STRING);
@@ -508,12 +552,9 @@ pub(crate) fn decode_value(bytes: &[u8]) -> Result<Value> {
 
 fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value> {
     const WHAT: &str = "field value";
-    let len = |r: &mut Reader<'_>| -> Result<usize> {
-        usize::try_from(r.u32()?).map_err(|_| Error::corrupt(WHAT, "length"))
-    };
     Ok(match r.u8()? {
         TAG_STRING => {
-            let n = len(r)?;
+            let n = r.len(MAX_VALUE_BYTES)?;
             let s = std::str::from_utf8(r.bytes(n)?)
                 .map_err(|_| Error::corrupt(WHAT, "string is not UTF-8"))?;
             Value::String(s.to_string())
@@ -530,7 +571,7 @@ fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value> {
             if depth >= MAX_DEPTH {
                 return Err(Error::corrupt(WHAT, "lists nested too deeply"));
             }
-            let n = len(r)?;
+            let n = r.len(MAX_VALUE_BYTES)?;
             // Every item takes at least 2 bytes, so a huge count fails on
             // the first missing item instead of allocating.
             let mut items = Vec::with_capacity(n.min(1024));
@@ -540,7 +581,7 @@ fn read_value(r: &mut Reader<'_>, depth: usize) -> Result<Value> {
             Value::List(items)
         }
         TAG_JSON => {
-            let n = len(r)?;
+            let n = r.len(MAX_VALUE_BYTES)?;
             let j = serde_json::from_slice(r.bytes(n)?)
                 .map_err(|e| Error::corrupt(WHAT, format!("json: {e}")))?;
             Value::Json(j)
@@ -579,7 +620,7 @@ mod tests {
     fn profile_record_round_trip_and_every_flip_detected() {
         let rec = sample_record();
         let bytes = rec.encode();
-        assert_eq!(bytes.len(), 1 + 4 + 8 + 8 + 2 + (17 + 40) + (17 + 9) + 4);
+        assert_eq!(bytes.len(), 1 + 4 + 8 + 8 + 2 + (4 + 40) + (4 + 9) + 4);
         assert_eq!(ProfileRecord::decode(&bytes).unwrap(), rec);
         for i in 0..bytes.len() {
             for bit in [0x01u8, 0x80] {
@@ -668,9 +709,35 @@ mod tests {
     fn deep_nesting_is_rejected_not_overflowing() {
         let mut bytes = Vec::new();
         for _ in 0..10_000 {
-            bytes.extend_from_slice(&[TAG_LIST, 0, 0, 0, 1]);
+            bytes.extend_from_slice(&[TAG_LIST, 1]);
         }
         assert!(decode_value(&bytes).is_err());
+    }
+
+    #[test]
+    fn varints_are_minimal_and_bounded() {
+        for v in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut r = Reader::new("t", &out);
+            assert_eq!(r.varint().unwrap(), v);
+            r.finish().unwrap();
+        }
+        assert!(
+            Reader::new("t", &[0x80, 0x00]).varint().is_err(),
+            "non-minimal"
+        );
+        assert!(Reader::new("t", &[0xff; 11]).varint().is_err(), "too long");
+        assert!(Reader::new(
+            "t",
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]
+        )
+        .varint()
+        .is_err());
+        for i in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(i)), i);
+        }
+        assert_eq!(zigzag(-1), 1);
     }
 
     #[test]

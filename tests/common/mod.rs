@@ -57,10 +57,32 @@ pub fn raw_put(db: &rocksdb::DB, cf: &str, key: &[u8], value: &[u8]) {
 /// One field entry of a v1 profile record (see docs/design.md).
 #[derive(Clone, Debug)]
 pub struct RawField {
-    pub id: u32,
+    pub id: u64,
     pub flag: u8,
-    pub written_at: [u8; 8],
+    pub age: u64,
     pub payload: Vec<u8>,
+}
+
+fn varint(b: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        v |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v & 0x7f) as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
 }
 
 /// Parses a v1 profile record into its 21-byte header (version through
@@ -71,16 +93,17 @@ pub fn parse_record(b: &[u8]) -> (Vec<u8>, Vec<RawField>) {
     let mut pos = 23;
     let mut fields = Vec::new();
     for _ in 0..count {
-        let id = u32::from_be_bytes(b[pos..pos + 4].try_into().unwrap());
-        let flag = b[pos + 4];
-        let written_at = b[pos + 5..pos + 13].try_into().unwrap();
-        let len = u32::from_be_bytes(b[pos + 13..pos + 17].try_into().unwrap()) as usize;
-        let payload = b[pos + 17..pos + 17 + len].to_vec();
-        pos += 17 + len;
+        let id = varint(b, &mut pos);
+        let flag = b[pos];
+        pos += 1;
+        let age = varint(b, &mut pos);
+        let len = varint(b, &mut pos) as usize;
+        let payload = b[pos..pos + len].to_vec();
+        pos += len;
         fields.push(RawField {
             id,
             flag,
-            written_at,
+            age,
             payload,
         });
     }
@@ -93,10 +116,10 @@ pub fn encode_record(header: &[u8], fields: &[RawField]) -> Vec<u8> {
     let mut out = header.to_vec();
     out.extend_from_slice(&(fields.len() as u16).to_be_bytes());
     for f in fields {
-        out.extend_from_slice(&f.id.to_be_bytes());
+        put_varint(&mut out, f.id);
         out.push(f.flag);
-        out.extend_from_slice(&f.written_at);
-        out.extend_from_slice(&(f.payload.len() as u32).to_be_bytes());
+        put_varint(&mut out, f.age);
+        put_varint(&mut out, f.payload.len() as u64);
         out.extend_from_slice(&f.payload);
     }
     let crc = crc32fast::hash(&out);
