@@ -3,19 +3,21 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::hierarchy::{KeyHierarchy, BUCKET_BITS_RANGE};
 use crate::crypto::{kdf, os_random, KeyProvider};
 use crate::domain::fields::FieldRegistry;
+use crate::domain::identity::blind::BlindIndex;
+use crate::domain::identity::{self, Identifier, IdentityConfig, MergeInfo, ResolveOutcome};
 use crate::domain::locks::StripedLocks;
 use crate::domain::profiles::{self, Profile, ProfileBatch, Update};
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::storage::columns::{Profiles, Schemas, StoreHeaders};
+use crate::storage::columns::{Configs, Profiles, Schemas, StoreHeaders};
 use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, ColumnStats, StorageConfig, Store};
-use crate::types::{ProfileId, Schema, Timestamp};
+use crate::types::{MergeId, ProfileId, Schema, Timestamp};
 
 /// An open lethedb store. `Send + Sync`: share it across threads in an `Arc`.
 ///
@@ -36,7 +38,11 @@ pub struct Db {
     pub(crate) keys: KeyHierarchy,
     pub(crate) registry: FieldRegistry,
     pub(crate) locks: StripedLocks,
+    /// Serialises operations that move identifiers between profiles.
+    pub(crate) identity_lock: Mutex<()>,
+    pub(crate) blind: BlindIndex,
     schema: RwLock<Arc<Schema>>,
+    identity: RwLock<Arc<IdentityConfig>>,
     header: StoreHeader,
 }
 
@@ -56,6 +62,14 @@ fn schema_blob(schema: &Schema) -> Result<Blob> {
     serde_json::to_vec(schema)
         .map(Blob)
         .map_err(|e| Error::InvalidInput(format!("schema: {e}")))
+}
+
+fn identity_blob(cfg: &IdentityConfig) -> Result<Blob> {
+    cfg.rules.validate()?;
+    crate::domain::identity::ids::parse_region(&cfg.normalization.default_region)?;
+    serde_json::to_vec(cfg)
+        .map(Blob)
+        .map_err(|e| Error::InvalidInput(format!("identity config: {e}")))
 }
 
 fn dir_bytes(path: &Path) -> Result<u64> {
@@ -108,6 +122,7 @@ impl Db {
         };
         let store = Store::open(path, &cfg, options.create_if_missing)?;
         let mut schema_to_set = options.schema;
+        let mut identity_to_set = options.identity;
         let header = match store.get_raw::<StoreHeaders>(&())? {
             Some(bytes) if !format::has_store_magic(&bytes) => {
                 return Err(Error::NotAStore {
@@ -138,6 +153,8 @@ impl Db {
                 if let Some(schema) = schema_to_set.take() {
                     batch.put::<Schemas>(&(), &schema_blob(&schema)?);
                 }
+                let identity = identity_to_set.take().unwrap_or_default();
+                batch.put::<Configs>(&(), &identity_blob(&identity)?);
                 store.write(batch)?;
                 h
             }
@@ -151,6 +168,11 @@ impl Db {
             return Err(Error::WrongKey);
         }
         let keys = KeyHierarchy::new(&master, &header.store_id, header.bucket_bits)?;
+        let blind = BlindIndex::new(&kdf::derive(
+            &master,
+            &header.store_id,
+            kdf::LABEL_BLIND_INDEX,
+        )?)?;
         drop(master);
         let registry = FieldRegistry::load(&store)?;
         let schema = match store.get::<Schemas>(&())? {
@@ -160,16 +182,27 @@ impl Db {
             .map_err(|e| Error::corrupt("schema", e.to_string()))?,
             None => Schema::new(),
         };
+        let identity = match store.get::<Configs>(&())? {
+            Some(blob) => serde_json::from_slice(&blob.0)
+                .map_err(|e| Error::corrupt("identity config", e.to_string()))?,
+            None => IdentityConfig::default(),
+        };
         let db = Db {
             store,
             keys,
             registry,
             locks: StripedLocks::new(),
+            identity_lock: Mutex::new(()),
+            blind,
             schema: RwLock::new(Arc::new(schema)),
+            identity: RwLock::new(Arc::new(identity)),
             header,
         };
         if let Some(s) = schema_to_set {
             db.set_schema(s)?;
+        }
+        if let Some(c) = identity_to_set {
+            db.set_identity_config(c)?;
         }
         Ok(db)
     }
@@ -189,6 +222,10 @@ impl Db {
         (*self.schema_snapshot()).clone()
     }
 
+    pub(crate) fn identity_snapshot(&self) -> Arc<IdentityConfig> {
+        Arc::clone(&self.identity.read())
+    }
+
     pub(crate) fn schema_snapshot(&self) -> Arc<Schema> {
         Arc::clone(&self.schema.read())
     }
@@ -202,6 +239,97 @@ impl Db {
         self.store.write(batch)?;
         *guard = Arc::new(schema);
         Ok(())
+    }
+
+    /// The identity settings (normalisation and merge rules).
+    pub fn identity_config(&self) -> IdentityConfig {
+        (**self.identity.read()).clone()
+    }
+
+    /// Replaces and persists the identity settings. Changing normalisation
+    /// does not re-index identifiers already stored.
+    pub fn set_identity_config(&self, config: IdentityConfig) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put::<Configs>(&(), &identity_blob(&config)?);
+        let mut guard = self.identity.write();
+        self.store.write(batch)?;
+        *guard = Arc::new(config);
+        Ok(())
+    }
+
+    /// Finds or creates the profile of a set of identifiers and applies
+    /// `update` to it, in one atomic write:
+    /// * no identifier known: a new profile with all of them;
+    /// * all known and on one profile: the unknown ones are attached;
+    /// * known on several profiles: they are merged into the oldest
+    ///   (fields: latest write wins), and the others redirect to it.
+    ///
+    /// Invalid, blocked and limit-breaking identifiers are reported in
+    /// [`ResolveOutcome::rejected`]; when a limit would be exceeded the
+    /// lowest-priority identifier of the request is dropped and resolution
+    /// retried (see [`MergeRules`](crate::MergeRules)).
+    ///
+    /// ```
+    /// use lethedb::{Db, Identifier, MemoryKeyProvider, Options, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), &MemoryKeyProvider::generate()?, Options::new().create_if_missing(true))?;
+    /// let a = db.resolve(&[Identifier::email("ada@example.com")], Update::new().set("name", "Ada"))?;
+    /// let b = db.resolve(&[Identifier::phone("+44 20 7183 8750")], Update::new())?;
+    /// // A later event links both identifiers: the two profiles merge.
+    /// let c = db.resolve(&[Identifier::email("ADA@example.com"), Identifier::phone("+442071838750")], Update::new())?;
+    /// assert_eq!(c.merges.len(), 1);
+    /// assert_eq!(db.lookup(&Identifier::phone("+442071838750"))?, a.profile);
+    /// db.unmerge(&c.merges[0])?;
+    /// assert_eq!(db.lookup(&Identifier::phone("+442071838750"))?, b.profile);
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn resolve(&self, identifiers: &[Identifier], update: Update) -> Result<ResolveOutcome> {
+        identity::engine::resolve(self, identifiers, update, "shared_identifier")
+    }
+
+    /// Segment-style `alias`: links `previous_id` (a user id or an anonymous
+    /// id already seen, else taken as an anonymous id) to `user_id`, merging
+    /// their profiles if both exist.
+    pub fn alias(&self, previous_id: &str, user_id: &str) -> Result<ResolveOutcome> {
+        let previous = if self
+            .lookup(&Identifier::user_id(previous_id))
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            Identifier::user_id(previous_id)
+        } else {
+            Identifier::anonymous_id(previous_id)
+        };
+        identity::engine::resolve(
+            self,
+            &[Identifier::user_id(user_id), previous],
+            Update::new(),
+            "alias",
+        )
+    }
+
+    /// The profile an identifier belongs to (following merges), if any.
+    /// One index read plus one record read.
+    pub fn lookup(&self, identifier: &Identifier) -> Result<Option<ProfileId>> {
+        identity::engine::lookup(self, identifier)
+    }
+
+    /// Undoes a merge: both profiles are restored with their own
+    /// identifiers and the values each contributed (see docs/design.md,
+    /// "Unmerge"). Returns (survivor, restored profile).
+    pub fn unmerge(&self, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
+        identity::engine::unmerge(self, merge_id)
+    }
+
+    /// Merges a profile took part in, oldest first.
+    pub fn merges(&self, id: &ProfileId) -> Result<Vec<MergeInfo>> {
+        identity::engine::merges_of(self, id)
+    }
+
+    /// The identifiers attached to a profile (raw values, decrypted).
+    pub fn identifiers(&self, id: &ProfileId) -> Result<Vec<Identifier>> {
+        identity::engine::identifiers_of(self, id)
     }
 
     /// Creates a profile with a fresh random id and returns the id.
@@ -250,9 +378,20 @@ impl Db {
         Ok(self.store.get::<Profiles>(id)?.is_some())
     }
 
-    /// Iterates every profile id in key order.
+    /// Iterates the ids of every active profile in key order (ids merged
+    /// into another profile are skipped; they still resolve through `get`).
     pub fn profile_ids(&self) -> Result<impl Iterator<Item = Result<ProfileId>> + '_> {
-        self.store.keys::<Profiles>()
+        Ok(self
+            .store
+            .entries_raw::<Profiles>(&[])?
+            .filter_map(|item| match item {
+                Ok((id, bytes)) => match format::record_is_active(&bytes) {
+                    Ok(true) => Some(Ok(id)),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                },
+                Err(e) => Some(Err(e)),
+            }))
     }
 
     /// Flushes memtables to SST files and syncs the WAL.

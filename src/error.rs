@@ -102,6 +102,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// An identifier could not be normalised.
+    #[error("invalid {id_type} identifier {input:?}: {reason}")]
+    InvalidIdentifier {
+        /// Identifier type.
+        id_type: String,
+        /// The rejected input (at most 64 characters; returned to the caller, never stored).
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
     /// A profile id could not be parsed.
     #[error("invalid profile id {input:?}: expected 32 hexadecimal characters")]
     InvalidProfileId {

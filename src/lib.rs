@@ -42,6 +42,7 @@ mod domain;
 mod error;
 pub mod forensics;
 mod hex;
+pub mod ingest;
 mod options;
 mod storage;
 pub mod synth;
@@ -55,13 +56,17 @@ pub mod fuzz_support;
 pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
 pub use db::{Db, StoreStats};
 pub use domain::fields::MAX_FIELD_NAME_BYTES;
+pub use domain::identity::{
+    IdType, Identifier, IdentityConfig, MergeInfo, MergeRules, Normalization, RejectReason,
+    Rejection, ResolveOutcome, DEFAULT_BLOCKLIST, MAX_IDENTIFIER_BYTES,
+};
 pub use domain::profiles::{
     Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES,
 };
 pub use error::{Error, Result};
 pub use options::Options;
 pub use storage::ColumnStats;
-pub use types::{FieldClass, FieldSpec, ProfileId, Schema, Timestamp, Value, ValueKind};
+pub use types::{FieldClass, FieldSpec, MergeId, ProfileId, Schema, Timestamp, Value, ValueKind};
 
 #[cfg(test)]
 mod send_sync {

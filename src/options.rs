@@ -1,5 +1,6 @@
 //! Options for opening a store.
 
+use crate::domain::identity::IdentityConfig;
 use crate::types::Schema;
 
 /// How to open a store. Built with chained setters.
@@ -17,6 +18,7 @@ pub struct Options {
     pub(crate) sync_writes: bool,
     pub(crate) bucket_bits: u8,
     pub(crate) schema: Option<Schema>,
+    pub(crate) identity: Option<IdentityConfig>,
 }
 
 impl Default for Options {
@@ -28,6 +30,7 @@ impl Default for Options {
             sync_writes: false,
             bucket_bits: 16,
             schema: None,
+            identity: None,
         }
     }
 }
@@ -69,6 +72,13 @@ impl Options {
     /// store is created; ignored when opening an existing store.
     pub fn bucket_bits(mut self, bits: u8) -> Self {
         self.bucket_bits = bits;
+        self
+    }
+
+    /// Identity settings (normalisation, merge rules) to persist at open,
+    /// replacing the stored ones. A new store defaults to region `US`.
+    pub fn identity(mut self, config: IdentityConfig) -> Self {
+        self.identity = Some(config);
         self
     }
 

@@ -68,6 +68,56 @@ impl FromStr for ProfileId {
     }
 }
 
+/// Identifies one merge of two profiles (128 bits, random), shown as 32 hex characters.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MergeId([u8; 16]);
+
+impl MergeId {
+    /// Wraps raw bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        MergeId(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// A fresh random id.
+    pub fn random() -> Result<Self> {
+        let mut b = [0u8; 16];
+        crate::crypto::os_random(&mut b)?;
+        Ok(MergeId(b))
+    }
+}
+
+impl fmt::Display for MergeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::hex::encode(&self.0))
+    }
+}
+
+impl fmt::Debug for MergeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MergeId({self})")
+    }
+}
+
+impl FromStr for MergeId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::InvalidInput(format!(
+                "invalid merge id {:?}: expected 32 hexadecimal characters",
+                s.chars().take(64).collect::<String>()
+            ))
+        };
+        let bytes = crate::hex::decode(s).ok_or_else(bad)?;
+        Ok(MergeId(bytes.try_into().map_err(|_| bad())?))
+    }
+}
+
 /// A point in time with microsecond precision, counted from the Unix epoch
 /// (UTC). Valid from year 0001 to 9999, so every timestamp prints as RFC 3339.
 ///
@@ -459,6 +509,9 @@ pub struct Schema {
     /// Field name to declaration.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
+    /// Custom identifier types accepted by `Db::resolve` besides the built-in ones.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub identifier_types: std::collections::BTreeSet<String>,
 }
 
 impl Schema {
@@ -475,6 +528,12 @@ impl Schema {
         kind: Option<ValueKind>,
     ) -> Self {
         self.fields.insert(name.into(), FieldSpec { class, kind });
+        self
+    }
+
+    /// Declares a custom identifier type (for example `crm_id`).
+    pub fn identifier_type(mut self, name: impl Into<String>) -> Self {
+        self.identifier_types.insert(name.into());
         self
     }
 

@@ -180,3 +180,104 @@ fn demo_runs_small_and_finds_no_plaintext() {
     assert!(out.contains("found    0 plaintext occurrences"), "{out}");
     assert!(out.contains("0 mismatches"), "{out}");
 }
+
+#[test]
+fn ingest_lookup_merges_unmerge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let d = dir.to_str().unwrap();
+    assert!(
+        lethedb(&["init", "--db", d, "--default-region", "GB"], None)
+            .status
+            .success()
+    );
+    let events = tmp.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        [
+            r#"{"type":"identify","anonymousId":"anon-1","traits":{"email":"Ada@Example.com","plan":"free"},"messageId":"m1"}"#,
+            r#"{"type":"identify","userId":"user-1","traits":{"phone":"020 7183 8750","name":"Ada"},"context":{"device":{"id":"dev-1"}}}"#,
+            "",
+            r#"{"type":"identify" this is not json"#,
+            r#"{"type":"track","anonymousId":"anon-2","event":"Viewed"}"#,
+            r#"{"type":"alias","previousId":"anon-1","userId":"user-1"}"#,
+            r#"{"type":"identify","userId":"undefined"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let o = lethedb(&["ingest", "--db", d, events.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["records"], 5, "{summary}");
+    assert_eq!(summary["malformed_lines"], 1);
+    assert_eq!(summary["profiles_created"], 3);
+    assert_eq!(summary["merges"], 1);
+    assert_eq!(summary["identifiers_rejected"], 1);
+    let err = stderr(&o);
+    assert!(
+        err.contains("line 4: skipped") && err.contains("bad JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 7: rejected user_id identifier: blocked"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("Ada@Example.com"),
+        "identifier values never go to logs"
+    );
+
+    // --strict stops at the malformed line.
+    let o = lethedb(
+        &["ingest", "--db", d, "--strict", events.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("line 4"));
+
+    // Lookup by any spelling; GB numbers without country code.
+    let o = lethedb(&["lookup", "--db", d, "--email", " ADA@example.com"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p["fields"]["name"], "Ada");
+    assert_eq!(p["fields"]["plan"], "free");
+    let id = p["profile_id"].as_str().unwrap().to_string();
+    let o = lethedb(&["lookup", "--db", d, "--phone", "+44 20 7183 8750"], None);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["profile_id"],
+        id.as_str()
+    );
+    let o = lethedb(
+        &[
+            "lookup",
+            "--db",
+            d,
+            "--phone",
+            "(020) 7183-8750",
+            "--default-region",
+            "GB",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    let o = lethedb(&["lookup", "--db", d, "--user-id", "nobody"], None);
+    assert_eq!(o.status.code(), Some(3));
+
+    let o = lethedb(&["merges", "--db", d, "--id", &id], None);
+    let merges: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(merges.as_array().unwrap().len(), 1);
+    assert_eq!(merges[0]["reason"], "alias");
+    let merge_id = merges[0]["merge_id"].as_str().unwrap().to_string();
+    let merged = merges[0]["merged"].as_str().unwrap().to_string();
+
+    let o = lethedb(&["unmerge", "--db", d, &merge_id], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lethedb(&["lookup", "--db", d, "--user-id", "user-1"], None);
+    let p: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p["profile_id"], merged.as_str());
+    assert_eq!(p["fields"]["name"], "Ada");
+    assert!(p["fields"].get("plan").is_none());
+    let o = lethedb(&["unmerge", "--db", d, &merge_id], None);
+    assert_eq!(o.status.code(), Some(1), "second unmerge refused");
+}

@@ -3,12 +3,16 @@
 //! 1 general, 2 usage, 3 not found (store or profile), 4 wrong key.
 
 mod demo;
+mod ingest;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use lethedb::{Db, Error, FileKeyProvider, Options, ProfileId, Schema, Update};
+use lethedb::{
+    Db, Error, FileKeyProvider, IdType, Identifier, IdentityConfig, MergeId, Normalization,
+    Options, ProfileId, Schema, Update,
+};
 
 #[derive(Parser)]
 #[command(
@@ -30,7 +34,41 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Create a new store and its key file (mode 0600).
-    Init,
+    Init {
+        /// Region for phone numbers without a country code (ISO 3166-1 alpha-2).
+        #[arg(long, default_value = "US")]
+        default_region: String,
+    },
+    /// Ingest Segment-spec NDJSON (identify, alias, track) from FILE or `-` (stdin).
+    Ingest {
+        /// NDJSON file, or `-` for stdin.
+        file: String,
+        /// Abort on the first malformed line instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+        /// Region for phone numbers without a country code (default: the store's).
+        #[arg(long)]
+        default_region: Option<String>,
+    },
+    /// Find a profile by one identifier and print it.
+    Lookup {
+        #[command(flatten)]
+        id: LookupArgs,
+        /// Region for phone numbers without a country code (default: the store's).
+        #[arg(long)]
+        default_region: Option<String>,
+    },
+    /// List the merges a profile took part in.
+    Merges {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Undo a merge.
+    Unmerge {
+        /// Merge id (32 hex characters, from `lethedb merges`).
+        merge_id: String,
+    },
     /// Upsert fields from a JSON object (`-` reads stdin); `null` removes a field.
     Put {
         /// Profile id (32 hex characters); omitted: create a new profile.
@@ -80,6 +118,39 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         batch: u64,
     },
+}
+
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct LookupArgs {
+    /// E-mail address.
+    #[arg(long)]
+    email: Option<String>,
+    /// Phone number.
+    #[arg(long)]
+    phone: Option<String>,
+    /// User id.
+    #[arg(long)]
+    user_id: Option<String>,
+    /// Anonymous id.
+    #[arg(long)]
+    anonymous_id: Option<String>,
+    /// Device id.
+    #[arg(long)]
+    device_id: Option<String>,
+}
+
+impl LookupArgs {
+    fn identifier(&self) -> Option<Identifier> {
+        let a = self;
+        a.email
+            .as_ref()
+            .map(Identifier::email)
+            .or_else(|| a.phone.as_ref().map(Identifier::phone))
+            .or_else(|| a.user_id.as_ref().map(Identifier::user_id))
+            .or_else(|| a.anonymous_id.as_ref().map(Identifier::anonymous_id))
+            .or_else(|| a.device_id.as_ref().map(Identifier::device_id))
+    }
 }
 
 #[derive(Subcommand)]
@@ -190,11 +261,31 @@ fn print_json(v: &serde_json::Value) {
     println!("{v}");
 }
 
+/// Normalises a phone number with an explicit region (to E.164), so the
+/// store's own region no longer matters for it.
+pub(crate) fn with_region(
+    db: &Db,
+    id: Identifier,
+    region: Option<&str>,
+) -> std::result::Result<Identifier, Failure> {
+    match (region, &id.id_type) {
+        (Some(r), IdType::Phone) => {
+            let n = Normalization {
+                default_region: r.to_string(),
+                ..db.identity_config().normalization
+            };
+            Ok(Identifier::phone(n.normalize(&id)?))
+        }
+        _ => Ok(id),
+    }
+}
+
 /// Creates a store and its key file; refuses to touch existing ones.
 pub(crate) fn init_store(
     dir: &Path,
     key: &Path,
     schema: Option<Schema>,
+    region: &str,
 ) -> std::result::Result<Db, Failure> {
     if dir.join("CURRENT").exists() {
         return Err(Error::StoreExists {
@@ -208,7 +299,9 @@ pub(crate) fn init_store(
         ));
     }
     let provider = FileKeyProvider::create(key)?;
-    let mut opts = Options::new().create_if_missing(true);
+    let mut identity = IdentityConfig::default();
+    identity.normalization.default_region = region.to_string();
+    let mut opts = Options::new().create_if_missing(true).identity(identity);
     if let Some(s) = schema {
         opts = opts.schema(s);
     }
@@ -227,10 +320,10 @@ pub(crate) fn init_store(
 
 fn dispatch(cli: Cli) -> CliResult {
     match &cli.cmd {
-        Cmd::Init => {
+        Cmd::Init { default_region } => {
             let dir = need_db(&cli.db)?;
             let key = key_path(&cli, &dir);
-            let db = init_store(&dir, &key, None)?;
+            let db = init_store(&dir, &key, None, default_region)?;
             print_json(&serde_json::json!({
                 "store": dir.display().to_string(),
                 "key_file": key.display().to_string(),
@@ -261,6 +354,61 @@ fn dispatch(cli: Cli) -> CliResult {
                 None => db.get(&id)?,
             };
             print_json(&p.to_json());
+        }
+        Cmd::Ingest {
+            file,
+            strict,
+            default_region,
+        } => {
+            let db = open(&cli)?;
+            ingest::run(&db, file, *strict, default_region.as_deref())?;
+        }
+        Cmd::Lookup { id, default_region } => {
+            let db = open(&cli)?;
+            let ident = id.identifier().ok_or_else(|| Failure {
+                code: 2,
+                message: "give one of --email, --phone, --user-id, --anonymous-id, --device-id"
+                    .into(),
+            })?;
+            let ident = with_region(&db, ident, default_region.as_deref())?;
+            match db.lookup(&ident)? {
+                Some(pid) => print_json(&db.get(&pid)?.to_json()),
+                None => {
+                    return Err(Failure {
+                        code: 3,
+                        message: format!("no profile has that {} identifier", ident.id_type),
+                    })
+                }
+            }
+        }
+        Cmd::Merges { id } => {
+            let db = open(&cli)?;
+            let merges: Vec<serde_json::Value> = db
+                .merges(&id.parse()?)?
+                .into_iter()
+                .map(|m| {
+                    serde_json::json!({
+                        "merge_id": m.merge_id.to_string(),
+                        "survivor": m.survivor.to_string(),
+                        "merged": m.merged.to_string(),
+                        "reason": m.reason,
+                        "at": m.at.to_string(),
+                        "identifier_types": m.identifier_types,
+                        "undone_at": m.undone_at.map(|t| t.to_string()),
+                    })
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(merges));
+        }
+        Cmd::Unmerge { merge_id } => {
+            let db = open(&cli)?;
+            let merge_id: MergeId = merge_id.parse()?;
+            let (survivor, restored) = db.unmerge(&merge_id)?;
+            print_json(&serde_json::json!({
+                "merge_id": merge_id.to_string(),
+                "survivor": survivor.to_string(),
+                "restored": restored.to_string(),
+            }));
         }
         Cmd::DeleteField { id, field } => {
             let db = open(&cli)?;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 /// HKDF `info` labels. Each subkey has its own label (domain separation).
 pub(crate) const LABEL_KEY_CHECK: &str = "lethedb/v1/key-check";
 pub(crate) const LABEL_BUCKET_WRAP: &str = "lethedb/v1/bucket-wrap";
+pub(crate) const LABEL_BLIND_INDEX: &str = "lethedb/v1/blind-index";
 const LABEL_FIELD: &[u8] = b"lethedb/v1/field-key";
 const KEY_CHECK_MESSAGE: &[u8] = b"lethedb key check value v1";
 

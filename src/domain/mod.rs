@@ -2,5 +2,6 @@
 //! audit join this layer in later issues.
 
 pub(crate) mod fields;
+pub(crate) mod identity;
 pub(crate) mod locks;
 pub(crate) mod profiles;

@@ -16,7 +16,7 @@ use crate::crypto::kdf::FieldKeys;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::storage::columns::{Keyrings, Profiles};
-use crate::storage::format::{self, FieldEntry, ProfileRecord, WrappedKey};
+use crate::storage::format::{self, FieldEntry, ProfileRecord, RecordStatus, WrappedKey};
 use crate::storage::Batch;
 use crate::types::{FieldClass, ProfileId, Schema, Timestamp, Value};
 
@@ -220,19 +220,26 @@ fn check_nesting(field: &str, v: &Value, depth: usize) -> Result<()> {
 }
 
 /// A change validated and encoded, ready to seal.
-struct Prepared {
-    name: String,
-    class: FieldClass,
+#[derive(Clone)]
+pub(crate) struct Prepared {
+    pub(crate) name: String,
+    pub(crate) class: FieldClass,
     /// `None` removes the field.
-    encoded: Option<Zeroizing<Vec<u8>>>,
+    pub(crate) encoded: Option<Zeroizing<Vec<u8>>>,
 }
 
-fn prepare(schema: &Schema, update: Update) -> Result<Vec<Prepared>> {
+pub(crate) fn prepare(schema: &Schema, update: Update) -> Result<Vec<Prepared>> {
     update
         .changes
         .into_iter()
         .map(|(name, value)| {
             crate::domain::fields::validate_name(&name)?;
+            if is_system_field(&name) {
+                return Err(Error::InvalidFieldName {
+                    name,
+                    reason: "names starting with '$' are reserved",
+                });
+            }
             let spec = schema.spec(&name);
             let encoded = match value {
                 None => None,
@@ -270,15 +277,193 @@ fn prepare(schema: &Schema, update: Update) -> Result<Vec<Prepared>> {
         .collect()
 }
 
-/// In-flight state of one profile during [`apply`].
-struct Working {
-    record: ProfileRecord,
-    keyring: Keyring,
-    new_keyring: Option<WrappedKey>,
+/// Longest chain of merge redirects followed before giving up.
+const MAX_REDIRECTS: usize = 64;
+
+/// In-flight state of one profile: its record and unwrapped keyring.
+pub(crate) struct Working {
+    pub(crate) id: ProfileId,
+    pub(crate) record: ProfileRecord,
+    pub(crate) keyring: Keyring,
+    /// Set for a profile created in this operation: its keyring must be written.
+    pub(crate) new_keyring: Option<WrappedKey>,
+}
+
+impl Working {
+    /// Loads a profile's record and keyring; `None` when there is no record.
+    pub(crate) fn load(db: &Db, id: &ProfileId) -> Result<Option<Working>> {
+        let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
+        match (record, wrapped) {
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(Error::Decrypt {
+                profile: *id,
+                what: "keyring (missing)".into(),
+            }),
+            (Some(record), Some(w)) => {
+                let keyring = db.keys.open_keyring(&db.store, id, &w)?;
+                check_generation(id, &record, &keyring)?;
+                Ok(Some(Working {
+                    id: *id,
+                    record,
+                    keyring,
+                    new_keyring: None,
+                }))
+            }
+        }
+    }
+
+    /// A new, empty profile with a fresh keyring.
+    pub(crate) fn create(db: &Db, id: &ProfileId, now: Timestamp) -> Result<Working> {
+        let (keyring, wrapped) = db.keys.new_keyring(&db.store, id)?;
+        Ok(Working {
+            id: *id,
+            record: ProfileRecord {
+                generation: keyring.generation,
+                created_at: now,
+                updated_at: now,
+                status: RecordStatus::Active,
+                origins: Vec::new(),
+                fields: Vec::new(),
+            },
+            keyring,
+            new_keyring: Some(wrapped),
+        })
+    }
+
+    /// Origin index of `who` in this record (0: the profile itself or unknown).
+    pub(crate) fn origin_index(&self, who: &ProfileId) -> u32 {
+        self.record
+            .origins
+            .iter()
+            .position(|o| o == who)
+            .and_then(|i| u32::try_from(i + 1).ok())
+            .unwrap_or(0)
+    }
+
+    /// The profile an origin index stands for.
+    pub(crate) fn origin_id(&self, origin: u32) -> ProfileId {
+        usize::try_from(origin)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| self.record.origins.get(i).copied())
+            .unwrap_or(self.id)
+    }
+
+    /// Applies prepared changes, sealing new values under this profile's keys.
+    pub(crate) fn apply_changes(
+        &mut self,
+        db: &Db,
+        changes: Vec<Prepared>,
+        origin: u32,
+        now: Timestamp,
+    ) -> Result<()> {
+        let keys = self.keyring.field_keys()?;
+        for change in changes {
+            let Some(plain) = change.encoded else {
+                if let Some(fid) = db.registry.id(&change.name) {
+                    self.record.remove(fid);
+                }
+                continue;
+            };
+            let field_id = db
+                .registry
+                .id(&change.name)
+                .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
+            let sealed = change.class.is_sealed();
+            let payload = seal_entry(&keys, &self.id, &change.name, field_id, sealed, &plain)?;
+            self.record.set(FieldEntry {
+                field_id,
+                sealed,
+                origin,
+                written_at: now,
+                payload,
+            });
+        }
+        if self.record.fields.len() > MAX_FIELDS_PER_PROFILE {
+            return Err(Error::InvalidInput(format!(
+                "profile {} would hold more than {MAX_FIELDS_PER_PROFILE} fields",
+                self.id
+            )));
+        }
+        self.record.updated_at = now;
+        Ok(())
+    }
+
+    /// Opens one entry of this record.
+    pub(crate) fn open(&self, db: &Db, entry: &FieldEntry) -> Result<(String, Value)> {
+        let name = db.registry.name(entry.field_id)?;
+        let value = open_entry(&self.keyring.field_keys()?, &self.id, &name, entry)?;
+        Ok((name, value))
+    }
+
+    /// Seals `value` as field `name` with the given origin and write time.
+    pub(crate) fn seal(
+        &self,
+        db: &Db,
+        name: &str,
+        class: FieldClass,
+        value: &Value,
+        origin: u32,
+        written_at: Timestamp,
+    ) -> Result<FieldEntry> {
+        db.registry.ensure(&db.store, [name])?;
+        let field_id = db
+            .registry
+            .id(name)
+            .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
+        let mut plain = Zeroizing::new(Vec::new());
+        format::encode_value(value, &mut plain);
+        let sealed = class.is_sealed();
+        Ok(FieldEntry {
+            field_id,
+            sealed,
+            origin,
+            written_at,
+            payload: seal_entry(
+                &self.keyring.field_keys()?,
+                &self.id,
+                name,
+                field_id,
+                sealed,
+                &plain,
+            )?,
+        })
+    }
+
+    /// Adds this profile's writes to a batch.
+    pub(crate) fn put_into(&self, batch: &mut Batch) {
+        if let Some(wrapped) = &self.new_keyring {
+            batch.put::<Keyrings>(&self.id, wrapped);
+        }
+        batch.put::<Profiles>(&self.id, &self.record);
+    }
+}
+
+/// Follows merge redirects from `id` to the active profile holding its data.
+/// `Ok(None)` when `id` does not exist.
+pub(crate) fn final_target(db: &Db, id: &ProfileId) -> Result<Option<ProfileId>> {
+    let mut cur = *id;
+    for _ in 0..MAX_REDIRECTS {
+        match db.store.get::<Profiles>(&cur)? {
+            None => return Ok(None),
+            Some(rec) => match rec.status {
+                RecordStatus::Active => return Ok(Some(cur)),
+                RecordStatus::Merged { into, .. } => cur = into,
+            },
+        }
+    }
+    Err(Error::corrupt(
+        "profile record",
+        format!("merge redirects from {id} do not end"),
+    ))
 }
 
 /// Applies a batch as one atomic write. Everything is validated, encoded and
 /// sealed before the commit, so an error leaves the store untouched.
+///
+/// Writes to a merged-away id go to the profile it was merged into, with the
+/// merged-away id as their origin (so unmerge can give them back). Those
+/// take the identity lock, which keeps merge chains still.
 pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
     let schema = db.schema_snapshot();
     let mut prepared = Vec::with_capacity(batch.ops.len());
@@ -293,63 +478,77 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
                 .map(|c| c.name.as_str())
         }),
     )?;
+    // Fast attempt without the identity lock; it bails out on a redirect.
+    if apply_attempt(db, &prepared, false)?.is_some() {
+        return Ok(());
+    }
+    let _identity = db.identity_lock.lock();
+    apply_attempt(db, &prepared, true)?.ok_or_else(|| {
+        Error::corrupt(
+            "profile record",
+            "merge redirect changed under the identity lock",
+        )
+    })
+}
 
-    let _guards = db.locks.lock(prepared.iter().map(|(id, _, _)| id));
+type PreparedOp = (ProfileId, OpKind, Vec<Prepared>);
+
+/// Builds and commits the batch while holding the profiles' stripe locks;
+/// `None` (nothing written) if a merged-away id is met without the identity lock.
+fn apply_attempt(db: &Db, prepared: &[PreparedOp], identity_held: bool) -> Result<Option<()>> {
+    let mut targets: HashMap<ProfileId, ProfileId> = HashMap::new();
+    for (id, _, _) in prepared {
+        let target = if identity_held {
+            final_target(db, id)?.unwrap_or(*id)
+        } else {
+            *id
+        };
+        targets.insert(*id, target);
+    }
+    let _guards = db.locks.lock(targets.values());
     let now = Timestamp::now();
     let mut working: HashMap<ProfileId, Working> = HashMap::new();
     let mut order: Vec<ProfileId> = Vec::new();
-
     for (id, kind, changes) in prepared {
-        let w = match working.entry(id) {
-            Entry::Occupied(_) if kind == OpKind::Create => {
+        let target = targets.get(id).copied().unwrap_or(*id);
+        let w = match working.entry(target) {
+            Entry::Occupied(_) if *kind == OpKind::Create => {
                 return Err(Error::InvalidInput(format!(
                     "profile {id} created twice in one batch"
                 )))
             }
             Entry::Occupied(slot) => slot.into_mut(),
             Entry::Vacant(slot) => {
-                order.push(id);
-                slot.insert(load_working(db, &id, kind, now)?)
+                let w = match (Working::load(db, &target)?, kind) {
+                    (Some(_), OpKind::Create) => {
+                        return Err(Error::InvalidInput(format!("profile {id} already exists")))
+                    }
+                    (Some(w), _) if w.record.status != RecordStatus::Active => {
+                        if identity_held {
+                            return Err(Error::corrupt(
+                                "profile record",
+                                "redirect target is not active",
+                            ));
+                        }
+                        return Ok(None);
+                    }
+                    (Some(w), _) => w,
+                    (None, OpKind::Modify) => return Err(Error::ProfileNotFound(*id)),
+                    (None, _) => Working::create(db, &target, now)?,
+                };
+                order.push(target);
+                slot.insert(w)
             }
         };
-        let keys = w.keyring.field_keys()?;
-        for change in changes {
-            let Some(plain) = change.encoded else {
-                if let Some(fid) = db.registry.id(&change.name) {
-                    w.record.remove(fid);
-                }
-                continue;
-            };
-            let field_id = db
-                .registry
-                .id(&change.name)
-                .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
-            let sealed = change.class.is_sealed();
-            let payload = seal_entry(&keys, &id, &change.name, field_id, sealed, &plain)?;
-            w.record.set(FieldEntry {
-                field_id,
-                sealed,
-                written_at: now,
-                payload,
-            });
-        }
-        if w.record.fields.len() > MAX_FIELDS_PER_PROFILE {
-            return Err(Error::InvalidInput(format!(
-                "profile {id} would hold more than {MAX_FIELDS_PER_PROFILE} fields"
-            )));
-        }
-        w.record.updated_at = now;
+        let origin = w.origin_index(id);
+        w.apply_changes(db, changes.clone(), origin, now)?;
     }
-
     let mut out = Batch::new();
     for id in &order {
-        let w = &working[id];
-        if let Some(wrapped) = &w.new_keyring {
-            out.put::<Keyrings>(id, wrapped);
-        }
-        out.put::<Profiles>(id, &w.record);
+        working[id].put_into(&mut out);
     }
-    db.store.write(out)
+    db.store.write(out)?;
+    Ok(Some(()))
 }
 
 /// Builds a field entry's payload. Sealed: `nonce ‖ ciphertext ‖ tag` of the
@@ -403,46 +602,6 @@ fn open_entry(keys: &FieldKeys, id: &ProfileId, name: &str, entry: &FieldEntry) 
     }
 }
 
-/// Loads (or, for a new profile, starts) the state of one profile for a batch.
-fn load_working(db: &Db, id: &ProfileId, kind: OpKind, now: Timestamp) -> Result<Working> {
-    let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
-    let w = match (record, wrapped) {
-        (Some(record), Some(w)) => {
-            let keyring = db.keys.open_keyring(&db.store, id, &w)?;
-            check_generation(id, &record, &keyring)?;
-            if kind == OpKind::Create {
-                return Err(Error::InvalidInput(format!("profile {id} already exists")));
-            }
-            Working {
-                record,
-                keyring,
-                new_keyring: None,
-            }
-        }
-        (Some(_), None) => {
-            return Err(Error::Decrypt {
-                profile: *id,
-                what: "keyring (missing)".into(),
-            })
-        }
-        (None, _) if kind == OpKind::Modify => return Err(Error::ProfileNotFound(*id)),
-        (None, _) => {
-            let (keyring, wrapped) = db.keys.new_keyring(&db.store, id)?;
-            Working {
-                record: ProfileRecord {
-                    generation: keyring.generation,
-                    created_at: now,
-                    updated_at: now,
-                    fields: Vec::new(),
-                },
-                keyring,
-                new_keyring: Some(wrapped),
-            }
-        }
-    };
-    Ok(w)
-}
-
 fn check_generation(id: &ProfileId, record: &ProfileRecord, keyring: &Keyring) -> Result<()> {
     if record.generation == keyring.generation {
         Ok(())
@@ -457,44 +616,54 @@ fn check_generation(id: &ProfileId, record: &ProfileRecord, keyring: &Keyring) -
     }
 }
 
-/// Reads a profile; `names` selects fields (`None`: all). Unknown names are skipped.
+/// Reads a profile, following merge redirects; `names` selects fields
+/// (`None`: all). Unknown names are skipped; system fields (`$…`) are never returned.
 pub(crate) fn read(db: &Db, id: &ProfileId, names: Option<&[&str]>) -> Result<Profile> {
-    // Record and keyring are read in one MultiGet; a generation mismatch can
-    // only come from a concurrent re-key, so it is retried before it is an error.
-    let mut attempt = 0;
-    let (record, keyring) = loop {
-        let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
-        let record = record.ok_or(Error::ProfileNotFound(*id))?;
-        let wrapped = wrapped.ok_or_else(|| Error::Decrypt {
-            profile: *id,
-            what: "keyring (missing)".into(),
-        })?;
-        let keyring = db.keys.open_keyring(&db.store, id, &wrapped)?;
-        match check_generation(id, &record, &keyring) {
-            Ok(()) => break (record, keyring),
-            Err(e) if attempt >= 2 => return Err(e),
-            Err(_) => attempt += 1,
-        }
-    };
-    let keys = keyring.field_keys()?;
+    let w = load_active(db, id)?;
     let wanted: Option<Vec<u32>> =
         names.map(|ns| ns.iter().filter_map(|n| db.registry.id(n)).collect());
+    let keys = w.keyring.field_keys()?;
     let mut fields = BTreeMap::new();
-    for entry in &record.fields {
+    for entry in &w.record.fields {
         if wanted
             .as_ref()
-            .is_some_and(|w| !w.contains(&entry.field_id))
+            .is_some_and(|wl| !wl.contains(&entry.field_id))
         {
             continue;
         }
         let name = db.registry.name(entry.field_id)?;
-        let value = open_entry(&keys, id, &name, entry)?;
+        if is_system_field(&name) {
+            continue;
+        }
+        let value = open_entry(&keys, &w.id, &name, entry)?;
         fields.insert(name, value);
     }
     Ok(Profile {
-        id: *id,
-        created_at: record.created_at,
-        updated_at: record.updated_at,
+        id: w.id,
+        created_at: w.record.created_at,
+        updated_at: w.record.updated_at,
         fields,
     })
+}
+
+/// Loads the active profile `id` resolves to (following redirects). Reads
+/// take no locks; a generation mismatch (possible only during a concurrent
+/// re-key) and a redirect that moved under us are retried.
+pub(crate) fn load_active(db: &Db, id: &ProfileId) -> Result<Working> {
+    let mut last = None;
+    for _ in 0..3 {
+        let target = final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
+        match Working::load(db, &target) {
+            Ok(Some(w)) if w.record.status == RecordStatus::Active => return Ok(w),
+            Ok(_) => {}
+            Err(e @ Error::Corrupt { .. }) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(Error::ProfileNotFound(*id)))
+}
+
+/// Names starting with `$` are reserved for lethedb's own fields.
+pub(crate) fn is_system_field(name: &str) -> bool {
+    name.starts_with('$')
 }

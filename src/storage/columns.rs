@@ -8,12 +8,18 @@
 //! | `profiles`    | `Profiles`    | `p`    | profile id (16) | `ProfileRecord`|
 //! | `keys`        | `BucketKeys`  | `b`    | bucket (u32)    | `WrappedKey`   |
 //! | `keys`        | `Keyrings`    | `k`    | profile id (16) | `WrappedKey`   |
-//! | `identities`, `consents`, `audit` | — | — | reserved for later issues | |
+//! | `meta`        | `Configs`     | `c`    | (none)          | `Blob` (JSON)  |
+//! | `identities`  | `IdentityIndex` | `i`  | blind key (16)  | `IdentityEntry`|
+//! | `identities`  | `Merges`      | `m`    | merge id (16)   | `MergeRecord`  |
+//! | `identities`  | `ProfileMerges` | `x`  | profile id ‖ merge id | `Blob` (empty) |
+//! | `consents`, `audit` | — | — | reserved for later issues | |
 
-use super::format::{Blob, ProfileRecord, StoreHeader, ValueCodec, WrappedKey};
+use super::format::{
+    Blob, IdentityEntry, MergeRecord, ProfileRecord, StoreHeader, ValueCodec, WrappedKey,
+};
 use super::keys::{self, KeyCodec};
 use crate::error::Result;
-use crate::types::ProfileId;
+use crate::types::{MergeId, ProfileId};
 
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_PROFILES: &str = "profiles";
@@ -84,4 +90,20 @@ keyspace!(
 keyspace!(
     /// Per-profile keyring seeds, wrapped under their bucket key.
     Keyrings, CF_KEYS, b'k', ProfileId, WrappedKey
+);
+keyspace!(
+    /// Identity configuration: normalisation and merge rules (JSON).
+    Configs, CF_META, b'c', (), Blob
+);
+keyspace!(
+    /// Blind identity index: HMAC of a normalised identifier to its profile.
+    IdentityIndex, CF_IDENTITIES, b'i', [u8; 16], IdentityEntry
+);
+keyspace!(
+    /// Merge records by merge id.
+    Merges, CF_IDENTITIES, b'm', MergeId, MergeRecord
+);
+keyspace!(
+    /// Merges a profile took part in (as survivor or merged), for listing.
+    ProfileMerges, CF_IDENTITIES, b'x', (ProfileId, MergeId), Blob
 );

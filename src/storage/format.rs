@@ -7,7 +7,7 @@
 //! preceding bytes. All integers are big-endian.
 
 use crate::error::{Error, Result};
-use crate::types::{Timestamp, Value};
+use crate::types::{MergeId, ProfileId, Timestamp, Value};
 
 /// Record format versions this build understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,14 +358,37 @@ pub(crate) struct ProfileRecord {
     pub(crate) generation: u32,
     pub(crate) created_at: Timestamp,
     pub(crate) updated_at: Timestamp,
+    pub(crate) status: RecordStatus,
+    /// Other profiles whose data this record holds (merged into it). Origin
+    /// index 0 is the profile itself, index `i >= 1` is `origins[i - 1]`.
+    pub(crate) origins: Vec<ProfileId>,
     /// Sorted by `field_id`, unique.
     pub(crate) fields: Vec<FieldEntry>,
 }
+
+/// Whether a profile is live or was merged into another one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecordStatus {
+    Active,
+    /// Merged away: reads and writes follow `into`; the record's own fields
+    /// are the frozen pre-merge state, kept for unmerge.
+    Merged {
+        into: ProfileId,
+        merge_id: MergeId,
+    },
+}
+
+const STATUS_ACTIVE: u8 = 0;
+const STATUS_MERGED: u8 = 1;
+/// Most origins one record may list.
+pub(crate) const MAX_ORIGINS: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct FieldEntry {
     pub(crate) field_id: u32,
     pub(crate) sealed: bool,
+    /// Index into the record's origins: which profile contributed the value.
+    pub(crate) origin: u32,
     pub(crate) written_at: Timestamp,
     /// Sealed: `nonce || ciphertext || tag` of the encoded value.
     /// Plain: the encoded value.
@@ -406,6 +429,20 @@ impl ProfileRecord {
     }
 }
 
+/// Whether an encoded profile record is active (not merged away), reading
+/// only its header.
+pub(crate) fn record_is_active(bytes: &[u8]) -> Result<bool> {
+    check_version(ProfileRecord::WHAT, bytes)?;
+    match bytes.get(21) {
+        Some(&STATUS_ACTIVE) => Ok(true),
+        Some(&STATUS_MERGED) => Ok(false),
+        _ => Err(Error::corrupt(
+            ProfileRecord::WHAT,
+            "unreadable status byte",
+        )),
+    }
+}
+
 impl ValueCodec for ProfileRecord {
     const WHAT: &'static str = "profile record";
 
@@ -416,6 +453,18 @@ impl ValueCodec for ProfileRecord {
         out.extend_from_slice(&self.generation.to_be_bytes());
         out.extend_from_slice(&self.created_at.as_micros().to_be_bytes());
         out.extend_from_slice(&self.updated_at.as_micros().to_be_bytes());
+        match self.status {
+            RecordStatus::Active => out.push(STATUS_ACTIVE),
+            RecordStatus::Merged { into, merge_id } => {
+                out.push(STATUS_MERGED);
+                out.extend_from_slice(into.as_bytes());
+                out.extend_from_slice(merge_id.as_bytes());
+            }
+        }
+        put_len(&mut out, self.origins.len());
+        for o in &self.origins {
+            out.extend_from_slice(o.as_bytes());
+        }
         // Field count and lengths are bounded on the write path (MAX_FIELDS, MAX_VALUE_BYTES).
         out.extend_from_slice(
             &u16::try_from(self.fields.len())
@@ -425,6 +474,7 @@ impl ValueCodec for ProfileRecord {
         for f in &self.fields {
             put_varint(&mut out, u64::from(f.field_id));
             out.push(if f.sealed { FLAG_SEALED } else { FLAG_PLAIN });
+            put_varint(&mut out, u64::from(f.origin));
             let age = self
                 .updated_at
                 .as_micros()
@@ -445,6 +495,24 @@ impl ValueCodec for ProfileRecord {
         let generation = r.u32()?;
         let created_at = Timestamp(r.i64()?);
         let updated_at = Timestamp(r.i64()?);
+        let status = match r.u8()? {
+            STATUS_ACTIVE => RecordStatus::Active,
+            STATUS_MERGED => RecordStatus::Merged {
+                into: ProfileId::from_bytes(r.array()?),
+                merge_id: MergeId::from_bytes(r.array()?),
+            },
+            other => {
+                return Err(Error::corrupt(
+                    Self::WHAT,
+                    format!("unknown status {other}"),
+                ))
+            }
+        };
+        let n_origins = r.len(MAX_ORIGINS)?;
+        let mut origins = Vec::with_capacity(n_origins);
+        for _ in 0..n_origins {
+            origins.push(ProfileId::from_bytes(r.array()?));
+        }
         let count = r.u16()?;
         if usize::from(count) > MAX_FIELDS {
             return Err(Error::corrupt(
@@ -469,12 +537,17 @@ impl ValueCodec for ProfileRecord {
                     ))
                 }
             };
+            let origin = u32::try_from(r.varint()?)
+                .ok()
+                .filter(|&o| o as usize <= origins.len())
+                .ok_or_else(|| Error::corrupt(Self::WHAT, "field origin out of range"))?;
             let age = unzigzag(r.varint()?);
             let written_at = Timestamp(updated_at.as_micros().wrapping_sub(age));
             let len = r.len(MAX_PAYLOAD_BYTES)?;
             fields.push(FieldEntry {
                 field_id,
                 sealed,
+                origin,
                 written_at,
                 payload: r.bytes(len)?.to_vec(),
             });
@@ -484,8 +557,106 @@ impl ValueCodec for ProfileRecord {
             generation,
             created_at,
             updated_at,
+            status,
+            origins,
             fields,
         })
+    }
+}
+
+// -------------------------------------------------------------- identity index
+
+/// Blind index entry: the profile an identifier belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdentityEntry {
+    pub(crate) profile: ProfileId,
+}
+
+impl ValueCodec for IdentityEntry {
+    const WHAT: &'static str = "identity entry";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(21);
+        out.push(FormatVersion::CURRENT as u8);
+        out.extend_from_slice(self.profile.as_bytes());
+        push_crc(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        check_version(Self::WHAT, bytes)?;
+        let body = check_crc(Self::WHAT, bytes)?;
+        let mut r = Reader::new(Self::WHAT, body);
+        r.u8()?;
+        let profile = ProfileId::from_bytes(r.array()?);
+        r.finish()?;
+        Ok(IdentityEntry { profile })
+    }
+}
+
+// ---------------------------------------------------------------- merge record
+
+/// A field value of the survivor that lost to the merged profile's newer
+/// value, kept (still sealed under the survivor's keyring) so unmerge can
+/// restore it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct DisplacedField {
+    pub(crate) field_id: u32,
+    pub(crate) sealed: bool,
+    pub(crate) origin: [u8; 16],
+    pub(crate) written_at: i64,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// One merge. PII-free: identifiers appear only as blind index keys.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct MergeRecord {
+    pub(crate) survivor: [u8; 16],
+    pub(crate) merged: [u8; 16],
+    /// `shared_identifier`, `alias` or `manual`.
+    pub(crate) reason: String,
+    pub(crate) at: i64,
+    /// (type, blind key) of the identifiers that caused the merge.
+    pub(crate) identifiers: Vec<(String, [u8; 16])>,
+    /// Keyring generation of the survivor the displaced payloads are sealed under.
+    pub(crate) survivor_generation: u32,
+    pub(crate) displaced: Vec<DisplacedField>,
+    pub(crate) undone_at: Option<i64>,
+}
+
+/// Largest merge record accepted when decoding.
+const MAX_MERGE_RECORD_BYTES: u64 = 64 << 20;
+
+fn bincode_options() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_big_endian()
+        .reject_trailing_bytes()
+        .with_limit(MAX_MERGE_RECORD_BYTES)
+}
+
+impl ValueCodec for MergeRecord {
+    const WHAT: &'static str = "merge record";
+
+    fn encode(&self) -> Vec<u8> {
+        use bincode::Options;
+        let mut out = vec![FormatVersion::CURRENT as u8];
+        // Serialising plain owned data to a Vec cannot fail below the size limit.
+        if let Ok(body) = bincode_options().serialize(self) {
+            out.extend_from_slice(&body);
+        }
+        push_crc(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        use bincode::Options;
+        check_version(Self::WHAT, bytes)?;
+        let body = check_crc(Self::WHAT, bytes)?;
+        bincode_options()
+            .deserialize(&body[1..])
+            .map_err(|e| Error::corrupt(Self::WHAT, e.to_string()))
     }
 }
 
@@ -599,16 +770,20 @@ mod tests {
             generation: 3,
             created_at: Timestamp(10),
             updated_at: Timestamp(20),
+            status: RecordStatus::Active,
+            origins: vec![ProfileId::from_bytes([4; 16])],
             fields: vec![
                 FieldEntry {
                     field_id: 0,
                     sealed: true,
+                    origin: 1,
                     written_at: Timestamp(11),
                     payload: vec![1; 40],
                 },
                 FieldEntry {
                     field_id: 5,
                     sealed: false,
+                    origin: 0,
                     written_at: Timestamp(12),
                     payload: vec![2, 0, 0, 0, 0, 0, 0, 0, 7],
                 },
@@ -620,7 +795,10 @@ mod tests {
     fn profile_record_round_trip_and_every_flip_detected() {
         let rec = sample_record();
         let bytes = rec.encode();
-        assert_eq!(bytes.len(), 1 + 4 + 8 + 8 + 2 + (4 + 40) + (4 + 9) + 4);
+        assert_eq!(
+            bytes.len(),
+            1 + 4 + 8 + 8 + 1 + (1 + 16) + 2 + (5 + 40) + (5 + 9) + 4
+        );
         assert_eq!(ProfileRecord::decode(&bytes).unwrap(), rec);
         for i in 0..bytes.len() {
             for bit in [0x01u8, 0x80] {
@@ -635,6 +813,21 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(ProfileRecord::decode(&bytes[..cut]).is_err());
         }
+    }
+
+    #[test]
+    fn merged_status_round_trips() {
+        let mut rec = sample_record();
+        rec.status = RecordStatus::Merged {
+            into: ProfileId::from_bytes([8; 16]),
+            merge_id: MergeId::from_bytes([9; 16]),
+        };
+        assert_eq!(ProfileRecord::decode(&rec.encode()).unwrap(), rec);
+        rec.fields[0].origin = 2;
+        assert!(
+            ProfileRecord::decode(&rec.encode()).is_err(),
+            "origin beyond the table"
+        );
     }
 
     #[test]

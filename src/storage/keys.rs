@@ -46,6 +46,41 @@ impl KeyCodec for ProfileId {
     }
 }
 
+impl KeyCodec for crate::types::MergeId {
+    const LEN: usize = 16;
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.as_bytes());
+    }
+    fn read(body: &[u8]) -> Option<Self> {
+        Some(crate::types::MergeId::from_bytes(body.try_into().ok()?))
+    }
+}
+
+impl KeyCodec for [u8; 16] {
+    const LEN: usize = 16;
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self);
+    }
+    fn read(body: &[u8]) -> Option<Self> {
+        body.try_into().ok()
+    }
+}
+
+impl<A: KeyCodec, B: KeyCodec> KeyCodec for (A, B) {
+    const LEN: usize = A::LEN + B::LEN;
+    fn write(&self, out: &mut Vec<u8>) {
+        self.0.write(out);
+        self.1.write(out);
+    }
+    fn read(body: &[u8]) -> Option<Self> {
+        if body.len() != Self::LEN {
+            return None;
+        }
+        let (a, b) = body.split_at(A::LEN);
+        Some((A::read(a)?, B::read(b)?))
+    }
+}
+
 /// Encodes `prefix || body`.
 pub(crate) fn encode<K: KeyCodec>(prefix: u8, key: &K) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + K::LEN);
@@ -72,10 +107,17 @@ pub(crate) fn decode<K: KeyCodec>(what: &'static str, prefix: u8, bytes: &[u8]) 
     }
 }
 
-/// `[lower, upper)` covering every key of one prefix.
-pub(crate) fn prefix_bounds(prefix: u8) -> ([u8; 1], [u8; 1]) {
-    // Prefixes are below 0xff by construction (see the table in columns.rs).
-    ([prefix], [prefix.saturating_add(1)])
+/// The smallest key greater than every key starting with `prefix`
+/// (`None` when `prefix` is all `0xff`: no upper bound).
+pub(crate) fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xff {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -94,6 +136,13 @@ mod tests {
         let b = encode(b'b', &0x0102_0304u32);
         assert_eq!(b, [b'b', 1, 2, 3, 4]);
         assert_eq!(decode::<u32>("t", b'b', &b).unwrap(), 0x0102_0304);
+    }
+
+    #[test]
+    fn successor_bounds_prefixes() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(successor(&[0xff, 0xff]), None);
     }
 
     #[test]

@@ -38,6 +38,9 @@ struct Op {
     value: Option<Vec<u8>>,
 }
 
+/// A key and its undecoded value.
+pub(crate) type RawEntry<K> = (<K as Keyspace>::Key, Box<[u8]>);
+
 /// Results of [`Store::get2`].
 pub(crate) type Pair<A, B> = (
     Option<<A as Keyspace>::Value>,
@@ -177,19 +180,46 @@ impl Store {
         Ok((va, vb))
     }
 
-    /// Iterates the keys of one keyspace in order.
-    pub(crate) fn keys<K: Keyspace>(&self) -> Result<impl Iterator<Item = Result<K::Key>> + '_> {
+    /// Point reads of many keys of one keyspace in one `MultiGet`.
+    pub(crate) fn multi_get<K: Keyspace>(&self, keys: &[K::Key]) -> Result<Vec<Option<K::Value>>> {
         let cf = self.cf(K::CF)?;
-        let (lower, upper) = keys::prefix_bounds(K::PREFIX);
+        self.db
+            .multi_get_cf(keys.iter().map(|k| (cf, K::key(k))))
+            .into_iter()
+            .map(|r| r?.map(|bytes| K::Value::decode(&bytes)).transpose())
+            .collect()
+    }
+
+    /// Iterates, in order, the keys of one keyspace whose body starts with `body_prefix`.
+    pub(crate) fn keys_with<K: Keyspace>(
+        &self,
+        body_prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<K::Key>> + '_> {
+        Ok(self
+            .entries_raw::<K>(body_prefix)?
+            .map(|item| item.map(|(k, _)| k)))
+    }
+
+    /// Iterates keys and raw values of one keyspace whose body starts with `body_prefix`.
+    pub(crate) fn entries_raw<K: Keyspace>(
+        &self,
+        body_prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<RawEntry<K>>> + '_> {
+        let cf = self.cf(K::CF)?;
+        let mut lower = vec![K::PREFIX];
+        lower.extend_from_slice(body_prefix);
+        let upper = keys::successor(&lower);
         let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(upper.to_vec());
+        if let Some(upper) = upper {
+            ro.set_iterate_upper_bound(upper);
+        }
         ro.fill_cache(false);
         let it = self
             .db
             .iterator_cf_opt(cf, ro, IteratorMode::From(&lower, Direction::Forward));
         Ok(it.map(|item| {
-            let (k, _v) = item?;
-            K::parse_key(&k)
+            let (k, v) = item?;
+            Ok((K::parse_key(&k)?, v))
         }))
     }
 

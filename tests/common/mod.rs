@@ -59,6 +59,7 @@ pub fn raw_put(db: &rocksdb::DB, cf: &str, key: &[u8], value: &[u8]) {
 pub struct RawField {
     pub id: u64,
     pub flag: u8,
+    pub origin: u64,
     pub age: u64,
     pub payload: Vec<u8>,
 }
@@ -85,17 +86,22 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// Parses a v1 profile record into its 21-byte header (version through
-/// updated_at) and fields, checking nothing but lengths.
+/// Parses a v1 profile record into its header (version through origins)
+/// and fields, checking nothing but lengths.
 pub fn parse_record(b: &[u8]) -> (Vec<u8>, Vec<RawField>) {
-    let header = b[..21].to_vec();
-    let count = u16::from_be_bytes([b[21], b[22]]);
-    let mut pos = 23;
+    let mut pos = 21;
+    pos += if b[pos] == 1 { 33 } else { 1 };
+    let origins = varint(b, &mut pos) as usize;
+    pos += 16 * origins;
+    let header = b[..pos].to_vec();
+    let count = u16::from_be_bytes([b[pos], b[pos + 1]]);
+    pos += 2;
     let mut fields = Vec::new();
     for _ in 0..count {
         let id = varint(b, &mut pos);
         let flag = b[pos];
         pos += 1;
+        let origin = varint(b, &mut pos);
         let age = varint(b, &mut pos);
         let len = varint(b, &mut pos) as usize;
         let payload = b[pos..pos + len].to_vec();
@@ -103,6 +109,7 @@ pub fn parse_record(b: &[u8]) -> (Vec<u8>, Vec<RawField>) {
         fields.push(RawField {
             id,
             flag,
+            origin,
             age,
             payload,
         });
@@ -118,6 +125,7 @@ pub fn encode_record(header: &[u8], fields: &[RawField]) -> Vec<u8> {
     for f in fields {
         put_varint(&mut out, f.id);
         out.push(f.flag);
+        put_varint(&mut out, f.origin);
         put_varint(&mut out, f.age);
         put_varint(&mut out, f.payload.len() as u64);
         out.extend_from_slice(&f.payload);

@@ -1,0 +1,78 @@
+//! The blind identity index: `HMAC-SHA-256(K_type, normalised value)`,
+//! truncated to 128 bits, is the index key. `K_type` is HKDF-Expand of a
+//! master-derived blind root under the type name, so equal values of
+//! different types never share a key, and nothing about the value is
+//! recoverable without the master key.
+
+use std::collections::HashMap;
+
+use hkdf::Hkdf;
+use hmac::{Hmac, Mac};
+use parking_lot::RwLock;
+use sha2::Sha256;
+
+use crate::crypto::SecretKey;
+use crate::error::{Error, Result};
+
+/// Bytes of the truncated MAC used as the index key.
+pub(crate) const BLIND_LEN: usize = 16;
+
+/// A blind index key.
+pub(crate) type BlindKey = [u8; BLIND_LEN];
+
+pub(crate) struct BlindIndex {
+    root: Hkdf<Sha256>,
+    macs: RwLock<HashMap<String, Hmac<Sha256>>>,
+}
+
+impl BlindIndex {
+    pub(crate) fn new(root: &SecretKey) -> Result<Self> {
+        Ok(BlindIndex {
+            root: Hkdf::<Sha256>::from_prk(root.as_ref())
+                .map_err(|_| Error::InvalidInput("blind root length".into()))?,
+            macs: RwLock::new(HashMap::new()),
+        })
+    }
+
+    fn keyed(&self, type_name: &str) -> Result<Hmac<Sha256>> {
+        if let Some(m) = self.macs.read().get(type_name) {
+            return Ok(m.clone());
+        }
+        let mut info = b"lethedb/v1/blind-index/".to_vec();
+        info.extend_from_slice(type_name.as_bytes());
+        let mut key = SecretKey::new([0u8; 32]);
+        self.root
+            .expand(&info, key.as_mut())
+            .map_err(|_| Error::InvalidInput("HKDF output length".into()))?;
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
+            .map_err(|_| Error::InvalidInput("HMAC key length".into()))?;
+        self.macs.write().insert(type_name.to_string(), mac.clone());
+        Ok(mac)
+    }
+
+    /// The index key of a normalised value of a type.
+    pub(crate) fn key(&self, type_name: &str, normalized: &str) -> Result<BlindKey> {
+        let mut mac = self.keyed(type_name)?;
+        mac.update(normalized.as_bytes());
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; BLIND_LEN];
+        out.copy_from_slice(&full[..BLIND_LEN]);
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_deterministic_and_separated_by_type() {
+        let b = BlindIndex::new(&SecretKey::new([1; 32])).unwrap();
+        let a1 = b.key("email", "a@example.com").unwrap();
+        assert_eq!(a1, b.key("email", "a@example.com").unwrap());
+        assert_ne!(a1, b.key("user_id", "a@example.com").unwrap());
+        assert_ne!(a1, b.key("email", "b@example.com").unwrap());
+        let other = BlindIndex::new(&SecretKey::new([2; 32])).unwrap();
+        assert_ne!(a1, other.key("email", "a@example.com").unwrap());
+    }
+}

@@ -1,0 +1,709 @@
+//! Resolution, merge and unmerge.
+//!
+//! Concurrency: operations that change which profile an identifier belongs
+//! to (create, attach, merge, unmerge) run under the store's identity lock
+//! and then take the stripe locks of the profiles they touch. A resolve whose
+//! identifiers all already belong to one profile takes only that profile's
+//! stripe lock and re-checks the index under it (the fast path), so ingest
+//! of known people runs in parallel.
+
+use std::collections::{BTreeSet, HashSet};
+
+use super::blind::BlindKey;
+use super::ids::{IdType, Identifier};
+use crate::db::Db;
+use crate::domain::profiles::{final_target, prepare, Prepared, Update, Working};
+use crate::error::{Error, Result};
+use crate::storage::columns::{IdentityIndex, Merges, ProfileMerges, Profiles};
+use crate::storage::format::{
+    Blob, DisplacedField, FieldEntry, IdentityEntry, MergeRecord, RecordStatus,
+};
+use crate::storage::Batch;
+use crate::types::{FieldClass, MergeId, ProfileId, Timestamp, Value};
+
+/// The system field holding a profile's identifiers.
+pub(crate) const IDS_FIELD: &str = "$ids";
+
+/// Why an identifier of a request was not attached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RejectReason {
+    /// It could not be normalised (the text says why).
+    Invalid(String),
+    /// Its type is custom and not declared in the schema.
+    UndeclaredType,
+    /// Its normalised value is on the blocklist.
+    Blocked,
+    /// Attaching it would exceed the per-type limit of a profile.
+    Limit,
+    /// The merge it would cause exceeds the largest number of merged profiles.
+    MergeLimit,
+}
+
+impl std::fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RejectReason::Invalid(why) => write!(f, "invalid: {why}"),
+            RejectReason::UndeclaredType => {
+                f.write_str("custom identifier type not declared in the schema")
+            }
+            RejectReason::Blocked => f.write_str("blocked value"),
+            RejectReason::Limit => f.write_str("per-type identifier limit reached"),
+            RejectReason::MergeLimit => {
+                f.write_str("merge would exceed the largest number of merged profiles")
+            }
+        }
+    }
+}
+
+/// An identifier that was not attached, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The identifier as given.
+    pub identifier: Identifier,
+    /// Why it was rejected.
+    pub reason: RejectReason,
+}
+
+/// What `Db::resolve` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResolveOutcome {
+    /// The profile the request resolved to; `None` when every identifier was rejected.
+    pub profile: Option<ProfileId>,
+    /// Whether the profile was created by this request.
+    pub created: bool,
+    /// Merges this request caused.
+    pub merges: Vec<MergeId>,
+    /// Identifiers newly attached to the profile.
+    pub attached: usize,
+    /// Identifiers not attached.
+    pub rejected: Vec<Rejection>,
+}
+
+/// A merge record as shown to operators (PII-free).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergeInfo {
+    /// Merge id.
+    pub merge_id: MergeId,
+    /// The profile that absorbed the other (the older one).
+    pub survivor: ProfileId,
+    /// The profile merged away; its id now redirects to the survivor.
+    pub merged: ProfileId,
+    /// `shared_identifier`, `alias` or `manual`.
+    pub reason: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Types of the identifiers that caused it.
+    pub identifier_types: Vec<String>,
+    /// When it was undone, if it was.
+    pub undone_at: Option<Timestamp>,
+}
+
+/// An identifier as stored in a profile's `$ids` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct StoredId {
+    pub(crate) id_type: IdType,
+    pub(crate) raw: String,
+    pub(crate) normalized: String,
+    pub(crate) origin: ProfileId,
+}
+
+impl StoredId {
+    fn same(&self, t: &IdType, normalized: &str) -> bool {
+        &self.id_type == t && self.normalized == normalized
+    }
+}
+
+/// One identifier of a request, normalised and keyed.
+#[derive(Clone)]
+struct Req {
+    given: Identifier,
+    normalized: String,
+    key: BlindKey,
+    rank: usize,
+}
+
+/// Reads the `$ids` field of a profile.
+pub(crate) fn decode_ids(db: &Db, w: &Working) -> Result<Vec<StoredId>> {
+    let Some(fid) = db.registry.id(IDS_FIELD) else {
+        return Ok(Vec::new());
+    };
+    let Some(entry) = w.record.fields.iter().find(|e| e.field_id == fid) else {
+        return Ok(Vec::new());
+    };
+    let (_, value) = w.open(db, entry)?;
+    let bad = || {
+        Error::corrupt(
+            "identifier list",
+            format!("malformed $ids of profile {}", w.id),
+        )
+    };
+    let Value::List(items) = value else {
+        return Err(bad());
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::List(parts) => match parts.as_slice() {
+                [Value::String(t), Value::String(raw), Value::String(norm), Value::Int(origin)] => {
+                    Ok(StoredId {
+                        id_type: t.parse().map_err(|_| bad())?,
+                        raw: raw.clone(),
+                        normalized: norm.clone(),
+                        origin: w.origin_id(u32::try_from(*origin).map_err(|_| bad())?),
+                    })
+                }
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        })
+        .collect()
+}
+
+/// Writes the `$ids` field of a profile (sealed like personal data).
+fn encode_ids(db: &Db, w: &mut Working, ids: &[StoredId], now: Timestamp) -> Result<()> {
+    let value = Value::List(
+        ids.iter()
+            .map(|i| {
+                Value::List(vec![
+                    Value::String(i.id_type.name().to_string()),
+                    Value::String(i.raw.clone()),
+                    Value::String(i.normalized.clone()),
+                    Value::Int(i64::from(w.origin_index(&i.origin))),
+                ])
+            })
+            .collect(),
+    );
+    let entry = w.seal(db, IDS_FIELD, FieldClass::Personal, &value, 0, now)?;
+    w.record.set(entry);
+    Ok(())
+}
+
+fn blind_key(db: &Db, t: &IdType, normalized: &str) -> Result<BlindKey> {
+    db.blind.key(t.name(), normalized)
+}
+
+/// Normalises, checks and keys the request's identifiers.
+fn normalise_request(
+    db: &Db,
+    identifiers: &[Identifier],
+    rejected: &mut Vec<Rejection>,
+) -> Result<Vec<Req>> {
+    let cfg = db.identity_snapshot();
+    let schema = db.schema_snapshot();
+    let mut out: Vec<Req> = Vec::new();
+    for id in identifiers {
+        let reject = |reason| Rejection {
+            identifier: id.clone(),
+            reason,
+        };
+        if let IdType::Custom(name) = &id.id_type {
+            if !schema.identifier_types.contains(name) {
+                rejected.push(reject(RejectReason::UndeclaredType));
+                continue;
+            }
+        }
+        let normalized = match cfg.normalization.normalize(id) {
+            Ok(n) => n,
+            Err(Error::InvalidIdentifier { reason, .. }) => {
+                rejected.push(reject(RejectReason::Invalid(reason)));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if cfg.rules.is_blocked(&normalized) {
+            rejected.push(reject(RejectReason::Blocked));
+            continue;
+        }
+        let key = blind_key(db, &id.id_type, &normalized)?;
+        if out.iter().any(|r| r.key == key) {
+            continue;
+        }
+        out.push(Req {
+            rank: cfg.rules.rank(&id.id_type),
+            given: id.clone(),
+            normalized,
+            key,
+        });
+    }
+    Ok(out)
+}
+
+fn index_lookup(db: &Db, keys: &[BlindKey]) -> Result<Vec<Option<ProfileId>>> {
+    db.store
+        .multi_get::<IdentityIndex>(keys)
+        .map(|v| v.into_iter().map(|e| e.map(|e| e.profile)).collect())
+}
+
+/// Origin to attribute a request's writes to: the one origin of all the
+/// request's identifiers the profile already had, else the profile itself.
+fn attribution(w: &Working, ids: &[StoredId], req: &[Req]) -> ProfileId {
+    let origins: BTreeSet<ProfileId> = req
+        .iter()
+        .filter_map(|r| ids.iter().find(|s| s.same(&r.given.id_type, &r.normalized)))
+        .map(|s| s.origin)
+        .collect();
+    match origins.len() {
+        1 => origins.into_iter().next().unwrap_or(w.id),
+        _ => w.id,
+    }
+}
+
+/// `Db::resolve`.
+pub(crate) fn resolve(
+    db: &Db,
+    identifiers: &[Identifier],
+    update: Update,
+    reason: &str,
+) -> Result<ResolveOutcome> {
+    let changes = prepare(&db.schema_snapshot(), update)?;
+    db.registry.ensure(
+        &db.store,
+        changes
+            .iter()
+            .filter(|c| c.encoded.is_some())
+            .map(|c| c.name.as_str())
+            .chain([IDS_FIELD]),
+    )?;
+    let mut outcome = ResolveOutcome::default();
+    let mut req = normalise_request(db, identifiers, &mut outcome.rejected)?;
+    if req.is_empty() {
+        return Ok(outcome);
+    }
+    if let Some(profile) = try_fast(db, &req, &changes)? {
+        outcome.profile = Some(profile);
+        return Ok(outcome);
+    }
+    let _identity = db.identity_lock.lock();
+    loop {
+        if req.is_empty() {
+            return Ok(outcome);
+        }
+        match resolve_locked(db, &req, &changes, reason, &mut outcome)? {
+            Plan::Done => return Ok(outcome),
+            Plan::Drop(why) => {
+                // Drop the lowest-priority identifier (the last among equals) and retry.
+                let worst = req
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(i, r)| (r.rank, *i))
+                    .map(|(i, _)| i)
+                    .unwrap_or(0);
+                let r = req.remove(worst);
+                outcome.rejected.push(Rejection {
+                    identifier: r.given,
+                    reason: why,
+                });
+            }
+        }
+    }
+}
+
+/// Attach-free resolve: every identifier already belongs to one profile.
+fn try_fast(db: &Db, req: &[Req], changes: &[Prepared]) -> Result<Option<ProfileId>> {
+    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
+    let found = index_lookup(db, &keys)?;
+    let Some(Some(first)) = found.first().copied() else {
+        return Ok(None);
+    };
+    if found.iter().any(|p| *p != Some(first)) {
+        return Ok(None);
+    }
+    let _guard = db.locks.lock([&first]);
+    // Re-check under the lock: merges and unmerges hold this lock to move identifiers.
+    if index_lookup(db, &keys)?.iter().any(|p| *p != Some(first)) {
+        return Ok(None);
+    }
+    let Some(mut w) = Working::load(db, &first)? else {
+        return Ok(None);
+    };
+    if w.record.status != RecordStatus::Active {
+        return Ok(None);
+    }
+    if changes.is_empty() {
+        return Ok(Some(first));
+    }
+    let ids = decode_ids(db, &w)?;
+    let origin = attribution(&w, &ids, req);
+    let origin = w.origin_index(&origin);
+    w.apply_changes(db, changes.to_vec(), origin, Timestamp::now())?;
+    let mut batch = Batch::new();
+    w.put_into(&mut batch);
+    db.store.write(batch)?;
+    Ok(Some(first))
+}
+
+enum Plan {
+    Done,
+    Drop(RejectReason),
+}
+
+fn resolve_locked(
+    db: &Db,
+    req: &[Req],
+    changes: &[Prepared],
+    reason: &str,
+    outcome: &mut ResolveOutcome,
+) -> Result<Plan> {
+    let cfg = db.identity_snapshot();
+    let rules = &cfg.rules;
+    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
+    let mut targets: Vec<ProfileId> = Vec::new();
+    for p in index_lookup(db, &keys)?.into_iter().flatten() {
+        if let Some(t) = final_target(db, &p)? {
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+    }
+    let _guards = db.locks.lock(&targets);
+    let mut profiles: Vec<(Working, Vec<StoredId>)> = Vec::new();
+    for t in &targets {
+        if let Some(w) = Working::load(db, t)? {
+            let ids = decode_ids(db, &w)?;
+            profiles.push((w, ids));
+        }
+    }
+    profiles.sort_by_key(|(w, _)| (w.record.created_at, w.id));
+
+    // Check limits on the combined result before writing anything.
+    let mut combined: Vec<(IdType, String)> = Vec::new();
+    for (_, ids) in &profiles {
+        for i in ids {
+            if !combined.iter().any(|(t, n)| i.same(t, n)) {
+                combined.push((i.id_type.clone(), i.normalized.clone()));
+            }
+        }
+    }
+    for r in req {
+        if !combined
+            .iter()
+            .any(|(t, n)| t == &r.given.id_type && n == &r.normalized)
+        {
+            combined.push((r.given.id_type.clone(), r.normalized.clone()));
+        }
+    }
+    let types: HashSet<&IdType> = combined.iter().map(|(t, _)| t).collect();
+    for t in types {
+        if combined.iter().filter(|(u, _)| u == t).count() > rules.limit_for(t) {
+            return Ok(Plan::Drop(RejectReason::Limit));
+        }
+    }
+    let merged_count: usize = profiles
+        .iter()
+        .map(|(w, _)| 1 + w.record.origins.len())
+        .sum();
+    if profiles.len() > 1 && merged_count > rules.max_merged_profiles {
+        return Ok(Plan::Drop(RejectReason::MergeLimit));
+    }
+
+    let now = Timestamp::now();
+    let mut batch = Batch::new();
+    let mut rest = profiles.into_iter();
+    let (mut s, mut s_ids) = match rest.next() {
+        Some(first) => first,
+        None => {
+            let id = ProfileId::random()?;
+            outcome.created = true;
+            (Working::create(db, &id, now)?, Vec::new())
+        }
+    };
+    let cause: Vec<(String, [u8; 16])> = req
+        .iter()
+        .map(|r| (r.given.id_type.name().to_string(), r.key))
+        .collect();
+    for (q, q_ids) in rest {
+        let merge_id = merge_into(
+            db, &mut s, &mut s_ids, q, q_ids, now, reason, &cause, &mut batch,
+        )?;
+        outcome.merges.push(merge_id);
+    }
+    let origin = attribution(&s, &s_ids, req);
+    for r in req {
+        if !s_ids
+            .iter()
+            .any(|i| i.same(&r.given.id_type, &r.normalized))
+        {
+            s_ids.push(StoredId {
+                id_type: r.given.id_type.clone(),
+                raw: r.given.value.clone(),
+                normalized: r.normalized.clone(),
+                origin,
+            });
+            batch.put::<IdentityIndex>(&r.key, &IdentityEntry { profile: s.id });
+            outcome.attached += 1;
+        }
+    }
+    encode_ids(db, &mut s, &s_ids, now)?;
+    let origin = s.origin_index(&origin);
+    s.apply_changes(db, changes.to_vec(), origin, now)?;
+    s.put_into(&mut batch);
+    db.store.write(batch)?;
+    outcome.profile = Some(s.id);
+    Ok(Plan::Done)
+}
+
+/// Merges `q` into `s` (in memory and into `batch`); returns the merge id.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are the merge's inputs"
+)]
+fn merge_into(
+    db: &Db,
+    s: &mut Working,
+    s_ids: &mut Vec<StoredId>,
+    q: Working,
+    q_ids: Vec<StoredId>,
+    now: Timestamp,
+    reason: &str,
+    cause: &[(String, [u8; 16])],
+    batch: &mut Batch,
+) -> Result<MergeId> {
+    let merge_id = MergeId::random()?;
+    for o in std::iter::once(q.id).chain(q.record.origins.iter().copied()) {
+        if o != s.id && !s.record.origins.contains(&o) {
+            s.record.origins.push(o);
+        }
+    }
+    if s.record.origins.len() > crate::storage::format::MAX_ORIGINS {
+        return Err(Error::InvalidInput(format!(
+            "profile {} would absorb too many profiles",
+            s.id
+        )));
+    }
+    let ids_fid = db.registry.id(IDS_FIELD);
+    let mut displaced = Vec::new();
+    for entry in &q.record.fields {
+        if Some(entry.field_id) == ids_fid {
+            continue;
+        }
+        let current = s
+            .record
+            .fields
+            .iter()
+            .find(|e| e.field_id == entry.field_id)
+            .cloned();
+        if let Some(cur) = &current {
+            // Most recent write wins; the survivor wins ties.
+            if cur.written_at >= entry.written_at {
+                continue;
+            }
+            displaced.push(DisplacedField {
+                field_id: cur.field_id,
+                sealed: cur.sealed,
+                origin: *s.origin_id(cur.origin).as_bytes(),
+                written_at: cur.written_at.as_micros(),
+                payload: cur.payload.clone(),
+            });
+        }
+        let (name, value) = q.open(db, entry)?;
+        let class = if entry.sealed {
+            FieldClass::Personal
+        } else {
+            FieldClass::NonPersonal
+        };
+        let origin = s.origin_index(&q.origin_id(entry.origin));
+        let sealed = s.seal(db, &name, class, &value, origin, entry.written_at)?;
+        s.record.set(sealed);
+    }
+    for qi in q_ids {
+        if !s_ids.iter().any(|i| i.same(&qi.id_type, &qi.normalized)) {
+            let key = blind_key(db, &qi.id_type, &qi.normalized)?;
+            batch.put::<IdentityIndex>(&key, &IdentityEntry { profile: s.id });
+            s_ids.push(qi);
+        }
+    }
+    let mut frozen = q.record.clone();
+    frozen.status = RecordStatus::Merged {
+        into: s.id,
+        merge_id,
+    };
+    batch.put::<Profiles>(&q.id, &frozen);
+    let record = MergeRecord {
+        survivor: *s.id.as_bytes(),
+        merged: *q.id.as_bytes(),
+        reason: reason.to_string(),
+        at: now.as_micros(),
+        identifiers: cause.to_vec(),
+        survivor_generation: s.record.generation,
+        displaced,
+        undone_at: None,
+    };
+    batch.put::<Merges>(&merge_id, &record);
+    batch.put::<ProfileMerges>(&(s.id, merge_id), &Blob(Vec::new()));
+    batch.put::<ProfileMerges>(&(q.id, merge_id), &Blob(Vec::new()));
+    s.record.updated_at = now;
+    Ok(merge_id)
+}
+
+/// `Db::unmerge`.
+pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
+    let _identity = db.identity_lock.lock();
+    let mut rec = db
+        .store
+        .get::<Merges>(merge_id)?
+        .ok_or_else(|| Error::InvalidInput(format!("no merge {merge_id}")))?;
+    if rec.undone_at.is_some() {
+        return Err(Error::InvalidInput(format!(
+            "merge {merge_id} was already undone"
+        )));
+    }
+    let s_id = ProfileId::from_bytes(rec.survivor);
+    let b_id = ProfileId::from_bytes(rec.merged);
+    if final_target(db, &s_id)? != Some(s_id) {
+        return Err(Error::InvalidInput(format!(
+            "profile {s_id} was itself merged later; undo that merge first (see `lethedb merges --id {s_id}`)"
+        )));
+    }
+    let _guards = db.locks.lock([&s_id, &b_id]);
+    let mut s = Working::load(db, &s_id)?.ok_or(Error::ProfileNotFound(s_id))?;
+    let mut b = Working::load(db, &b_id)?.ok_or(Error::ProfileNotFound(b_id))?;
+    if b.record.status
+        != (RecordStatus::Merged {
+            into: s_id,
+            merge_id: *merge_id,
+        })
+    {
+        return Err(Error::InvalidInput(format!(
+            "profile {b_id} is not merged by {merge_id}"
+        )));
+    }
+    let now = Timestamp::now();
+    let side: HashSet<ProfileId> = std::iter::once(b_id)
+        .chain(b.record.origins.iter().copied())
+        .collect();
+    let ids_fid = db.registry.id(IDS_FIELD);
+    let s_ids = decode_ids(db, &s)?;
+    let mut b_ids = decode_ids(db, &b)?;
+
+    // Fields contributed by the merged side (at merge time or written later
+    // through its ids) go back to it; the survivor gets back what they displaced.
+    let mut s_keep: Vec<FieldEntry> = Vec::new();
+    let mut taken: HashSet<u32> = HashSet::new();
+    let s_entries = std::mem::take(&mut s.record.fields);
+    let mut s_origin_of: Vec<(usize, ProfileId)> = Vec::new();
+    for entry in s_entries {
+        let origin = s.origin_id(entry.origin);
+        if Some(entry.field_id) == ids_fid {
+            continue;
+        }
+        if side.contains(&origin) {
+            let (name, value) = s.open(db, &entry)?;
+            let newer = b
+                .record
+                .fields
+                .iter()
+                .find(|e| e.field_id == entry.field_id)
+                .is_none_or(|e| e.written_at <= entry.written_at);
+            if newer {
+                let class = if entry.sealed {
+                    FieldClass::Personal
+                } else {
+                    FieldClass::NonPersonal
+                };
+                let sealed = b.seal(
+                    db,
+                    &name,
+                    class,
+                    &value,
+                    b.origin_index(&origin),
+                    entry.written_at,
+                )?;
+                b.record.set(sealed);
+            }
+            taken.insert(entry.field_id);
+        } else {
+            s_origin_of.push((s_keep.len(), origin));
+            s_keep.push(entry);
+        }
+    }
+    for d in &rec.displaced {
+        let absent = !s_keep.iter().any(|e| e.field_id == d.field_id);
+        if absent && taken.contains(&d.field_id) && rec.survivor_generation == s.record.generation {
+            s_origin_of.push((s_keep.len(), ProfileId::from_bytes(d.origin)));
+            s_keep.push(FieldEntry {
+                field_id: d.field_id,
+                sealed: d.sealed,
+                origin: 0,
+                written_at: Timestamp(d.written_at),
+                payload: d.payload.clone(),
+            });
+        }
+    }
+    // The survivor's origin table loses the merged side; re-index origins.
+    s.record.origins.retain(|o| !side.contains(o));
+    for (i, origin) in s_origin_of {
+        s_keep[i].origin = s.origin_index(&origin);
+    }
+    s_keep.sort_by_key(|e| e.field_id);
+    s.record.fields = s_keep;
+
+    let mut batch = Batch::new();
+    let mut s_ids_new = Vec::new();
+    for i in s_ids {
+        if side.contains(&i.origin) {
+            if !b_ids.iter().any(|x| x.same(&i.id_type, &i.normalized)) {
+                b_ids.push(i);
+            }
+        } else {
+            s_ids_new.push(i);
+        }
+    }
+    for i in &b_ids {
+        let key = blind_key(db, &i.id_type, &i.normalized)?;
+        batch.put::<IdentityIndex>(&key, &IdentityEntry { profile: b_id });
+    }
+    encode_ids(db, &mut s, &s_ids_new, now)?;
+    encode_ids(db, &mut b, &b_ids, now)?;
+    s.record.updated_at = now;
+    b.record.updated_at = now;
+    b.record.status = RecordStatus::Active;
+    s.put_into(&mut batch);
+    b.put_into(&mut batch);
+    rec.undone_at = Some(now.as_micros());
+    batch.put::<Merges>(merge_id, &rec);
+    db.store.write(batch)?;
+    Ok((s_id, b_id))
+}
+
+/// `Db::lookup`.
+pub(crate) fn lookup(db: &Db, id: &Identifier) -> Result<Option<ProfileId>> {
+    let cfg = db.identity_snapshot();
+    let normalized = cfg.normalization.normalize(id)?;
+    let key = blind_key(db, &id.id_type, &normalized)?;
+    match db.store.get::<IdentityIndex>(&key)? {
+        Some(e) => final_target(db, &e.profile),
+        None => Ok(None),
+    }
+}
+
+/// `Db::merges`.
+pub(crate) fn merges_of(db: &Db, id: &ProfileId) -> Result<Vec<MergeInfo>> {
+    let mut out = Vec::new();
+    for key in db.store.keys_with::<ProfileMerges>(id.as_bytes())? {
+        let (_, merge_id) = key?;
+        let Some(r) = db.store.get::<Merges>(&merge_id)? else {
+            continue;
+        };
+        out.push(MergeInfo {
+            merge_id,
+            survivor: ProfileId::from_bytes(r.survivor),
+            merged: ProfileId::from_bytes(r.merged),
+            reason: r.reason,
+            at: Timestamp(r.at),
+            identifier_types: r.identifiers.into_iter().map(|(t, _)| t).collect(),
+            undone_at: r.undone_at.map(Timestamp),
+        });
+    }
+    out.sort_by_key(|m| m.at);
+    Ok(out)
+}
+
+/// `Db::identifiers`.
+pub(crate) fn identifiers_of(db: &Db, id: &ProfileId) -> Result<Vec<Identifier>> {
+    let w = crate::domain::profiles::load_active(db, id)?;
+    Ok(decode_ids(db, &w)?
+        .into_iter()
+        .map(|i| Identifier::new(i.id_type, i.raw))
+        .collect())
+}

@@ -1,0 +1,224 @@
+//! Segment-spec event ingest: `identify`, `alias` and `track` calls as NDJSON.
+//!
+//! * `identify`: `userId`, `anonymousId`, `context.device.id` and
+//!   `traits.email` / `traits.phone` become identifiers; every trait becomes
+//!   a field (`null` removes it). `timestamp` must be RFC 3339 when present
+//!   and `messageId` a string; they are validated but not stored.
+//! * `alias`: links `previousId` to `userId` ([`crate::Db::alias`]).
+//! * `track`, `page`, `screen`, `group`: identifiers only (resolve and
+//!   attach); event payloads are not stored.
+
+use crate::domain::identity::Identifier;
+use crate::domain::profiles::Update;
+use crate::error::{Error, Result};
+use crate::types::{Schema, Timestamp, Value};
+use crate::{Db, ResolveOutcome};
+
+/// One parsed Segment call.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// `identify` (and `track`/`page`/`screen`/`group`, with no traits).
+    Identify {
+        /// Identifiers found in the call.
+        identifiers: Vec<Identifier>,
+        /// Traits as a field update.
+        traits: Update,
+    },
+    /// `alias`.
+    Alias {
+        /// The earlier id.
+        previous_id: String,
+        /// The user id it becomes.
+        user_id: String,
+    },
+}
+
+fn bad(reason: impl Into<String>) -> Error {
+    Error::InvalidInput(reason.into())
+}
+
+fn opt_str<'a>(v: &'a serde_json::Value, key: &str) -> Result<Option<&'a str>> {
+    match v.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        // Segment allows numeric ids; they are identifiers all the same.
+        Some(serde_json::Value::Number(_)) => Err(bad(format!("{key} must be a string"))),
+        Some(_) => Err(bad(format!("{key} must be a string"))),
+    }
+}
+
+/// Parses one NDJSON line. Errors name what was wrong (never the values).
+///
+/// ```
+/// use lethedb::ingest::{parse_event, Event};
+/// let e = parse_event(&lethedb::Schema::new(), r#"{"type":"identify","userId":"u1","traits":{"email":"a@example.com","plan":"pro"}}"#)?;
+/// let Event::Identify { identifiers, .. } = e else { unreachable!() };
+/// assert_eq!(identifiers.len(), 2);
+/// Ok::<_, lethedb::Error>(())
+/// ```
+pub fn parse_event(schema: &Schema, line: &str) -> Result<Event> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| bad(format!("bad JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(bad("expected a JSON object"));
+    }
+    let kind = opt_str(&v, "type")?.ok_or_else(|| bad("missing \"type\""))?;
+    if let Some(ts) = opt_str(&v, "timestamp")? {
+        Timestamp::parse_rfc3339(ts).map_err(|_| bad("timestamp is not RFC 3339"))?;
+    }
+    opt_str(&v, "messageId")?;
+    let user_id = opt_str(&v, "userId")?;
+    let anonymous_id = opt_str(&v, "anonymousId")?;
+    match kind {
+        "alias" => {
+            let previous_id =
+                opt_str(&v, "previousId")?.ok_or_else(|| bad("alias without previousId"))?;
+            let user_id = user_id.ok_or_else(|| bad("alias without userId"))?;
+            Ok(Event::Alias {
+                previous_id: previous_id.to_string(),
+                user_id: user_id.to_string(),
+            })
+        }
+        "identify" | "track" | "page" | "screen" | "group" => {
+            if user_id.is_none() && anonymous_id.is_none() {
+                return Err(bad(format!("{kind} without userId or anonymousId")));
+            }
+            let mut identifiers = Vec::new();
+            if let Some(u) = user_id {
+                identifiers.push(Identifier::user_id(u));
+            }
+            if let Some(a) = anonymous_id {
+                identifiers.push(Identifier::anonymous_id(a));
+            }
+            if let Some(device) = v.pointer("/context/device/id") {
+                match device {
+                    serde_json::Value::String(d) => identifiers.push(Identifier::device_id(d)),
+                    serde_json::Value::Null => {}
+                    _ => return Err(bad("context.device.id must be a string")),
+                }
+            }
+            let mut traits = Update::new();
+            if kind == "identify" {
+                match v.get("traits") {
+                    None | Some(serde_json::Value::Null) => {}
+                    Some(serde_json::Value::Object(map)) => {
+                        for (name, value) in map {
+                            match (name.as_str(), value) {
+                                ("email", serde_json::Value::String(s)) => {
+                                    identifiers.push(Identifier::email(s))
+                                }
+                                ("phone", serde_json::Value::String(s)) => {
+                                    identifiers.push(Identifier::phone(s))
+                                }
+                                _ => {}
+                            }
+                            if value.is_null() {
+                                traits = traits.remove(name.clone());
+                            } else {
+                                let kind = schema.spec(name).kind;
+                                let value = Value::from_json(name, value.clone(), kind)?;
+                                traits = traits.set(name.clone(), value);
+                            }
+                        }
+                    }
+                    Some(_) => return Err(bad("traits must be an object")),
+                }
+            }
+            Ok(Event::Identify {
+                identifiers,
+                traits,
+            })
+        }
+        other => Err(bad(format!(
+            "unsupported type {:?}",
+            other.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+/// Applies one event; each event is one atomic write.
+pub fn apply_event(db: &Db, event: Event) -> Result<ResolveOutcome> {
+    match event {
+        Event::Identify {
+            identifiers,
+            traits,
+        } => db.resolve(&identifiers, traits),
+        Event::Alias {
+            previous_id,
+            user_id,
+        } => db.alias(&previous_id, &user_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_segment_calls() {
+        let s = Schema::new();
+        let e = parse_event(
+            &s,
+            r#"{"type":"identify","userId":"u1","anonymousId":"a1","messageId":"m","timestamp":"2024-01-01T00:00:00Z",
+               "context":{"device":{"id":"d1"}},"traits":{"email":"A@x.com","phone":"+14155550100","age":3,"gone":null}}"#,
+        )
+        .unwrap();
+        let Event::Identify {
+            identifiers,
+            traits,
+        } = e
+        else {
+            panic!()
+        };
+        assert_eq!(identifiers.len(), 5);
+        assert_eq!(traits.len(), 4);
+        assert_eq!(
+            parse_event(&s, r#"{"type":"alias","previousId":"a1","userId":"u1"}"#).unwrap(),
+            Event::Alias {
+                previous_id: "a1".into(),
+                user_id: "u1".into()
+            }
+        );
+        let Event::Identify {
+            identifiers,
+            traits,
+        } = parse_event(
+            &s,
+            r#"{"type":"track","anonymousId":"a9","event":"x","traits":{"email":"no@x.com"}}"#,
+        )
+        .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (identifiers.len(), traits.len()),
+            (1, 0),
+            "track takes identifiers only"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_calls_with_reasons() {
+        let s = Schema::new();
+        for (line, want) in [
+            ("{", "bad JSON"),
+            ("[]", "object"),
+            (r#"{"userId":"u"}"#, "type"),
+            (r#"{"type":"identify"}"#, "without userId"),
+            (r#"{"type":"alias","userId":"u"}"#, "previousId"),
+            (r#"{"type":"identify","userId":5}"#, "string"),
+            (
+                r#"{"type":"identify","userId":"u","timestamp":"yesterday"}"#,
+                "RFC 3339",
+            ),
+            (r#"{"type":"identify","userId":"u","traits":[]}"#, "traits"),
+            (r#"{"type":"explode","userId":"u"}"#, "unsupported"),
+        ] {
+            match parse_event(&s, line) {
+                Err(Error::InvalidInput(msg)) => assert!(msg.contains(want), "{line}: {msg}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+    }
+}
