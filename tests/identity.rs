@@ -71,33 +71,46 @@ fn lookup_finds_every_spelling() {
 }
 
 #[test]
-fn no_identifier_or_its_sha256_on_disk() {
+fn no_identifier_or_its_sha256_on_disk_after_ingest() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let db = create(&path, &key(1));
+    let schema = db.schema();
     let mut needles: Vec<Vec<u8>> = Vec::new();
     for i in 0..200 {
         let email = format!("person{i:04}.marker@example.org");
         let phone = format!("+1415555{:04}", 1000 + i);
         let user = format!("user-marker-{i:06}");
+        let anon = format!("anon-marker-{i:06}");
         let device = format!("device-marker-{i:06}");
-        db.resolve(
-            &[
-                Identifier::email(&email),
-                Identifier::phone(&phone),
-                Identifier::user_id(&user),
-                Identifier::device_id(&device),
-            ],
-            Update::new(),
-        )
-        .unwrap();
-        for v in [email, phone, user, device] {
+        let line = serde_json::json!({
+            "type": "identify", "userId": user, "anonymousId": anon,
+            "context": {"device": {"id": device}},
+            "traits": {"email": email, "phone": phone},
+        })
+        .to_string();
+        let event = lethedb::ingest::parse_event(&schema, &line).unwrap();
+        lethedb::ingest::apply_event(&db, event).unwrap();
+        if i % 2 == 0 {
+            let alias = serde_json::json!({"type": "alias", "previousId": anon, "userId": user})
+                .to_string();
+            lethedb::ingest::apply_event(
+                &db,
+                lethedb::ingest::parse_event(&schema, &alias).unwrap(),
+            )
+            .unwrap();
+        }
+        for v in [email, phone, user, anon, device] {
             let digest = Sha256::digest(v.as_bytes());
             needles.push(digest.to_vec());
             needles.push(hex(&digest).into_bytes());
             needles.push(v.into_bytes());
         }
     }
+    assert!(db
+        .lookup(&Identifier::email("person0007.marker@example.org"))
+        .unwrap()
+        .is_some());
     db.compact().unwrap();
     drop(db);
     let report = forensics::scan_dir(&path, &needles).unwrap();
