@@ -28,7 +28,8 @@
 //!   keyspaces, key encoding in one module, one atomic write path.
 //! * `crypto` — master key providers, HKDF subkeys, AES-256-GCM sealing, the
 //!   key hierarchy (master → bucket keys → profile keyrings → field keys).
-//! * `domain` — profiles, fields and the field registry.
+//! * `domain` — profiles, fields and the field registry; identity
+//!   (normalisation, blind index, resolve, merge, unmerge).
 //! * interfaces — [`Db`], the `lethedb` CLI, benches and fuzz targets.
 //!
 //! On-disk formats are described byte by byte in `docs/design.md`.

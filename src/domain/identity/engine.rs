@@ -323,9 +323,13 @@ fn try_fast(db: &Db, req: &[Req], changes: &[Prepared]) -> Result<Option<Profile
     if changes.is_empty() {
         return Ok(Some(first));
     }
-    let ids = decode_ids(db, &w)?;
-    let origin = attribution(&w, &ids, req);
-    let origin = w.origin_index(&origin);
+    // Attribution only matters for a profile that absorbed others.
+    let origin = if w.record.origins.is_empty() {
+        0
+    } else {
+        let ids = decode_ids(db, &w)?;
+        w.origin_index(&attribution(&w, &ids, req))
+    };
     w.apply_changes(db, changes.to_vec(), origin, Timestamp::now())?;
     let mut batch = Batch::new();
     w.put_into(&mut batch);
