@@ -7,6 +7,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::hierarchy::{KeyHierarchy, BUCKET_BITS_RANGE};
 use crate::crypto::{kdf, os_random, KeyProvider};
+use crate::domain::consent::{self, ConsentRecord, ProcessingFlags, PurposeRead};
 use crate::domain::fields::FieldRegistry;
 use crate::domain::identity::blind::BlindIndex;
 use crate::domain::identity::{self, Identifier, IdentityConfig, MergeInfo, ResolveOutcome};
@@ -284,7 +285,18 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn resolve(&self, identifiers: &[Identifier], update: Update) -> Result<ResolveOutcome> {
-        identity::engine::resolve(self, identifiers, update, "shared_identifier")
+        identity::engine::resolve(self, identifiers, update, &[], "shared_identifier")
+    }
+
+    /// [`Db::resolve`] that also records consent records for the resolved
+    /// profile, in the same atomic write (used by Segment ingest).
+    pub fn resolve_with_consents(
+        &self,
+        identifiers: &[Identifier],
+        update: Update,
+        consents: &[ConsentRecord],
+    ) -> Result<ResolveOutcome> {
+        identity::engine::resolve(self, identifiers, update, consents, "shared_identifier")
     }
 
     /// Segment-style `alias`: links `previous_id` (a user id or an anonymous
@@ -305,6 +317,7 @@ impl Db {
             self,
             &[Identifier::user_id(user_id), previous],
             Update::new(),
+            &[],
             "alias",
         )
     }
@@ -330,6 +343,93 @@ impl Db {
     /// The identifiers attached to a profile (raw values, decrypted).
     pub fn identifiers(&self, id: &ProfileId) -> Result<Vec<Identifier>> {
         identity::engine::identifiers_of(self, id)
+    }
+
+    /// Appends a consent record (history is append-only) and updates the
+    /// current state of its purpose when the record is at least as new as it.
+    ///
+    /// ```
+    /// use lethedb::{ConsentRecord, ConsentStatus, Db, FieldClass, MemoryKeyProvider, Options, Schema, Update, Value};
+    /// let dir = tempfile::tempdir()?;
+    /// let schema = Schema::new().allow("email", "email_marketing");
+    /// let db = Db::open(dir.path(), &MemoryKeyProvider::generate()?, Options::new().create_if_missing(true).schema(schema))?;
+    /// let id = db.create(Update::new().set("email", "ada@example.com").set("ssn", "123"))?;
+    /// assert!(db.get_for_purpose(&id, "email_marketing")?.fields.is_empty());
+    /// db.record_consent(&id, ConsentRecord::new("email_marketing", ConsentStatus::Granted))?;
+    /// let read = db.get_for_purpose(&id, "email_marketing")?;
+    /// assert_eq!(read.fields["email"], Value::from("ada@example.com"));
+    /// assert!(read.withheld.contains_key("ssn"));
+    /// assert_eq!(db.consented_profiles("email_marketing")?, vec![id]);
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn record_consent(&self, id: &ProfileId, record: ConsentRecord) -> Result<()> {
+        consent::record(self, id, &[record])
+    }
+
+    /// Appends several consent records in one atomic write.
+    pub fn record_consents(&self, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
+        consent::record(self, id, records)
+    }
+
+    /// Current state of one purpose (one point read), if any was recorded.
+    /// Check [`ConsentRecord::allows_at`]: an expired grant does not allow processing.
+    pub fn consent(&self, id: &ProfileId, purpose: &str) -> Result<Option<ConsentRecord>> {
+        consent::current_one(self, id, purpose)
+    }
+
+    /// Current states of every purpose recorded for the profile.
+    pub fn consents(&self, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
+        consent::current(self, id)
+    }
+
+    /// The state of a purpose at time `at`, from the profile's history.
+    pub fn consent_at(
+        &self,
+        id: &ProfileId,
+        purpose: &str,
+        at: Timestamp,
+    ) -> Result<Option<ConsentRecord>> {
+        consent::at(self, id, purpose, at)
+    }
+
+    /// Full consent history, including that of profiles merged into this
+    /// one, oldest recording first; each entry names the profile it was recorded for.
+    pub fn consent_history(&self, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
+        consent::history(self, id)
+    }
+
+    /// Profiles with `purpose` currently granted (and not expired), from the
+    /// consent index: no scan of all profiles.
+    pub fn consented_profiles(&self, purpose: &str) -> Result<Vec<ProfileId>> {
+        consent::who(self, purpose)
+    }
+
+    /// Restriction (Art. 18) and objection (Art. 21) flags.
+    pub fn processing_flags(&self, id: &ProfileId) -> Result<ProcessingFlags> {
+        consent::flags(self, id)
+    }
+
+    /// Sets the restriction and objection flags.
+    pub fn set_processing_flags(&self, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
+        consent::set_flags(self, id, flags)
+    }
+
+    /// Reads the fields `purpose` may use now: fields declared for the
+    /// purpose (`Schema::allow`) under a granted, unexpired state (sensitive
+    /// fields only with legal basis `consent`), plus non-personal fields;
+    /// nothing when processing is restricted or objected to. The result
+    /// names every withheld field and why.
+    pub fn get_for_purpose(&self, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {
+        consent::read_for_purpose(self, id, purpose)
+    }
+
+    /// Decodes a TC string and records its purposes (`tcf:1`…`tcf:11`) for the
+    /// profile with the string as proof; returns the records.
+    pub fn import_tcf(&self, id: &ProfileId, tc_string: &str) -> Result<Vec<ConsentRecord>> {
+        let tc = consent::tcf::decode(tc_string)?;
+        let records = consent::records_from_tcf(&tc, tc_string);
+        consent::record(self, id, &records)?;
+        Ok(records)
     }
 
     /// Creates a profile with a fresh random id and returns the id.

@@ -113,6 +113,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// A TC string could not be decoded.
+    #[error("invalid TC string: {0}")]
+    InvalidTcString(String),
+
+    /// A purpose is not built in and not declared in the schema.
+    #[error("unknown purpose {0:?}: declare it in the schema (purposes) or use a built-in one")]
+    UnknownPurpose(String),
+
     /// A profile id could not be parsed.
     #[error("invalid profile id {input:?}: expected 32 hexadecimal characters")]
     InvalidProfileId {

@@ -7,7 +7,15 @@
 //! * `alias`: links `previousId` to `userId` ([`crate::Db::alias`]).
 //! * `track`, `page`, `screen`, `group`: identifiers only (resolve and
 //!   attach); event payloads are not stored.
+//! * On any call, `context.consent.categoryPreferences` (`{"Advertising":
+//!   true, ...}`) becomes consent records (granted / denied, basis consent,
+//!   source `segment`, proof the `messageId`), written atomically with the
+//!   call. Categories map to built-in purposes where one fits
+//!   (`advertising` → `ads_targeting`, `analytics`, `personalization`,
+//!   `email` → `email_marketing`, `sms` → `sms_marketing`, `sale_or_share`);
+//!   others become `segment:<Category>`.
 
+use crate::domain::consent::{ConsentRecord, ConsentStatus};
 use crate::domain::identity::Identifier;
 use crate::domain::profiles::Update;
 use crate::error::{Error, Result};
@@ -24,6 +32,8 @@ pub enum Event {
         identifiers: Vec<Identifier>,
         /// Traits as a field update.
         traits: Update,
+        /// Consent records from `context.consent.categoryPreferences`.
+        consents: Vec<ConsentRecord>,
     },
     /// `alias`.
     Alias {
@@ -64,10 +74,14 @@ pub fn parse_event(schema: &Schema, line: &str) -> Result<Event> {
         return Err(bad("expected a JSON object"));
     }
     let kind = opt_str(&v, "type")?.ok_or_else(|| bad("missing \"type\""))?;
-    if let Some(ts) = opt_str(&v, "timestamp")? {
-        Timestamp::parse_rfc3339(ts).map_err(|_| bad("timestamp is not RFC 3339"))?;
-    }
-    opt_str(&v, "messageId")?;
+    let timestamp = match opt_str(&v, "timestamp")? {
+        Some(ts) => {
+            Some(Timestamp::parse_rfc3339(ts).map_err(|_| bad("timestamp is not RFC 3339"))?)
+        }
+        None => None,
+    };
+    let message_id = opt_str(&v, "messageId")?;
+    let consents = category_preferences(&v, timestamp, message_id)?;
     let user_id = opt_str(&v, "userId")?;
     let anonymous_id = opt_str(&v, "anonymousId")?;
     match kind {
@@ -128,6 +142,7 @@ pub fn parse_event(schema: &Schema, line: &str) -> Result<Event> {
             Ok(Event::Identify {
                 identifiers,
                 traits,
+                consents,
             })
         }
         other => Err(bad(format!(
@@ -137,13 +152,62 @@ pub fn parse_event(schema: &Schema, line: &str) -> Result<Event> {
     }
 }
 
+/// Maps a Segment consent category to a purpose id.
+pub fn category_purpose(category: &str) -> String {
+    match category.to_lowercase().as_str() {
+        "advertising" | "ads" | "ads_targeting" => "ads_targeting".into(),
+        "analytics" => "analytics".into(),
+        "personalization" | "personalisation" => "personalization".into(),
+        "email" | "email_marketing" => "email_marketing".into(),
+        "sms" | "sms_marketing" => "sms_marketing".into(),
+        "sale_or_share" | "do_not_sell" => "sale_or_share".into(),
+        _ => format!("segment:{category}"),
+    }
+}
+
+fn category_preferences(
+    v: &serde_json::Value,
+    timestamp: Option<Timestamp>,
+    message_id: Option<&str>,
+) -> Result<Vec<ConsentRecord>> {
+    let prefs = match v.pointer("/context/consent/categoryPreferences") {
+        None | Some(serde_json::Value::Null) => return Ok(Vec::new()),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return Err(bad("context.consent.categoryPreferences must be an object")),
+    };
+    let mut out = Vec::new();
+    for (category, value) in prefs {
+        let serde_json::Value::Bool(granted) = value else {
+            return Err(bad("categoryPreferences values must be true or false"));
+        };
+        if category.is_empty() || category.len() > 128 {
+            return Err(bad("consent category names must be 1 to 128 bytes"));
+        }
+        let status = if *granted {
+            ConsentStatus::Granted
+        } else {
+            ConsentStatus::Denied
+        };
+        let mut r = ConsentRecord::new(category_purpose(category), status).source("segment");
+        if let Some(t) = timestamp {
+            r = r.at(t);
+        }
+        if let Some(m) = message_id {
+            r = r.proof(format!("segment:messageId:{m}"));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
 /// Applies one event; each event is one atomic write.
 pub fn apply_event(db: &Db, event: Event) -> Result<ResolveOutcome> {
     match event {
         Event::Identify {
             identifiers,
             traits,
-        } => db.resolve(&identifiers, traits),
+            consents,
+        } => db.resolve_with_consents(&identifiers, traits, &consents),
         Event::Alias {
             previous_id,
             user_id,
@@ -167,6 +231,7 @@ mod tests {
         let Event::Identify {
             identifiers,
             traits,
+            ..
         } = e
         else {
             panic!()
@@ -183,6 +248,7 @@ mod tests {
         let Event::Identify {
             identifiers,
             traits,
+            ..
         } = parse_event(
             &s,
             r#"{"type":"track","anonymousId":"a9","event":"x","traits":{"email":"no@x.com"}}"#,
@@ -196,6 +262,41 @@ mod tests {
             (1, 0),
             "track takes identifiers only"
         );
+    }
+
+    #[test]
+    fn category_preferences_become_consents() {
+        let e = parse_event(
+            &Schema::new(),
+            r#"{"type":"track","userId":"u","messageId":"m-1","timestamp":"2024-02-03T04:05:06Z",
+               "context":{"consent":{"categoryPreferences":{"Advertising":true,"Analytics":false,"Functional":true}}}}"#,
+        )
+        .unwrap();
+        let Event::Identify { consents, .. } = e else {
+            panic!()
+        };
+        let got: Vec<(String, ConsentStatus)> = consents
+            .iter()
+            .map(|c| (c.purpose.clone(), c.status))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("ads_targeting".to_string(), ConsentStatus::Granted),
+                ("analytics".to_string(), ConsentStatus::Denied),
+                ("segment:Functional".to_string(), ConsentStatus::Granted),
+            ]
+        );
+        assert_eq!(consents[0].proof.as_deref(), Some("segment:messageId:m-1"));
+        assert_eq!(
+            consents[0].timestamp,
+            Timestamp::parse_rfc3339("2024-02-03T04:05:06Z").unwrap()
+        );
+        assert!(parse_event(
+            &Schema::new(),
+            r#"{"type":"track","userId":"u","context":{"consent":{"categoryPreferences":{"A":"yes"}}}}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub mod fuzz_support;
 
 pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
 pub use db::{Db, StoreStats};
+pub use domain::consent::tcf;
+pub use domain::consent::{
+    ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead, BUILTIN_PURPOSES,
+};
 pub use domain::fields::MAX_FIELD_NAME_BYTES;
 pub use domain::identity::{
     IdType, Identifier, IdentityConfig, MergeInfo, MergeRules, Normalization, RejectReason,

@@ -130,7 +130,8 @@ impl FromStr for MergeId {
 /// assert!(Timestamp::parse_rfc3339("2024-13-01T00:00:00Z").is_err());
 /// Ok::<_, lethedb::Error>(())
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Timestamp(pub i64);
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -484,13 +485,16 @@ impl FieldClass {
 }
 
 /// Declaration of one field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FieldSpec {
     /// Privacy class.
     pub class: FieldClass,
     /// Declared type; `None` accepts any value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<ValueKind>,
+    /// Purposes this field may serve (purpose-bound reads withhold it for others).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
 }
 
 /// Declares fields and classifies them. Fields not declared are `personal`
@@ -509,6 +513,9 @@ pub struct Schema {
     /// Field name to declaration.
     #[serde(default)]
     pub fields: BTreeMap<String, FieldSpec>,
+    /// Custom purposes accepted besides the built-in ones.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub purposes: std::collections::BTreeSet<String>,
     /// Custom identifier types accepted by `Db::resolve` besides the built-in ones.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub identifier_types: std::collections::BTreeSet<String>,
@@ -527,7 +534,25 @@ impl Schema {
         class: FieldClass,
         kind: Option<ValueKind>,
     ) -> Self {
-        self.fields.insert(name.into(), FieldSpec { class, kind });
+        let spec = self.fields.entry(name.into()).or_default();
+        spec.class = class;
+        spec.kind = kind;
+        self
+    }
+
+    /// Lets `field` serve `purpose` in purpose-bound reads.
+    pub fn allow(mut self, field: impl Into<String>, purpose: impl Into<String>) -> Self {
+        self.fields
+            .entry(field.into())
+            .or_default()
+            .purposes
+            .push(purpose.into());
+        self
+    }
+
+    /// Declares a custom purpose.
+    pub fn purpose(mut self, name: impl Into<String>) -> Self {
+        self.purposes.insert(name.into());
         self
     }
 
@@ -539,7 +564,7 @@ impl Schema {
 
     /// The declaration of `name` (the default for undeclared fields).
     pub fn spec(&self, name: &str) -> FieldSpec {
-        self.fields.get(name).copied().unwrap_or_default()
+        self.fields.get(name).cloned().unwrap_or_default()
     }
 
     /// The class of `name`.

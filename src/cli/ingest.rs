@@ -59,12 +59,14 @@ pub(crate) fn run(db: &Db, file: &str, strict: bool, region: Option<&str>) -> Re
             Event::Identify {
                 identifiers,
                 traits,
+                consents,
             } => Event::Identify {
                 identifiers: identifiers
                     .into_iter()
                     .map(|i| normalise_phone(db, i, region))
                     .collect(),
                 traits,
+                consents,
             },
             other => other,
         });

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use lethedb::{
-    Db, Error, FileKeyProvider, IdType, Identifier, IdentityConfig, MergeId, Normalization,
-    Options, ProfileId, Schema, Update,
+    ConsentRecord, ConsentStatus, Db, Error, FileKeyProvider, IdType, Identifier, IdentityConfig,
+    LegalBasis, MergeId, Normalization, Options, ProfileId, Schema, Timestamp, Update,
 };
 
 #[derive(Parser)]
@@ -85,6 +85,14 @@ enum Cmd {
         /// Comma-separated field names (default: all).
         #[arg(long, value_delimiter = ',')]
         fields: Option<Vec<String>>,
+        /// Purpose-bound read: only the fields this purpose may use now.
+        #[arg(long, conflicts_with = "fields")]
+        purpose: Option<String>,
+    },
+    /// Consent records: set, get, history, TCF import, who has consented.
+    Consent {
+        #[command(subcommand)]
+        cmd: ConsentCmd,
     },
     /// Remove one field of a profile.
     DeleteField {
@@ -117,6 +125,90 @@ enum Cmd {
         /// Profiles per atomic batch.
         #[arg(long, default_value_t = 500)]
         batch: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentCmd {
+    /// Append a consent record.
+    Set {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Purpose id (e.g. email_marketing, tcf:1).
+        #[arg(long)]
+        purpose: String,
+        /// granted, denied or withdrawn.
+        #[arg(long)]
+        status: String,
+        /// consent, contract, legal_obligation, vital_interests, public_task, legitimate_interests.
+        #[arg(long, default_value = "consent")]
+        legal_basis: String,
+        /// Source / collection method.
+        #[arg(long, default_value = "cli")]
+        source: String,
+        /// Notice or policy version.
+        #[arg(long)]
+        policy_version: Option<String>,
+        /// Expiry, RFC 3339.
+        #[arg(long)]
+        expires: Option<String>,
+        /// When it was given, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Jurisdiction (e.g. EU, US-CA).
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Proof (receipt hash, reference).
+        #[arg(long)]
+        proof: Option<String>,
+        /// Who recorded it.
+        #[arg(long)]
+        recorded_by: Option<String>,
+    },
+    /// Print current states (or the state at --at) as a JSON array.
+    Get {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Only this purpose.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// State at this time (RFC 3339), from the history.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the full history (including merged profiles') as a JSON array.
+    History {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Decode a TC string and record its purposes.
+    ImportTcf {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// The TC string.
+        tc_string: String,
+    },
+    /// Print the ids of profiles with the purpose currently granted.
+    Who {
+        /// Purpose id.
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Show or set restriction (Art. 18) and objection (Art. 21) flags.
+    Flags {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Set restriction of processing.
+        #[arg(long)]
+        restricted: Option<bool>,
+        /// Set objection to processing.
+        #[arg(long)]
+        objected: Option<bool>,
     },
 }
 
@@ -343,7 +435,16 @@ fn dispatch(cli: Cli) -> CliResult {
             };
             println!("{id}");
         }
-        Cmd::Get { id, fields } => {
+        Cmd::Get {
+            id,
+            purpose: Some(purpose),
+            ..
+        } => {
+            let db = open(&cli)?;
+            print_json(&db.get_for_purpose(&id.parse()?, purpose)?.to_json());
+        }
+        Cmd::Consent { cmd } => consent_cmd(&open(&cli)?, cmd)?,
+        Cmd::Get { id, fields, .. } => {
             let db = open(&cli)?;
             let id: ProfileId = id.parse()?;
             let p = match fields {
@@ -460,6 +561,111 @@ fn dispatch(cli: Cli) -> CliResult {
             batch,
         } => {
             demo::run(&cli.db, &cli.key_file, *profiles, *seed, *batch)?;
+        }
+    }
+    Ok(())
+}
+
+fn consent_cmd(db: &Db, cmd: &ConsentCmd) -> CliResult {
+    let ts = |s: &Option<String>| -> std::result::Result<Option<Timestamp>, Failure> {
+        Ok(match s {
+            Some(t) => Some(Timestamp::parse_rfc3339(t)?),
+            None => None,
+        })
+    };
+    match cmd {
+        ConsentCmd::Set {
+            id,
+            purpose,
+            status,
+            legal_basis,
+            source,
+            policy_version,
+            expires,
+            at,
+            jurisdiction,
+            proof,
+            recorded_by,
+        } => {
+            let mut r = ConsentRecord::new(purpose, status.parse::<ConsentStatus>()?)
+                .legal_basis(legal_basis.parse::<LegalBasis>()?)
+                .source(source);
+            r.policy_version = policy_version.clone();
+            r.expires_at = ts(expires)?;
+            r.jurisdiction = jurisdiction.clone();
+            r.proof = proof.clone();
+            r.recorded_by = recorded_by.clone();
+            if let Some(t) = ts(at)? {
+                r.timestamp = t;
+            }
+            db.record_consent(&id.parse()?, r)?;
+        }
+        ConsentCmd::Get { id, purpose, at } => {
+            let id: ProfileId = id.parse()?;
+            let records: Vec<ConsentRecord> = match (purpose, ts(at)?) {
+                (Some(p), Some(t)) => db.consent_at(&id, p, t)?.into_iter().collect(),
+                (Some(p), None) => db.consent(&id, p)?.into_iter().collect(),
+                (None, Some(t)) => {
+                    let mut purposes: Vec<String> = db
+                        .consent_history(&id)?
+                        .into_iter()
+                        .map(|(_, r)| r.purpose)
+                        .collect();
+                    purposes.sort();
+                    purposes.dedup();
+                    let mut out = Vec::new();
+                    for p in purposes {
+                        out.extend(db.consent_at(&id, &p, t)?);
+                    }
+                    out
+                }
+                (None, None) => db.consents(&id)?,
+            };
+            print_json(&serde_json::Value::Array(
+                records.iter().map(ConsentRecord::to_json).collect(),
+            ));
+        }
+        ConsentCmd::History { id } => {
+            let items: Vec<serde_json::Value> = db
+                .consent_history(&id.parse()?)?
+                .into_iter()
+                .map(|(pid, r)| {
+                    let mut j = r.to_json();
+                    j["profile_id"] = serde_json::Value::String(pid.to_string());
+                    j
+                })
+                .collect();
+            print_json(&serde_json::Value::Array(items));
+        }
+        ConsentCmd::ImportTcf { id, tc_string } => {
+            let records = db.import_tcf(&id.parse()?, tc_string)?;
+            print_json(&serde_json::Value::Array(
+                records.iter().map(ConsentRecord::to_json).collect(),
+            ));
+        }
+        ConsentCmd::Who { purpose } => {
+            let ids: Vec<String> = db
+                .consented_profiles(purpose)?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            print_json(&serde_json::json!(ids));
+        }
+        ConsentCmd::Flags {
+            id,
+            restricted,
+            objected,
+        } => {
+            let id: ProfileId = id.parse()?;
+            let mut flags = db.processing_flags(&id)?;
+            if restricted.is_some() || objected.is_some() {
+                flags.restricted = restricted.unwrap_or(flags.restricted);
+                flags.objected = objected.unwrap_or(flags.objected);
+                db.set_processing_flags(&id, flags)?;
+            }
+            print_json(
+                &serde_json::json!({"restricted": flags.restricted, "objected": flags.objected}),
+            );
         }
     }
     Ok(())

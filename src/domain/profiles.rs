@@ -493,6 +493,33 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
 
 type PreparedOp = (ProfileId, OpKind, Vec<Prepared>);
 
+/// Sets a system field (`$…`) of an existing profile, sealed like personal data.
+pub(crate) fn apply_system(db: &Db, id: &ProfileId, name: &str, value: Value) -> Result<()> {
+    db.registry.ensure(&db.store, [name])?;
+    let mut encoded = Zeroizing::new(Vec::new());
+    format::encode_value(&value, &mut encoded);
+    let op = (
+        *id,
+        OpKind::Modify,
+        vec![Prepared {
+            name: name.to_string(),
+            class: FieldClass::Personal,
+            encoded: Some(encoded),
+        }],
+    );
+    let ops = [op];
+    if apply_attempt(db, &ops, false)?.is_some() {
+        return Ok(());
+    }
+    let _identity = db.identity_lock.lock();
+    apply_attempt(db, &ops, true)?.ok_or_else(|| {
+        Error::corrupt(
+            "profile record",
+            "merge redirect changed under the identity lock",
+        )
+    })
+}
+
 /// Builds and commits the batch while holding the profiles' stripe locks;
 /// `None` (nothing written) if a merged-away id is met without the identity lock.
 fn apply_attempt(db: &Db, prepared: &[PreparedOp], identity_held: bool) -> Result<Option<()>> {

@@ -12,10 +12,14 @@
 //! | `identities`  | `IdentityIndex` | `i`  | blind key (16)  | `IdentityEntry`|
 //! | `identities`  | `Merges`      | `m`    | merge id (16)   | `MergeRecord`  |
 //! | `identities`  | `ProfileMerges` | `x`  | profile id ‖ merge id | `Blob` (empty) |
-//! | `consents`, `audit` | — | — | reserved for later issues | |
+//! | `consents`    | `ConsentCurrent` | `c` | profile id ‖ purpose tag (8) | `SealedConsent` |
+//! | `consents`    | `ConsentHistory` | `h` | profile id ‖ recorded at (8) ‖ random (4) | `SealedConsent` |
+//! | `consents`    | `ConsentGranted` | `g` | purpose tag (8) ‖ profile id | `GrantEntry` |
+//! | `audit` | — | — | reserved for later issues | |
 
 use super::format::{
-    Blob, IdentityEntry, MergeRecord, ProfileRecord, StoreHeader, ValueCodec, WrappedKey,
+    Blob, GrantEntry, IdentityEntry, MergeRecord, ProfileRecord, SealedConsent, StoreHeader,
+    ValueCodec, WrappedKey,
 };
 use super::keys::{self, KeyCodec};
 use crate::error::Result;
@@ -106,4 +110,16 @@ keyspace!(
 keyspace!(
     /// Merges a profile took part in (as survivor or merged), for listing.
     ProfileMerges, CF_IDENTITIES, b'x', (ProfileId, MergeId), Blob
+);
+keyspace!(
+    /// Current consent state per (profile, purpose): one point read.
+    ConsentCurrent, CF_CONSENTS, b'c', (ProfileId, [u8; 8]), SealedConsent
+);
+keyspace!(
+    /// Append-only consent history per profile, in recording order.
+    ConsentHistory, CF_CONSENTS, b'h', (ProfileId, [u8; 12]), SealedConsent
+);
+keyspace!(
+    /// Consent index: profiles with a purpose currently granted.
+    ConsentGranted, CF_CONSENTS, b'g', ([u8; 8], ProfileId), GrantEntry
 );

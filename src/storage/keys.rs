@@ -56,8 +56,8 @@ impl KeyCodec for crate::types::MergeId {
     }
 }
 
-impl KeyCodec for [u8; 16] {
-    const LEN: usize = 16;
+impl<const N: usize> KeyCodec for [u8; N] {
+    const LEN: usize = N;
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self);
     }

@@ -60,6 +60,14 @@ impl Batch {
         });
     }
 
+    pub(crate) fn delete<K: Keyspace>(&mut self, key: &K::Key) {
+        self.ops.push(Op {
+            cf: K::CF,
+            key: K::key(key),
+            value: None,
+        });
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -221,6 +229,16 @@ impl Store {
             let (k, v) = item?;
             Ok((K::parse_key(&k)?, v))
         }))
+    }
+
+    /// Iterates keys and decoded values of one keyspace whose body starts with `body_prefix`.
+    pub(crate) fn entries<K: Keyspace>(
+        &self,
+        body_prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<(K::Key, K::Value)>> + '_> {
+        Ok(self
+            .entries_raw::<K>(body_prefix)?
+            .map(|item| item.and_then(|(k, v)| Ok((k, K::Value::decode(&v)?)))))
     }
 
     /// The write path: every logical operation is committed here as one

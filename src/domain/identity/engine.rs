@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::blind::BlindKey;
 use super::ids::{IdType, Identifier};
 use crate::db::Db;
+use crate::domain::consent::{self, ConsentRecord};
 use crate::domain::profiles::{final_target, prepare, Prepared, Update, Working};
 use crate::error::{Error, Result};
 use crate::storage::columns::{IdentityIndex, Merges, ProfileMerges, Profiles};
@@ -254,6 +255,7 @@ pub(crate) fn resolve(
     db: &Db,
     identifiers: &[Identifier],
     update: Update,
+    consents: &[ConsentRecord],
     reason: &str,
 ) -> Result<ResolveOutcome> {
     let changes = prepare(&db.schema_snapshot(), update)?;
@@ -270,7 +272,7 @@ pub(crate) fn resolve(
     if req.is_empty() {
         return Ok(outcome);
     }
-    if let Some(profile) = try_fast(db, &req, &changes)? {
+    if let Some(profile) = try_fast(db, &req, &changes, consents)? {
         outcome.profile = Some(profile);
         return Ok(outcome);
     }
@@ -279,7 +281,7 @@ pub(crate) fn resolve(
         if req.is_empty() {
             return Ok(outcome);
         }
-        match resolve_locked(db, &req, &changes, reason, &mut outcome)? {
+        match resolve_locked(db, &req, &changes, consents, reason, &mut outcome)? {
             Plan::Done => return Ok(outcome),
             Plan::Drop(why) => {
                 // Drop the lowest-priority identifier (the last among equals) and retry.
@@ -300,7 +302,12 @@ pub(crate) fn resolve(
 }
 
 /// Attach-free resolve: every identifier already belongs to one profile.
-fn try_fast(db: &Db, req: &[Req], changes: &[Prepared]) -> Result<Option<ProfileId>> {
+fn try_fast(
+    db: &Db,
+    req: &[Req],
+    changes: &[Prepared],
+    consents: &[ConsentRecord],
+) -> Result<Option<ProfileId>> {
     let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
     let found = index_lookup(db, &keys)?;
     let Some(Some(first)) = found.first().copied() else {
@@ -320,7 +327,7 @@ fn try_fast(db: &Db, req: &[Req], changes: &[Prepared]) -> Result<Option<Profile
     if w.record.status != RecordStatus::Active {
         return Ok(None);
     }
-    if changes.is_empty() {
+    if changes.is_empty() && consents.is_empty() {
         return Ok(Some(first));
     }
     // Attribution only matters for a profile that absorbed others.
@@ -330,9 +337,12 @@ fn try_fast(db: &Db, req: &[Req], changes: &[Prepared]) -> Result<Option<Profile
         let ids = decode_ids(db, &w)?;
         w.origin_index(&attribution(&w, &ids, req))
     };
-    w.apply_changes(db, changes.to_vec(), origin, Timestamp::now())?;
     let mut batch = Batch::new();
-    w.put_into(&mut batch);
+    if !changes.is_empty() {
+        w.apply_changes(db, changes.to_vec(), origin, Timestamp::now())?;
+        w.put_into(&mut batch);
+    }
+    consent::stage_records(db, &w, consents, &mut batch)?;
     db.store.write(batch)?;
     Ok(Some(first))
 }
@@ -346,6 +356,7 @@ fn resolve_locked(
     db: &Db,
     req: &[Req],
     changes: &[Prepared],
+    consents: &[ConsentRecord],
     reason: &str,
     outcome: &mut ResolveOutcome,
 ) -> Result<Plan> {
@@ -441,6 +452,7 @@ fn resolve_locked(
     encode_ids(db, &mut s, &s_ids, now)?;
     let origin = s.origin_index(&origin);
     s.apply_changes(db, changes.to_vec(), origin, now)?;
+    consent::stage_records(db, &s, consents, &mut batch)?;
     s.put_into(&mut batch);
     db.store.write(batch)?;
     outcome.profile = Some(s.id);
@@ -517,6 +529,7 @@ fn merge_into(
             s_ids.push(qi);
         }
     }
+    consent::on_merge(db, s, &q, merge_id, batch)?;
     let mut frozen = q.record.clone();
     frozen.status = RecordStatus::Merged {
         into: s.id,
@@ -662,6 +675,7 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
     s.record.updated_at = now;
     b.record.updated_at = now;
     b.record.status = RecordStatus::Active;
+    consent::on_unmerge(db, &b, &mut batch)?;
     s.put_into(&mut batch);
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());

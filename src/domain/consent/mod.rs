@@ -1,0 +1,734 @@
+//! Consent: per-purpose records with history, purpose-bound reads, the
+//! consent index, merge policy, and IAB TCF v2.2 import.
+//!
+//! Every consent record is sealed with AES-256-GCM under the profile's
+//! consent key (the field key of the reserved field `$consent`), with the
+//! record's storage key in the associated data. Purposes appear on disk only
+//! as 64-bit keyed tags (HMAC under the blind-index root), so the consent
+//! index reveals neither purposes nor statuses without the master key.
+
+pub mod tcf;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::aead;
+use crate::crypto::hierarchy::field_ad;
+use crate::db::Db;
+use crate::domain::profiles::{self, final_target, is_system_field, Working};
+use crate::error::{Error, Result};
+use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory};
+use crate::storage::format::{GrantEntry, RecordStatus, SealedConsent};
+use crate::storage::Batch;
+use crate::types::{FieldClass, MergeId, ProfileId, Timestamp, Value};
+
+/// Reserved field whose key seals consent records.
+pub(crate) const CONSENT_FIELD: &str = "$consent";
+/// Reserved field holding the restriction / objection flags.
+pub(crate) const PROCESSING_FIELD: &str = "$processing";
+
+/// The 11 IAB TCF v2.2 purposes and the built-in marketing purposes.
+pub const BUILTIN_PURPOSES: &[&str] = &[
+    "tcf:1",
+    "tcf:2",
+    "tcf:3",
+    "tcf:4",
+    "tcf:5",
+    "tcf:6",
+    "tcf:7",
+    "tcf:8",
+    "tcf:9",
+    "tcf:10",
+    "tcf:11",
+    "email_marketing",
+    "sms_marketing",
+    "analytics",
+    "personalization",
+    "ads_targeting",
+    "sale_or_share",
+];
+
+/// Status of a consent record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentStatus {
+    /// Given.
+    Granted,
+    /// Refused.
+    Denied,
+    /// Given earlier, taken back.
+    Withdrawn,
+}
+
+/// GDPR Art. 6 legal basis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    /// Art. 6(1)(a).
+    Consent,
+    /// Art. 6(1)(b).
+    Contract,
+    /// Art. 6(1)(c).
+    LegalObligation,
+    /// Art. 6(1)(d).
+    VitalInterests,
+    /// Art. 6(1)(e).
+    PublicTask,
+    /// Art. 6(1)(f).
+    LegitimateInterests,
+}
+
+macro_rules! snake_parse {
+    ($t:ty, $what:expr) => {
+        impl std::str::FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                serde_json::from_value(serde_json::Value::String(s.to_string()))
+                    .map_err(|_| Error::InvalidInput(format!("unknown {} {s:?}", $what)))
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => f.write_str(&s),
+                    _ => Err(std::fmt::Error),
+                }
+            }
+        }
+    };
+}
+snake_parse!(ConsentStatus, "consent status (granted, denied, withdrawn)");
+snake_parse!(
+    LegalBasis,
+    "legal basis (consent, contract, legal_obligation, vital_interests, public_task, legitimate_interests)"
+);
+
+/// One consent record (after ISO/IEC TS 27560 and the Kantara consent receipt).
+///
+/// ```
+/// use lethedb::{ConsentRecord, ConsentStatus};
+/// let r = ConsentRecord::new("email_marketing", ConsentStatus::Granted).source("signup-form").policy_version("2024-05");
+/// assert_eq!(r.purpose, "email_marketing");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// Purpose id.
+    pub purpose: String,
+    /// Granted, denied or withdrawn.
+    pub status: ConsentStatus,
+    /// Legal basis.
+    pub legal_basis: LegalBasis,
+    /// When the person gave or refused it.
+    pub timestamp: Timestamp,
+    /// Source / collection method (form, CMP, call centre, …).
+    pub source: String,
+    /// Notice or policy version shown.
+    pub policy_version: Option<String>,
+    /// Jurisdiction (e.g. `EU`, `US-CA`).
+    pub jurisdiction: Option<String>,
+    /// When it stops counting as granted.
+    pub expires_at: Option<Timestamp>,
+    /// Proof: a TC string, a receipt hash, a message id.
+    pub proof: Option<String>,
+    /// Who recorded it (system or operator).
+    pub recorded_by: Option<String>,
+    /// When lethedb stored it (set on write).
+    pub recorded_at: Timestamp,
+}
+
+impl ConsentRecord {
+    /// A record with legal basis `consent`, timestamp now, source `api`.
+    pub fn new(purpose: impl Into<String>, status: ConsentStatus) -> Self {
+        ConsentRecord {
+            purpose: purpose.into(),
+            status,
+            legal_basis: LegalBasis::Consent,
+            timestamp: Timestamp::now(),
+            source: "api".into(),
+            policy_version: None,
+            jurisdiction: None,
+            expires_at: None,
+            proof: None,
+            recorded_by: None,
+            recorded_at: Timestamp(0),
+        }
+    }
+    /// Sets the legal basis.
+    pub fn legal_basis(mut self, b: LegalBasis) -> Self {
+        self.legal_basis = b;
+        self
+    }
+    /// Sets the time it was given.
+    pub fn at(mut self, t: Timestamp) -> Self {
+        self.timestamp = t;
+        self
+    }
+    /// Sets the source.
+    pub fn source(mut self, s: impl Into<String>) -> Self {
+        self.source = s.into();
+        self
+    }
+    /// Sets the policy version.
+    pub fn policy_version(mut self, v: impl Into<String>) -> Self {
+        self.policy_version = Some(v.into());
+        self
+    }
+    /// Sets the jurisdiction.
+    pub fn jurisdiction(mut self, j: impl Into<String>) -> Self {
+        self.jurisdiction = Some(j.into());
+        self
+    }
+    /// Sets the expiry.
+    pub fn expires(mut self, t: Timestamp) -> Self {
+        self.expires_at = Some(t);
+        self
+    }
+    /// Sets the proof.
+    pub fn proof(mut self, p: impl Into<String>) -> Self {
+        self.proof = Some(p.into());
+        self
+    }
+    /// Sets who recorded it.
+    pub fn recorded_by(mut self, who: impl Into<String>) -> Self {
+        self.recorded_by = Some(who.into());
+        self
+    }
+
+    /// Whether it allows processing at `at`: status granted and not expired.
+    pub fn allows_at(&self, at: Timestamp) -> bool {
+        self.status == ConsentStatus::Granted && self.expires_at.is_none_or(|e| e > at)
+    }
+
+    /// Whether it is expired at `at`.
+    pub fn expired_at(&self, at: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e <= at)
+    }
+
+    /// JSON form used by the CLI.
+    pub fn to_json(&self) -> serde_json::Value {
+        let now = Timestamp::now();
+        serde_json::json!({
+            "purpose": self.purpose,
+            "status": self.status.to_string(),
+            "effective": if self.allows_at(now) { "granted" } else if self.expired_at(now) { "expired" } else { "not_granted" },
+            "legal_basis": self.legal_basis.to_string(),
+            "timestamp": self.timestamp.to_string(),
+            "source": self.source,
+            "policy_version": self.policy_version,
+            "jurisdiction": self.jurisdiction,
+            "expires_at": self.expires_at.map(|t| t.to_string()),
+            "proof": self.proof,
+            "recorded_by": self.recorded_by,
+            "recorded_at": self.recorded_at.to_string(),
+        })
+    }
+}
+
+/// Restriction (Art. 18) and objection (Art. 21) flags of a profile.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessingFlags {
+    /// Processing restricted: purpose-bound reads return nothing.
+    pub restricted: bool,
+    /// The person objected: purpose-bound reads return nothing.
+    pub objected: bool,
+}
+
+/// Result of a purpose-bound read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PurposeRead {
+    /// The profile read (after following merges).
+    pub profile_id: ProfileId,
+    /// The purpose.
+    pub purpose: String,
+    /// Fields the purpose may use now.
+    pub fields: BTreeMap<String, Value>,
+    /// Fields withheld, with the reason.
+    pub withheld: BTreeMap<String, String>,
+}
+
+impl PurposeRead {
+    /// JSON form used by the CLI.
+    pub fn to_json(&self) -> serde_json::Value {
+        let fields: serde_json::Map<String, serde_json::Value> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_json()))
+            .collect();
+        serde_json::json!({
+            "profile_id": self.profile_id.to_string(),
+            "purpose": self.purpose,
+            "fields": fields,
+            "withheld": self.withheld,
+        })
+    }
+}
+
+const MAX_TEXT: usize = 4096;
+
+fn check_record(db: &Db, r: &ConsentRecord) -> Result<()> {
+    if !is_known_purpose(db, &r.purpose) {
+        return Err(Error::UnknownPurpose(r.purpose.chars().take(64).collect()));
+    }
+    let texts = [
+        Some(&r.source),
+        r.policy_version.as_ref(),
+        r.jurisdiction.as_ref(),
+        r.proof.as_ref(),
+        r.recorded_by.as_ref(),
+    ];
+    if texts.iter().flatten().any(|t| t.len() > MAX_TEXT) {
+        return Err(Error::InvalidInput(
+            "a consent text field is longer than 4096 bytes".into(),
+        ));
+    }
+    if !r.timestamp.is_valid() || r.expires_at.is_some_and(|t| !t.is_valid()) {
+        return Err(Error::InvalidInput(
+            "consent timestamp outside years 0001..=9999".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Built-in purposes, schema-declared ones, and `segment:<category>`.
+pub(crate) fn is_known_purpose(db: &Db, p: &str) -> bool {
+    BUILTIN_PURPOSES.contains(&p)
+        || db.schema_snapshot().purposes.contains(p)
+        || p.strip_prefix("segment:")
+            .is_some_and(|c| !c.is_empty() && c.len() <= 128)
+}
+
+fn purpose_tag(db: &Db, purpose: &str) -> Result<[u8; 8]> {
+    let full = db.blind.key("$purpose", purpose)?;
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&full[..8]);
+    Ok(tag)
+}
+
+fn consent_ad(id: &ProfileId, generation: u32, prefix: u8, key_body: &[u8]) -> Vec<u8> {
+    let mut ad = field_ad(id, generation, CONSENT_FIELD, true);
+    ad.push(prefix);
+    ad.extend_from_slice(key_body);
+    ad
+}
+
+fn bincode_opts() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_big_endian()
+        .reject_trailing_bytes()
+        .with_limit(1 << 20)
+}
+
+fn consent_key(db: &Db, w: &Working) -> Result<crate::crypto::SecretKey> {
+    db.registry.ensure(&db.store, [CONSENT_FIELD])?;
+    let fid = db
+        .registry
+        .id(CONSENT_FIELD)
+        .ok_or_else(|| Error::corrupt("field registry", "consent field not registered"))?;
+    w.keyring.field_keys()?.key(fid)
+}
+
+fn seal(
+    db: &Db,
+    w: &Working,
+    prefix: u8,
+    key_body: &[u8],
+    r: &ConsentRecord,
+) -> Result<SealedConsent> {
+    use bincode::Options;
+    let plain = zeroize::Zeroizing::new(
+        bincode_opts()
+            .serialize(r)
+            .map_err(|e| Error::InvalidInput(format!("consent record: {e}")))?,
+    );
+    let mut sealed = Vec::new();
+    aead::seal_into(
+        &*consent_key(db, w)?,
+        &consent_ad(&w.id, w.record.generation, prefix, key_body),
+        &plain,
+        &mut sealed,
+    )?;
+    Ok(SealedConsent {
+        generation: w.record.generation,
+        sealed,
+    })
+}
+
+fn open(
+    db: &Db,
+    w: &Working,
+    prefix: u8,
+    key_body: &[u8],
+    s: &SealedConsent,
+) -> Result<ConsentRecord> {
+    use bincode::Options;
+    let fail = || Error::Decrypt {
+        profile: w.id,
+        what: "consent record".into(),
+    };
+    if s.generation != w.record.generation {
+        return Err(fail());
+    }
+    let plain = aead::open(
+        &*consent_key(db, w)?,
+        &consent_ad(&w.id, s.generation, prefix, key_body),
+        &s.sealed,
+    )
+    .ok_or_else(fail)?;
+    bincode_opts()
+        .deserialize(&plain)
+        .map_err(|e| Error::corrupt("consent record", e.to_string()))
+}
+
+fn body<K: crate::storage::keys::KeyCodec>(k: &K) -> Vec<u8> {
+    let mut out = Vec::new();
+    k.write(&mut out);
+    out
+}
+
+/// Current states of a profile, by purpose tag.
+fn current_states(db: &Db, w: &Working) -> Result<HashMap<[u8; 8], ConsentRecord>> {
+    let mut out = HashMap::new();
+    for item in db.store.entries::<ConsentCurrent>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let r = open(db, w, b'c', &body(&key), &sealed)?;
+        out.insert(key.1, r);
+    }
+    Ok(out)
+}
+
+/// Adds a state change to `batch`: history entry, current state (when the
+/// record is at least as new as the current one), and the consent index.
+fn stage_state(
+    db: &Db,
+    w: &Working,
+    tag: [u8; 8],
+    r: &ConsentRecord,
+    batch: &mut Batch,
+) -> Result<()> {
+    let cur_key = (w.id, tag);
+    batch.put::<ConsentCurrent>(&cur_key, &seal(db, w, b'c', &body(&cur_key), r)?);
+    if r.status == ConsentStatus::Granted {
+        batch.put::<ConsentGranted>(
+            &(tag, w.id),
+            &GrantEntry {
+                expires_at: r.expires_at,
+            },
+        );
+    } else {
+        batch.delete::<ConsentGranted>(&(tag, w.id));
+    }
+    Ok(())
+}
+
+fn stage_history(db: &Db, w: &Working, r: &ConsentRecord, batch: &mut Batch) -> Result<()> {
+    let mut hk = [0u8; 12];
+    hk[..8].copy_from_slice(&r.recorded_at.as_micros().to_be_bytes());
+    crate::crypto::os_random(&mut hk[8..])?;
+    let key = (w.id, hk);
+    batch.put::<ConsentHistory>(&key, &seal(db, w, b'h', &body(&key), r)?);
+    Ok(())
+}
+
+/// Stages consent records for a locked, active profile into `batch`.
+pub(crate) fn stage_records(
+    db: &Db,
+    w: &Working,
+    records: &[ConsentRecord],
+    batch: &mut Batch,
+) -> Result<()> {
+    let mut current = current_states(db, w)?;
+    let now = Timestamp::now();
+    for rec in records {
+        check_record(db, rec)?;
+        let mut r = rec.clone();
+        r.recorded_at = now;
+        let tag = purpose_tag(db, &r.purpose)?;
+        stage_history(db, w, &r, batch)?;
+        let newer = current.get(&tag).is_none_or(|c| r.timestamp >= c.timestamp);
+        if newer {
+            stage_state(db, w, tag, &r, batch)?;
+            current.insert(tag, r);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on the active profile `id` resolves to, holding its stripe lock
+/// (and the identity lock when `id` was merged away); `f` fills the batch.
+fn with_locked_profile<T>(
+    db: &Db,
+    id: &ProfileId,
+    f: impl FnOnce(&Working, &mut Batch) -> Result<T>,
+) -> Result<T> {
+    let target = final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
+    let _identity = (target != *id).then(|| db.identity_lock.lock());
+    let target = final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
+    let _guard = db.locks.lock([&target]);
+    let w = Working::load(db, &target)?.ok_or(Error::ProfileNotFound(*id))?;
+    if w.record.status != RecordStatus::Active {
+        return Err(Error::corrupt(
+            "profile record",
+            "redirect target is not active",
+        ));
+    }
+    let mut batch = Batch::new();
+    let out = f(&w, &mut batch)?;
+    db.store.write(batch)?;
+    Ok(out)
+}
+
+/// `Db::record_consents`.
+pub(crate) fn record(db: &Db, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
+    with_locked_profile(db, id, |w, batch| stage_records(db, w, records, batch))
+}
+
+/// `Db::consents`: current states, sorted by purpose.
+pub(crate) fn current(db: &Db, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
+    let w = profiles::load_active(db, id)?;
+    let mut v: Vec<ConsentRecord> = current_states(db, &w)?.into_values().collect();
+    v.sort_by(|a, b| a.purpose.cmp(&b.purpose));
+    Ok(v)
+}
+
+/// `Db::consent`: the current state of one purpose (one point read).
+pub(crate) fn current_one(db: &Db, id: &ProfileId, purpose: &str) -> Result<Option<ConsentRecord>> {
+    let w = profiles::load_active(db, id)?;
+    let key = (w.id, purpose_tag(db, purpose)?);
+    match db.store.get::<ConsentCurrent>(&key)? {
+        Some(s) => Ok(Some(open(db, &w, b'c', &body(&key), &s)?)),
+        None => Ok(None),
+    }
+}
+
+fn own_history(db: &Db, w: &Working) -> Result<Vec<ConsentRecord>> {
+    let mut out = Vec::new();
+    for item in db.store.entries::<ConsentHistory>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        out.push(open(db, w, b'h', &body(&key), &sealed)?);
+    }
+    Ok(out)
+}
+
+/// `Db::consent_history`: the profile's own history and that of every
+/// profile merged into it, each entry with the profile it was recorded for.
+pub(crate) fn history(db: &Db, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
+    let w = profiles::load_active(db, id)?;
+    let mut out: Vec<(ProfileId, ConsentRecord)> = own_history(db, &w)?
+        .into_iter()
+        .map(|r| (w.id, r))
+        .collect();
+    for o in &w.record.origins {
+        if let Some(m) = Working::load(db, o)? {
+            out.extend(own_history(db, &m)?.into_iter().map(|r| (m.id, r)));
+        }
+    }
+    out.sort_by_key(|(_, r)| r.recorded_at);
+    Ok(out)
+}
+
+/// `Db::consent_at`: the state at `at` per the profile's own history — the
+/// record with the latest timestamp not after `at` (later recording wins ties).
+pub(crate) fn at(
+    db: &Db,
+    id: &ProfileId,
+    purpose: &str,
+    at: Timestamp,
+) -> Result<Option<ConsentRecord>> {
+    let w = profiles::load_active(db, id)?;
+    Ok(own_history(db, &w)?
+        .into_iter()
+        .filter(|r| r.purpose == purpose && r.timestamp <= at)
+        .max_by_key(|r| (r.timestamp, r.recorded_at)))
+}
+
+/// `Db::consented_profiles`: profiles with `purpose` granted and not expired now.
+pub(crate) fn who(db: &Db, purpose: &str) -> Result<Vec<ProfileId>> {
+    let tag = purpose_tag(db, purpose)?;
+    let now = Timestamp::now();
+    let mut out = Vec::new();
+    for item in db.store.entries::<ConsentGranted>(&tag)? {
+        let ((_, id), g) = item?;
+        if g.expires_at.is_none_or(|e| e > now) {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the restriction / objection flags of a loaded profile.
+fn flags_of(db: &Db, w: &Working) -> Result<ProcessingFlags> {
+    let Some(fid) = db.registry.id(PROCESSING_FIELD) else {
+        return Ok(ProcessingFlags::default());
+    };
+    match w.record.fields.iter().find(|e| e.field_id == fid) {
+        None => Ok(ProcessingFlags::default()),
+        Some(e) => match w.open(db, e)?.1 {
+            Value::Json(j) => serde_json::from_value(j)
+                .map_err(|e| Error::corrupt("processing flags", e.to_string())),
+            _ => Err(Error::corrupt("processing flags", "not a JSON object")),
+        },
+    }
+}
+
+/// `Db::processing_flags`.
+pub(crate) fn flags(db: &Db, id: &ProfileId) -> Result<ProcessingFlags> {
+    flags_of(db, &profiles::load_active(db, id)?)
+}
+
+/// `Db::set_processing_flags`.
+pub(crate) fn set_flags(db: &Db, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
+    let json = serde_json::to_value(flags).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    profiles::apply_system(db, id, PROCESSING_FIELD, Value::Json(json))
+}
+
+/// `Db::get_for_purpose`.
+pub(crate) fn read_for_purpose(db: &Db, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {
+    if !is_known_purpose(db, purpose) {
+        return Err(Error::UnknownPurpose(purpose.chars().take(64).collect()));
+    }
+    let w = profiles::load_active(db, id)?;
+    let schema = db.schema_snapshot();
+    let flags = flags_of(db, &w)?;
+    let key = (w.id, purpose_tag(db, purpose)?);
+    let state = match db.store.get::<ConsentCurrent>(&key)? {
+        Some(s) => Some(open(db, &w, b'c', &body(&key), &s)?),
+        None => None,
+    };
+    let now = Timestamp::now();
+    let mut out = PurposeRead {
+        profile_id: w.id,
+        purpose: purpose.to_string(),
+        fields: BTreeMap::new(),
+        withheld: BTreeMap::new(),
+    };
+    for entry in &w.record.fields {
+        let name = db.registry.name(entry.field_id)?;
+        if is_system_field(&name) {
+            continue;
+        }
+        let spec = schema.spec(&name);
+        let refusal: Option<String> = if flags.restricted {
+            Some("processing restricted (GDPR Art. 18)".into())
+        } else if flags.objected {
+            Some("the person objected to processing (GDPR Art. 21)".into())
+        } else if spec.class == FieldClass::NonPersonal {
+            None
+        } else if !spec.purposes.iter().any(|p| p == purpose) {
+            Some(format!("field is not declared for purpose {purpose}"))
+        } else {
+            match &state {
+                None => Some("no consent or legal basis recorded for the purpose".into()),
+                Some(s) if s.expired_at(now) => Some("consent expired".into()),
+                Some(s) if s.status != ConsentStatus::Granted => {
+                    Some(format!("consent {}", s.status))
+                }
+                Some(s)
+                    if spec.class == FieldClass::Sensitive
+                        && s.legal_basis != LegalBasis::Consent =>
+                {
+                    Some(format!(
+                        "special-category data needs explicit consent, basis is {}",
+                        s.legal_basis
+                    ))
+                }
+                Some(_) => None,
+            }
+        };
+        match refusal {
+            Some(why) => {
+                out.withheld.insert(name, why);
+            }
+            None => {
+                let (_, value) = w.open(db, entry)?;
+                out.fields.insert(name, value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn restrictiveness(r: &ConsentRecord, now: Timestamp) -> (u8, i64) {
+    if !r.allows_at(now) {
+        (0, 0)
+    } else {
+        (1, r.expires_at.map_or(i64::MAX, |t| t.as_micros()))
+    }
+}
+
+/// Merge policy: per purpose, the most restrictive current state wins
+/// (not granted < granted expiring sooner < granted expiring later). When
+/// the survivor's state changes, the change is recorded in its history with
+/// source `merge:<merge id>`. The merged profile's index entries are removed;
+/// its states and history stay (frozen) for unmerge and audit.
+pub(crate) fn on_merge(
+    db: &Db,
+    s: &Working,
+    q: &Working,
+    merge_id: MergeId,
+    batch: &mut Batch,
+) -> Result<()> {
+    let now = Timestamp::now();
+    let s_states = current_states(db, s)?;
+    let q_states = current_states(db, q)?;
+    for (tag, qr) in &q_states {
+        batch.delete::<ConsentGranted>(&(*tag, q.id));
+        let winner = match s_states.get(tag) {
+            Some(sr) if restrictiveness(sr, now) <= restrictiveness(qr, now) => continue,
+            _ => qr,
+        };
+        let mut r = winner.clone();
+        r.source = format!("merge:{merge_id}");
+        r.recorded_at = now;
+        stage_history(db, s, &r, batch)?;
+        stage_state(db, s, *tag, &r, batch)?;
+    }
+    Ok(())
+}
+
+/// Unmerge: the restored profile's consent index entries come back from its
+/// own (frozen) current states. The survivor keeps its states, including the
+/// more restrictive ones the merge gave it — the safe side.
+pub(crate) fn on_unmerge(db: &Db, b: &Working, batch: &mut Batch) -> Result<()> {
+    for (tag, r) in current_states(db, b)? {
+        if r.status == ConsentStatus::Granted {
+            batch.put::<ConsentGranted>(
+                &(tag, b.id),
+                &GrantEntry {
+                    expires_at: r.expires_at,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Consent records a TC string implies: one per TCF purpose 1–11 — granted
+/// on consent if its consent bit is set, else granted on legitimate interests
+/// if that bit is set, else denied — with the TC string as proof.
+pub(crate) fn records_from_tcf(tc: &tcf::TcString, text: &str) -> Vec<ConsentRecord> {
+    (1u8..=11)
+        .map(|p| {
+            let (status, basis) = if tc.purpose_consents.contains(&p) {
+                (ConsentStatus::Granted, LegalBasis::Consent)
+            } else if tc.purpose_legitimate_interests.contains(&p) {
+                (ConsentStatus::Granted, LegalBasis::LegitimateInterests)
+            } else {
+                (ConsentStatus::Denied, LegalBasis::Consent)
+            };
+            let mut r = ConsentRecord::new(format!("tcf:{p}"), status)
+                .legal_basis(basis)
+                .at(tc.last_updated)
+                .source(format!("tcf:cmp:{}:{}", tc.cmp_id, tc.cmp_version))
+                .policy_version(format!(
+                    "tcf-policy:{};gvl:{}",
+                    tc.policy_version, tc.vendor_list_version
+                ))
+                .proof(text.trim());
+            r.jurisdiction = Some(tc.publisher_country.clone());
+            r
+        })
+        .collect()
+}
