@@ -281,3 +281,191 @@ fn ingest_lookup_merges_unmerge() {
     let o = lethedb(&["unmerge", "--db", d, &merge_id], None);
     assert_eq!(o.status.code(), Some(1), "second unmerge refused");
 }
+
+#[test]
+fn consent_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let d = dir.to_str().unwrap();
+    assert!(lethedb(&["init", "--db", d], None).status.success());
+    let schema = tmp.path().join("schema.json");
+    std::fs::write(&schema, r#"{"fields":{"email":{"class":"personal","purposes":["email_marketing"]},"plan":{"class":"non_personal"}}}"#).unwrap();
+    assert!(lethedb(
+        &["schema", "set", "--db", d, schema.to_str().unwrap()],
+        None
+    )
+    .status
+    .success());
+    let o = lethedb(
+        &[
+            "put",
+            "--db",
+            d,
+            r#"{"email":"ada@example.com","plan":"pro","phone":"+15550100"}"#,
+        ],
+        None,
+    );
+    let id = stdout(&o);
+
+    let read = |purpose: &str| -> serde_json::Value {
+        let o = lethedb(&["get", "--db", d, "--id", &id, "--purpose", purpose], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let r = read("email_marketing");
+    assert_eq!(r["fields"], serde_json::json!({"plan": "pro"}));
+    assert!(r["withheld"]["email"]
+        .as_str()
+        .unwrap()
+        .contains("no consent"));
+
+    let o = lethedb(
+        &[
+            "consent",
+            "set",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "--purpose",
+            "email_marketing",
+            "--status",
+            "granted",
+            "--source",
+            "signup-form",
+            "--policy-version",
+            "v2",
+            "--at",
+            "2024-01-01T00:00:00Z",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        read("email_marketing")["fields"]["email"],
+        "ada@example.com"
+    );
+
+    let o = lethedb(
+        &[
+            "consent",
+            "set",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "--purpose",
+            "email_marketing",
+            "--status",
+            "withdrawn",
+            "--at",
+            "2024-06-01T00:00:00Z",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    let o = lethedb(&["consent", "get", "--db", d, "--id", &id], None);
+    let states: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(states[0]["purpose"], "email_marketing");
+    assert_eq!(states[0]["status"], "withdrawn");
+    assert_eq!(states[0]["legal_basis"], "consent");
+    assert!(states[0]["timestamp"]
+        .as_str()
+        .unwrap()
+        .starts_with("2024-06-01"));
+    let o = lethedb(
+        &[
+            "consent",
+            "get",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "--purpose",
+            "email_marketing",
+            "--at",
+            "2024-03-01T00:00:00Z",
+        ],
+        None,
+    );
+    let at: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(at[0]["status"], "granted");
+    let o = lethedb(&["consent", "history", "--db", d, "--id", &id], None);
+    let h: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(h.as_array().unwrap().len(), 2);
+
+    let o = lethedb(
+        &[
+            "consent",
+            "import-tcf",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lethedb(&["consent", "who", "--db", d, "--purpose", "tcf:3"], None);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(),
+        serde_json::json!([id])
+    );
+    let o = lethedb(
+        &["consent", "who", "--db", d, "--purpose", "email_marketing"],
+        None,
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(),
+        serde_json::json!([])
+    );
+
+    let o = lethedb(
+        &[
+            "consent",
+            "import-tcf",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "not*a*tc*string",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("invalid TC string"));
+    let o = lethedb(
+        &[
+            "consent",
+            "set",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "--purpose",
+            "email_marketing",
+            "--status",
+            "maybe",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown consent status"));
+
+    let o = lethedb(
+        &[
+            "consent",
+            "flags",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "--restricted",
+            "true",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    assert!(read("tcf:3")["fields"].as_object().unwrap().is_empty());
+}

@@ -679,6 +679,19 @@ pub(crate) fn read(db: &Db, id: &ProfileId, names: Option<&[&str]>) -> Result<Pr
 pub(crate) fn load_active(db: &Db, id: &ProfileId) -> Result<Working> {
     let mut last = None;
     for _ in 0..3 {
+        // The common case: `id` itself is active, one MultiGet.
+        let first = match Working::load(db, id) {
+            Ok(Some(w)) => w,
+            Ok(None) => return Err(Error::ProfileNotFound(*id)),
+            Err(e @ Error::Corrupt { .. }) => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if first.record.status == RecordStatus::Active {
+            return Ok(first);
+        }
         let target = final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
         match Working::load(db, &target) {
             Ok(Some(w)) if w.record.status == RecordStatus::Active => return Ok(w),
