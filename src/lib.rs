@@ -29,7 +29,8 @@
 //! * `crypto` — master key providers, HKDF subkeys, AES-256-GCM sealing, the
 //!   key hierarchy (master → bucket keys → profile keyrings → field keys).
 //! * `domain` — profiles, fields and the field registry; identity
-//!   (normalisation, blind index, resolve, merge, unmerge).
+//!   (normalisation, blind index, resolve, merge, unmerge); consent
+//!   (records, history, purpose-bound reads, TCF).
 //! * interfaces — [`Db`], the `lethedb` CLI, benches and fuzz targets.
 //!
 //! On-disk formats are described byte by byte in `docs/design.md`.
