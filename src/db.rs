@@ -303,6 +303,16 @@ impl Db {
     /// id already seen, else taken as an anonymous id) to `user_id`, merging
     /// their profiles if both exist.
     pub fn alias(&self, previous_id: &str, user_id: &str) -> Result<ResolveOutcome> {
+        self.alias_with_consents(previous_id, user_id, &[])
+    }
+
+    /// [`Db::alias`] that also records consent records, in the same atomic write.
+    pub fn alias_with_consents(
+        &self,
+        previous_id: &str,
+        user_id: &str,
+        consents: &[ConsentRecord],
+    ) -> Result<ResolveOutcome> {
         let previous = if self
             .lookup(&Identifier::user_id(previous_id))
             .ok()
@@ -317,7 +327,7 @@ impl Db {
             self,
             &[Identifier::user_id(user_id), previous],
             Update::new(),
-            &[],
+            consents,
             "alias",
         )
     }

@@ -41,6 +41,8 @@ pub enum Event {
         previous_id: String,
         /// The user id it becomes.
         user_id: String,
+        /// Consent records from `context.consent.categoryPreferences`.
+        consents: Vec<ConsentRecord>,
     },
 }
 
@@ -52,8 +54,6 @@ fn opt_str<'a>(v: &'a serde_json::Value, key: &str) -> Result<Option<&'a str>> {
     match v.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(s)) => Ok(Some(s)),
-        // Segment allows numeric ids; they are identifiers all the same.
-        Some(serde_json::Value::Number(_)) => Err(bad(format!("{key} must be a string"))),
         Some(_) => Err(bad(format!("{key} must be a string"))),
     }
 }
@@ -92,6 +92,7 @@ pub fn parse_event(schema: &Schema, line: &str) -> Result<Event> {
             Ok(Event::Alias {
                 previous_id: previous_id.to_string(),
                 user_id: user_id.to_string(),
+                consents,
             })
         }
         "identify" | "track" | "page" | "screen" | "group" => {
@@ -211,7 +212,8 @@ pub fn apply_event(db: &Db, event: Event) -> Result<ResolveOutcome> {
         Event::Alias {
             previous_id,
             user_id,
-        } => db.alias(&previous_id, &user_id),
+            consents,
+        } => db.alias_with_consents(&previous_id, &user_id, &consents),
     }
 }
 
@@ -242,7 +244,8 @@ mod tests {
             parse_event(&s, r#"{"type":"alias","previousId":"a1","userId":"u1"}"#).unwrap(),
             Event::Alias {
                 previous_id: "a1".into(),
-                user_id: "u1".into()
+                user_id: "u1".into(),
+                consents: Vec::new(),
             }
         );
         let Event::Identify {

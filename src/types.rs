@@ -433,6 +433,16 @@ impl Value {
     }
 }
 
+/// Field values as a JSON object.
+pub(crate) fn fields_to_json(
+    fields: &BTreeMap<String, Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_json()))
+        .collect()
+}
+
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
         Value::String(s.to_string())

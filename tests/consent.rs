@@ -465,3 +465,73 @@ fn merge_keeps_the_most_restrictive_state_and_both_histories() {
         .collect();
     assert_eq!(analytics_who, BTreeSet::from([a, b]));
 }
+
+#[test]
+fn one_resolve_merging_several_profiles_keeps_the_most_restrictive_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = create(dir.path(), &key(1));
+    let s = db
+        .resolve(&[Identifier::device_id("s")], Update::new())
+        .unwrap()
+        .profile
+        .unwrap();
+    let q1 = db
+        .resolve(&[Identifier::device_id("q1")], Update::new())
+        .unwrap()
+        .profile
+        .unwrap();
+    let q2 = db
+        .resolve(&[Identifier::device_id("q2")], Update::new())
+        .unwrap()
+        .profile
+        .unwrap();
+    db.record_consent(&q1, ConsentRecord::new("analytics", ConsentStatus::Denied))
+        .unwrap();
+    db.record_consent(&q2, ConsentRecord::new("analytics", ConsentStatus::Granted))
+        .unwrap();
+    let out = db
+        .resolve(
+            &[
+                Identifier::device_id("s"),
+                Identifier::device_id("q1"),
+                Identifier::device_id("q2"),
+            ],
+            Update::new(),
+        )
+        .unwrap();
+    assert_eq!(out.merges.len(), 2);
+    assert_eq!(out.profile, Some(s));
+    assert_eq!(
+        db.consent(&s, "analytics").unwrap().unwrap().status,
+        ConsentStatus::Denied
+    );
+    assert!(db.consented_profiles("analytics").unwrap().is_empty());
+}
+
+#[test]
+fn consent_through_a_merged_away_id_lands_on_the_survivor() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = create(dir.path(), &key(1));
+    let a = db
+        .resolve(&[Identifier::device_id("a")], Update::new())
+        .unwrap()
+        .profile
+        .unwrap();
+    let b = db
+        .resolve(&[Identifier::device_id("b")], Update::new())
+        .unwrap()
+        .profile
+        .unwrap();
+    db.resolve(
+        &[Identifier::device_id("a"), Identifier::device_id("b")],
+        Update::new(),
+    )
+    .unwrap();
+    db.record_consent(&b, ConsentRecord::new("analytics", ConsentStatus::Granted))
+        .unwrap();
+    assert_eq!(db.consented_profiles("analytics").unwrap(), vec![a]);
+    assert_eq!(
+        db.consent(&a, "analytics").unwrap().unwrap().status,
+        ConsentStatus::Granted
+    );
+}

@@ -185,11 +185,7 @@ pub struct Profile {
 impl Profile {
     /// `{"profile_id": "<32 hex>", "fields": {...}}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let fields: serde_json::Map<String, serde_json::Value> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
+        let fields = crate::types::fields_to_json(&self.fields);
         serde_json::json!({ "profile_id": self.id.to_string(), "fields": fields })
     }
 }

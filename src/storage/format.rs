@@ -627,13 +627,15 @@ pub(crate) struct MergeRecord {
 /// Largest merge record accepted when decoding.
 const MAX_MERGE_RECORD_BYTES: u64 = 64 << 20;
 
-fn bincode_options() -> impl bincode::Options {
+/// The pinned bincode configuration for sealed and framed payloads:
+/// fixed-width big-endian integers, no trailing bytes, at most `limit` bytes.
+pub(crate) fn bincode_options(limit: u64) -> impl bincode::Options {
     use bincode::Options;
     bincode::DefaultOptions::new()
         .with_fixint_encoding()
         .with_big_endian()
         .reject_trailing_bytes()
-        .with_limit(MAX_MERGE_RECORD_BYTES)
+        .with_limit(limit)
 }
 
 impl ValueCodec for MergeRecord {
@@ -643,7 +645,7 @@ impl ValueCodec for MergeRecord {
         use bincode::Options;
         let mut out = vec![FormatVersion::CURRENT as u8];
         // Serialising plain owned data to a Vec cannot fail below the size limit.
-        if let Ok(body) = bincode_options().serialize(self) {
+        if let Ok(body) = bincode_options(MAX_MERGE_RECORD_BYTES).serialize(self) {
             out.extend_from_slice(&body);
         }
         push_crc(&mut out);
@@ -654,7 +656,7 @@ impl ValueCodec for MergeRecord {
         use bincode::Options;
         check_version(Self::WHAT, bytes)?;
         let body = check_crc(Self::WHAT, bytes)?;
-        bincode_options()
+        bincode_options(MAX_MERGE_RECORD_BYTES)
             .deserialize(&body[1..])
             .map_err(|e| Error::corrupt(Self::WHAT, e.to_string()))
     }

@@ -250,11 +250,7 @@ pub struct PurposeRead {
 impl PurposeRead {
     /// JSON form used by the CLI.
     pub fn to_json(&self) -> serde_json::Value {
-        let fields: serde_json::Map<String, serde_json::Value> = self
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect();
+        let fields = crate::types::fields_to_json(&self.fields);
         serde_json::json!({
             "profile_id": self.profile_id.to_string(),
             "purpose": self.purpose,
@@ -313,12 +309,7 @@ fn consent_ad(id: &ProfileId, generation: u32, prefix: u8, key_body: &[u8]) -> V
 }
 
 fn bincode_opts() -> impl bincode::Options {
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_big_endian()
-        .reject_trailing_bytes()
-        .with_limit(1 << 20)
+    crate::storage::format::bincode_options(1 << 20)
 }
 
 fn consent_key(db: &Db, w: &Working) -> Result<crate::crypto::SecretKey> {
@@ -432,14 +423,24 @@ fn stage_history(db: &Db, w: &Working, r: &ConsentRecord, batch: &mut Batch) -> 
     Ok(())
 }
 
-/// Stages consent records for a locked, active profile into `batch`.
+/// Current consent states of a profile by purpose tag, as staged so far in
+/// an operation (load once, then pass to every staging call).
+pub(crate) type States = HashMap<[u8; 8], ConsentRecord>;
+
+/// The stored current states of a profile.
+pub(crate) fn load_states(db: &Db, w: &Working) -> Result<States> {
+    current_states(db, w)
+}
+
+/// Stages consent records for a locked, active profile into `batch`;
+/// `current` holds the states as staged so far and is kept up to date.
 pub(crate) fn stage_records(
     db: &Db,
     w: &Working,
     records: &[ConsentRecord],
+    current: &mut States,
     batch: &mut Batch,
 ) -> Result<()> {
-    let mut current = current_states(db, w)?;
     let now = Timestamp::now();
     for rec in records {
         check_record(db, rec)?;
@@ -463,17 +464,29 @@ fn with_locked_profile<T>(
     id: &ProfileId,
     f: impl FnOnce(&Working, &mut Batch) -> Result<T>,
 ) -> Result<T> {
-    let target = final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
-    let _identity = (target != *id).then(|| db.identity_lock.lock());
-    let target = final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
-    let _guard = db.locks.lock([&target]);
-    let w = Working::load(db, &target)?.ok_or(Error::ProfileNotFound(*id))?;
-    if w.record.status != RecordStatus::Active {
-        return Err(Error::corrupt(
-            "profile record",
-            "redirect target is not active",
-        ));
-    }
+    // Try `id` itself under its stripe lock; if it was merged away, take the
+    // identity lock (merge chains then stay still) and follow the redirect.
+    let mut identity = None;
+    let (_guards, w) = loop {
+        let target = if identity.is_some() {
+            final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?
+        } else {
+            *id
+        };
+        let guards = db.locks.lock([&target]);
+        let w = Working::load(db, &target)?.ok_or(Error::ProfileNotFound(*id))?;
+        if w.record.status == RecordStatus::Active {
+            break (guards, w);
+        }
+        if identity.is_some() {
+            return Err(Error::corrupt(
+                "profile record",
+                "redirect target is not active",
+            ));
+        }
+        drop(guards);
+        identity = Some(db.identity_lock.lock());
+    };
     let mut batch = Batch::new();
     let out = f(&w, &mut batch)?;
     db.store.write(batch)?;
@@ -482,7 +495,10 @@ fn with_locked_profile<T>(
 
 /// `Db::record_consents`.
 pub(crate) fn record(db: &Db, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
-    with_locked_profile(db, id, |w, batch| stage_records(db, w, records, batch))
+    with_locked_profile(db, id, |w, batch| {
+        let mut states = load_states(db, w)?;
+        stage_records(db, w, records, &mut states, batch)
+    })
 }
 
 /// `Db::consents`: current states, sorted by purpose.
@@ -668,10 +684,10 @@ pub(crate) fn on_merge(
     s: &Working,
     q: &Working,
     merge_id: MergeId,
+    s_states: &mut States,
     batch: &mut Batch,
 ) -> Result<()> {
     let now = Timestamp::now();
-    let s_states = current_states(db, s)?;
     let q_states = current_states(db, q)?;
     for (tag, qr) in &q_states {
         batch.delete::<ConsentGranted>(&(*tag, q.id));
@@ -684,6 +700,7 @@ pub(crate) fn on_merge(
         r.recorded_at = now;
         stage_history(db, s, &r, batch)?;
         stage_state(db, s, *tag, &r, batch)?;
+        s_states.insert(*tag, r);
     }
     Ok(())
 }

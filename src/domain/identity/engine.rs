@@ -342,7 +342,10 @@ fn try_fast(
         w.apply_changes(db, changes.to_vec(), origin, Timestamp::now())?;
         w.put_into(&mut batch);
     }
-    consent::stage_records(db, &w, consents, &mut batch)?;
+    if !consents.is_empty() {
+        let mut states = consent::load_states(db, &w)?;
+        consent::stage_records(db, &w, consents, &mut states, &mut batch)?;
+    }
     db.store.write(batch)?;
     Ok(Some(first))
 }
@@ -427,11 +430,27 @@ fn resolve_locked(
         .iter()
         .map(|r| (r.given.id_type.name().to_string(), r.key))
         .collect();
+    // States as staged so far: several merges and the request's own
+    // records must each see the previous ones.
+    let mut s_states = consent::load_states(db, &s)?;
     for (q, q_ids) in rest {
         let merge_id = merge_into(
-            db, &mut s, &mut s_ids, q, q_ids, now, reason, &cause, &mut batch,
+            db,
+            &mut s,
+            &mut s_ids,
+            q,
+            q_ids,
+            now,
+            reason,
+            &cause,
+            &mut s_states,
+            &mut batch,
         )?;
         outcome.merges.push(merge_id);
+    }
+    if s.record.fields.len() > crate::storage::format::MAX_FIELDS {
+        // Nothing is written: the batch is dropped and the request retried without its weakest identifier.
+        return Ok(Plan::Drop(RejectReason::MergeLimit));
     }
     let origin = attribution(&s, &s_ids, req);
     for r in req {
@@ -452,7 +471,7 @@ fn resolve_locked(
     encode_ids(db, &mut s, &s_ids, now)?;
     let origin = s.origin_index(&origin);
     s.apply_changes(db, changes.to_vec(), origin, now)?;
-    consent::stage_records(db, &s, consents, &mut batch)?;
+    consent::stage_records(db, &s, consents, &mut s_states, &mut batch)?;
     s.put_into(&mut batch);
     db.store.write(batch)?;
     outcome.profile = Some(s.id);
@@ -473,6 +492,7 @@ fn merge_into(
     now: Timestamp,
     reason: &str,
     cause: &[(String, [u8; 16])],
+    s_states: &mut consent::States,
     batch: &mut Batch,
 ) -> Result<MergeId> {
     let merge_id = MergeId::random()?;
@@ -529,7 +549,7 @@ fn merge_into(
             s_ids.push(qi);
         }
     }
-    consent::on_merge(db, s, &q, merge_id, batch)?;
+    consent::on_merge(db, s, &q, merge_id, s_states, batch)?;
     let mut frozen = q.record.clone();
     frozen.status = RecordStatus::Merged {
         into: s.id,
@@ -636,6 +656,14 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
     }
     for d in &rec.displaced {
         let absent = !s_keep.iter().any(|e| e.field_id == d.field_id);
+        // A displaced value that came from a profile no longer merged here
+        // (a merge undone before this one) is not the survivor's to take back.
+        let d_origin = ProfileId::from_bytes(d.origin);
+        let still_here =
+            d_origin == s_id || (s.record.origins.contains(&d_origin) && !side.contains(&d_origin));
+        if !still_here {
+            continue;
+        }
         if absent && taken.contains(&d.field_id) && rec.survivor_generation == s.record.generation {
             s_origin_of.push((s_keep.len(), ProfileId::from_bytes(d.origin)));
             s_keep.push(FieldEntry {
@@ -672,6 +700,12 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
     }
     encode_ids(db, &mut s, &s_ids_new, now)?;
     encode_ids(db, &mut b, &b_ids, now)?;
+    if b.record.fields.len() > crate::storage::format::MAX_FIELDS {
+        return Err(Error::InvalidInput(format!(
+            "unmerging would give profile {b_id} more than {} fields",
+            crate::storage::format::MAX_FIELDS
+        )));
+    }
     s.record.updated_at = now;
     b.record.updated_at = now;
     b.record.status = RecordStatus::Active;
