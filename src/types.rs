@@ -9,114 +9,82 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// A 128-bit profile identifier, shown as 32 lowercase hex characters.
-///
-/// New ids come from the operating system's random number generator, so they
-/// reveal nothing about when or where a profile was created.
-///
-/// ```
-/// use lethedb::ProfileId;
-/// let id: ProfileId = "00112233445566778899aabbccddeeff".parse()?;
-/// assert_eq!(id.to_string(), "00112233445566778899aabbccddeeff");
-/// assert!("not-an-id".parse::<ProfileId>().is_err());
-/// Ok::<_, lethedb::Error>(())
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ProfileId([u8; 16]);
+/// A 128-bit random id type shown as 32 lowercase hex characters; `bad`
+/// builds the parse error from the rejected text.
+macro_rules! id128 {
+    ($(#[$doc:meta])* $name:ident, $bad:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name([u8; 16]);
 
-impl ProfileId {
-    /// Wraps raw bytes.
-    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        ProfileId(bytes)
-    }
+        impl $name {
+            /// Wraps raw bytes.
+            pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+                $name(bytes)
+            }
 
-    /// The raw bytes (big-endian order is the key order on disk).
-    pub const fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
-    }
+            /// The raw bytes (big-endian order is the key order on disk).
+            pub const fn as_bytes(&self) -> &[u8; 16] {
+                &self.0
+            }
 
-    /// A fresh random id from the OS random number generator.
-    pub fn random() -> Result<Self> {
-        let mut b = [0u8; 16];
-        crate::crypto::os_random(&mut b)?;
-        Ok(ProfileId(b))
-    }
+            /// A fresh random id from the OS random number generator.
+            pub fn random() -> Result<Self> {
+                let mut b = [0u8; 16];
+                crate::crypto::os_random(&mut b)?;
+                Ok($name(b))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&crate::hex::encode(&self.0))
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({self})", stringify!($name))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(s: &str) -> Result<Self> {
+                let text: String = s.chars().take(64).collect();
+                let bad = || -> Error { ($bad)(text.clone()) };
+                let bytes = crate::hex::decode(s).ok_or_else(bad)?;
+                Ok($name(bytes.try_into().map_err(|_| bad())?))
+            }
+        }
+    };
 }
 
-impl fmt::Display for ProfileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::hex::encode(&self.0))
-    }
-}
+id128!(
+    /// A 128-bit profile identifier, shown as 32 lowercase hex characters.
+    ///
+    /// New ids come from the operating system's random number generator, so they
+    /// reveal nothing about when or where a profile was created.
+    ///
+    /// ```
+    /// use lethedb::ProfileId;
+    /// let id: ProfileId = "00112233445566778899aabbccddeeff".parse()?;
+    /// assert_eq!(id.to_string(), "00112233445566778899aabbccddeeff");
+    /// assert!("not-an-id".parse::<ProfileId>().is_err());
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    ProfileId,
+    |input| Error::InvalidProfileId { input }
+);
 
-impl fmt::Debug for ProfileId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ProfileId({self})")
-    }
-}
-
-impl FromStr for ProfileId {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::InvalidProfileId {
-            input: s.chars().take(64).collect(),
-        };
-        let bytes = crate::hex::decode(s).ok_or_else(bad)?;
-        let arr: [u8; 16] = bytes.try_into().map_err(|_| bad())?;
-        Ok(ProfileId(arr))
-    }
-}
-
-/// Identifies one merge of two profiles (128 bits, random), shown as 32 hex characters.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MergeId([u8; 16]);
-
-impl MergeId {
-    /// Wraps raw bytes.
-    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-        MergeId(bytes)
-    }
-
-    /// The raw bytes.
-    pub const fn as_bytes(&self) -> &[u8; 16] {
-        &self.0
-    }
-
-    /// A fresh random id.
-    pub fn random() -> Result<Self> {
-        let mut b = [0u8; 16];
-        crate::crypto::os_random(&mut b)?;
-        Ok(MergeId(b))
-    }
-}
-
-impl fmt::Display for MergeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::hex::encode(&self.0))
-    }
-}
-
-impl fmt::Debug for MergeId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "MergeId({self})")
-    }
-}
-
-impl FromStr for MergeId {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::InvalidInput(format!(
-                "invalid merge id {:?}: expected 32 hexadecimal characters",
-                s.chars().take(64).collect::<String>()
-            ))
-        };
-        let bytes = crate::hex::decode(s).ok_or_else(bad)?;
-        Ok(MergeId(bytes.try_into().map_err(|_| bad())?))
-    }
-}
+id128!(
+    /// Identifies one merge of two profiles (128 bits, random), shown as 32 hex characters.
+    MergeId,
+    |input: String| Error::InvalidInput(format!(
+        "invalid merge id {input:?}: expected 32 hexadecimal characters"
+    ))
+);
 
 /// A point in time with microsecond precision, counted from the Unix epoch
 /// (UTC). Valid from year 0001 to 9999, so every timestamp prints as RFC 3339.

@@ -36,25 +36,22 @@ impl KeyCodec for u32 {
     }
 }
 
-impl KeyCodec for ProfileId {
-    const LEN: usize = 16;
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
-    }
-    fn read(body: &[u8]) -> Option<Self> {
-        Some(ProfileId::from_bytes(body.try_into().ok()?))
-    }
+macro_rules! id_codec {
+    ($t:ty) => {
+        impl KeyCodec for $t {
+            const LEN: usize = 16;
+            fn write(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(self.as_bytes());
+            }
+            fn read(body: &[u8]) -> Option<Self> {
+                Some(<$t>::from_bytes(body.try_into().ok()?))
+            }
+        }
+    };
 }
 
-impl KeyCodec for crate::types::MergeId {
-    const LEN: usize = 16;
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.as_bytes());
-    }
-    fn read(body: &[u8]) -> Option<Self> {
-        Some(crate::types::MergeId::from_bytes(body.try_into().ok()?))
-    }
-}
+id_codec!(ProfileId);
+id_codec!(crate::types::MergeId);
 
 impl<const N: usize> KeyCodec for [u8; N] {
     const LEN: usize = N;
