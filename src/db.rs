@@ -3,10 +3,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
 use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::hierarchy::{KeyHierarchy, BUCKET_BITS_RANGE};
-use crate::crypto::{kdf, os_random, KeyProvider};
+use crate::crypto::{kdf, os_random, KeyProvider, SecretKey};
+use crate::domain::audit::{self, AuditLog, AuditRecord, AuditReport};
+use crate::domain::erasure::{
+    self, BackupInfo, ErasureReceipt, PurgeReport, RestoreReport, RetentionReport, Signer,
+};
 use crate::domain::consent::{self, ConsentRecord, ProcessingFlags, PurposeRead};
 use crate::domain::fields::FieldRegistry;
 use crate::domain::identity::blind::BlindIndex;
@@ -15,7 +22,7 @@ use crate::domain::locks::StripedLocks;
 use crate::domain::profiles::{self, Profile, ProfileBatch, Update};
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::storage::columns::{Configs, Profiles, Schemas, StoreHeaders};
+use crate::storage::columns::{Configs, Erasures, Profiles, Schemas, StoreHeaders};
 use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, ColumnStats, StorageConfig, Store};
 use crate::types::{MergeId, ProfileId, Schema, Timestamp};
@@ -42,6 +49,21 @@ pub struct Db {
     /// Serialises operations that move identifiers between profiles.
     pub(crate) identity_lock: Mutex<()>,
     pub(crate) blind: BlindIndex,
+    /// Keyed hash for suppression entries (a different key than the blind index).
+    pub(crate) suppression: BlindIndex,
+    pub(crate) subject_key: SecretKey,
+    pub(crate) ledger_key: SecretKey,
+    pub(crate) audit: AuditLog,
+    pub(crate) signer: Option<Signer>,
+    /// Highest erasure id in the ledger.
+    pub(crate) erasure_seq: Mutex<u64>,
+    pub(crate) purge_lock: Mutex<()>,
+    pub(crate) suppress_forgotten: bool,
+    /// Whether any suppression entry exists (skips the check when none do).
+    pub(crate) suppression_active: AtomicBool,
+    pub(crate) suppression_hits: AtomicU64,
+    pub(crate) purge_after_erasures: usize,
+    pub(crate) purge_deadline: Duration,
     schema: RwLock<Arc<Schema>>,
     identity: RwLock<Arc<IdentityConfig>>,
     header: StoreHeader,
@@ -174,7 +196,24 @@ impl Db {
             &header.store_id,
             kdf::LABEL_BLIND_INDEX,
         )?)?;
+        let suppression = BlindIndex::new(&kdf::derive(
+            &master,
+            &header.store_id,
+            kdf::LABEL_SUPPRESSION,
+        )?)?;
+        if erasure::is_backup(&store)? && !options.restoring {
+            return Err(Error::InvalidInput(format!(
+                "{} is a backup copy; restore it with `lethedb restore` (which replays later erasures)",
+                path.display()
+            )));
+        }
+        let audit = AuditLog::load(&store)?;
+        let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
+        let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
+        let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;
         drop(master);
+        let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
+        let suppression_active = erasure::any_suppressed(&store)?;
         let registry = FieldRegistry::load(&store)?;
         let schema = match store.get::<Schemas>(&())? {
             Some(blob) => Schema::from_json(
@@ -195,6 +234,18 @@ impl Db {
             locks: StripedLocks::new(),
             identity_lock: Mutex::new(()),
             blind,
+            suppression,
+            subject_key,
+            ledger_key,
+            audit,
+            signer,
+            erasure_seq: Mutex::new(erasure_seq),
+            purge_lock: Mutex::new(()),
+            suppress_forgotten: options.suppress_forgotten,
+            suppression_active: AtomicBool::new(suppression_active),
+            suppression_hits: AtomicU64::new(0),
+            purge_after_erasures: options.purge_after_erasures,
+            purge_deadline: options.purge_deadline,
             schema: RwLock::new(Arc::new(schema)),
             identity: RwLock::new(Arc::new(identity)),
             header,
@@ -205,12 +256,27 @@ impl Db {
         if let Some(c) = identity_to_set {
             db.set_identity_config(c)?;
         }
+        if !options.restoring {
+            // Erasures left pending past their deadline (e.g. by a crash) are purged now.
+            erasure::maybe_purge(&db)?;
+        }
         Ok(db)
     }
 
     /// Directory of the store.
     pub fn path(&self) -> &Path {
         self.store.path()
+    }
+
+    pub(crate) fn header_store_id(&self) -> [u8; 16] {
+        self.header.store_id
+    }
+
+    /// Pseudonymous reference of a subject as used in the audit log and
+    /// certificates: HMAC-SHA-256 of the profile id under a master-derived
+    /// key, 128 bits.
+    pub(crate) fn subject_ref(&self, id: &ProfileId) -> Result<[u8; 16]> {
+        kdf::mac16(&self.subject_key, &[b"lethedb/subject", id.as_bytes()])
     }
 
     /// Random id of this store, fixed at creation (hex).
@@ -514,6 +580,186 @@ impl Db {
         self.store.compact()
     }
 
+    /// Erases a person: the profile `id` resolves to and every profile
+    /// merged into it. One atomic batch destroys their keyrings, replaces
+    /// their records by tombstones, removes their blind-index entries,
+    /// consent and merge records, suppresses their identifiers and appends
+    /// the audit entry. From then on reads fail with
+    /// [`Error::ProfileErased`], lookups find nothing and the ids are never
+    /// provisioned again. Idempotent: forgetting again returns the first
+    /// receipt with `already_erased` set.
+    ///
+    /// Old copies of the destroyed keys stay in SST files until
+    /// [`Db::purge`] (run automatically by count and deadline, see
+    /// [`Options::purge_deadline`]), which then issues the certificate.
+    ///
+    /// ```
+    /// use lethedb::{Db, Error, Identifier, MemoryKeyProvider, Options, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), &MemoryKeyProvider::generate()?, Options::new().create_if_missing(true))?;
+    /// let id = db.resolve(&[Identifier::email("ada@example.com")], Update::new().set("name", "Ada"))?.profile.unwrap();
+    /// let receipt = db.forget(&id)?;
+    /// assert!(matches!(db.get(&id), Err(Error::ProfileErased { .. })));
+    /// assert_eq!(db.lookup(&Identifier::email("ada@example.com"))?, None);
+    /// let purged = db.purge()?;
+    /// assert_eq!(purged.erasures, vec![receipt.erasure_id.unwrap()]);
+    /// lethedb::verify_certificate(&purged.certificates[0], &db.public_key()?)?;
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn forget(&self, id: &ProfileId) -> Result<ErasureReceipt> {
+        erasure::forget(self, id)
+    }
+
+    /// Erases one field of a person (see [`Db::forget_fields`]).
+    pub fn forget_field(&self, id: &ProfileId, field: &str) -> Result<ErasureReceipt> {
+        erasure::forget_fields(self, &[*id], &[field], None)
+    }
+
+    /// Erases fields of a person by re-keying: each of the person's profiles
+    /// holding one of the fields gets a new keyring, every other field and
+    /// consent record is re-sealed under it, and the old keyring — the only
+    /// key the erased values were sealed under — is destroyed. A field named
+    /// like an identifier type (`email`, `phone`, ...) also removes that
+    /// type's identifiers from the profile and the blind index.
+    ///
+    /// ```
+    /// use lethedb::{Db, MemoryKeyProvider, Options, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), &MemoryKeyProvider::generate()?, Options::new().create_if_missing(true))?;
+    /// let id = db.create(Update::new().set("name", "Ada").set("last_ip", "192.0.2.7"))?;
+    /// db.forget_fields(&id, &["last_ip"])?;
+    /// let p = db.get(&id)?;
+    /// assert!(p.fields.contains_key("name") && !p.fields.contains_key("last_ip"));
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn forget_fields(&self, id: &ProfileId, fields: &[&str]) -> Result<ErasureReceipt> {
+        erasure::forget_fields(self, &[*id], fields, None)
+    }
+
+    /// Makes erased key material physically absent from the store's live
+    /// files (flush, WAL roll, targeted forced bottommost compaction of the
+    /// touched key ranges, MANIFEST rewrite, wait for obsolete files) and
+    /// issues one signed certificate per pending erasure.
+    pub fn purge(&self) -> Result<PurgeReport> {
+        erasure::purge(self)
+    }
+
+    /// Number of erasures waiting for purge, and when the oldest was requested.
+    pub fn pending_erasures(&self) -> Result<(usize, Option<Timestamp>)> {
+        erasure::pending_count(self)
+    }
+
+    /// Starts a thread that purges whenever the oldest pending erasure
+    /// reaches [`Options::purge_deadline`]. It holds only a weak reference
+    /// and ends when the last `Arc<Db>` is dropped.
+    pub fn start_purge_scheduler(db: &Arc<Db>) -> std::thread::JoinHandle<()> {
+        let weak = Arc::downgrade(db);
+        let tick = (db.purge_deadline / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        std::thread::spawn(move || loop {
+            std::thread::sleep(tick);
+            let Some(db) = weak.upgrade() else { return };
+            // Errors surface on the next explicit purge; the thread keeps going.
+            let _ = erasure::maybe_purge(&db);
+        })
+    }
+
+    /// Every certificate issued so far, in erasure order (one-line JSON each).
+    pub fn certificates(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for item in self.store.entries::<Erasures>(&[])? {
+            let (_, rec) = item?;
+            if let Some(c) = rec.certificate {
+                out.push(String::from_utf8(c).map_err(|_| Error::corrupt("erasure record", "certificate is not UTF-8"))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The store's Ed25519 certificate public key (32 bytes).
+    pub fn public_key(&self) -> Result<[u8; 32]> {
+        self.signer
+            .as_ref()
+            .map(|s| s.public_key())
+            .ok_or_else(|| Error::InvalidInput("store has no signing key".into()))
+    }
+
+    /// The pseudonymous subject reference (hex) the audit log and
+    /// certificates use for the person holding `id`.
+    pub fn subject_reference(&self, id: &ProfileId) -> Result<String> {
+        Ok(crate::hex::encode(&self.subject_ref(id)?))
+    }
+
+    /// Lifts the suppression of one identifier of a forgotten person;
+    /// `false` when it was not suppressed.
+    pub fn unsuppress(&self, identifier: &Identifier) -> Result<bool> {
+        erasure::unsuppress(self, identifier)
+    }
+
+    /// Resolve requests rejected by suppression since this handle was opened.
+    pub fn suppression_hits(&self) -> u64 {
+        self.suppression_hits.load(Ordering::Relaxed)
+    }
+
+    /// Verifies the audit log's hash chain (see also [`verify_audit_log`]).
+    pub fn verify_audit(&self) -> Result<AuditReport> {
+        audit::verify(&self.store)
+    }
+
+    /// Every audit entry, in order.
+    pub fn audit_log(&self) -> Result<Vec<AuditRecord>> {
+        audit::all(&self.store)
+    }
+
+    /// One JSON bundle of everything held about the person `id` belongs to
+    /// (GDPR Art. 15/20): fields, identifiers, consents and their history,
+    /// merge lineage, audit entries about the subject.
+    pub fn export(&self, id: &ProfileId) -> Result<serde_json::Value> {
+        erasure::export(self, id)
+    }
+
+    /// Applies the schema's retention rules as of `now` (per-field
+    /// `retention_days`, `inactive_profile_days`) through the erasure path,
+    /// then purges; the report carries the certificates.
+    pub fn run_retention(&self, now: Timestamp) -> Result<RetentionReport> {
+        erasure::run_retention(self, now)
+    }
+
+    /// Writes a backup into the empty or new directory `dir` and registers
+    /// it: later purges append their erasures to its ledger.
+    pub fn backup(&self, dir: impl AsRef<Path>) -> Result<BackupInfo> {
+        erasure::backup(self, dir.as_ref())
+    }
+
+    /// Restores the backup in `from` into the new directory `to`, replays
+    /// every erasure made after the backup was taken (from the backup's
+    /// ledger) and purges, then returns the open store.
+    pub fn restore(
+        from: impl AsRef<Path>,
+        to: impl AsRef<Path>,
+        keys: &dyn KeyProvider,
+        options: Options,
+    ) -> Result<(Db, RestoreReport)> {
+        erasure::restore(from.as_ref(), to.as_ref(), keys, options)
+    }
+
+    #[doc(hidden)]
+    /// Test hook: the on-disk key material of a profile — its stored
+    /// keyring value, its raw keyring seed, and the blind-index keys of its
+    /// identifiers — so remanence tests can scan files for them.
+    pub fn debug_key_material(&self, id: &ProfileId) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        if let Some(raw) = self.store.get_raw::<crate::storage::columns::Keyrings>(id)? {
+            out.push(raw);
+        }
+        let w = profiles::load_active(self, id)?;
+        out.push(w.keyring.seed_bytes().to_vec());
+        for i in identity::engine::decode_ids(self, &w)? {
+            let key = self.blind.key(i.id_type.name(), &i.normalized)?;
+            out.push(<crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(&key));
+        }
+        Ok(out)
+    }
+
     /// Counts and bytes per column family, and bytes on disk.
     pub fn stats(&self) -> Result<StoreStats> {
         Ok(StoreStats {
@@ -521,4 +767,50 @@ impl Db {
             disk_bytes: dir_bytes(self.path())?,
         })
     }
+}
+
+/// Verifies the audit log of the store at `path` without its master key
+/// (the log is plaintext and PII-free). Opens the store read-only.
+pub fn verify_audit_log(path: impl AsRef<Path>) -> Result<AuditReport> {
+    let store = open_keyless(path.as_ref())?;
+    audit::verify(&store)
+}
+
+/// Verifies a certificate against `public_key` and its position in the
+/// audit log of the store at `path` (opened read-only, no master key): the
+/// chain verifies, the certified entry has the certified hash, and the
+/// store id matches.
+pub fn verify_certificate_in_store(
+    path: impl AsRef<Path>,
+    certificate: &str,
+    public_key: &[u8; 32],
+) -> Result<erasure::CertificateCheck> {
+    let check = erasure::verify_certificate(certificate, public_key)?;
+    let store = open_keyless(path.as_ref())?;
+    let header = store
+        .get::<StoreHeaders>(&())?
+        .ok_or_else(|| Error::NotAStore {
+            path: path.as_ref().to_path_buf(),
+        })?;
+    if crate::hex::encode(&header.store_id) != check.certificate.store_id {
+        return Err(Error::InvalidCertificate(
+            "issued by another store".into(),
+        ));
+    }
+    erasure::check_chain_position(&store, &check.certificate)?;
+    Ok(check)
+}
+
+fn open_keyless(path: &Path) -> Result<Store> {
+    if !path.join("CURRENT").exists() {
+        return Err(Error::StoreNotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let cfg = StorageConfig {
+        block_cache_bytes: 8 << 20,
+        write_buffer_bytes: 1 << 20,
+        sync_writes: false,
+    };
+    Store::open_read_only(path, &cfg)
 }

@@ -84,6 +84,36 @@ pub enum Error {
     #[error("profile {0} not found")]
     ProfileNotFound(ProfileId),
 
+    /// The profile was erased (`forget`); its id is never provisioned again.
+    #[error("profile {profile} was erased (erasure {erasure_id}); its data is gone and the id cannot be reused")]
+    ProfileErased {
+        /// The erased profile id.
+        profile: ProfileId,
+        /// Ledger id of the erasure.
+        erasure_id: u64,
+    },
+
+    /// Every identifier of a request belongs to a forgotten person
+    /// (suppression); nothing was written. See `Db::unsuppress`.
+    #[error("{count} identifier(s) of this request belong to a forgotten person and are suppressed; nothing was written")]
+    Suppressed {
+        /// How many of the request's identifiers are suppressed.
+        count: usize,
+    },
+
+    /// An erasure certificate failed verification.
+    #[error("certificate rejected: {0}")]
+    InvalidCertificate(String),
+
+    /// The audit log's hash chain does not verify.
+    #[error("audit log broken at entry {seq}: {reason}")]
+    AuditChain {
+        /// Sequence number of the first entry that fails.
+        seq: u64,
+        /// What did not match.
+        reason: String,
+    },
+
     /// A field name is not acceptable.
     #[error("invalid field name {name:?}: {reason}")]
     InvalidFieldName {

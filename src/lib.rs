@@ -30,7 +30,9 @@
 //!   key hierarchy (master → bucket keys → profile keyrings → field keys).
 //! * `domain` — profiles, fields and the field registry; identity
 //!   (normalisation, blind index, resolve, merge, unmerge); consent
-//!   (records, history, purpose-bound reads, TCF).
+//!   (records, history, purpose-bound reads, TCF); erasure (forget,
+//!   suppression, purge, signed certificates, retention, export, backups
+//!   with ledger replay) and the hash-chained audit log.
 //! * interfaces — [`Db`], the `lethedb` CLI, benches and fuzz targets.
 //!
 //! On-disk formats are described byte by byte in `docs/design.md`.
@@ -56,7 +58,12 @@ pub mod bench_support;
 pub mod fuzz_support;
 
 pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
-pub use db::{Db, StoreStats};
+pub use db::{verify_audit_log, verify_certificate_in_store, Db, StoreStats};
+pub use domain::audit::{AuditRecord, AuditReport};
+pub use domain::erasure::{
+    parse_public_key, verify_certificate, BackupInfo, Certificate, CertificateCheck, ErasureReceipt, PurgeReport,
+    RestoreReport, RetentionReport,
+};
 pub use domain::consent::tcf;
 pub use domain::consent::{
     ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead, BUILTIN_PURPOSES,

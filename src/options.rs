@@ -19,6 +19,11 @@ pub struct Options {
     pub(crate) bucket_bits: u8,
     pub(crate) schema: Option<Schema>,
     pub(crate) identity: Option<IdentityConfig>,
+    pub(crate) suppress_forgotten: bool,
+    pub(crate) purge_after_erasures: usize,
+    pub(crate) purge_deadline: std::time::Duration,
+    /// Set by `Db::restore` only: opens a directory marked as a backup.
+    pub(crate) restoring: bool,
 }
 
 impl Default for Options {
@@ -31,6 +36,10 @@ impl Default for Options {
             bucket_bits: 16,
             schema: None,
             identity: None,
+            suppress_forgotten: true,
+            purge_after_erasures: 1000,
+            purge_deadline: std::time::Duration::from_secs(15 * 60),
+            restoring: false,
         }
     }
 }
@@ -79,6 +88,28 @@ impl Options {
     /// replacing the stored ones. A new store defaults to region `US`.
     pub fn identity(mut self, config: IdentityConfig) -> Self {
         self.identity = Some(config);
+        self
+    }
+
+    /// Reject later resolves that carry an identifier of a forgotten person
+    /// (on by default). Lift one with `Db::unsuppress`.
+    pub fn suppress_forgotten(mut self, yes: bool) -> Self {
+        self.suppress_forgotten = yes;
+        self
+    }
+
+    /// Purge automatically once this many erasures are pending (default
+    /// 1000; 0 never purges by count). Checked after each `forget`.
+    pub fn purge_after_erasures(mut self, count: usize) -> Self {
+        self.purge_after_erasures = count;
+        self
+    }
+
+    /// Purge automatically once the oldest pending erasure is this old
+    /// (default 15 minutes). Checked at open, after each `forget`, and by
+    /// the thread of `Db::start_purge_scheduler`.
+    pub fn purge_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.purge_deadline = deadline;
         self
     }
 

@@ -473,6 +473,10 @@ pub struct FieldSpec {
     /// Purposes this field may serve (purpose-bound reads withhold it for others).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub purposes: Vec<String>,
+    /// Retention: values older than this many days are erased by
+    /// `Db::run_retention` (through `forget_field`, with certificates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 /// Declares fields and classifies them. Fields not declared are `personal`
@@ -497,12 +501,34 @@ pub struct Schema {
     /// Custom identifier types accepted by `Db::resolve` besides the built-in ones.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub identifier_types: std::collections::BTreeSet<String>,
+    /// Retention: profiles not updated for this many days are forgotten by
+    /// `Db::run_retention`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_profile_days: Option<u32>,
 }
 
 impl Schema {
     /// An empty schema: every field is personal.
     pub fn new() -> Self {
         Schema::default()
+    }
+
+    /// Sets a retention period for a field (see [`FieldSpec::retention_days`]).
+    ///
+    /// ```
+    /// use lethedb::Schema;
+    /// let s = Schema::new().retention("last_ip", 30).inactive_profile_days(730);
+    /// assert_eq!(s.spec("last_ip").retention_days, Some(30));
+    /// ```
+    pub fn retention(mut self, name: impl Into<String>, days: u32) -> Self {
+        self.fields.entry(name.into()).or_default().retention_days = Some(days);
+        self
+    }
+
+    /// Forget profiles not updated for `days` days (see [`Schema::inactive_profile_days`](Schema#structfield.inactive_profile_days)).
+    pub fn inactive_profile_days(mut self, days: u32) -> Self {
+        self.inactive_profile_days = Some(days);
+        self
     }
 
     /// Adds or replaces a field declaration.

@@ -47,6 +47,11 @@ pub(crate) struct Keyring {
 }
 
 impl Keyring {
+    /// The raw seed (test hook for remanence scans only).
+    pub(crate) fn seed_bytes(&self) -> &[u8] {
+        self.seed.as_ref()
+    }
+
     pub(crate) fn field_keys(&self) -> Result<FieldKeys> {
         FieldKeys::new(&self.seed, self.generation)
     }
@@ -207,7 +212,7 @@ impl KeyHierarchy {
         self.keyring_with_generation(store, id, 1)
     }
 
-    fn keyring_with_generation(
+    pub(crate) fn keyring_with_generation(
         &self,
         store: &Store,
         id: &ProfileId,

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 pub(crate) const LABEL_KEY_CHECK: &str = "lethedb/v1/key-check";
 pub(crate) const LABEL_BUCKET_WRAP: &str = "lethedb/v1/bucket-wrap";
 pub(crate) const LABEL_BLIND_INDEX: &str = "lethedb/v1/blind-index";
+pub(crate) const LABEL_SUPPRESSION: &str = "lethedb/v1/suppression";
+pub(crate) const LABEL_SUBJECT_REF: &str = "lethedb/v1/subject-ref";
+pub(crate) const LABEL_SIGNING_WRAP: &str = "lethedb/v1/signing-wrap";
+pub(crate) const LABEL_LEDGER_MAC: &str = "lethedb/v1/ledger-mac";
 const LABEL_FIELD: &[u8] = b"lethedb/v1/field-key";
 const KEY_CHECK_MESSAGE: &[u8] = b"lethedb key check value v1";
 
@@ -86,6 +90,19 @@ impl FieldKeys {
     }
 }
 
+/// HMAC-SHA-256 of `parts` under `key`, truncated to 128 bits.
+pub(crate) fn mac16(key: &SecretKey, parts: &[&[u8]]) -> Result<[u8; 16]> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
+        .map_err(|_| Error::InvalidInput("HMAC key length".into()))?;
+    for p in parts {
+        mac.update(p);
+    }
+    let full = mac.finalize().into_bytes();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,3 +139,4 @@ mod tests {
         );
     }
 }
+

@@ -1,7 +1,9 @@
-//! Domain layer: profiles and their fields. Identity, consent, erasure and
-//! audit join this layer in later issues.
+//! Domain layer: profiles and their fields, identity, consent, erasure
+//! (with retention, export and backups) and the audit log.
 
+pub(crate) mod audit;
 pub(crate) mod consent;
+pub(crate) mod erasure;
 pub(crate) mod fields;
 pub(crate) mod identity;
 pub(crate) mod locks;

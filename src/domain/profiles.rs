@@ -289,6 +289,12 @@ impl Working {
     /// Loads a profile's record and keyring; `None` when there is no record.
     pub(crate) fn load(db: &Db, id: &ProfileId) -> Result<Option<Working>> {
         let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
+        if let Some(e) = record
+            .as_ref()
+            .and_then(|r| crate::domain::erasure::erased_error(id, r))
+        {
+            return Err(e);
+        }
         match (record, wrapped) {
             (None, _) => Ok(None),
             (Some(_), None) => Err(Error::Decrypt {
@@ -445,6 +451,12 @@ pub(crate) fn final_target(db: &Db, id: &ProfileId) -> Result<Option<ProfileId>>
             Some(rec) => match rec.status {
                 RecordStatus::Active => return Ok(Some(cur)),
                 RecordStatus::Merged { into, .. } => cur = into,
+                RecordStatus::Erased { erasure_id } => {
+                    return Err(Error::ProfileErased {
+                        profile: cur,
+                        erasure_id,
+                    })
+                }
             },
         }
     }

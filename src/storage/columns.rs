@@ -15,11 +15,19 @@
 //! | `consents`    | `ConsentCurrent` | `c` | profile id ‖ purpose tag (8) | `SealedConsent` |
 //! | `consents`    | `ConsentHistory` | `h` | profile id ‖ recorded at (8) ‖ random (4) | `SealedConsent` |
 //! | `consents`    | `ConsentGranted` | `g` | purpose tag (8) ‖ profile id | `GrantEntry` |
-//! | `audit` | — | — | reserved for later issues | |
+//! | `meta`        | `Erasures`    | `e`    | erasure id (8)  | `ErasureRecord`|
+//! | `meta`        | `PendingPurges` | `q`  | erasure id (8)  | `PendingPurge` |
+//! | `meta`        | `Backups`     | `b`    | backup no. (8)  | `BackupRecord` |
+//! | `keys`        | `SigningKeys` | `e`    | (none)          | `SigningKeyRecord` |
+//! | `identities`  | `Suppressions`| `s`    | suppression hash (16) | `SuppressionEntry` |
+//! | `meta`        | `BackupMarkers` | `m`  | (none)          | `Blob` (backup copies only) |
+//! | `audit`       | `AuditLog`    | `a`    | sequence (8)    | `AuditEntry`   |
+//! | `audit`       | `AuditHeads`  | `h`    | (none)          | `AuditHead`    |
 
 use super::format::{
-    Blob, GrantEntry, IdentityEntry, MergeRecord, ProfileRecord, SealedConsent, StoreHeader,
-    ValueCodec, WrappedKey,
+    AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
+    MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord, StoreHeader,
+    SuppressionEntry, ValueCodec, WrappedKey,
 };
 use super::keys::{self, KeyCodec};
 use crate::error::Result;
@@ -122,4 +130,36 @@ keyspace!(
 keyspace!(
     /// Consent index: profiles with a purpose currently granted.
     ConsentGranted, CF_CONSENTS, b'g', ([u8; 8], ProfileId), GrantEntry
+);
+keyspace!(
+    /// The erasure ledger: one record per `forget`/`forget_field`.
+    Erasures, CF_META, b'e', u64, ErasureRecord
+);
+keyspace!(
+    /// Erasures not yet purged, with the key ranges purge must compact.
+    PendingPurges, CF_META, b'q', u64, PendingPurge
+);
+keyspace!(
+    /// Backup locations that receive the erasure ledger.
+    Backups, CF_META, b'b', u64, BackupRecord
+);
+keyspace!(
+    /// The store's certificate signing key.
+    SigningKeys, CF_KEYS, b'e', (), SigningKeyRecord
+);
+keyspace!(
+    /// Suppressed identifiers of forgotten people.
+    Suppressions, CF_IDENTITIES, b's', [u8; 16], SuppressionEntry
+);
+keyspace!(
+    /// The hash-chained audit log.
+    AuditLog, CF_AUDIT, b'a', u64, AuditEntry
+);
+keyspace!(
+    /// Head (last sequence number and hash) of the audit log.
+    AuditHeads, CF_AUDIT, b'h', (), AuditHead
+);
+keyspace!(
+    /// Present only in a backup copy: such a directory opens only through `restore`.
+    BackupMarkers, CF_META, b'm', (), Blob
 );

@@ -376,10 +376,16 @@ pub(crate) enum RecordStatus {
         into: ProfileId,
         merge_id: MergeId,
     },
+    /// Erased: a tombstone with no fields and no keyring. The id is never
+    /// provisioned again.
+    Erased {
+        erasure_id: u64,
+    },
 }
 
 const STATUS_ACTIVE: u8 = 0;
 const STATUS_MERGED: u8 = 1;
+const STATUS_ERASED: u8 = 2;
 /// Most origins one record may list.
 pub(crate) const MAX_ORIGINS: usize = 4096;
 
@@ -435,7 +441,7 @@ pub(crate) fn record_is_active(bytes: &[u8]) -> Result<bool> {
     check_version(ProfileRecord::WHAT, bytes)?;
     match bytes.get(21) {
         Some(&STATUS_ACTIVE) => Ok(true),
-        Some(&STATUS_MERGED) => Ok(false),
+        Some(&STATUS_MERGED | &STATUS_ERASED) => Ok(false),
         _ => Err(Error::corrupt(
             ProfileRecord::WHAT,
             "unreadable status byte",
@@ -455,6 +461,10 @@ impl ValueCodec for ProfileRecord {
         out.extend_from_slice(&self.updated_at.as_micros().to_be_bytes());
         match self.status {
             RecordStatus::Active => out.push(STATUS_ACTIVE),
+            RecordStatus::Erased { erasure_id } => {
+                out.push(STATUS_ERASED);
+                out.extend_from_slice(&erasure_id.to_be_bytes());
+            }
             RecordStatus::Merged { into, merge_id } => {
                 out.push(STATUS_MERGED);
                 out.extend_from_slice(into.as_bytes());
@@ -500,6 +510,9 @@ impl ValueCodec for ProfileRecord {
             STATUS_MERGED => RecordStatus::Merged {
                 into: ProfileId::from_bytes(r.array()?),
                 merge_id: MergeId::from_bytes(r.array()?),
+            },
+            STATUS_ERASED => RecordStatus::Erased {
+                erasure_id: u64::from_be_bytes(r.array()?),
             },
             other => {
                 return Err(Error::corrupt(
@@ -638,29 +651,37 @@ pub(crate) fn bincode_options(limit: u64) -> impl bincode::Options {
         .with_limit(limit)
 }
 
-impl ValueCodec for MergeRecord {
-    const WHAT: &'static str = "merge record";
+/// Implements [`ValueCodec`] for a serde type framed as
+/// `version (1) || bincode body (pinned options) || crc32 (4)`.
+macro_rules! bincode_record {
+    ($ty:ty, $what:expr, $limit:expr) => {
+        impl ValueCodec for $ty {
+            const WHAT: &'static str = $what;
 
-    fn encode(&self) -> Vec<u8> {
-        use bincode::Options;
-        let mut out = vec![FormatVersion::CURRENT as u8];
-        // Serialising plain owned data to a Vec cannot fail below the size limit.
-        if let Ok(body) = bincode_options(MAX_MERGE_RECORD_BYTES).serialize(self) {
-            out.extend_from_slice(&body);
+            fn encode(&self) -> Vec<u8> {
+                use bincode::Options;
+                let mut out = vec![FormatVersion::CURRENT as u8];
+                // Serialising plain owned data to a Vec cannot fail below the size limit.
+                if let Ok(body) = bincode_options($limit).serialize(self) {
+                    out.extend_from_slice(&body);
+                }
+                push_crc(&mut out);
+                out
+            }
+
+            fn decode(bytes: &[u8]) -> Result<Self> {
+                use bincode::Options;
+                check_version(Self::WHAT, bytes)?;
+                let body = check_crc(Self::WHAT, bytes)?;
+                bincode_options($limit)
+                    .deserialize(&body[1..])
+                    .map_err(|e| Error::corrupt(Self::WHAT, e.to_string()))
+            }
         }
-        push_crc(&mut out);
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self> {
-        use bincode::Options;
-        check_version(Self::WHAT, bytes)?;
-        let body = check_crc(Self::WHAT, bytes)?;
-        bincode_options(MAX_MERGE_RECORD_BYTES)
-            .deserialize(&body[1..])
-            .map_err(|e| Error::corrupt(Self::WHAT, e.to_string()))
-    }
+    };
 }
+
+bincode_record!(MergeRecord, "merge record", MAX_MERGE_RECORD_BYTES);
 
 // -------------------------------------------------------------------- consents
 
@@ -738,6 +759,119 @@ impl ValueCodec for GrantEntry {
         Ok(GrantEntry { expires_at })
     }
 }
+
+// ------------------------------------------------------------------- erasure
+
+/// Whether an erasure covered a whole person or some fields of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum ErasureScope {
+    Profile,
+    Fields,
+}
+
+/// One erasure in the ledger (`meta` keyspace `e`). Kept forever: it makes
+/// `forget` idempotent, lets `restore` replay erasures into an older backup,
+/// and holds the certificate once purged. PII-free: profile ids are random,
+/// field names are schema names.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ErasureRecord {
+    pub(crate) erasure_id: u64,
+    pub(crate) scope: ErasureScope,
+    /// The profile asked for (its active target), first, then merged-away ids.
+    pub(crate) profiles: Vec<[u8; 16]>,
+    /// Erased fields (scope `Fields`).
+    pub(crate) fields: Vec<String>,
+    pub(crate) subject_ref: [u8; 16],
+    /// Key ids destroyed (see `docs/design.md`).
+    pub(crate) key_ids: Vec<[u8; 16]>,
+    pub(crate) index_entries_removed: u32,
+    pub(crate) consent_records_removed: u32,
+    pub(crate) suppressed: u32,
+    pub(crate) requested_at: i64,
+    /// Audit position of the forget entry.
+    pub(crate) audit_seq: u64,
+    pub(crate) purged_at: Option<i64>,
+    /// The signed certificate (compact JSON) once purged.
+    pub(crate) certificate: Option<Vec<u8>>,
+}
+
+const MAX_ERASURE_RECORD_BYTES: u64 = 16 << 20;
+bincode_record!(ErasureRecord, "erasure record", MAX_ERASURE_RECORD_BYTES);
+
+/// Work left for `purge`: the storage keys whose old versions must be
+/// compacted away (`meta` keyspace `q`). Holds blind keys, so purge deletes
+/// it and compacts the (small) `meta` column family last.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PendingPurge {
+    pub(crate) requested_at: i64,
+    /// (column family index in `ALL_CFS`, first key, last key) ranges.
+    pub(crate) ranges: Vec<(u8, Vec<u8>, Vec<u8>)>,
+}
+
+bincode_record!(PendingPurge, "pending purge", MAX_ERASURE_RECORD_BYTES);
+
+/// A suppressed identifier (`identities` keyspace `s`, keyed by its
+/// suppression hash): later resolves that carry it are rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SuppressionEntry {
+    pub(crate) erasure_id: u64,
+    pub(crate) at: i64,
+}
+
+bincode_record!(SuppressionEntry, "suppression entry", 64);
+
+/// The store's Ed25519 signing key: the secret wrapped under a
+/// master-derived key, the public key in clear.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SigningKeyRecord {
+    pub(crate) created_at: i64,
+    pub(crate) public: [u8; 32],
+    /// `nonce (12) || ciphertext (32) || tag (16)`.
+    pub(crate) sealed_secret: Vec<u8>,
+}
+
+bincode_record!(SigningKeyRecord, "signing key", 256);
+
+/// A backup location registered with the store (`meta` keyspace `b`): the
+/// erasure ledger is mirrored into it at every purge.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BackupRecord {
+    pub(crate) path: String,
+    pub(crate) taken_at: i64,
+    /// Highest erasure id contained in the backup itself.
+    pub(crate) last_erasure: u64,
+}
+
+bincode_record!(BackupRecord, "backup record", 1 << 16);
+
+// ---------------------------------------------------------------------- audit
+
+/// One audit-log entry (`audit` keyspace `a`, keyed by sequence number).
+/// The entry hash is `SHA-256("lethedb/audit/v1" || encoded entry)`, and
+/// each entry names the hash of the one before it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AuditEntry {
+    pub(crate) seq: u64,
+    pub(crate) at: i64,
+    pub(crate) kind: String,
+    /// Pseudonymous subject reference, when the entry is about one person.
+    pub(crate) subject: Option<[u8; 16]>,
+    /// PII-free details (JSON text).
+    pub(crate) detail: String,
+    pub(crate) prev: [u8; 32],
+}
+
+bincode_record!(AuditEntry, "audit entry", 1 << 20);
+
+/// The head of the audit chain (`audit` keyspace `h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AuditHead {
+    /// Sequence number of the last entry (0: empty log).
+    pub(crate) seq: u64,
+    pub(crate) hash: [u8; 32],
+}
+
+bincode_record!(AuditHead, "audit head", 64);
 
 // ----------------------------------------------------------------- value codec
 

@@ -26,15 +26,22 @@ impl KeyCodec for () {
     }
 }
 
-impl KeyCodec for u32 {
-    const LEN: usize = 4;
-    fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_be_bytes());
-    }
-    fn read(body: &[u8]) -> Option<Self> {
-        Some(u32::from_be_bytes(body.try_into().ok()?))
-    }
+macro_rules! int_codec {
+    ($t:ty, $n:expr) => {
+        impl KeyCodec for $t {
+            const LEN: usize = $n;
+            fn write(&self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_be_bytes());
+            }
+            fn read(body: &[u8]) -> Option<Self> {
+                Some(<$t>::from_be_bytes(body.try_into().ok()?))
+            }
+        }
+    };
 }
+
+int_codec!(u32, 4);
+int_codec!(u64, 8);
 
 macro_rules! id_codec {
     ($t:ty) => {

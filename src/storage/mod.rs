@@ -73,6 +73,17 @@ impl Batch {
     }
 }
 
+/// One live SST file, as RocksDB reports it.
+#[derive(Clone, Debug)]
+pub(crate) struct SstFile {
+    pub(crate) cf: String,
+    pub(crate) name: String,
+    pub(crate) size: u64,
+    pub(crate) level: i32,
+    pub(crate) start: Vec<u8>,
+    pub(crate) end: Vec<u8>,
+}
+
 /// Per-column-family figures for `stats`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnStats {
@@ -96,12 +107,27 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (or creates) the RocksDB instance with every column family.
     pub(crate) fn open(path: &Path, cfg: &StorageConfig, create: bool) -> Result<Self> {
+        Self::open_mode(path, cfg, create, false)
+    }
+
+    /// Opens an existing store read-only (no lock, no writes): used to
+    /// verify the audit log and certificates without the master key.
+    pub(crate) fn open_read_only(path: &Path, cfg: &StorageConfig) -> Result<Self> {
+        Self::open_mode(path, cfg, false, true)
+    }
+
+    fn open_mode(path: &Path, cfg: &StorageConfig, create: bool, read_only: bool) -> Result<Self> {
         let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
         let mut db_opts = rocksdb::Options::default();
         db_opts.create_if_missing(create);
         db_opts.create_missing_column_families(create);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
+        // Erasure (docs/design.md, "Purge"): WAL files are never recycled,
+        // and the MANIFEST is rewritten at every version change, so SST key
+        // boundaries of compacted-away files do not linger in an old MANIFEST.
+        db_opts.set_recycle_log_file_num(0);
+        db_opts.set_max_manifest_file_size(1);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
@@ -116,7 +142,11 @@ impl Store {
             o.set_level_compaction_dynamic_level_bytes(true);
             ColumnFamilyDescriptor::new(*name, o)
         });
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs)?;
+        let db = if read_only {
+            DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false)?
+        } else {
+            DB::open_cf_descriptors(&db_opts, path, cfs)?
+        };
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(cfg.sync_writes);
         Ok(Store {
@@ -279,6 +309,69 @@ impl Store {
                 .compact_range_cf_opt(self.cf(name)?, None::<&[u8]>, None::<&[u8]>, &co);
         }
         Ok(())
+    }
+
+    /// Every live SST file with its key range.
+    pub(crate) fn live_files(&self) -> Result<Vec<SstFile>> {
+        Ok(self
+            .db
+            .live_files()?
+            .into_iter()
+            .map(|f| SstFile {
+                cf: f.column_family_name,
+                name: f.name.trim_start_matches('/').to_string(),
+                size: f.size as u64,
+                level: f.level,
+                start: f.start_key.unwrap_or_default(),
+                end: f.end_key.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// Forced bottommost compaction of `[start, end]` in one column family:
+    /// every file overlapping the range is rewritten down to the last level,
+    /// where deleted keys and their older versions are dropped.
+    pub(crate) fn compact_range(&self, cf: &'static str, start: &[u8], end: &[u8]) -> Result<()> {
+        let mut co = CompactOptions::default();
+        co.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        co.set_exclusive_manual_compaction(false);
+        self.db
+            .compact_range_cf_opt(self.cf(cf)?, Some(start), Some(end), &co);
+        Ok(())
+    }
+
+    /// Forced bottommost compaction of one whole column family.
+    pub(crate) fn compact_cf(&self, cf: &'static str) -> Result<()> {
+        let mut co = CompactOptions::default();
+        co.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        self.db
+            .compact_range_cf_opt(self.cf(cf)?, None::<&[u8]>, None::<&[u8]>, &co);
+        Ok(())
+    }
+
+    /// A consistent copy of the store in `dir` (hard links where possible).
+    pub(crate) fn checkpoint(&self, dir: &Path) -> Result<()> {
+        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        Ok(())
+    }
+
+    /// The last key and value of one keyspace, if any.
+    pub(crate) fn last<K: Keyspace>(&self) -> Result<Option<(K::Key, K::Value)>> {
+        let cf = self.cf(K::CF)?;
+        let lower = vec![K::PREFIX];
+        let mut ro = ReadOptions::default();
+        if let Some(upper) = keys::successor(&lower) {
+            ro.set_iterate_upper_bound(upper);
+        }
+        ro.set_iterate_lower_bound(lower);
+        let mut it = self.db.iterator_cf_opt(cf, ro, IteratorMode::End);
+        match it.next() {
+            None => Ok(None),
+            Some(item) => {
+                let (k, v) = item?;
+                Ok(Some((K::parse_key(&k)?, K::Value::decode(&v)?)))
+            }
+        }
     }
 
     pub(crate) fn column_stats(&self) -> Result<Vec<ColumnStats>> {

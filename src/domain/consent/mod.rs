@@ -18,7 +18,7 @@ use crate::crypto::hierarchy::field_ad;
 use crate::db::Db;
 use crate::domain::profiles::{self, final_target, is_system_field, Working};
 use crate::error::{Error, Result};
-use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory};
+use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory, Keyspace};
 use crate::storage::format::{GrantEntry, RecordStatus, SealedConsent};
 use crate::storage::Batch;
 use crate::types::{FieldClass, MergeId, ProfileId, Timestamp, Value};
@@ -462,7 +462,7 @@ pub(crate) fn stage_records(
 fn with_locked_profile<T>(
     db: &Db,
     id: &ProfileId,
-    f: impl FnOnce(&Working, &mut Batch) -> Result<T>,
+    f: impl FnOnce(&Working, &mut Batch) -> Result<(T, serde_json::Value)>,
 ) -> Result<T> {
     // Try `id` itself under its stripe lock; if it was merged away, take the
     // identity lock (merge chains then stay still) and follow the redirect.
@@ -488,8 +488,9 @@ fn with_locked_profile<T>(
         identity = Some(db.identity_lock.lock());
     };
     let mut batch = Batch::new();
-    let out = f(&w, &mut batch)?;
-    db.store.write(batch)?;
+    let (out, detail) = f(&w, &mut batch)?;
+    let event = crate::domain::audit::Event::new("consent", Some(db.subject_ref(&w.id)?), detail);
+    db.audit.commit(&db.store, batch, &[event])?;
     Ok(out)
 }
 
@@ -497,7 +498,8 @@ fn with_locked_profile<T>(
 pub(crate) fn record(db: &Db, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
     with_locked_profile(db, id, |w, batch| {
         let mut states = load_states(db, w)?;
-        stage_records(db, w, records, &mut states, batch)
+        stage_records(db, w, records, &mut states, batch)?;
+        Ok(((), serde_json::json!({ "records": records.len() })))
     })
 }
 
@@ -718,6 +720,58 @@ pub(crate) fn on_unmerge(db: &Db, b: &Working, batch: &mut Batch) -> Result<()> 
                 },
             );
         }
+    }
+    Ok(())
+}
+
+/// Key ranges holding a profile's consent records (current and history).
+pub(crate) fn touched_ranges(id: &ProfileId, add: &mut dyn FnMut(&'static str, Vec<u8>, Vec<u8>)) {
+    for prefix in [<ConsentCurrent as Keyspace>::PREFIX, <ConsentHistory as Keyspace>::PREFIX] {
+        let mut start = vec![prefix];
+        start.extend_from_slice(id.as_bytes());
+        let mut end = start.clone();
+        end.resize(start.len() + 12, 0xff);
+        add(<ConsentCurrent as Keyspace>::CF, start, end);
+    }
+}
+
+/// Erasure: deletes every consent record of `id` (current states, history,
+/// index entries) into `batch`, reporting the key ranges touched; returns
+/// the number of records removed.
+pub(crate) fn erase_into(
+    db: &Db,
+    id: &ProfileId,
+    batch: &mut Batch,
+    add: &mut dyn FnMut(&'static str, Vec<u8>, Vec<u8>),
+) -> Result<u32> {
+    let mut n = 0u32;
+    for key in db.store.keys_with::<ConsentCurrent>(id.as_bytes())? {
+        let key = key?;
+        batch.delete::<ConsentCurrent>(&key);
+        batch.delete::<ConsentGranted>(&(key.1, *id));
+        let g = ConsentGranted::key(&(key.1, *id));
+        add(<ConsentGranted as Keyspace>::CF, g.clone(), g);
+        n += 1;
+    }
+    for key in db.store.keys_with::<ConsentHistory>(id.as_bytes())? {
+        batch.delete::<ConsentHistory>(&key?);
+        n += 1;
+    }
+    touched_ranges(id, add);
+    Ok(n)
+}
+
+/// Re-key: re-seals every consent record of `old` under `new`'s keyring.
+pub(crate) fn reseal(db: &Db, old: &Working, new: &Working, batch: &mut Batch) -> Result<()> {
+    for item in db.store.entries::<ConsentCurrent>(old.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let r = open(db, old, b'c', &body(&key), &sealed)?;
+        batch.put::<ConsentCurrent>(&key, &seal(db, new, b'c', &body(&key), &r)?);
+    }
+    for item in db.store.entries::<ConsentHistory>(old.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let r = open(db, old, b'h', &body(&key), &sealed)?;
+        batch.put::<ConsentHistory>(&key, &seal(db, new, b'h', &body(&key), &r)?);
     }
     Ok(())
 }

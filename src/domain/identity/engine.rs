@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashSet};
 use super::blind::BlindKey;
 use super::ids::{IdType, Identifier};
 use crate::db::Db;
+use crate::domain::audit::Event;
 use crate::domain::consent::{self, ConsentRecord};
 use crate::domain::profiles::{final_target, prepare, Prepared, Update, Working};
 use crate::error::{Error, Result};
@@ -39,6 +40,8 @@ pub enum RejectReason {
     Limit,
     /// The merge it would cause exceeds the largest number of merged profiles.
     MergeLimit,
+    /// It belongs to a forgotten person (suppression; see `Db::unsuppress`).
+    Suppressed,
 }
 
 impl std::fmt::Display for RejectReason {
@@ -53,6 +56,7 @@ impl std::fmt::Display for RejectReason {
             RejectReason::MergeLimit => {
                 f.write_str("merge would exceed the largest number of merged profiles")
             }
+            RejectReason::Suppressed => f.write_str("identifier of a forgotten person (suppressed)"),
         }
     }
 }
@@ -162,7 +166,7 @@ pub(crate) fn decode_ids(db: &Db, w: &Working) -> Result<Vec<StoredId>> {
 }
 
 /// Writes the `$ids` field of a profile (sealed like personal data).
-fn encode_ids(db: &Db, w: &mut Working, ids: &[StoredId], now: Timestamp) -> Result<()> {
+pub(crate) fn encode_ids(db: &Db, w: &mut Working, ids: &[StoredId], now: Timestamp) -> Result<()> {
     let value = Value::List(
         ids.iter()
             .map(|i| {
@@ -269,6 +273,7 @@ pub(crate) fn resolve(
     )?;
     let mut outcome = ResolveOutcome::default();
     let mut req = normalise_request(db, identifiers, &mut outcome.rejected)?;
+    drop_suppressed(db, &mut req, &mut outcome.rejected)?;
     if req.is_empty() {
         return Ok(outcome);
     }
@@ -299,6 +304,40 @@ pub(crate) fn resolve(
             }
         }
     }
+}
+
+/// Rejects identifiers of forgotten people that no profile holds any more.
+fn drop_suppressed(db: &Db, req: &mut Vec<Req>, rejected: &mut Vec<Rejection>) -> Result<()> {
+    let pairs: Vec<(&str, &str)> = req
+        .iter()
+        .map(|r| (r.given.id_type.name(), r.normalized.as_str()))
+        .collect();
+    let hits = crate::domain::erasure::suppressed(db, &pairs)?;
+    if !hits.contains(&true) {
+        return Ok(());
+    }
+    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
+    let known = index_lookup(db, &keys)?;
+    let mut i = 0;
+    req.retain(|r| {
+        let drop = hits[i] && known[i].is_none();
+        i += 1;
+        if drop {
+            rejected.push(Rejection {
+                identifier: r.given.clone(),
+                reason: RejectReason::Suppressed,
+            });
+        }
+        !drop
+    });
+    db.suppression_hits.fetch_add(
+        rejected
+            .iter()
+            .filter(|r| r.reason == RejectReason::Suppressed)
+            .count() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    Ok(())
 }
 
 /// Attach-free resolve: every identifier already belongs to one profile.
@@ -342,11 +381,13 @@ fn try_fast(
         w.apply_changes(db, changes.to_vec(), origin, Timestamp::now())?;
         w.put_into(&mut batch);
     }
+    let mut events = Vec::new();
     if !consents.is_empty() {
         let mut states = consent::load_states(db, &w)?;
         consent::stage_records(db, &w, consents, &mut states, &mut batch)?;
+        events.push(consent_event(db, &w.id, consents.len())?);
     }
-    db.store.write(batch)?;
+    db.audit.commit(&db.store, batch, &events)?;
     Ok(Some(first))
 }
 
@@ -433,7 +474,9 @@ fn resolve_locked(
     // States as staged so far: several merges and the request's own
     // records must each see the previous ones.
     let mut s_states = consent::load_states(db, &s)?;
+    let mut merge_events = Vec::new();
     for (q, q_ids) in rest {
+        let q_id = q.id;
         let merge_id = merge_into(
             db,
             &mut s,
@@ -447,6 +490,15 @@ fn resolve_locked(
             &mut batch,
         )?;
         outcome.merges.push(merge_id);
+        merge_events.push(Event::new(
+            "merge",
+            Some(db.subject_ref(&s.id)?),
+            serde_json::json!({
+                "merge_id": merge_id.to_string(),
+                "merged_subject_ref": crate::hex::encode(&db.subject_ref(&q_id)?),
+                "reason": reason,
+            }),
+        ));
     }
     if s.record.fields.len() > crate::storage::format::MAX_FIELDS {
         // Nothing is written: the batch is dropped and the request retried without its weakest identifier.
@@ -473,7 +525,11 @@ fn resolve_locked(
     s.apply_changes(db, changes.to_vec(), origin, now)?;
     consent::stage_records(db, &s, consents, &mut s_states, &mut batch)?;
     s.put_into(&mut batch);
-    db.store.write(batch)?;
+    let mut events = merge_events;
+    if !consents.is_empty() {
+        events.push(consent_event(db, &s.id, consents.len())?);
+    }
+    db.audit.commit(&db.store, batch, &events)?;
     outcome.profile = Some(s.id);
     Ok(Plan::Done)
 }
@@ -714,8 +770,24 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());
     batch.put::<Merges>(merge_id, &rec);
-    db.store.write(batch)?;
+    let event = Event::new(
+        "unmerge",
+        Some(db.subject_ref(&s_id)?),
+        serde_json::json!({
+            "merge_id": merge_id.to_string(),
+            "restored_subject_ref": crate::hex::encode(&db.subject_ref(&b_id)?),
+        }),
+    );
+    db.audit.commit(&db.store, batch, &[event])?;
     Ok((s_id, b_id))
+}
+
+fn consent_event(db: &Db, id: &ProfileId, records: usize) -> Result<Event> {
+    Ok(Event::new(
+        "consent",
+        Some(db.subject_ref(id)?),
+        serde_json::json!({ "records": records }),
+    ))
 }
 
 /// `Db::lookup`.

@@ -1,0 +1,257 @@
+//! Erasure certificates: PII-free statements of what was destroyed and
+//! when, signed with the store's Ed25519 key.
+//!
+//! A certificate is one line of compact JSON,
+//! `{"certificate":{...body...},"signature":"<128 hex>"}`; the signature
+//! covers `"lethedb/certificate/v1" || body as compact JSON`. Verification
+//! re-serialises the parsed document and requires it to equal the input
+//! byte for byte, so every byte of a certificate is covered: a changed
+//! value fails the signature, any other change fails the canonical form.
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{aead, kdf, os_random, MasterKey};
+use crate::domain::audit::{self, Event};
+use crate::error::{Error, Result};
+use crate::storage::columns::SigningKeys;
+use crate::storage::format::SigningKeyRecord;
+use crate::storage::{Batch, Store};
+use crate::types::Timestamp;
+
+const SIGN_CONTEXT: &[u8] = b"lethedb/certificate/v1";
+/// Value of the `format` field.
+pub(crate) const CERT_FORMAT: &str = "lethedb-erasure-certificate/1";
+
+/// The signed statement. Every field is PII-free.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// `lethedb-erasure-certificate/1`.
+    pub format: String,
+    /// Store id (hex).
+    pub store_id: String,
+    /// Ledger id of the erasure.
+    pub erasure_id: u64,
+    /// Pseudonymous subject reference (hex): HMAC of the profile id under a
+    /// master-derived key.
+    pub subject_ref: String,
+    /// `profile` (the whole person) or `fields`.
+    pub scope: String,
+    /// Erased fields (scope `fields`).
+    pub fields: Vec<String>,
+    /// Number of profiles (the person's own and those merged into it).
+    pub profiles_erased: u32,
+    /// Ids of the destroyed keys (hex).
+    pub key_ids_destroyed: Vec<String>,
+    /// Blind-index entries removed.
+    pub index_entries_removed: u32,
+    /// Consent records removed.
+    pub consent_records_removed: u32,
+    /// Identifiers put on the suppression list.
+    pub suppressed_identifiers: u32,
+    /// When `forget` committed (RFC 3339).
+    pub requested_at: String,
+    /// When purge finished compacting (RFC 3339).
+    pub purged_at: String,
+    /// Epoch of the root key (1 until the key tree rotates roots).
+    pub root_epoch: u32,
+    /// Audit-log position of the erasure entry.
+    pub erasure_audit_seq: u64,
+    /// Audit-log position of the purge entry.
+    pub audit_seq: u64,
+    /// Hash of the purge entry: the audit head when the certificate was issued (hex).
+    pub audit_head: String,
+    /// SST bytes purge rewrote (for all erasures of that purge).
+    pub purge_bytes_rewritten: u64,
+    /// The signer's Ed25519 public key (hex).
+    pub public_key: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Signed {
+    certificate: Certificate,
+    signature: String,
+}
+
+fn body_bytes(c: &Certificate) -> Result<Vec<u8>> {
+    let mut msg = SIGN_CONTEXT.to_vec();
+    msg.extend_from_slice(
+        &serde_json::to_vec(c).map_err(|e| Error::InvalidInput(format!("certificate: {e}")))?,
+    );
+    Ok(msg)
+}
+
+/// The store's certificate signer.
+pub(crate) struct Signer {
+    key: SigningKey,
+}
+
+fn signing_ad(store_id: &[u8; 16]) -> Vec<u8> {
+    let mut ad = b"lethedb/signing-key/v1".to_vec();
+    ad.extend_from_slice(store_id);
+    ad
+}
+
+impl Signer {
+    /// Loads the signing key, or creates it (one batch with its audit entry).
+    pub(crate) fn load_or_create(
+        store: &Store,
+        log: &audit::AuditLog,
+        master: &MasterKey,
+        store_id: &[u8; 16],
+        read_only: bool,
+    ) -> Result<Option<Signer>> {
+        let wrap = kdf::derive(master, store_id, kdf::LABEL_SIGNING_WRAP)?;
+        if let Some(rec) = store.get::<SigningKeys>(&())? {
+            let plain = aead::open(&wrap, &signing_ad(store_id), &rec.sealed_secret)
+                .ok_or_else(|| Error::corrupt("signing key", "does not authenticate"))?;
+            let secret: [u8; 32] = plain
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::corrupt("signing key", "wrong length"))?;
+            let key = SigningKey::from_bytes(&secret);
+            if key.verifying_key().to_bytes() != rec.public {
+                return Err(Error::corrupt(
+                    "signing key",
+                    "public key does not match the secret",
+                ));
+            }
+            return Ok(Some(Signer { key }));
+        }
+        if read_only {
+            return Ok(None);
+        }
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        os_random(secret.as_mut())?;
+        let key = SigningKey::from_bytes(&secret);
+        let mut sealed = Vec::new();
+        aead::seal_into(&wrap, &signing_ad(store_id), secret.as_ref(), &mut sealed)?;
+        let public = key.verifying_key().to_bytes();
+        let mut batch = Batch::new();
+        batch.put::<SigningKeys>(
+            &(),
+            &SigningKeyRecord {
+                created_at: Timestamp::now().as_micros(),
+                public,
+                sealed_secret: sealed,
+            },
+        );
+        log.commit(
+            store,
+            batch,
+            &[Event::new(
+                "signing_key_created",
+                None,
+                serde_json::json!({ "public_key": crate::hex::encode(&public) }),
+            )],
+        )?;
+        Ok(Some(Signer { key }))
+    }
+
+    pub(crate) fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Signs a certificate; returns its one-line JSON form.
+    pub(crate) fn sign(&self, cert: &Certificate) -> Result<String> {
+        let sig = self.key.sign(&body_bytes(cert)?);
+        let signed = Signed {
+            certificate: cert.clone(),
+            signature: crate::hex::encode(&sig.to_bytes()),
+        };
+        serde_json::to_string(&signed).map_err(|e| Error::InvalidInput(format!("certificate: {e}")))
+    }
+}
+
+fn strict_hex<const N: usize>(what: &str, s: &str) -> Result<[u8; N]> {
+    let bytes = crate::hex::decode(s)
+        .filter(|b| crate::hex::encode(b) == s)
+        .ok_or_else(|| Error::InvalidCertificate(format!("{what} is not lowercase hex")))?;
+    bytes
+        .try_into()
+        .map_err(|_| Error::InvalidCertificate(format!("{what} has the wrong length")))
+}
+
+/// Parses a public key as exported by `lethedb certificate public-key`:
+/// 64 lowercase hex characters (surrounding whitespace ignored).
+///
+/// ```
+/// assert!(lethedb::parse_public_key(&"ab".repeat(32)).is_ok());
+/// assert!(lethedb::parse_public_key("xyz").is_err());
+/// ```
+pub fn parse_public_key(text: &str) -> Result<[u8; 32]> {
+    strict_hex("public key", text.trim())
+}
+
+/// What [`verify_certificate`] established.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateCheck {
+    /// The verified certificate.
+    pub certificate: Certificate,
+}
+
+/// Verifies a certificate (its one-line JSON text) against a public key
+/// (32 bytes). Needs no master key and no store.
+///
+/// ```
+/// let err = lethedb::verify_certificate("{}", &[0u8; 32]).unwrap_err();
+/// assert!(matches!(err, lethedb::Error::InvalidCertificate(_)));
+/// ```
+pub fn verify_certificate(text: &str, public_key: &[u8; 32]) -> Result<CertificateCheck> {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    let signed: Signed = serde_json::from_str(text)
+        .map_err(|e| Error::InvalidCertificate(format!("not a certificate: {e}")))?;
+    let canonical = serde_json::to_string(&signed)
+        .map_err(|e| Error::InvalidCertificate(e.to_string()))?;
+    if canonical != text {
+        return Err(Error::InvalidCertificate(
+            "not in canonical form (the text was altered)".into(),
+        ));
+    }
+    let c = &signed.certificate;
+    if c.format != CERT_FORMAT {
+        return Err(Error::InvalidCertificate(format!(
+            "unknown format {:?}",
+            c.format
+        )));
+    }
+    let named: [u8; 32] = strict_hex("public_key", &c.public_key)?;
+    if &named != public_key {
+        return Err(Error::InvalidCertificate(
+            "signed by another key than the one given".into(),
+        ));
+    }
+    let sig: [u8; 64] = strict_hex("signature", &signed.signature)?;
+    let vk = VerifyingKey::from_bytes(public_key)
+        .map_err(|_| Error::InvalidCertificate("public key is not a valid Ed25519 key".into()))?;
+    vk.verify_strict(&body_bytes(c)?, &Signature::from_bytes(&sig))
+        .map_err(|_| Error::InvalidCertificate("signature does not verify".into()))?;
+    Ok(CertificateCheck {
+        certificate: signed.certificate,
+    })
+}
+
+/// Checks a verified certificate's chain position in a store's audit log:
+/// the chain verifies and the entry at `audit_seq` hashes to `audit_head`.
+/// Reads the store without its master key.
+pub(crate) fn check_chain_position(store: &Store, c: &Certificate) -> Result<()> {
+    audit::verify(store)?;
+    let entry = audit::entry_at(store, c.audit_seq)?.ok_or_else(|| {
+        Error::InvalidCertificate(format!("audit entry {} is missing", c.audit_seq))
+    })?;
+    if crate::hex::encode(&audit::entry_hash(&entry)) != c.audit_head {
+        return Err(Error::InvalidCertificate(format!(
+            "audit entry {} does not have the certified hash",
+            c.audit_seq
+        )));
+    }
+    if entry.kind != "purge" {
+        return Err(Error::InvalidCertificate(format!(
+            "audit entry {} is not a purge",
+            c.audit_seq
+        )));
+    }
+    Ok(())
+}

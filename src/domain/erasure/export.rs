@@ -1,0 +1,75 @@
+//! Export of one subject's data (GDPR Art. 15 access, Art. 20 portability).
+
+use serde_json::json;
+
+use crate::db::Db;
+use crate::domain::audit::{self, Event};
+use crate::error::Result;
+use crate::storage::Batch;
+use crate::types::{ProfileId, Timestamp};
+
+/// `Db::export`: one JSON bundle with the profile's fields, identifiers,
+/// consent states and history, merge lineage and the audit entries about
+/// the subject. The export itself is audited.
+pub(crate) fn export(db: &Db, id: &ProfileId) -> Result<serde_json::Value> {
+    let profile = db.get(id)?;
+    let subject = db.subject_ref(&profile.id)?;
+    let identifiers: Vec<serde_json::Value> = db
+        .identifiers(&profile.id)?
+        .into_iter()
+        .map(|i| json!({ "type": i.id_type.name(), "value": i.value }))
+        .collect();
+    let consents: Vec<serde_json::Value> = db
+        .consents(&profile.id)?
+        .iter()
+        .map(|c| c.to_json())
+        .collect();
+    let history: Vec<serde_json::Value> = db
+        .consent_history(&profile.id)?
+        .iter()
+        .map(|(via, c)| json!({ "profile_id": via.to_string(), "record": c.to_json() }))
+        .collect();
+    let merges: Vec<serde_json::Value> = db
+        .merges(&profile.id)?
+        .iter()
+        .map(|m| {
+            json!({
+                "merge_id": m.merge_id.to_string(),
+                "survivor": m.survivor.to_string(),
+                "merged": m.merged.to_string(),
+                "reason": m.reason,
+                "at": m.at.to_string(),
+                "identifier_types": m.identifier_types,
+                "undone_at": m.undone_at.map(|t| t.to_string()),
+            })
+        })
+        .collect();
+    let audit_entries: Vec<serde_json::Value> = audit::about(&db.store, &subject)?
+        .iter()
+        .map(|r| r.to_json())
+        .collect();
+    let flags = db.processing_flags(&profile.id)?;
+    let bundle = json!({
+        "format": "lethedb-export/1",
+        "exported_at": Timestamp::now().to_string(),
+        "store_id": db.store_id(),
+        "profile_id": profile.id.to_string(),
+        "requested_id": id.to_string(),
+        "subject_ref": crate::hex::encode(&subject),
+        "created_at": profile.created_at.to_string(),
+        "updated_at": profile.updated_at.to_string(),
+        "fields": crate::types::fields_to_json(&profile.fields),
+        "identifiers": identifiers,
+        "processing_flags": serde_json::to_value(flags).unwrap_or_default(),
+        "consents": consents,
+        "consent_history": history,
+        "merges": merges,
+        "audit": audit_entries,
+    });
+    db.audit.commit(
+        &db.store,
+        Batch::new(),
+        &[Event::new("export", Some(subject), json!({}))],
+    )?;
+    Ok(bundle)
+}

@@ -1,0 +1,337 @@
+//! Purge: makes erased key material physically absent from the store's
+//! live files, then issues the certificates.
+//!
+//! 1. Flush every memtable and sync the WAL: the WAL files that held the
+//!    erased keys become obsolete and are deleted (WAL recycling is off).
+//! 2. Forced bottommost compaction of the touched key ranges only. Ranges
+//!    that fall in one last-level SST are merged into one request, so each
+//!    affected file is rewritten once; the rest of the store is not touched.
+//!    At the last level a deletion drops every older version of its key.
+//! 3. One batch: pending items deleted, ledger records marked purged with
+//!    their signed certificates, the purge audit entry.
+//! 4. Flush again and compact the small `meta` column family (the pending
+//!    items named blind keys), which also rewrites the MANIFEST (it is
+//!    rolled at every change), then wait until no obsolete file remains.
+//!
+//! lethedb takes no long-lived snapshots or pinned iterators (scans are
+//! short and bounded), so nothing holds old versions back.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::certificate::{Certificate, CERT_FORMAT};
+use crate::crypto::hierarchy::ROOT_EPOCH;
+use crate::db::Db;
+use crate::domain::audit::Event;
+use crate::error::{Error, Result};
+use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
+use crate::storage::format::{ErasureScope, PendingPurge};
+use crate::storage::{Batch, SstFile};
+use crate::types::Timestamp;
+
+/// What a purge did.
+#[derive(Clone, Debug, Default)]
+pub struct PurgeReport {
+    /// Erasures purged.
+    pub erasures: Vec<u64>,
+    /// Signed certificates, one per erasure (one-line JSON each).
+    pub certificates: Vec<String>,
+    /// Compaction requests issued (merged key ranges).
+    pub ranges_compacted: usize,
+    /// SST files rewritten.
+    pub files_rewritten: usize,
+    /// Bytes of the SST files rewritten.
+    pub bytes_rewritten: u64,
+    /// Bytes of all live SST files before the purge.
+    pub store_bytes: u64,
+    /// Wall time of the purge.
+    pub duration: Duration,
+}
+
+impl PurgeReport {
+    /// Figures as JSON (without the certificates).
+    pub fn summary_json(&self) -> serde_json::Value {
+        json!({
+            "erasures": self.erasures.len(),
+            "ranges_compacted": self.ranges_compacted,
+            "files_rewritten": self.files_rewritten,
+            "bytes_rewritten": self.bytes_rewritten,
+            "store_bytes": self.store_bytes,
+            "seconds": self.duration.as_secs_f64(),
+        })
+    }
+}
+
+/// Number of erasures waiting for purge and the request time of the oldest.
+pub(crate) fn pending_count(db: &Db) -> Result<(usize, Option<Timestamp>)> {
+    let mut n = 0;
+    let mut oldest: Option<i64> = None;
+    for item in db.store.entries::<PendingPurges>(&[])? {
+        let (_, p) = item?;
+        n += 1;
+        oldest = Some(oldest.map_or(p.requested_at, |o| o.min(p.requested_at)));
+    }
+    Ok((n, oldest.map(Timestamp)))
+}
+
+/// Purges when the pending count or the age of the oldest pending erasure
+/// reaches the configured limits.
+pub(crate) fn maybe_purge(db: &Db) -> Result<Option<PurgeReport>> {
+    let (n, oldest) = pending_count(db)?;
+    let Some(oldest) = oldest else {
+        return Ok(None);
+    };
+    let age_us = Timestamp::now().as_micros().saturating_sub(oldest.as_micros());
+    let deadline_us = i64::try_from(db.purge_deadline.as_micros()).unwrap_or(i64::MAX);
+    let by_count = db.purge_after_erasures > 0 && n >= db.purge_after_erasures;
+    if by_count || age_us >= deadline_us {
+        return purge(db).map(Some);
+    }
+    Ok(None)
+}
+
+/// Merges the ranges of one column family so that ranges inside the same
+/// last-level file become one compaction request.
+fn plan(mut ranges: Vec<(Vec<u8>, Vec<u8>)>, files: &[&SstFile]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let last_level = files.iter().map(|f| f.level).max().unwrap_or(0);
+    let mut bottom: Vec<&SstFile> = files
+        .iter()
+        .copied()
+        .filter(|f| f.level == last_level)
+        .collect();
+    bottom.sort_by(|a, b| a.start.cmp(&b.start));
+    let file_of = |key: &[u8]| {
+        bottom
+            .iter()
+            .position(|f| f.start.as_slice() <= key && key <= f.end.as_slice())
+    };
+    ranges.sort();
+    let mut out: Vec<(Vec<u8>, Vec<u8>, Option<usize>)> = Vec::new();
+    for (start, end) in ranges {
+        let f = file_of(&start);
+        if let Some(last) = out.last_mut() {
+            let same_file = f.is_some() && f == last.2;
+            if same_file || start <= last.1 {
+                if end > last.1 {
+                    last.1 = end;
+                }
+                continue;
+            }
+        }
+        out.push((start, end, f));
+    }
+    out.into_iter().map(|(s, e, _)| (s, e)).collect()
+}
+
+fn sst_names(files: &[SstFile]) -> HashSet<String> {
+    files.iter().map(|f| f.name.clone()).collect()
+}
+
+/// Waits until every `.sst` file in the directory is live and at most one
+/// WAL file remains.
+fn wait_for_obsolete(db: &Db, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let live = sst_names(&db.store.live_files()?);
+        let mut stray = Vec::new();
+        let mut logs = 0;
+        let dir = db.store.path();
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io_at(dir, e))? {
+            let entry = entry.map_err(|e| Error::io_at(dir, e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.ends_with(".sst") && !live.contains(&name) {
+                stray.push(name);
+            } else if name.ends_with(".log") && name != "LOG" {
+                logs += 1;
+            }
+        }
+        if stray.is_empty() && logs <= 1 {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(Error::InvalidInput(format!(
+                "purge: obsolete files still present after {timeout:?} ({} SST files, {logs} WAL files)",
+                stray.len()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `Db::purge`.
+pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
+    let _one = db.purge_lock.lock();
+    let started = Instant::now();
+    let pending: Vec<(u64, PendingPurge)> = db
+        .store
+        .entries::<PendingPurges>(&[])?
+        .collect::<Result<_>>()?;
+    let mut report = PurgeReport::default();
+    if pending.is_empty() {
+        return Ok(report);
+    }
+    db.store.flush()?;
+    let before = db.store.live_files()?;
+    report.store_bytes = before.iter().map(|f| f.size).sum();
+    let mut by_cf: BTreeMap<u8, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    for (_, p) in &pending {
+        for (cf, a, b) in &p.ranges {
+            by_cf.entry(*cf).or_default().push((a.clone(), b.clone()));
+        }
+    }
+    for (cf, ranges) in by_cf {
+        let Some(name) = ALL_CFS.get(usize::from(cf)) else {
+            return Err(Error::corrupt("pending purge", format!("column family {cf}")));
+        };
+        let files: Vec<&SstFile> = before.iter().filter(|f| f.cf == *name).collect();
+        for (a, b) in plan(ranges, &files) {
+            db.store.compact_range(name, &a, &b)?;
+            report.ranges_compacted += 1;
+        }
+    }
+    let after = sst_names(&db.store.live_files()?);
+    for f in &before {
+        if !after.contains(&f.name) && f.cf != CF_META {
+            report.files_rewritten += 1;
+            report.bytes_rewritten += f.size;
+        }
+    }
+
+    let purged_at = Timestamp::now();
+    let signer = db
+        .signer
+        .as_ref()
+        .ok_or_else(|| Error::InvalidInput("store opened without its signing key".into()))?;
+    let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
+    let mut records = Vec::new();
+    let mut batch = Batch::new();
+    for id in &ids {
+        batch.delete::<PendingPurges>(id);
+        if let Some(rec) = db.store.get::<Erasures>(id)? {
+            records.push(rec);
+        }
+    }
+    let event = Event::new(
+        "purge",
+        None,
+        json!({
+            "erasures": ids,
+            "ranges_compacted": report.ranges_compacted,
+            "files_rewritten": report.files_rewritten,
+            "bytes_rewritten": report.bytes_rewritten,
+            "store_bytes": report.store_bytes,
+        }),
+    );
+    let store_id = db.store_id();
+    let public = crate::hex::encode(&signer.public_key());
+    let bytes_rewritten = report.bytes_rewritten;
+    let mut certs = Vec::new();
+    db.audit.commit_with(&db.store, batch, &[event], |pos, batch| {
+        let (seq, hash) = pos
+            .first()
+            .copied()
+            .ok_or_else(|| Error::corrupt("audit log", "purge entry missing"))?;
+        for mut rec in records {
+            let cert = Certificate {
+                format: CERT_FORMAT.into(),
+                store_id: store_id.clone(),
+                erasure_id: rec.erasure_id,
+                subject_ref: crate::hex::encode(&rec.subject_ref),
+                scope: match rec.scope {
+                    ErasureScope::Profile => "profile",
+                    ErasureScope::Fields => "fields",
+                }
+                .into(),
+                fields: rec.fields.clone(),
+                profiles_erased: u32::try_from(rec.profiles.len()).unwrap_or(u32::MAX),
+                key_ids_destroyed: rec.key_ids.iter().map(|k| crate::hex::encode(k)).collect(),
+                index_entries_removed: rec.index_entries_removed,
+                consent_records_removed: rec.consent_records_removed,
+                suppressed_identifiers: rec.suppressed,
+                requested_at: Timestamp(rec.requested_at).to_string(),
+                purged_at: purged_at.to_string(),
+                root_epoch: ROOT_EPOCH,
+                erasure_audit_seq: rec.audit_seq,
+                audit_seq: seq,
+                audit_head: crate::hex::encode(&hash),
+                purge_bytes_rewritten: bytes_rewritten,
+                public_key: public.clone(),
+            };
+            let text = signer.sign(&cert)?;
+            rec.purged_at = Some(purged_at.as_micros());
+            rec.certificate = Some(text.clone().into_bytes());
+            batch.put::<Erasures>(&rec.erasure_id, &rec);
+            certs.push(text);
+        }
+        Ok(())
+    })?;
+    // The pending items named blind keys: flush them out of the WAL and
+    // compact them away with the rest of the (small) meta column family.
+    db.store.flush()?;
+    db.store.compact_cf(CF_META)?;
+    db.store.flush()?;
+    wait_for_obsolete(db, Duration::from_secs(30))?;
+    super::backup::mirror_ledger(db)?;
+    report.erasures = ids;
+    report.certificates = certs;
+    report.duration = started.elapsed();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(level: i32, start: &[u8], end: &[u8]) -> SstFile {
+        SstFile {
+            cf: "profiles".into(),
+            name: "x.sst".into(),
+            size: 1,
+            level,
+            start: start.to_vec(),
+            end: end.to_vec(),
+        }
+    }
+
+    #[test]
+    fn ranges_in_one_bottom_file_become_one_request() {
+        let files = [file(6, b"a", b"m"), file(6, b"n", b"z"), file(0, b"a", b"z")];
+        let refs: Vec<&SstFile> = files.iter().collect();
+        let plan = plan(
+            vec![
+                (b"b".to_vec(), b"b".to_vec()),
+                (b"c".to_vec(), b"c".to_vec()),
+                (b"p".to_vec(), b"p".to_vec()),
+            ],
+            &refs,
+        );
+        assert_eq!(
+            plan,
+            vec![
+                (b"b".to_vec(), b"c".to_vec()),
+                (b"p".to_vec(), b"p".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_ranges_merge_even_outside_files() {
+        let plan = plan(
+            vec![
+                (b"b".to_vec(), b"d".to_vec()),
+                (b"c".to_vec(), b"e".to_vec()),
+                (b"x".to_vec(), b"x".to_vec()),
+            ],
+            &[],
+        );
+        assert_eq!(
+            plan,
+            vec![
+                (b"b".to_vec(), b"e".to_vec()),
+                (b"x".to_vec(), b"x".to_vec())
+            ]
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Retention: per-field time-to-live and inactive-profile expiry, executed
+//! through the erasure path (`forget_field` / `forget`), then purged, so
+//! every expiry gets a certificate. Consent expiry needs no run: expired
+//! grants already read as not granted.
+
+use serde_json::json;
+
+use crate::db::Db;
+use crate::domain::audit::Event;
+use crate::error::Result;
+use crate::storage::columns::Profiles;
+use crate::storage::format::RecordStatus;
+use crate::storage::Batch;
+use crate::types::{ProfileId, Timestamp};
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// What a retention run did.
+#[derive(Clone, Debug, Default)]
+pub struct RetentionReport {
+    /// Profiles forgotten for inactivity.
+    pub profiles_forgotten: usize,
+    /// Profiles that had expired fields erased.
+    pub profiles_with_fields_erased: usize,
+    /// Field values erased.
+    pub fields_erased: usize,
+    /// Certificates from the purge that ended the run.
+    pub certificates: Vec<String>,
+}
+
+/// `Db::run_retention`: applies the schema's retention rules as of `now`.
+pub(crate) fn run(db: &Db, now: Timestamp) -> Result<RetentionReport> {
+    let schema = db.schema_snapshot();
+    let ttl: Vec<(u32, i64)> = schema
+        .fields
+        .iter()
+        .filter_map(|(name, spec)| {
+            let days = spec.retention_days?;
+            Some((db.registry.id(name)?, i64::from(days) * DAY_US))
+        })
+        .collect();
+    let inactive = schema.inactive_profile_days.map(|d| i64::from(d) * DAY_US);
+    let mut report = RetentionReport::default();
+    if ttl.is_empty() && inactive.is_none() {
+        return Ok(report);
+    }
+    // Collect first (record headers are readable without keys), then erase.
+    let mut expired_profiles: Vec<ProfileId> = Vec::new();
+    let mut expired_fields: Vec<(ProfileId, Vec<String>)> = Vec::new();
+    for item in db.store.entries::<Profiles>(&[])? {
+        let (id, rec) = item?;
+        if rec.status != RecordStatus::Active {
+            continue;
+        }
+        if inactive.is_some_and(|limit| now.as_micros() - rec.updated_at.as_micros() >= limit) {
+            expired_profiles.push(id);
+            continue;
+        }
+        let mut names = Vec::new();
+        for e in &rec.fields {
+            if let Some((_, limit)) = ttl.iter().find(|(f, _)| *f == e.field_id) {
+                if now.as_micros() - e.written_at.as_micros() >= *limit {
+                    names.push(db.registry.name(e.field_id)?);
+                }
+            }
+        }
+        if !names.is_empty() {
+            expired_fields.push((id, names));
+        }
+    }
+    for id in &expired_profiles {
+        if super::forget(db, id)?.erasure_id.is_some() {
+            report.profiles_forgotten += 1;
+        }
+    }
+    for (id, names) in &expired_fields {
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let r = super::forget_fields(db, &[*id], &refs, None)?;
+        if r.erasure_id.is_some() {
+            report.profiles_with_fields_erased += 1;
+            report.fields_erased += names.len();
+        }
+    }
+    db.audit.commit(
+        &db.store,
+        Batch::new(),
+        &[Event::new(
+            "retention",
+            None,
+            json!({
+                "as_of": now.to_string(),
+                "profiles_forgotten": report.profiles_forgotten,
+                "profiles_with_fields_erased": report.profiles_with_fields_erased,
+                "fields_erased": report.fields_erased,
+            }),
+        )],
+    )?;
+    report.certificates = super::purge(db)?.certificates;
+    Ok(report)
+}
