@@ -11,10 +11,10 @@ use parking_lot::{Mutex, RwLock};
 use crate::crypto::hierarchy::{KeyHierarchy, BUCKET_BITS_RANGE};
 use crate::crypto::{kdf, os_random, KeyProvider, SecretKey};
 use crate::domain::audit::{self, AuditLog, AuditRecord, AuditReport};
+use crate::domain::consent::{self, ConsentRecord, ProcessingFlags, PurposeRead};
 use crate::domain::erasure::{
     self, BackupInfo, ErasureReceipt, PurgeReport, RestoreReport, RetentionReport, Signer,
 };
-use crate::domain::consent::{self, ConsentRecord, ProcessingFlags, PurposeRead};
 use crate::domain::fields::FieldRegistry;
 use crate::domain::identity::blind::BlindIndex;
 use crate::domain::identity::{self, Identifier, IdentityConfig, MergeInfo, ResolveOutcome};
@@ -142,6 +142,7 @@ impl Db {
             block_cache_bytes: options.block_cache_bytes,
             write_buffer_bytes: options.write_buffer_bytes,
             sync_writes: options.sync_writes,
+            compression: options.compression,
         };
         let store = Store::open(path, &cfg, options.create_if_missing)?;
         let mut schema_to_set = options.schema;
@@ -654,7 +655,8 @@ impl Db {
     /// and ends when the last `Arc<Db>` is dropped.
     pub fn start_purge_scheduler(db: &Arc<Db>) -> std::thread::JoinHandle<()> {
         let weak = Arc::downgrade(db);
-        let tick = (db.purge_deadline / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        let tick =
+            (db.purge_deadline / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
         std::thread::spawn(move || loop {
             std::thread::sleep(tick);
             let Some(db) = weak.upgrade() else { return };
@@ -669,7 +671,11 @@ impl Db {
         for item in self.store.entries::<Erasures>(&[])? {
             let (_, rec) = item?;
             if let Some(c) = rec.certificate {
-                out.push(String::from_utf8(c).map_err(|_| Error::corrupt("erasure record", "certificate is not UTF-8"))?);
+                out.push(
+                    String::from_utf8(c).map_err(|_| {
+                        Error::corrupt("erasure record", "certificate is not UTF-8")
+                    })?,
+                );
             }
         }
         Ok(out)
@@ -748,14 +754,21 @@ impl Db {
     /// identifiers — so remanence tests can scan files for them.
     pub fn debug_key_material(&self, id: &ProfileId) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        if let Some(raw) = self.store.get_raw::<crate::storage::columns::Keyrings>(id)? {
+        if let Some(raw) = self
+            .store
+            .get_raw::<crate::storage::columns::Keyrings>(id)?
+        {
             out.push(raw);
         }
         let w = profiles::load_active(self, id)?;
         out.push(w.keyring.seed_bytes().to_vec());
         for i in identity::engine::decode_ids(self, &w)? {
             let key = self.blind.key(i.id_type.name(), &i.normalized)?;
-            out.push(<crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(&key));
+            out.push(
+                <crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(
+                    &key,
+                ),
+            );
         }
         Ok(out)
     }
@@ -793,9 +806,7 @@ pub fn verify_certificate_in_store(
             path: path.as_ref().to_path_buf(),
         })?;
     if crate::hex::encode(&header.store_id) != check.certificate.store_id {
-        return Err(Error::InvalidCertificate(
-            "issued by another store".into(),
-        ));
+        return Err(Error::InvalidCertificate("issued by another store".into()));
     }
     erasure::check_chain_position(&store, &check.certificate)?;
     Ok(check)
@@ -811,6 +822,7 @@ fn open_keyless(path: &Path) -> Result<Store> {
         block_cache_bytes: 8 << 20,
         write_buffer_bytes: 1 << 20,
         sync_writes: false,
+        compression: true,
     };
     Store::open_read_only(path, &cfg)
 }

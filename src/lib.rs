@@ -60,13 +60,13 @@ pub mod fuzz_support;
 pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
 pub use db::{verify_audit_log, verify_certificate_in_store, Db, StoreStats};
 pub use domain::audit::{AuditRecord, AuditReport};
-pub use domain::erasure::{
-    parse_public_key, verify_certificate, BackupInfo, Certificate, CertificateCheck, ErasureReceipt, PurgeReport,
-    RestoreReport, RetentionReport,
-};
 pub use domain::consent::tcf;
 pub use domain::consent::{
     ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead, BUILTIN_PURPOSES,
+};
+pub use domain::erasure::{
+    parse_public_key, verify_certificate, BackupInfo, Certificate, CertificateCheck,
+    ErasureReceipt, PurgeReport, RestoreReport, RetentionReport,
 };
 pub use domain::fields::MAX_FIELD_NAME_BYTES;
 pub use domain::identity::{

@@ -19,6 +19,7 @@ pub struct Options {
     pub(crate) bucket_bits: u8,
     pub(crate) schema: Option<Schema>,
     pub(crate) identity: Option<IdentityConfig>,
+    pub(crate) compression: bool,
     pub(crate) suppress_forgotten: bool,
     pub(crate) purge_after_erasures: usize,
     pub(crate) purge_deadline: std::time::Duration,
@@ -36,6 +37,7 @@ impl Default for Options {
             bucket_bits: 16,
             schema: None,
             identity: None,
+            compression: true,
             suppress_forgotten: true,
             purge_after_erasures: 1000,
             purge_deadline: std::time::Duration::from_secs(15 * 60),
@@ -88,6 +90,15 @@ impl Options {
     /// replacing the stored ones. A new store defaults to region `US`.
     pub fn identity(mut self, config: IdentityConfig) -> Self {
         self.identity = Some(config);
+        self
+    }
+
+    /// Compress SST blocks (LZ4, Zstandard at the last level; on by
+    /// default). Turning it off makes every stored byte appear verbatim in
+    /// the files, which lets a forensic byte scan (`lethedb::forensics`)
+    /// see ciphertexts and wrapped keys — used by the remanence tests.
+    pub fn compression(mut self, yes: bool) -> Self {
+        self.compression = yes;
         self
     }
 

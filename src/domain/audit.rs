@@ -30,7 +30,11 @@ pub(crate) struct Event {
 }
 
 impl Event {
-    pub(crate) fn new(kind: &'static str, subject: Option<[u8; 16]>, detail: serde_json::Value) -> Self {
+    pub(crate) fn new(
+        kind: &'static str,
+        subject: Option<[u8; 16]>,
+        detail: serde_json::Value,
+    ) -> Self {
         Event {
             kind,
             subject,
@@ -160,7 +164,12 @@ impl AuditLog {
     }
 
     /// Commits `batch` with `events` appended to the log.
-    pub(crate) fn commit(&self, store: &Store, batch: Batch, events: &[Event]) -> Result<Vec<Position>> {
+    pub(crate) fn commit(
+        &self,
+        store: &Store,
+        batch: Batch,
+        events: &[Event],
+    ) -> Result<Vec<Position>> {
         self.commit_with(store, batch, events, |_, _| Ok(()))
     }
 }
@@ -181,7 +190,10 @@ pub(crate) fn verify(store: &Store) -> Result<AuditReport> {
             )));
         }
         if entry.seq != seq {
-            return Err(broken(format!("entry claims sequence number {}", entry.seq)));
+            return Err(broken(format!(
+                "entry claims sequence number {}",
+                entry.seq
+            )));
         }
         if entry.prev != expect.hash {
             return Err(broken(
@@ -193,10 +205,12 @@ pub(crate) fn verify(store: &Store) -> Result<AuditReport> {
             hash: entry_hash(&entry),
         };
     }
-    let stored = store.get::<AuditHeads>(&()).map_err(|e| Error::AuditChain {
-        seq: expect.seq,
-        reason: format!("head: {e}"),
-    })?;
+    let stored = store
+        .get::<AuditHeads>(&())
+        .map_err(|e| Error::AuditChain {
+            seq: expect.seq,
+            reason: format!("head: {e}"),
+        })?;
     let stored = stored.unwrap_or(EMPTY_HEAD);
     if stored != expect {
         return Err(Error::AuditChain {

@@ -23,6 +23,7 @@ pub(crate) struct StorageConfig {
     pub(crate) block_cache_bytes: usize,
     pub(crate) write_buffer_bytes: usize,
     pub(crate) sync_writes: bool,
+    pub(crate) compression: bool,
 }
 
 /// One logical operation's writes. Committed whole by [`Store::write`] or not at all.
@@ -118,16 +119,18 @@ impl Store {
 
     fn open_mode(path: &Path, cfg: &StorageConfig, create: bool, read_only: bool) -> Result<Self> {
         let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
-        let mut db_opts = rocksdb::Options::default();
+        // Erasure (docs/design.md, "Purge"): the MANIFEST is rewritten from
+        // the current state at every version change (no space amplification
+        // allowed), so the key boundaries of compacted-away SST files never
+        // linger in an old MANIFEST.
+        let mut db_opts = rocksdb::Options::default()
+            .get_options_from_string("max_manifest_file_size=1;max_manifest_space_amp_pct=0")?;
         db_opts.create_if_missing(create);
         db_opts.create_missing_column_families(create);
         db_opts.set_max_background_jobs(2);
         db_opts.set_keep_log_file_num(4);
-        // Erasure (docs/design.md, "Purge"): WAL files are never recycled,
-        // and the MANIFEST is rewritten at every version change, so SST key
-        // boundaries of compacted-away files do not linger in an old MANIFEST.
+        // WAL files are never recycled: an old WAL's bytes are deleted with it.
         db_opts.set_recycle_log_file_num(0);
-        db_opts.set_max_manifest_file_size(1);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
@@ -137,8 +140,13 @@ impl Store {
             let mut o = rocksdb::Options::default();
             o.set_block_based_table_factory(&table);
             o.set_write_buffer_size(cfg.write_buffer_bytes);
-            o.set_compression_type(DBCompressionType::Lz4);
-            o.set_bottommost_compression_type(DBCompressionType::Zstd);
+            if cfg.compression {
+                o.set_compression_type(DBCompressionType::Lz4);
+                o.set_bottommost_compression_type(DBCompressionType::Zstd);
+            } else {
+                o.set_compression_type(DBCompressionType::None);
+                o.set_bottommost_compression_type(DBCompressionType::None);
+            }
             o.set_level_compaction_dynamic_level_bytes(true);
             ColumnFamilyDescriptor::new(*name, o)
         });

@@ -726,7 +726,10 @@ pub(crate) fn on_unmerge(db: &Db, b: &Working, batch: &mut Batch) -> Result<()> 
 
 /// Key ranges holding a profile's consent records (current and history).
 pub(crate) fn touched_ranges(id: &ProfileId, add: &mut dyn FnMut(&'static str, Vec<u8>, Vec<u8>)) {
-    for prefix in [<ConsentCurrent as Keyspace>::PREFIX, <ConsentHistory as Keyspace>::PREFIX] {
+    for prefix in [
+        <ConsentCurrent as Keyspace>::PREFIX,
+        <ConsentHistory as Keyspace>::PREFIX,
+    ] {
         let mut start = vec![prefix];
         start.extend_from_slice(id.as_bytes());
         let mut end = start.clone();

@@ -107,9 +107,8 @@ fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
         .filter(|l| !l.trim().is_empty())
         .enumerate()
         .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                Error::InvalidInput(format!("{} line {}: {e}", path.display(), i + 1))
-            })
+            serde_json::from_str(l)
+                .map_err(|e| Error::InvalidInput(format!("{} line {}: {e}", path.display(), i + 1)))
         })
         .collect()
 }
@@ -188,6 +187,7 @@ pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
             block_cache_bytes: 1 << 20,
             write_buffer_bytes: 1 << 20,
             sync_writes: true,
+            compression: true,
         };
         let copy = Store::open(&store_dir, &cfg, false)?;
         let mut batch = Batch::new();
@@ -237,7 +237,11 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
         let entry = entry.map_err(|e| Error::io_at(from, e))?;
         let src = entry.path();
         let dst = to.join(entry.file_name());
-        if entry.file_type().map_err(|e| Error::io_at(&src, e))?.is_dir() {
+        if entry
+            .file_type()
+            .map_err(|e| Error::io_at(&src, e))?
+            .is_dir()
+        {
             copy_dir(&src, &dst)?;
         } else {
             std::fs::copy(&src, &dst).map_err(|e| Error::io_at(&src, e))?;
@@ -329,4 +333,3 @@ pub(crate) fn restore(
 pub(crate) fn is_backup(store: &Store) -> Result<bool> {
     Ok(store.get::<BackupMarkers>(&())?.is_some())
 }
-

@@ -203,8 +203,8 @@ pub fn verify_certificate(text: &str, public_key: &[u8; 32]) -> Result<Certifica
     let text = text.strip_suffix('\n').unwrap_or(text);
     let signed: Signed = serde_json::from_str(text)
         .map_err(|e| Error::InvalidCertificate(format!("not a certificate: {e}")))?;
-    let canonical = serde_json::to_string(&signed)
-        .map_err(|e| Error::InvalidCertificate(e.to_string()))?;
+    let canonical =
+        serde_json::to_string(&signed).map_err(|e| Error::InvalidCertificate(e.to_string()))?;
     if canonical != text {
         return Err(Error::InvalidCertificate(
             "not in canonical form (the text was altered)".into(),

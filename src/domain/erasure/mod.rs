@@ -110,7 +110,11 @@ impl ErasureReceipt {
             erasure_id: Some(r.erasure_id),
             already_erased: already,
             subject_ref: crate::hex::encode(&r.subject_ref),
-            profiles: r.profiles.iter().map(|p| ProfileId::from_bytes(*p)).collect(),
+            profiles: r
+                .profiles
+                .iter()
+                .map(|p| ProfileId::from_bytes(*p))
+                .collect(),
             fields: r.fields.clone(),
             key_ids: r.key_ids.iter().map(|k| crate::hex::encode(k)).collect(),
             index_entries_removed: r.index_entries_removed,
@@ -207,8 +211,13 @@ fn drop_identifiers(
         }
         if let Some(erasure_id) = suppress {
             let s = db.suppression.key(i.id_type.name(), &i.normalized)?;
-            st.batch
-                .put::<Suppressions>(&s, &SuppressionEntry { erasure_id, at: now });
+            st.batch.put::<Suppressions>(
+                &s,
+                &SuppressionEntry {
+                    erasure_id,
+                    at: now,
+                },
+            );
             st.suppressed += 1;
         }
     }
@@ -557,11 +566,9 @@ fn forget_fields_locked(
 /// fields in `drop`: every other entry is opened and re-sealed, keeping its
 /// origin and write time.
 fn rekey(db: &Db, old: &Working, drop: &[u32]) -> Result<Working> {
-    let generation = old
-        .record
-        .generation
-        .checked_add(1)
-        .ok_or_else(|| Error::InvalidInput(format!("profile {} cannot be re-keyed again", old.id)))?;
+    let generation = old.record.generation.checked_add(1).ok_or_else(|| {
+        Error::InvalidInput(format!("profile {} cannot be re-keyed again", old.id))
+    })?;
     let (keyring, wrapped) = db
         .keys
         .keyring_with_generation(&db.store, &old.id, generation)?;
@@ -639,4 +646,3 @@ pub(crate) fn suppressed(db: &Db, ids: &[(&str, &str)]) -> Result<Vec<bool>> {
 pub(crate) fn any_suppressed(store: &crate::storage::Store) -> Result<bool> {
     Ok(store.keys_with::<Suppressions>(&[])?.next().is_some())
 }
-

@@ -83,7 +83,9 @@ pub(crate) fn maybe_purge(db: &Db) -> Result<Option<PurgeReport>> {
     let Some(oldest) = oldest else {
         return Ok(None);
     };
-    let age_us = Timestamp::now().as_micros().saturating_sub(oldest.as_micros());
+    let age_us = Timestamp::now()
+        .as_micros()
+        .saturating_sub(oldest.as_micros());
     let deadline_us = i64::try_from(db.purge_deadline.as_micros()).unwrap_or(i64::MAX);
     let by_count = db.purge_after_erasures > 0 && n >= db.purge_after_erasures;
     if by_count || age_us >= deadline_us {
@@ -183,7 +185,10 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
     }
     for (cf, ranges) in by_cf {
         let Some(name) = ALL_CFS.get(usize::from(cf)) else {
-            return Err(Error::corrupt("pending purge", format!("column family {cf}")));
+            return Err(Error::corrupt(
+                "pending purge",
+                format!("column family {cf}"),
+            ));
         };
         let files: Vec<&SstFile> = before.iter().filter(|f| f.cf == *name).collect();
         for (a, b) in plan(ranges, &files) {
@@ -228,45 +233,46 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
     let public = crate::hex::encode(&signer.public_key());
     let bytes_rewritten = report.bytes_rewritten;
     let mut certs = Vec::new();
-    db.audit.commit_with(&db.store, batch, &[event], |pos, batch| {
-        let (seq, hash) = pos
-            .first()
-            .copied()
-            .ok_or_else(|| Error::corrupt("audit log", "purge entry missing"))?;
-        for mut rec in records {
-            let cert = Certificate {
-                format: CERT_FORMAT.into(),
-                store_id: store_id.clone(),
-                erasure_id: rec.erasure_id,
-                subject_ref: crate::hex::encode(&rec.subject_ref),
-                scope: match rec.scope {
-                    ErasureScope::Profile => "profile",
-                    ErasureScope::Fields => "fields",
-                }
-                .into(),
-                fields: rec.fields.clone(),
-                profiles_erased: u32::try_from(rec.profiles.len()).unwrap_or(u32::MAX),
-                key_ids_destroyed: rec.key_ids.iter().map(|k| crate::hex::encode(k)).collect(),
-                index_entries_removed: rec.index_entries_removed,
-                consent_records_removed: rec.consent_records_removed,
-                suppressed_identifiers: rec.suppressed,
-                requested_at: Timestamp(rec.requested_at).to_string(),
-                purged_at: purged_at.to_string(),
-                root_epoch: ROOT_EPOCH,
-                erasure_audit_seq: rec.audit_seq,
-                audit_seq: seq,
-                audit_head: crate::hex::encode(&hash),
-                purge_bytes_rewritten: bytes_rewritten,
-                public_key: public.clone(),
-            };
-            let text = signer.sign(&cert)?;
-            rec.purged_at = Some(purged_at.as_micros());
-            rec.certificate = Some(text.clone().into_bytes());
-            batch.put::<Erasures>(&rec.erasure_id, &rec);
-            certs.push(text);
-        }
-        Ok(())
-    })?;
+    db.audit
+        .commit_with(&db.store, batch, &[event], |pos, batch| {
+            let (seq, hash) = pos
+                .first()
+                .copied()
+                .ok_or_else(|| Error::corrupt("audit log", "purge entry missing"))?;
+            for mut rec in records {
+                let cert = Certificate {
+                    format: CERT_FORMAT.into(),
+                    store_id: store_id.clone(),
+                    erasure_id: rec.erasure_id,
+                    subject_ref: crate::hex::encode(&rec.subject_ref),
+                    scope: match rec.scope {
+                        ErasureScope::Profile => "profile",
+                        ErasureScope::Fields => "fields",
+                    }
+                    .into(),
+                    fields: rec.fields.clone(),
+                    profiles_erased: u32::try_from(rec.profiles.len()).unwrap_or(u32::MAX),
+                    key_ids_destroyed: rec.key_ids.iter().map(|k| crate::hex::encode(k)).collect(),
+                    index_entries_removed: rec.index_entries_removed,
+                    consent_records_removed: rec.consent_records_removed,
+                    suppressed_identifiers: rec.suppressed,
+                    requested_at: Timestamp(rec.requested_at).to_string(),
+                    purged_at: purged_at.to_string(),
+                    root_epoch: ROOT_EPOCH,
+                    erasure_audit_seq: rec.audit_seq,
+                    audit_seq: seq,
+                    audit_head: crate::hex::encode(&hash),
+                    purge_bytes_rewritten: bytes_rewritten,
+                    public_key: public.clone(),
+                };
+                let text = signer.sign(&cert)?;
+                rec.purged_at = Some(purged_at.as_micros());
+                rec.certificate = Some(text.clone().into_bytes());
+                batch.put::<Erasures>(&rec.erasure_id, &rec);
+                certs.push(text);
+            }
+            Ok(())
+        })?;
     // The pending items named blind keys: flush them out of the WAL and
     // compact them away with the rest of the (small) meta column family.
     db.store.flush()?;
@@ -297,7 +303,11 @@ mod tests {
 
     #[test]
     fn ranges_in_one_bottom_file_become_one_request() {
-        let files = [file(6, b"a", b"m"), file(6, b"n", b"z"), file(0, b"a", b"z")];
+        let files = [
+            file(6, b"a", b"m"),
+            file(6, b"n", b"z"),
+            file(0, b"a", b"z"),
+        ];
         let refs: Vec<&SstFile> = files.iter().collect();
         let plan = plan(
             vec![

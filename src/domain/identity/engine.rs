@@ -56,7 +56,9 @@ impl std::fmt::Display for RejectReason {
             RejectReason::MergeLimit => {
                 f.write_str("merge would exceed the largest number of merged profiles")
             }
-            RejectReason::Suppressed => f.write_str("identifier of a forgotten person (suppressed)"),
+            RejectReason::Suppressed => {
+                f.write_str("identifier of a forgotten person (suppressed)")
+            }
         }
     }
 }

@@ -1,0 +1,791 @@
+//! Erasure: forget, forget_field, suppression, purge remanence, crash
+//! safety, certificates, the audit chain, retention, export and restore.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lethedb::forensics::scan_dir;
+use lethedb::{
+    ConsentRecord, ConsentStatus, Db, Error, FieldClass, Identifier, Options, ProfileId,
+    RejectReason, Schema, Timestamp, Update, Value,
+};
+
+fn opts() -> Options {
+    // Purge only when the tests ask for it.
+    Options::new()
+        .create_if_missing(true)
+        .purge_after_erasures(0)
+        .purge_deadline(Duration::from_secs(3600))
+}
+
+fn open(path: &Path, k: &lethedb::MemoryKeyProvider) -> Db {
+    Db::open(path, k, opts()).expect("open")
+}
+
+fn email(i: usize) -> String {
+    format!("person{i:05}@example.com")
+}
+
+fn phone(i: usize) -> String {
+    format!("+1202555{:04}", i % 10_000)
+}
+
+/// `n` people with e-mail, phone, marker fields and a consent record.
+fn populate(db: &Db, n: usize) -> Vec<ProfileId> {
+    (0..n)
+        .map(|i| {
+            let out = db
+                .resolve_with_consents(
+                    &[Identifier::email(email(i)), Identifier::phone(phone(i))],
+                    Update::new()
+                        .set("name", format!("MARKER-{i:05}-name-QXJ"))
+                        .set("city", format!("MARKER-{i:05}-city-QXJ"))
+                        .set("score", i as i64),
+                    &[ConsentRecord::new("analytics", ConsentStatus::Granted)],
+                )
+                .expect("resolve");
+            out.profile.expect("profile")
+        })
+        .collect()
+}
+
+fn scan_hits(path: &Path, needles: &[Vec<u8>]) -> usize {
+    scan_dir(path, needles).expect("scan").hits.len()
+}
+
+#[test]
+fn forget_makes_reads_lookups_and_reuse_fail_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(1);
+    let db = open(dir.path(), &k);
+    let ids = populate(&db, 5);
+    let victim = ids[2];
+    let r = db.forget(&victim).unwrap();
+    assert!(!r.already_erased);
+    assert_eq!(r.profiles, vec![victim]);
+    assert_eq!(r.index_entries_removed, 2);
+    assert_eq!(r.suppressed, 2);
+    assert!(r.consent_records_removed >= 2);
+    assert!(
+        matches!(db.get(&victim), Err(Error::ProfileErased { profile, .. }) if profile == victim)
+    );
+    assert_eq!(db.lookup(&Identifier::email(email(2))).unwrap(), None);
+    assert!(matches!(
+        db.upsert(&victim, Update::new().set("name", "back")),
+        Err(Error::ProfileErased { .. })
+    ));
+    assert!(matches!(
+        db.record_consent(
+            &victim,
+            ConsentRecord::new("analytics", ConsentStatus::Granted)
+        ),
+        Err(Error::ProfileErased { .. })
+    ));
+    let again = db.forget(&victim).unwrap();
+    assert!(again.already_erased);
+    assert_eq!(again.erasure_id, r.erasure_id);
+    for (i, id) in ids.iter().enumerate().filter(|(i, _)| *i != 2) {
+        assert_eq!(
+            db.get(id).unwrap().fields["name"],
+            Value::from(format!("MARKER-{i:05}-name-QXJ"))
+        );
+    }
+    assert!(!db.profile_ids().unwrap().any(|p| p.unwrap() == victim));
+    // The erasure survives a reopen.
+    drop(db);
+    let db = open(dir.path(), &k);
+    assert!(matches!(db.get(&victim), Err(Error::ProfileErased { .. })));
+    assert_eq!(db.pending_erasures().unwrap().0, 1);
+    assert!(matches!(
+        db.forget(&ProfileId::from_bytes([9; 16])),
+        Err(Error::ProfileNotFound(_))
+    ));
+}
+
+#[test]
+fn forgetting_a_merged_person_erases_every_alias() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), &common::key(2));
+    let a = db
+        .resolve(
+            &[Identifier::email("ada@example.com")],
+            Update::new().set("name", "Ada"),
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    let b = db
+        .resolve(
+            &[Identifier::phone("+442071838750")],
+            Update::new().set("city", "London"),
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    let m = db
+        .resolve(
+            &[
+                Identifier::email("ada@example.com"),
+                Identifier::phone("+442071838750"),
+            ],
+            Update::new(),
+        )
+        .unwrap();
+    assert_eq!(m.merges.len(), 1);
+    // Forgetting through the merged-away id erases the whole person.
+    let r = db.forget(&b).unwrap();
+    assert_eq!(r.profiles.len(), 2);
+    assert!(r.profiles.contains(&a) && r.profiles.contains(&b));
+    assert_eq!(r.key_ids.len(), 2);
+    for id in [a, b] {
+        assert!(matches!(db.get(&id), Err(Error::ProfileErased { .. })));
+        assert!(db.merges(&id).unwrap().is_empty());
+    }
+    assert_eq!(
+        db.lookup(&Identifier::phone("+442071838750")).unwrap(),
+        None
+    );
+    assert!(db.unmerge(&m.merges[0]).is_err());
+}
+
+#[test]
+fn suppression_blocks_reingest_until_unsuppressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), &common::key(3));
+    let ids = populate(&db, 3);
+    db.forget(&ids[1]).unwrap();
+    let again = db
+        .resolve(
+            &[Identifier::email(email(1).to_uppercase())],
+            Update::new().set("name", "x"),
+        )
+        .unwrap();
+    assert_eq!(again.profile, None);
+    assert_eq!(again.rejected.len(), 1);
+    assert_eq!(again.rejected[0].reason, RejectReason::Suppressed);
+    // A request mixing a live person's id and a suppressed one attaches only the live one.
+    let mixed = db
+        .resolve(
+            &[Identifier::email(email(0)), Identifier::phone(phone(1))],
+            Update::new(),
+        )
+        .unwrap();
+    assert_eq!(mixed.profile, Some(ids[0]));
+    assert_eq!(mixed.rejected[0].reason, RejectReason::Suppressed);
+    assert_eq!(db.suppression_hits(), 2);
+    // Segment ingest counts them too.
+    let event = format!(
+        r#"{{"type":"identify","userId":null,"anonymousId":"anon-1","traits":{{"email":"{}"}}}}"#,
+        email(1)
+    );
+    let parsed = lethedb::ingest::parse_event(&db.schema(), &event).unwrap();
+    let out = lethedb::ingest::apply_event(&db, parsed).unwrap();
+    assert_eq!(db.lookup(&Identifier::email(email(1))).unwrap(), None);
+    assert!(out
+        .rejected
+        .iter()
+        .any(|r| r.reason == RejectReason::Suppressed));
+
+    assert!(db.unsuppress(&Identifier::email(email(1))).unwrap());
+    assert!(!db.unsuppress(&Identifier::email(email(1))).unwrap());
+    let back = db
+        .resolve(&[Identifier::email(email(1))], Update::new())
+        .unwrap();
+    assert!(back.created);
+    assert_ne!(back.profile, Some(ids[1]));
+
+    // Suppression can be switched off.
+    drop(db);
+    let db = Db::open(
+        dir.path(),
+        &common::key(3),
+        opts().suppress_forgotten(false),
+    )
+    .unwrap();
+    let p = db
+        .resolve(&[Identifier::phone(phone(1))], Update::new())
+        .unwrap();
+    assert!(p.created);
+}
+
+#[test]
+fn forget_field_rekeys_and_keeps_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(4);
+    let db = open(dir.path(), &k);
+    let ids = populate(&db, 3);
+    let id = ids[0];
+    let before = db.debug_key_material(&id).unwrap();
+    let r = db.forget_fields(&id, &["city", "email"]).unwrap();
+    assert_eq!(r.fields, vec!["city".to_string(), "email".to_string()]);
+    assert_eq!(r.key_ids.len(), 1);
+    assert_eq!(r.index_entries_removed, 1);
+    let p = db.get(&id).unwrap();
+    assert!(!p.fields.contains_key("city"));
+    assert_eq!(p.fields["name"], Value::from("MARKER-00000-name-QXJ"));
+    assert_eq!(p.fields["score"], Value::Int(0));
+    // Consent records were re-sealed under the new keyring.
+    assert_eq!(
+        db.consent(&id, "analytics").unwrap().unwrap().status,
+        ConsentStatus::Granted
+    );
+    assert_eq!(db.consent_history(&id).unwrap().len(), 1);
+    // The e-mail identifier is gone; the phone still resolves.
+    assert_eq!(db.lookup(&Identifier::email(email(0))).unwrap(), None);
+    assert_eq!(db.lookup(&Identifier::phone(phone(0))).unwrap(), Some(id));
+    assert_eq!(db.identifiers(&id).unwrap().len(), 1);
+    // A new keyring: the stored value and seed changed.
+    let after = db.debug_key_material(&id).unwrap();
+    assert_ne!(before[0], after[0]);
+    assert_ne!(before[1], after[1]);
+    // Nothing left to erase: a no-op receipt.
+    let none = db.forget_field(&id, "city").unwrap();
+    assert_eq!(none.erasure_id, None);
+    db.upsert(&id, Update::new().set("city", "Paris")).unwrap();
+    assert_eq!(db.get(&id).unwrap().fields["city"], Value::from("Paris"));
+    drop(db);
+    let db = open(dir.path(), &k);
+    assert_eq!(db.get(&id).unwrap().fields["city"], Value::from("Paris"));
+    assert!(matches!(
+        db.forget_field(&id, "$ids"),
+        Err(Error::InvalidFieldName { .. })
+    ));
+}
+
+/// Scan needles for a profile's key material: the stored keyring value,
+/// the raw seed, and the last 12 bytes of each blind-index key (SST blocks
+/// store keys prefix-compressed, so only a key's tail is sure to appear).
+fn material(db: &Db, id: &ProfileId) -> Vec<Vec<u8>> {
+    db.debug_key_material(id)
+        .unwrap()
+        .into_iter()
+        .map(|m| if m.len() == 17 { m[5..].to_vec() } else { m })
+        .collect()
+}
+
+/// The remanence test: after forget + purge, no byte of any file under
+/// the store directory holds a victim's stored keyring, keyring seed or
+/// blind-index key, while every other profile still reads.
+#[test]
+fn purge_leaves_no_victim_key_material_in_any_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(5);
+    // Uncompressed blocks: every stored byte appears verbatim, so the scan
+    // can see key material when it is there.
+    let open = |p: &Path, k| Db::open(p, k, opts().compression(false)).unwrap();
+    let db = open(&path, &k);
+    let ids = populate(&db, 400);
+    // One victim absorbed another profile (a merged alias).
+    let alias = db
+        .resolve(
+            &[Identifier::user_id("alias-user-0001")],
+            Update::new().set("city", "Oslo"),
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    db.resolve(
+        &[
+            Identifier::email(email(7)),
+            Identifier::user_id("alias-user-0001"),
+        ],
+        Update::new(),
+    )
+    .unwrap();
+    db.compact().unwrap();
+    // More writes after compaction: victims' data sits in several levels and the WAL.
+    for id in ids.iter().step_by(3) {
+        db.upsert(id, Update::new().set("score", 1)).unwrap();
+    }
+    db.flush().unwrap();
+
+    let mut victims: Vec<ProfileId> = ids.iter().step_by(37).copied().collect();
+    victims.push(ids[7]);
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for v in &victims {
+        needles.extend(material(&db, v));
+    }
+    let alias_keyring = {
+        drop(db);
+        let raw = common::raw(&path);
+        let v = common::raw_get(&raw, "keys", &common::keyring_key(&alias));
+        drop(raw);
+        v
+    };
+    needles.push(alias_keyring);
+    let db = open(&path, &k);
+    // The scan sees the stored keyrings and index keys before erasure.
+    let seen_before = scan_hits(&path, &needles);
+    assert!(
+        seen_before >= victims.len(),
+        "only {seen_before} hits before"
+    );
+
+    let field_victim = ids[100];
+    let fv_before = material(&db, &field_victim);
+    for v in &victims {
+        db.forget(v).unwrap();
+    }
+    db.forget_field(&field_victim, "city").unwrap();
+    let report = db.purge().unwrap();
+    assert_eq!(report.erasures.len(), victims.len() + 1);
+    assert_eq!(report.certificates.len(), victims.len() + 1);
+    assert!(report.bytes_rewritten > 0 && report.bytes_rewritten <= report.store_bytes);
+
+    let hits = scan_dir(&path, &needles).unwrap();
+    assert!(
+        hits.hits.is_empty(),
+        "victim key material found after purge: {:?}",
+        hits.hits.iter().take(5).collect::<Vec<_>>()
+    );
+    // The field victim's old keyring (value and seed) is gone, its new one is live.
+    assert_eq!(scan_hits(&path, &fv_before[..2]), 0);
+    assert_eq!(
+        db.get(&field_victim).unwrap().fields["score"],
+        Value::Int(100)
+    );
+    for (i, id) in ids.iter().enumerate() {
+        if victims.contains(id) {
+            assert!(matches!(db.get(id), Err(Error::ProfileErased { .. })));
+            continue;
+        }
+        let p = db.get(id).unwrap();
+        assert_eq!(
+            p.fields["name"],
+            Value::from(format!("MARKER-{i:05}-name-QXJ"))
+        );
+        assert_eq!(db.lookup(&Identifier::phone(phone(i))).unwrap(), Some(*id));
+    }
+    db.verify_audit().unwrap();
+}
+
+#[test]
+fn certificate_verifies_and_any_changed_byte_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let k = common::key(6);
+    let db = open(&path, &k);
+    let ids = populate(&db, 4);
+    let r = db.forget(&ids[0]).unwrap();
+    let report = db.purge().unwrap();
+    let cert = report.certificates[0].clone();
+    let pk = db.public_key().unwrap();
+    let check = lethedb::verify_certificate(&cert, &pk).unwrap();
+    assert_eq!(check.certificate.erasure_id, r.erasure_id.unwrap());
+    assert_eq!(check.certificate.subject_ref, r.subject_ref);
+    assert_eq!(check.certificate.key_ids_destroyed, r.key_ids);
+    assert_eq!(db.certificates().unwrap(), vec![cert.clone()]);
+    // PII-free: no identifier, no profile id.
+    assert!(!cert.contains("example.com"));
+    assert!(!cert.contains(&ids[0].to_string()));
+    let bytes = cert.as_bytes();
+    for i in 0..bytes.len() {
+        let mut t = bytes.to_vec();
+        t[i] = if t[i] == b'0' { b'1' } else { b'0' };
+        if let Ok(s) = String::from_utf8(t) {
+            assert!(
+                lethedb::verify_certificate(&s, &pk).is_err(),
+                "byte {i} changed and the certificate still verified"
+            );
+        }
+    }
+    // Another key does not verify it.
+    let other = open(&dir.path().join("other"), &common::key(7));
+    assert!(lethedb::verify_certificate(&cert, &other.public_key().unwrap()).is_err());
+    drop(db);
+    // Keyless check of the chain position.
+    lethedb::verify_certificate_in_store(&path, &cert, &pk).unwrap();
+    assert!(lethedb::verify_certificate_in_store(dir.path().join("other"), &cert, &pk).is_err());
+}
+
+fn audit_key(seq: u64) -> Vec<u8> {
+    let mut k = vec![b'a'];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn copy_store(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn audit_chain_detects_altered_removed_and_reordered_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s");
+    let k = common::key(8);
+    let db = open(&path, &k);
+    let ids = populate(&db, 4);
+    db.forget(&ids[1]).unwrap();
+    db.purge().unwrap();
+    db.export(&ids[0]).unwrap();
+    let report = db.verify_audit().unwrap();
+    assert!(report.entries >= 8, "{report:?}");
+    let kinds: Vec<String> = db
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in [
+        "signing_key_created",
+        "consent",
+        "forget",
+        "purge",
+        "export",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "no {kind} entry in {kinds:?}"
+        );
+    }
+    drop(db);
+    lethedb::verify_audit_log(&path).unwrap();
+
+    type Tamper = fn(&rocksdb::DB);
+    let tampers: [(&str, Tamper); 4] = [
+        ("altered", |raw| {
+            let mut v = common::raw_get(raw, "audit", &audit_key(3));
+            let n = v.len();
+            v[n / 2] ^= 0x01;
+            common::raw_put(raw, "audit", &audit_key(3), &v);
+        }),
+        ("removed", |raw| {
+            raw.delete_cf(raw.cf_handle("audit").unwrap(), audit_key(2))
+                .unwrap();
+        }),
+        ("reordered", |raw| {
+            let a = common::raw_get(raw, "audit", &audit_key(2));
+            let b = common::raw_get(raw, "audit", &audit_key(3));
+            common::raw_put(raw, "audit", &audit_key(2), &b);
+            common::raw_put(raw, "audit", &audit_key(3), &a);
+        }),
+        ("tail removed", |raw| {
+            let mut it = raw.iterator_cf(
+                raw.cf_handle("audit").unwrap(),
+                rocksdb::IteratorMode::Start,
+            );
+            let mut last = None;
+            while let Some(Ok((key, _))) = it.next() {
+                if key[0] == b'a' {
+                    last = Some(key.to_vec());
+                }
+            }
+            raw.delete_cf(raw.cf_handle("audit").unwrap(), last.unwrap())
+                .unwrap();
+        }),
+    ];
+    for (name, tamper) in tampers {
+        let copy = dir.path().join(name.replace(' ', "-"));
+        copy_store(&path, &copy);
+        {
+            let raw = common::raw(&copy);
+            tamper(&raw);
+        }
+        match lethedb::verify_audit_log(&copy) {
+            Err(Error::AuditChain { .. }) => {}
+            other => panic!("{name}: audit verify gave {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn restore_of_an_old_backup_does_not_resurrect_the_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live");
+    let k = common::key(9);
+    let db = open(&path, &k);
+    let ids = populate(&db, 20);
+    db.forget(&ids[0]).unwrap();
+    db.purge().unwrap();
+    let backup = dir.path().join("backup");
+    let info = db.backup(&backup).unwrap();
+    assert_eq!(info.last_erasure, 1);
+    // Erasures after the backup was taken.
+    db.forget(&ids[5]).unwrap();
+    db.forget_field(&ids[6], "city").unwrap();
+    db.purge().unwrap();
+    // The backup itself cannot be opened as a live store.
+    assert!(matches!(
+        Db::open(backup.join("store"), &k, opts()),
+        Err(Error::InvalidInput(_))
+    ));
+    let restored_path = dir.path().join("restored");
+    let (restored, report) = Db::restore(&backup, &restored_path, &k, opts()).unwrap();
+    assert_eq!(report.replayed, vec![2, 3]);
+    assert_eq!(report.already_present, 1);
+    assert_eq!(report.certificates.len(), 2);
+    for gone in [ids[0], ids[5]] {
+        assert!(matches!(
+            restored.get(&gone),
+            Err(Error::ProfileErased { .. })
+        ));
+    }
+    assert_eq!(restored.lookup(&Identifier::email(email(5))).unwrap(), None);
+    assert!(!restored.get(&ids[6]).unwrap().fields.contains_key("city"));
+    assert_eq!(
+        restored.get(&ids[7]).unwrap().fields["city"],
+        Value::from("MARKER-00007-city-QXJ")
+    );
+    restored.verify_audit().unwrap();
+    // A restore into a non-empty directory is refused.
+    assert!(Db::restore(&backup, &path, &k, opts()).is_err());
+}
+
+#[test]
+fn retention_erases_expired_fields_then_inactive_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(10);
+    let schema = Schema::new()
+        .field("plan", FieldClass::NonPersonal, None)
+        .retention("city", 30)
+        .inactive_profile_days(365);
+    let db = Db::open(dir.path(), &k, opts().schema(schema)).unwrap();
+    let ids = populate(&db, 5);
+    let day = 86_400_000_000i64;
+    let now = Timestamp::now().as_micros();
+    let r = db.run_retention(Timestamp(now + 10 * day)).unwrap();
+    assert_eq!(r.fields_erased, 0);
+    let r = db.run_retention(Timestamp(now + 40 * day)).unwrap();
+    assert_eq!(r.fields_erased, 5);
+    assert_eq!(r.profiles_forgotten, 0);
+    assert_eq!(r.certificates.len(), 5);
+    assert!(!db.get(&ids[0]).unwrap().fields.contains_key("city"));
+    let r = db.run_retention(Timestamp(now + 400 * day)).unwrap();
+    assert_eq!(r.profiles_forgotten, 5);
+    assert!(matches!(db.get(&ids[0]), Err(Error::ProfileErased { .. })));
+    let pk = db.public_key().unwrap();
+    for c in &r.certificates {
+        lethedb::verify_certificate(c, &pk).unwrap();
+    }
+}
+
+#[test]
+fn export_bundles_fields_identifiers_consents_lineage_and_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path(), &common::key(11));
+    let ids = populate(&db, 2);
+    let b = db
+        .resolve(
+            &[Identifier::user_id("u-77")],
+            Update::new().set("plan", "pro"),
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    db.resolve(
+        &[Identifier::email(email(0)), Identifier::user_id("u-77")],
+        Update::new(),
+    )
+    .unwrap();
+    let bundle = db.export(&b).unwrap();
+    assert_eq!(bundle["profile_id"], ids[0].to_string());
+    assert_eq!(bundle["fields"]["name"], "MARKER-00000-name-QXJ");
+    assert_eq!(bundle["fields"]["plan"], "pro");
+    let idents = bundle["identifiers"].as_array().unwrap();
+    assert_eq!(idents.len(), 3);
+    assert!(idents.iter().any(|i| i["value"] == email(0)));
+    assert_eq!(bundle["consents"].as_array().unwrap().len(), 1);
+    assert_eq!(bundle["merges"].as_array().unwrap().len(), 1);
+    let audit = bundle["audit"].as_array().unwrap();
+    let kinds: Vec<&str> = audit.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(
+        kinds.contains(&"consent") && kinds.contains(&"merge"),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        bundle["subject_ref"],
+        db.subject_reference(&ids[0]).unwrap()
+    );
+    // The export is itself audited.
+    assert_eq!(db.audit_log().unwrap().last().unwrap().kind, "export");
+}
+
+#[test]
+fn automatic_purge_by_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), &common::key(12), opts().purge_after_erasures(3)).unwrap();
+    let ids = populate(&db, 5);
+    db.forget(&ids[0]).unwrap();
+    db.forget(&ids[1]).unwrap();
+    assert_eq!(db.pending_erasures().unwrap().0, 2);
+    db.forget(&ids[2]).unwrap();
+    assert_eq!(db.pending_erasures().unwrap().0, 0);
+    assert_eq!(db.certificates().unwrap().len(), 3);
+}
+
+#[test]
+fn automatic_purge_by_deadline_with_the_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = std::sync::Arc::new(
+        Db::open(
+            dir.path(),
+            &common::key(13),
+            opts().purge_deadline(Duration::from_millis(200)),
+        )
+        .unwrap(),
+    );
+    let _t = Db::start_purge_scheduler(&db);
+    let ids = populate(&db, 2);
+    db.forget(&ids[0]).unwrap();
+    let mut waited = 0;
+    while db.pending_erasures().unwrap().0 > 0 && waited < 100 {
+        std::thread::sleep(Duration::from_millis(50));
+        waited += 1;
+    }
+    assert_eq!(db.pending_erasures().unwrap().0, 0);
+    assert_eq!(db.certificates().unwrap().len(), 1);
+}
+
+// ------------------------------------------------------------- crash safety
+
+const CHILD_ENV: &str = "LETHEDB_ERASURE_CRASH_CHILD";
+const PEOPLE: usize = 200;
+
+/// Child half of the crash test: forgets people in order with synced
+/// writes, printing each acknowledged erasure.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let k = common::key(14);
+    let db = Db::open(&dir, &k, opts().sync_writes(true)).unwrap();
+    let start: usize = std::env::var("LETHEDB_CRASH_START")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ids: Vec<ProfileId> = std::fs::read_to_string(Path::new(&dir).join("ids.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    for (i, id) in ids.iter().enumerate().skip(start) {
+        if i % 2 == 0 {
+            db.forget(id).unwrap();
+        } else {
+            db.forget_fields(id, &["city", "email"]).unwrap();
+        }
+        println!("ACK {i}");
+        if i % 7 == 0 {
+            db.purge().unwrap();
+            println!("PURGED");
+        }
+    }
+}
+
+#[test]
+fn forget_is_atomic_across_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(14);
+    let ids = {
+        let db = open(&path, &k);
+        populate(&db, PEOPLE)
+    };
+    std::fs::write(
+        path.join("ids.txt"),
+        ids.iter().map(|i| format!("{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let mut acked = 0usize;
+    let mut cycles = 0;
+    let mut seed = 0x9e37_79b9_u64;
+    while acked < PEOPLE && cycles < 12 {
+        cycles += 1;
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_ENV, &path)
+            .env("LETHEDB_CRASH_START", acked.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let wait_acks = 3 + (seed % 25) as usize;
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = 0;
+        while seen < wait_acks {
+            match lines.next() {
+                Some(Ok(l)) if l.starts_with("ACK ") => {
+                    acked = l[4..].trim().parse::<usize>().unwrap() + 1;
+                    seen += 1;
+                }
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        child.kill().unwrap();
+        // Lines written before the kill may still be buffered in the pipe.
+        for l in lines.map_while(|l| l.ok()) {
+            if let Some(n) = l.strip_prefix("ACK ") {
+                acked = n.trim().parse::<usize>().unwrap() + 1;
+            }
+        }
+        child.wait().unwrap();
+
+        let db = open(&path, &k);
+        db.verify_audit().unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let got = db.get(id);
+            let by_phone = db.lookup(&Identifier::phone(phone(i))).unwrap();
+            let by_email = db.lookup(&Identifier::email(email(i))).unwrap();
+            if i % 2 == 0 {
+                match got {
+                    Err(Error::ProfileErased { .. }) => {
+                        assert_eq!(
+                            (by_phone, by_email),
+                            (None, None),
+                            "person {i}: erased but still indexed"
+                        );
+                        assert!(db.consent(id, "analytics").is_err());
+                    }
+                    Ok(p) => {
+                        assert!(i >= acked, "acknowledged erasure {i} lost");
+                        assert_eq!(p.fields.len(), 3, "person {i}: partially erased");
+                        assert_eq!((by_phone, by_email), (Some(*id), Some(*id)));
+                    }
+                    Err(e) => panic!("person {i}: {e}"),
+                }
+            } else {
+                let p = got.unwrap_or_else(|e| panic!("person {i}: {e}"));
+                let erased = !p.fields.contains_key("city");
+                assert_eq!(by_phone, Some(*id));
+                if erased {
+                    assert_eq!(
+                        by_email, None,
+                        "person {i}: field erased but e-mail still indexed"
+                    );
+                    assert_eq!(p.fields.len(), 2);
+                } else {
+                    assert!(i >= acked, "acknowledged field erasure {i} lost");
+                    assert_eq!(by_email, Some(*id));
+                }
+                assert_eq!(
+                    db.consent(id, "analytics").unwrap().unwrap().status,
+                    ConsentStatus::Granted,
+                    "person {i}: consent unreadable after re-key"
+                );
+            }
+        }
+    }
+    assert!(cycles >= 3, "only {cycles} kill cycles ran");
+    assert!(acked > 0);
+}
