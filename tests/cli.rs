@@ -469,3 +469,174 @@ fn consent_commands() {
     assert!(o.status.success());
     assert!(read("tcf:3")["fields"].as_object().unwrap().is_empty());
 }
+
+#[test]
+fn forget_purge_certificate_audit_export_backup_restore_retention() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let d = dir.to_str().unwrap();
+    assert!(lethedb(&["init", "--db", d], None).status.success());
+    let events = tmp.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        [
+            r#"{"type":"identify","userId":"u-1","traits":{"email":"ada@example.com","name":"Ada"}}"#,
+            r#"{"type":"identify","userId":"u-2","traits":{"email":"bob@example.com","name":"Bob","city":"Oslo"}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    assert!(
+        lethedb(&["ingest", "--db", d, events.to_str().unwrap()], None)
+            .status
+            .success()
+    );
+
+    // Export by identifier.
+    let o = lethedb(&["export", "--db", d, "--email", "ada@example.com"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bundle: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(bundle["fields"]["name"], "Ada");
+    let ada = bundle["profile_id"].as_str().unwrap().to_string();
+
+    // Backup before the erasure.
+    let backup = tmp.path().join("backup");
+    let o = lethedb(
+        &["backup", "--db", d, "--to", backup.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Forget by e-mail: the receipt.
+    let o = lethedb(&["forget", "--db", d, "--email", "ada@example.com"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let receipt: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(receipt["status"], "pending_purge");
+    assert_eq!(receipt["profiles"][0], ada.as_str());
+    let o = lethedb(&["get", "--db", d, "--id", &ada], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("erased"));
+    // Field erasure of the other person.
+    let o = lethedb(
+        &[
+            "forget",
+            "--db",
+            d,
+            "--email",
+            "bob@example.com",
+            "--field",
+            "city",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Purge prints one certificate per line.
+    let o = lethedb(&["purge", "--db", d], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let certs: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(certs.len(), 2);
+    let cert = tmp.path().join("cert.json");
+    std::fs::write(&cert, &certs[0]).unwrap();
+    let o = lethedb(&["certificate", "public-key", "--db", d], None);
+    assert!(o.status.success());
+    let pk = tmp.path().join("pub.hex");
+    std::fs::write(&pk, stdout(&o)).unwrap();
+    let (pk_s, cert_s) = (pk.to_str().unwrap(), cert.to_str().unwrap());
+    let o = lethedb(
+        &["certificate", "verify", "--public-key", pk_s, cert_s],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lethedb(
+        &[
+            "certificate",
+            "verify",
+            "--db",
+            d,
+            "--public-key",
+            pk_s,
+            cert_s,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"chain_checked\":true"));
+    let tampered = certs[0].replacen("\"erasure_id\":1", "\"erasure_id\":7", 1);
+    assert_ne!(tampered, certs[0]);
+    std::fs::write(&cert, tampered).unwrap();
+    let o = lethedb(
+        &["certificate", "verify", "--public-key", pk_s, cert_s],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("certificate rejected"));
+
+    // Audit verify needs no key file.
+    let o = Command::new(env!("CARGO_BIN_EXE_lethedb"))
+        .args(["audit", "verify", "--db", d, "--key-file", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"valid\":true"));
+    let o = lethedb(&["audit", "list", "--db", d], None);
+    assert!(stdout(&o)
+        .lines()
+        .any(|l| l.contains("\"kind\":\"forget\"")));
+
+    // Re-ingest of the forgotten e-mail is suppressed; unsuppress lifts it.
+    let again = tmp.path().join("again.ndjson");
+    std::fs::write(
+        &again,
+        r#"{"type":"identify","anonymousId":"a-9","traits":{"email":"ada@example.com"}}"#,
+    )
+    .unwrap();
+    let o = lethedb(&["ingest", "--db", d, again.to_str().unwrap()], None);
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["identifiers_suppressed"], 1, "{summary}");
+    let o = lethedb(
+        &["unsuppress", "--db", d, "--email", "ada@example.com"],
+        None,
+    );
+    assert!(stdout(&o).contains("true"));
+
+    // Restore of the pre-erasure backup does not bring Ada back.
+    let restored = tmp.path().join("restored");
+    let key = tmp.path().join("store.key");
+    let o = lethedb(
+        &[
+            "restore",
+            "--from",
+            backup.to_str().unwrap(),
+            "--db",
+            restored.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = restored.to_str().unwrap();
+    let k = key.to_str().unwrap();
+    let o = lethedb(&["get", "--db", r, "--key-file", k, "--id", &ada], None);
+    assert_eq!(o.status.code(), Some(3), "{}", stdout(&o));
+    let o = lethedb(
+        &[
+            "lookup",
+            "--db",
+            r,
+            "--key-file",
+            k,
+            "--email",
+            "bob@example.com",
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    assert!(!stdout(&o).contains("Oslo"));
+
+    // Retention run with nothing configured erases nothing.
+    let o = lethedb(&["retention", "run", "--db", d], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("\"fields_erased\":0"));
+}

@@ -17,6 +17,7 @@ struct Summary {
     merges: u64,
     attached: u64,
     rejected: u64,
+    suppressed: u64,
     unresolved: u64,
 }
 
@@ -78,6 +79,11 @@ pub(crate) fn run(db: &Db, file: &str, strict: bool, region: Option<&str>) -> Re
                 s.merges += out.merges.len() as u64;
                 s.attached += out.attached as u64;
                 s.rejected += out.rejected.len() as u64;
+                s.suppressed += out
+                    .rejected
+                    .iter()
+                    .filter(|r| r.reason == lethedb::RejectReason::Suppressed)
+                    .count() as u64;
                 s.unresolved += u64::from(out.profile.is_none());
                 for r in &out.rejected {
                     // Types and reasons only: identifier values are personal data.
@@ -110,6 +116,7 @@ pub(crate) fn run(db: &Db, file: &str, strict: bool, region: Option<&str>) -> Re
             "merges": s.merges,
             "identifiers_attached": s.attached,
             "identifiers_rejected": s.rejected,
+            "identifiers_suppressed": s.suppressed,
             "records_without_usable_identifier": s.unresolved,
             "seconds": (secs * 1000.0).round() / 1000.0,
             "records_per_second": if secs > 0.0 { (s.records as f64 / secs).round() } else { 0.0 },

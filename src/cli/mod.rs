@@ -114,6 +114,53 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SchemaCmd,
     },
+    /// Erase a person (or some of their fields); prints the receipt.
+    Forget {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// Erase only these fields (comma-separated) by re-keying the profile.
+        #[arg(long, value_delimiter = ',')]
+        field: Option<Vec<String>>,
+    },
+    /// Purge pending erasures now; prints one signed certificate per line.
+    Purge,
+    /// Erasure certificates: verify one, or print the store's public key.
+    Certificate {
+        #[command(subcommand)]
+        cmd: CertCmd,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+    /// Everything held about a person, as one JSON bundle (GDPR Art. 15/20).
+    Export {
+        #[command(flatten)]
+        subject: SubjectArgs,
+    },
+    /// Write a backup to a new directory and register it for ledger mirroring.
+    Backup {
+        /// Backup directory (new or empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the new directory given by --db, replaying later erasures.
+    Restore {
+        /// Backup directory written by `lethedb backup`.
+        #[arg(long)]
+        from: PathBuf,
+    },
+    /// Retention: erase expired fields and inactive profiles per the schema.
+    Retention {
+        #[command(subcommand)]
+        cmd: RetentionCmd,
+    },
+    /// Lift the suppression of one identifier of a forgotten person.
+    Unsuppress {
+        #[command(flatten)]
+        id: LookupArgs,
+    },
     /// Write N synthetic profiles, read a sample back, scan the files for plaintext.
     Demo {
         /// Number of profiles.
@@ -245,6 +292,237 @@ impl LookupArgs {
     }
 }
 
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct SubjectArgs {
+    /// Profile id (32 hex characters).
+    #[arg(long)]
+    id: Option<String>,
+    /// E-mail address.
+    #[arg(long)]
+    email: Option<String>,
+    /// Phone number.
+    #[arg(long)]
+    phone: Option<String>,
+    /// User id.
+    #[arg(long)]
+    user_id: Option<String>,
+    /// Anonymous id.
+    #[arg(long)]
+    anonymous_id: Option<String>,
+    /// Device id.
+    #[arg(long)]
+    device_id: Option<String>,
+}
+
+impl SubjectArgs {
+    /// The profile named by id, or found by identifier.
+    fn profile(&self, db: &Db) -> std::result::Result<ProfileId, Failure> {
+        if let Some(id) = &self.id {
+            return Ok(id.parse()?);
+        }
+        let a = self;
+        let ident = a
+            .email
+            .as_ref()
+            .map(Identifier::email)
+            .or_else(|| a.phone.as_ref().map(Identifier::phone))
+            .or_else(|| a.user_id.as_ref().map(Identifier::user_id))
+            .or_else(|| a.anonymous_id.as_ref().map(Identifier::anonymous_id))
+            .or_else(|| a.device_id.as_ref().map(Identifier::device_id))
+            .ok_or_else(|| Failure {
+                code: 2,
+                message: "give --id or one identifier".into(),
+            })?;
+        db.lookup(&ident)?.ok_or_else(|| Failure {
+            code: 3,
+            message: format!("no profile has that {}", ident.id_type.name()),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum CertCmd {
+    /// Verify a certificate (file or `-`) with a public key, without the
+    /// master key; with --db, also its position in that store's audit log.
+    Verify {
+        /// File holding the public key (64 hex characters).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Certificate file (one line of JSON), or `-` for stdin.
+        cert: String,
+    },
+    /// Print the store's certificate public key (64 hex characters).
+    PublicKey,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Verify the hash chain (no master key needed).
+    Verify,
+    /// Print every entry as JSON lines.
+    List,
+}
+
+#[derive(Subcommand)]
+enum RetentionCmd {
+    /// Apply the schema's retention rules now (or as of --as-of), then purge.
+    Run {
+        /// Evaluate as of this RFC 3339 time instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
+fn read_file_arg(path: &str) -> std::result::Result<String, Failure> {
+    if path == "-" {
+        return read_arg("-");
+    }
+    std::fs::read_to_string(path).map_err(|e| Failure::new(format!("reading {path}: {e}")))
+}
+
+fn erasure_cmd(cli: &Cli) -> CliResult {
+    match &cli.cmd {
+        Cmd::Forget { subject, field } => {
+            let db = open(cli)?;
+            let id = subject.profile(&db)?;
+            let receipt = match field {
+                Some(names) => {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    db.forget_fields(&id, &names)?
+                }
+                None => db.forget(&id)?,
+            };
+            print_json(&receipt.to_json());
+        }
+        Cmd::Purge => {
+            let db = open(cli)?;
+            let report = db.purge()?;
+            for c in &report.certificates {
+                println!("{c}");
+            }
+            eprintln!("{}", report.summary_json());
+        }
+        Cmd::Certificate {
+            cmd: CertCmd::PublicKey,
+        } => {
+            let db = open(cli)?;
+            println!("{}", hex(&db.public_key()?));
+        }
+        Cmd::Certificate {
+            cmd: CertCmd::Verify { public_key, cert },
+        } => {
+            let key_text = std::fs::read_to_string(public_key)
+                .map_err(|e| Failure::new(format!("reading {}: {e}", public_key.display())))?;
+            let pk = lethedb::parse_public_key(&key_text)?;
+            let text = read_file_arg(cert)?;
+            let check = match &cli.db {
+                Some(dir) => lethedb::verify_certificate_in_store(dir, &text, &pk)?,
+                None => lethedb::verify_certificate(&text, &pk)?,
+            };
+            let c = &check.certificate;
+            print_json(&serde_json::json!({
+                "valid": true,
+                "erasure_id": c.erasure_id,
+                "subject_ref": c.subject_ref,
+                "purged_at": c.purged_at,
+                "audit_seq": c.audit_seq,
+                "chain_checked": cli.db.is_some(),
+            }));
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::Verify,
+        } => {
+            let dir = need_db(&cli.db)?;
+            let r = lethedb::verify_audit_log(&dir)?;
+            print_json(&serde_json::json!({
+                "valid": true,
+                "entries": r.entries,
+                "head_hash": r.head_hash,
+            }));
+        }
+        Cmd::Audit {
+            cmd: AuditCmd::List,
+        } => {
+            let db = open(cli)?;
+            for e in db.audit_log()? {
+                print_json(&e.to_json());
+            }
+        }
+        Cmd::Export { subject } => {
+            let db = open(cli)?;
+            let id = subject.profile(&db)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&db.export(&id)?)
+                    .map_err(|e| Failure::new(e.to_string()))?
+            );
+        }
+        Cmd::Backup { to } => {
+            let db = open(cli)?;
+            let info = db.backup(to)?;
+            print_json(&serde_json::json!({
+                "backup": info.path.display().to_string(),
+                "last_erasure": info.last_erasure,
+                "taken_at": info.taken_at.to_string(),
+            }));
+        }
+        Cmd::Restore { from } => {
+            let dir = need_db(&cli.db)?;
+            let key = cli.key_file.clone().ok_or_else(|| Failure {
+                code: 2,
+                message: "--key-file (the backed-up store's master key) is required for restore"
+                    .into(),
+            })?;
+            let keys = FileKeyProvider::new(key);
+            let (_, report) = Db::restore(from, &dir, &keys, Options::new())?;
+            print_json(&serde_json::json!({
+                "restored": dir.display().to_string(),
+                "replayed_erasures": report.replayed,
+                "already_present": report.already_present,
+                "certificates": report.certificates.len(),
+            }));
+            for c in &report.certificates {
+                println!("{c}");
+            }
+        }
+        Cmd::Retention {
+            cmd: RetentionCmd::Run { as_of },
+        } => {
+            let db = open(cli)?;
+            let now = match as_of {
+                Some(t) => Timestamp::parse_rfc3339(t)?,
+                None => Timestamp::now(),
+            };
+            let r = db.run_retention(now)?;
+            print_json(&serde_json::json!({
+                "as_of": now.to_string(),
+                "profiles_forgotten": r.profiles_forgotten,
+                "profiles_with_fields_erased": r.profiles_with_fields_erased,
+                "fields_erased": r.fields_erased,
+                "certificates": r.certificates.len(),
+            }));
+            for c in &r.certificates {
+                println!("{c}");
+            }
+        }
+        Cmd::Unsuppress { id } => {
+            let db = open(cli)?;
+            let ident = id.identifier().ok_or_else(|| Failure {
+                code: 2,
+                message: "give one identifier".into(),
+            })?;
+            print_json(&serde_json::json!({ "unsuppressed": db.unsuppress(&ident)? }));
+        }
+        _ => return Err(Failure::new("not an erasure command")),
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[derive(Subcommand)]
 enum SchemaCmd {
     /// Print the schema as JSON.
@@ -265,7 +543,9 @@ pub(crate) struct Failure {
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         let code = match e {
-            Error::StoreNotFound { .. } | Error::ProfileNotFound(_) => 3,
+            Error::StoreNotFound { .. }
+            | Error::ProfileNotFound(_)
+            | Error::ProfileErased { .. } => 3,
             Error::WrongKey => 4,
             _ => 1,
         };
@@ -412,6 +692,15 @@ pub(crate) fn init_store(
 
 fn dispatch(cli: Cli) -> CliResult {
     match &cli.cmd {
+        Cmd::Forget { .. }
+        | Cmd::Purge
+        | Cmd::Certificate { .. }
+        | Cmd::Audit { .. }
+        | Cmd::Export { .. }
+        | Cmd::Backup { .. }
+        | Cmd::Restore { .. }
+        | Cmd::Retention { .. }
+        | Cmd::Unsuppress { .. } => erasure_cmd(&cli)?,
         Cmd::Init { default_region } => {
             let dir = need_db(&cli.db)?;
             let key = key_path(&cli, &dir);
