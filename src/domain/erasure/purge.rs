@@ -94,9 +94,12 @@ pub(crate) fn maybe_purge(db: &Db) -> Result<Option<PurgeReport>> {
     Ok(None)
 }
 
+/// An inclusive storage-key range `[first, last]`.
+type KeyRange = (Vec<u8>, Vec<u8>);
+
 /// Merges the ranges of one column family so that ranges inside the same
 /// last-level file become one compaction request.
-fn plan(mut ranges: Vec<(Vec<u8>, Vec<u8>)>, files: &[&SstFile]) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn plan(mut ranges: Vec<KeyRange>, files: &[&SstFile]) -> Vec<KeyRange> {
     let last_level = files.iter().map(|f| f.level).max().unwrap_or(0);
     let mut bottom: Vec<&SstFile> = files
         .iter()
@@ -177,7 +180,7 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
     db.store.flush()?;
     let before = db.store.live_files()?;
     report.store_bytes = before.iter().map(|f| f.size).sum();
-    let mut by_cf: BTreeMap<u8, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    let mut by_cf: BTreeMap<u8, Vec<KeyRange>> = BTreeMap::new();
     for (_, p) in &pending {
         for (cf, a, b) in &p.ranges {
             by_cf.entry(*cf).or_default().push((a.clone(), b.clone()));
