@@ -58,6 +58,8 @@ pub struct Db {
     /// Highest erasure id in the ledger.
     pub(crate) erasure_seq: Mutex<u64>,
     pub(crate) purge_lock: Mutex<()>,
+    /// Erasures waiting for purge (count, oldest request time).
+    pub(crate) pending: Mutex<erasure::Pending>,
     pub(crate) suppress_forgotten: bool,
     /// Whether any suppression entry exists (skips the check when none do).
     pub(crate) suppression_active: AtomicBool,
@@ -215,6 +217,7 @@ impl Db {
         drop(master);
         let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
         let suppression_active = erasure::any_suppressed(&store)?;
+        let pending = erasure::scan_pending(&store)?;
         let registry = FieldRegistry::load(&store)?;
         let schema = match store.get::<Schemas>(&())? {
             Some(blob) => Schema::from_json(
@@ -242,6 +245,7 @@ impl Db {
             signer,
             erasure_seq: Mutex::new(erasure_seq),
             purge_lock: Mutex::new(()),
+            pending: Mutex::new(pending),
             suppress_forgotten: options.suppress_forgotten,
             suppression_active: AtomicBool::new(suppression_active),
             suppression_hits: AtomicU64::new(0),

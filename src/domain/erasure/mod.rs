@@ -55,7 +55,7 @@ pub use retention::RetentionReport;
 pub(crate) use backup::{backup, restore};
 pub(crate) use certificate::Signer;
 pub(crate) use export::export;
-pub(crate) use purge::{maybe_purge, pending_count, purge};
+pub(crate) use purge::{maybe_purge, pending_count, purge, scan_pending, Pending};
 pub(crate) use retention::run as run_retention;
 
 /// What an erasure did, returned by `forget` and `forget_field` before
@@ -453,6 +453,7 @@ fn commit_erasure(db: &Db, st: Staged, rec: &mut ErasureRecord, kind: &'static s
             batch.put::<PendingPurges>(&out.erasure_id, &pending);
             Ok(())
         })?;
+    db.pending.lock().add(rec.requested_at);
     *rec = out;
     Ok(())
 }

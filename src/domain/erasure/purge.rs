@@ -64,16 +64,35 @@ impl PurgeReport {
     }
 }
 
-/// Number of erasures waiting for purge and the request time of the oldest.
-pub(crate) fn pending_count(db: &Db) -> Result<(usize, Option<Timestamp>)> {
-    let mut n = 0;
-    let mut oldest: Option<i64> = None;
-    for item in db.store.entries::<PendingPurges>(&[])? {
-        let (_, p) = item?;
-        n += 1;
-        oldest = Some(oldest.map_or(p.requested_at, |o| o.min(p.requested_at)));
+/// Number of erasures waiting for purge and the request time of the oldest
+/// (scanned from the store; used at open).
+pub(crate) fn scan_pending(store: &crate::storage::Store) -> Result<Pending> {
+    let mut p = Pending::default();
+    for item in store.entries::<PendingPurges>(&[])? {
+        let (_, item) = item?;
+        p.add(item.requested_at);
     }
-    Ok((n, oldest.map(Timestamp)))
+    Ok(p)
+}
+
+/// Erasures waiting for purge, kept in memory beside the `meta 'q'` items.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pending {
+    pub(crate) count: usize,
+    pub(crate) oldest: Option<i64>,
+}
+
+impl Pending {
+    pub(crate) fn add(&mut self, requested_at: i64) {
+        self.count += 1;
+        self.oldest = Some(self.oldest.map_or(requested_at, |o| o.min(requested_at)));
+    }
+}
+
+/// `Db::pending_erasures`.
+pub(crate) fn pending_count(db: &Db) -> Result<(usize, Option<Timestamp>)> {
+    let p = *db.pending.lock();
+    Ok((p.count, p.oldest.map(Timestamp)))
 }
 
 /// Purges when the pending count or the age of the oldest pending erasure
@@ -175,6 +194,7 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
         .collect::<Result<_>>()?;
     let mut report = PurgeReport::default();
     if pending.is_empty() {
+        *db.pending.lock() = Pending::default();
         return Ok(report);
     }
     db.store.flush()?;
