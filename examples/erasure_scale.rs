@@ -19,7 +19,10 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn main() -> lethedb::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let n: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u64 = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let e: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let dir = args
         .get(3)

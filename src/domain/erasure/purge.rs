@@ -296,6 +296,15 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
             }
             Ok(())
         })?;
+    {
+        // Erasures committed while this purge ran stay pending.
+        let mut p = db.pending.lock();
+        *p = Pending::default();
+        for item in db.store.entries::<PendingPurges>(&[])? {
+            let (_, item) = item?;
+            p.add(item.requested_at);
+        }
+    }
     // The pending items named blind keys: flush them out of the WAL and
     // compact them away with the rest of the (small) meta column family.
     db.store.flush()?;
