@@ -554,9 +554,13 @@ impl Db {
         profiles::read(self, id, Some(names))
     }
 
-    /// Whether the profile exists.
+    /// Whether the profile exists (an erased profile does not; a merged-away
+    /// id does, it redirects).
     pub fn exists(&self, id: &ProfileId) -> Result<bool> {
-        Ok(self.store.get::<Profiles>(id)?.is_some())
+        Ok(self
+            .store
+            .get::<Profiles>(id)?
+            .is_some_and(|r| !matches!(r.status, format::RecordStatus::Erased { .. })))
     }
 
     /// Iterates the ids of every active profile in key order (ids merged

@@ -95,6 +95,7 @@ fn forget_makes_reads_lookups_and_reuse_fail_and_is_idempotent() {
         );
     }
     assert!(!db.profile_ids().unwrap().any(|p| p.unwrap() == victim));
+    assert!(!db.exists(&victim).unwrap() && db.exists(&ids[0]).unwrap());
     // The erasure survives a reopen.
     drop(db);
     let db = open(dir.path(), &k);
