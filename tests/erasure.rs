@@ -428,6 +428,14 @@ fn audit_chain_detects_altered_removed_and_reordered_entries() {
     db.forget(&ids[1]).unwrap();
     db.purge().unwrap();
     db.export(&ids[0]).unwrap();
+    db.set_processing_flags(
+        &ids[2],
+        lethedb::ProcessingFlags {
+            restricted: true,
+            objected: false,
+        },
+    )
+    .unwrap();
     let report = db.verify_audit().unwrap();
     assert!(report.entries >= 8, "{report:?}");
     let kinds: Vec<String> = db

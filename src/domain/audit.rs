@@ -54,8 +54,8 @@ pub struct AuditRecord {
     /// When it was appended.
     pub at: Timestamp,
     /// What happened: `forget`, `forget_fields`, `purge`, `merge`, `unmerge`,
-    /// `consent`, `export`, `unsuppress`, `backup`, `restore`, `retention`,
-    /// `signing_key_created`.
+    /// `consent`, `processing_flags`, `export`, `unsuppress`, `backup`,
+    /// `restore`, `retention`, `signing_key_created`.
     pub kind: String,
     /// Pseudonymous subject reference (hex), when the entry is about one person.
     pub subject_ref: Option<String>,

@@ -487,11 +487,11 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
         }),
     )?;
     // Fast attempt without the identity lock; it bails out on a redirect.
-    if apply_attempt(db, &prepared, false)?.is_some() {
+    if apply_attempt(db, &prepared, false, None)?.is_some() {
         return Ok(());
     }
     let _identity = db.identity_lock.lock();
-    apply_attempt(db, &prepared, true)?.ok_or_else(|| {
+    apply_attempt(db, &prepared, true, None)?.ok_or_else(|| {
         Error::corrupt(
             "profile record",
             "merge redirect changed under the identity lock",
@@ -502,7 +502,14 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
 type PreparedOp = (ProfileId, OpKind, Vec<Prepared>);
 
 /// Sets a system field (`$…`) of an existing profile, sealed like personal data.
-pub(crate) fn apply_system(db: &Db, id: &ProfileId, name: &str, value: Value) -> Result<()> {
+/// `audit` names the audit entry kind the write is logged under.
+pub(crate) fn apply_system(
+    db: &Db,
+    id: &ProfileId,
+    name: &str,
+    value: Value,
+    audit: Option<&'static str>,
+) -> Result<()> {
     db.registry.ensure(&db.store, [name])?;
     let mut encoded = Zeroizing::new(Vec::new());
     format::encode_value(&value, &mut encoded);
@@ -516,11 +523,11 @@ pub(crate) fn apply_system(db: &Db, id: &ProfileId, name: &str, value: Value) ->
         }],
     );
     let ops = [op];
-    if apply_attempt(db, &ops, false)?.is_some() {
+    if apply_attempt(db, &ops, false, audit)?.is_some() {
         return Ok(());
     }
     let _identity = db.identity_lock.lock();
-    apply_attempt(db, &ops, true)?.ok_or_else(|| {
+    apply_attempt(db, &ops, true, audit)?.ok_or_else(|| {
         Error::corrupt(
             "profile record",
             "merge redirect changed under the identity lock",
@@ -530,7 +537,12 @@ pub(crate) fn apply_system(db: &Db, id: &ProfileId, name: &str, value: Value) ->
 
 /// Builds and commits the batch while holding the profiles' stripe locks;
 /// `None` (nothing written) if a merged-away id is met without the identity lock.
-fn apply_attempt(db: &Db, prepared: &[PreparedOp], identity_held: bool) -> Result<Option<()>> {
+fn apply_attempt(
+    db: &Db,
+    prepared: &[PreparedOp],
+    identity_held: bool,
+    audit: Option<&'static str>,
+) -> Result<Option<()>> {
     let mut targets: HashMap<ProfileId, ProfileId> = HashMap::new();
     for (id, _, _) in prepared {
         let target = if identity_held {
@@ -582,7 +594,22 @@ fn apply_attempt(db: &Db, prepared: &[PreparedOp], identity_held: bool) -> Resul
     for id in &order {
         working[id].put_into(&mut out);
     }
-    db.store.write(out)?;
+    match audit {
+        None => db.store.write(out)?,
+        Some(kind) => {
+            let events = order
+                .iter()
+                .map(|id| {
+                    Ok(crate::domain::audit::Event::new(
+                        kind,
+                        Some(db.subject_ref(id)?),
+                        serde_json::json!({}),
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            db.audit.commit(&db.store, out, &events)?;
+        }
+    }
     Ok(Some(()))
 }
 

@@ -599,7 +599,13 @@ pub(crate) fn flags(db: &Db, id: &ProfileId) -> Result<ProcessingFlags> {
 /// `Db::set_processing_flags`.
 pub(crate) fn set_flags(db: &Db, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
     let json = serde_json::to_value(flags).map_err(|e| Error::InvalidInput(e.to_string()))?;
-    profiles::apply_system(db, id, PROCESSING_FIELD, Value::Json(json))
+    profiles::apply_system(
+        db,
+        id,
+        PROCESSING_FIELD,
+        Value::Json(json),
+        Some("processing_flags"),
+    )
 }
 
 /// `Db::get_for_purpose`.
