@@ -260,7 +260,7 @@ enum ConsentCmd {
 }
 
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 struct LookupArgs {
     /// E-mail address.
     #[arg(long)]
@@ -293,26 +293,12 @@ impl LookupArgs {
 }
 
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
 struct SubjectArgs {
     /// Profile id (32 hex characters).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "LookupArgs")]
     id: Option<String>,
-    /// E-mail address.
-    #[arg(long)]
-    email: Option<String>,
-    /// Phone number.
-    #[arg(long)]
-    phone: Option<String>,
-    /// User id.
-    #[arg(long)]
-    user_id: Option<String>,
-    /// Anonymous id.
-    #[arg(long)]
-    anonymous_id: Option<String>,
-    /// Device id.
-    #[arg(long)]
-    device_id: Option<String>,
+    #[command(flatten)]
+    ident: LookupArgs,
 }
 
 impl SubjectArgs {
@@ -321,19 +307,10 @@ impl SubjectArgs {
         if let Some(id) = &self.id {
             return Ok(id.parse()?);
         }
-        let a = self;
-        let ident = a
-            .email
-            .as_ref()
-            .map(Identifier::email)
-            .or_else(|| a.phone.as_ref().map(Identifier::phone))
-            .or_else(|| a.user_id.as_ref().map(Identifier::user_id))
-            .or_else(|| a.anonymous_id.as_ref().map(Identifier::anonymous_id))
-            .or_else(|| a.device_id.as_ref().map(Identifier::device_id))
-            .ok_or_else(|| Failure {
-                code: 2,
-                message: "give --id or one identifier".into(),
-            })?;
+        let ident = self.ident.identifier().ok_or_else(|| Failure {
+            code: 2,
+            message: "give --id or one identifier".into(),
+        })?;
         db.lookup(&ident)?.ok_or_else(|| Failure {
             code: 3,
             message: format!("no profile has that {}", ident.id_type.name()),
@@ -775,18 +752,8 @@ fn dispatch(cli: Cli) -> CliResult {
             let db = open(&cli)?;
             let merges: Vec<serde_json::Value> = db
                 .merges(&id.parse()?)?
-                .into_iter()
-                .map(|m| {
-                    serde_json::json!({
-                        "merge_id": m.merge_id.to_string(),
-                        "survivor": m.survivor.to_string(),
-                        "merged": m.merged.to_string(),
-                        "reason": m.reason,
-                        "at": m.at.to_string(),
-                        "identifier_types": m.identifier_types,
-                        "undone_at": m.undone_at.map(|t| t.to_string()),
-                    })
-                })
+                .iter()
+                .map(|m| m.to_json())
                 .collect();
             print_json(&serde_json::Value::Array(merges));
         }

@@ -462,7 +462,7 @@ pub(crate) fn stage_records(
 fn with_locked_profile<T>(
     db: &Db,
     id: &ProfileId,
-    f: impl FnOnce(&Working, &mut Batch) -> Result<(T, serde_json::Value)>,
+    f: impl FnOnce(&Working, &mut Batch) -> Result<(T, usize)>,
 ) -> Result<T> {
     // Try `id` itself under its stripe lock; if it was merged away, take the
     // identity lock (merge chains then stay still) and follow the redirect.
@@ -488,10 +488,24 @@ fn with_locked_profile<T>(
         identity = Some(db.identity_lock.lock());
     };
     let mut batch = Batch::new();
-    let (out, detail) = f(&w, &mut batch)?;
-    let event = crate::domain::audit::Event::new("consent", Some(db.subject_ref(&w.id)?), detail);
-    db.audit.commit(&db.store, batch, &[event])?;
+    let (out, records) = f(&w, &mut batch)?;
+    db.audit
+        .commit(&db.store, batch, &[audit_event(db, &w.id, records)?])?;
     Ok(out)
+}
+
+/// The audit entry of a consent change: that `records` records were
+/// written for the subject — never which purposes or states.
+pub(crate) fn audit_event(
+    db: &Db,
+    id: &ProfileId,
+    records: usize,
+) -> Result<crate::domain::audit::Event> {
+    Ok(crate::domain::audit::Event::new(
+        "consent",
+        Some(db.subject_ref(id)?),
+        serde_json::json!({ "records": records }),
+    ))
 }
 
 /// `Db::record_consents`.
@@ -499,7 +513,7 @@ pub(crate) fn record(db: &Db, id: &ProfileId, records: &[ConsentRecord]) -> Resu
     with_locked_profile(db, id, |w, batch| {
         let mut states = load_states(db, w)?;
         stage_records(db, w, records, &mut states, batch)?;
-        Ok(((), serde_json::json!({ "records": records.len() })))
+        Ok(((), records.len()))
     })
 }
 

@@ -162,14 +162,17 @@ pub(crate) fn mirror_ledger(db: &Db) -> Result<usize> {
     Ok(done)
 }
 
-/// `Db::backup`.
-pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
-    if dir.exists()
+fn is_nonempty_dir(dir: &Path) -> Result<bool> {
+    Ok(dir.exists()
         && std::fs::read_dir(dir)
             .map_err(|e| Error::io_at(dir, e))?
             .next()
-            .is_some()
-    {
+            .is_some())
+}
+
+/// `Db::backup`.
+pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
+    if is_nonempty_dir(dir)? {
         return Err(Error::InvalidInput(format!(
             "backup directory {} exists and is not empty",
             dir.display()
@@ -264,12 +267,7 @@ pub(crate) fn restore(
             from.display()
         )));
     }
-    if to.exists()
-        && std::fs::read_dir(to)
-            .map_err(|e| Error::io_at(to, e))?
-            .next()
-            .is_some()
-    {
+    if is_nonempty_dir(to)? {
         return Err(Error::StoreExists {
             path: to.to_path_buf(),
         });

@@ -32,17 +32,7 @@ pub(crate) fn export(db: &Db, id: &ProfileId) -> Result<serde_json::Value> {
     let merges: Vec<serde_json::Value> = db
         .merges(&profile.id)?
         .iter()
-        .map(|m| {
-            json!({
-                "merge_id": m.merge_id.to_string(),
-                "survivor": m.survivor.to_string(),
-                "merged": m.merged.to_string(),
-                "reason": m.reason,
-                "at": m.at.to_string(),
-                "identifier_types": m.identifier_types,
-                "undone_at": m.undone_at.map(|t| t.to_string()),
-            })
-        })
+        .map(|m| m.to_json())
         .collect();
     let audit_entries: Vec<serde_json::Value> = audit::about(&db.store, &subject)?
         .iter()

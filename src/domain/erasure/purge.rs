@@ -296,15 +296,8 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
             }
             Ok(())
         })?;
-    {
-        // Erasures committed while this purge ran stay pending.
-        let mut p = db.pending.lock();
-        *p = Pending::default();
-        for item in db.store.entries::<PendingPurges>(&[])? {
-            let (_, item) = item?;
-            p.add(item.requested_at);
-        }
-    }
+    // Erasures committed while this purge ran stay pending.
+    *db.pending.lock() = scan_pending(&db.store)?;
     // The pending items named blind keys: flush them out of the WAL and
     // compact them away with the rest of the (small) meta column family.
     db.store.flush()?;

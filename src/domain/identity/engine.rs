@@ -106,6 +106,21 @@ pub struct MergeInfo {
     pub undone_at: Option<Timestamp>,
 }
 
+impl MergeInfo {
+    /// The merge as JSON (PII-free).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "merge_id": self.merge_id.to_string(),
+            "survivor": self.survivor.to_string(),
+            "merged": self.merged.to_string(),
+            "reason": self.reason,
+            "at": self.at.to_string(),
+            "identifier_types": self.identifier_types,
+            "undone_at": self.undone_at.map(|t| t.to_string()),
+        })
+    }
+}
+
 /// An identifier as stored in a profile's `$ids` field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StoredId {
@@ -387,7 +402,7 @@ fn try_fast(
     if !consents.is_empty() {
         let mut states = consent::load_states(db, &w)?;
         consent::stage_records(db, &w, consents, &mut states, &mut batch)?;
-        events.push(consent_event(db, &w.id, consents.len())?);
+        events.push(consent::audit_event(db, &w.id, consents.len())?);
     }
     db.audit.commit(&db.store, batch, &events)?;
     Ok(Some(first))
@@ -529,7 +544,7 @@ fn resolve_locked(
     s.put_into(&mut batch);
     let mut events = merge_events;
     if !consents.is_empty() {
-        events.push(consent_event(db, &s.id, consents.len())?);
+        events.push(consent::audit_event(db, &s.id, consents.len())?);
     }
     db.audit.commit(&db.store, batch, &events)?;
     outcome.profile = Some(s.id);
@@ -782,14 +797,6 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
     );
     db.audit.commit(&db.store, batch, &[event])?;
     Ok((s_id, b_id))
-}
-
-fn consent_event(db: &Db, id: &ProfileId, records: usize) -> Result<Event> {
-    Ok(Event::new(
-        "consent",
-        Some(db.subject_ref(id)?),
-        serde_json::json!({ "records": records }),
-    ))
 }
 
 /// `Db::lookup`.
