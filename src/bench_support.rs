@@ -20,3 +20,252 @@ pub fn derive_field_key(seed: [u8; 32], field_id: u32) -> Option<[u8; 32]> {
     let fk = crate::crypto::kdf::FieldKeys::new(&crate::crypto::SecretKey::new(seed), 1).ok()?;
     fk.key(field_id).ok().map(|k| *k)
 }
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{ColumnFamilyDescriptor, WriteBatch, DB};
+
+use crate::error::{Error, Result};
+use crate::storage::format::{
+    decode_value, encode_value, FieldEntry, ProfileRecord, RecordStatus, ValueCodec,
+};
+use crate::storage::{rocksdb_options, StorageConfig};
+use crate::{Identifier, Normalization, ProfileId, Timestamp, Value};
+
+const PROFILES_CF: &str = "profiles";
+const INDEX_CF: &str = "index";
+/// Key of the field-name registry in the profiles column family (profile
+/// keys are 16 bytes, so a 1-byte key never collides).
+const NAMES_KEY: &[u8] = b"n";
+/// Name of the field listing a profile's identifiers, as lethedb's `$ids`.
+const IDS_FIELD: &str = "$ids";
+
+/// The plaintext baseline of `benches/scale.rs`: a profile store doing
+/// lethedb's job without its privacy — the same RocksDB options (one shared
+/// block cache, bloom filters, compression, write buffers), the same profile
+/// record layout with every field stored in the clear, one index entry per
+/// normalised identifier holding the profile id, and the same resolve logic
+/// (look up every identifier, attach to the profile found, else create under
+/// a lock). No encryption, no keyring, no blind index, no suppression list,
+/// no audit. Not a stable API.
+pub struct PlainStore {
+    db: DB,
+    sync: rocksdb::WriteOptions,
+    names: RwLock<(Vec<String>, HashMap<String, u32>)>,
+    create_lock: Mutex<()>,
+    norm: Normalization,
+    _cache: rocksdb::Cache,
+}
+
+impl PlainStore {
+    /// Opens (creating when asked) a baseline store at `path` with
+    /// lethedb's RocksDB options for this cache and write-buffer size.
+    pub fn open(
+        path: &Path,
+        block_cache_bytes: usize,
+        write_buffer_bytes: usize,
+        create: bool,
+    ) -> Result<PlainStore> {
+        let cfg = StorageConfig {
+            block_cache_bytes,
+            write_buffer_bytes,
+            sync_writes: false,
+            compression: true,
+        };
+        let (db_opts, cf_opts, cache) = rocksdb_options(&cfg, create)?;
+        let db = DB::open_cf_descriptors(
+            &db_opts,
+            path,
+            [PROFILES_CF, INDEX_CF]
+                .into_iter()
+                .map(|n| ColumnFamilyDescriptor::new(n, cf_opts.clone())),
+        )?;
+        let store = PlainStore {
+            db,
+            sync: rocksdb::WriteOptions::default(),
+            names: RwLock::new((Vec::new(), HashMap::new())),
+            create_lock: Mutex::new(()),
+            norm: Normalization::default(),
+            _cache: cache,
+        };
+        if let Some(bytes) = store.db.get_cf(store.cf(PROFILES_CF)?, NAMES_KEY)? {
+            let list: Vec<String> = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::corrupt("baseline names", e.to_string()))?;
+            let mut names = store.names.write();
+            for n in list {
+                let id = u32::try_from(names.0.len()).unwrap_or(u32::MAX);
+                names.1.insert(n.clone(), id);
+                names.0.push(n);
+            }
+        }
+        Ok(store)
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| Error::corrupt("baseline", format!("column family {name} missing")))
+    }
+
+    /// Field id of `name`, registering it (and persisting the list) on first use.
+    fn field_id(&self, name: &str) -> Result<u32> {
+        if let Some(id) = self.names.read().1.get(name) {
+            return Ok(*id);
+        }
+        let mut names = self.names.write();
+        if let Some(id) = names.1.get(name) {
+            return Ok(*id);
+        }
+        let id = u32::try_from(names.0.len()).unwrap_or(u32::MAX);
+        names.0.push(name.to_string());
+        names.1.insert(name.to_string(), id);
+        let list = serde_json::to_vec(&names.0).unwrap_or_default();
+        self.db.put_cf(self.cf(PROFILES_CF)?, NAMES_KEY, list)?;
+        Ok(id)
+    }
+
+    fn index_key(&self, id: &Identifier) -> Result<Vec<u8>> {
+        let normalized = self.norm.normalize(id)?;
+        let mut key = id.id_type.name().as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(normalized.as_bytes());
+        Ok(key)
+    }
+
+    /// Writes `fields` to the profile the identifiers resolve to, creating
+    /// it when none does; returns its id. Like `Db::resolve` without merges:
+    /// when identifiers point at different profiles the first one wins.
+    pub fn resolve(&self, identifiers: &[Identifier], fields: &[(String, Value)]) -> Result<ProfileId> {
+        let keys = identifiers
+            .iter()
+            .map(|i| self.index_key(i))
+            .collect::<Result<Vec<_>>>()?;
+        let mut encoded = Vec::with_capacity(fields.len() + 1);
+        for (name, value) in fields {
+            let mut out = Vec::new();
+            encode_value(value, &mut out);
+            encoded.push((self.field_id(name)?, out));
+        }
+        let ids_value = Value::List(
+            identifiers
+                .iter()
+                .zip(&keys)
+                .map(|(i, k)| {
+                    Value::List(vec![
+                        Value::String(i.id_type.name().to_string()),
+                        Value::String(i.value.clone()),
+                        Value::String(String::from_utf8_lossy(k).into_owned()),
+                        Value::Int(0),
+                    ])
+                })
+                .collect(),
+        );
+        let mut ids_bytes = Vec::new();
+        encode_value(&ids_value, &mut ids_bytes);
+        encoded.push((self.field_id(IDS_FIELD)?, ids_bytes));
+
+        let found = self.find(&keys)?;
+        let _create = found.is_none().then(|| self.create_lock.lock());
+        // Re-check under the lock: another writer may have created it.
+        let found = match found {
+            Some(f) => Some(f),
+            None => self.find(&keys)?,
+        };
+        let now = Timestamp::now();
+        let (id, mut record) = match found {
+            Some(id) => match self.record(&id)? {
+                Some(r) => (id, r),
+                None => return Err(Error::corrupt("baseline", "index points at no profile")),
+            },
+            None => (
+                ProfileId::random()?,
+                ProfileRecord {
+                    generation: 0,
+                    created_at: now,
+                    updated_at: now,
+                    status: RecordStatus::Active,
+                    origins: Vec::new(),
+                    fields: Vec::new(),
+                },
+            ),
+        };
+        record.updated_at = now;
+        for (field_id, payload) in encoded {
+            record.set(FieldEntry {
+                field_id,
+                sealed: false,
+                origin: 0,
+                written_at: now,
+                payload,
+            });
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(PROFILES_CF)?, id.as_bytes(), record.encode());
+        let index = self.cf(INDEX_CF)?;
+        for k in &keys {
+            batch.put_cf(index, k, id.as_bytes());
+        }
+        self.db.write_opt(batch, &self.sync)?;
+        Ok(id)
+    }
+
+    fn find(&self, keys: &[Vec<u8>]) -> Result<Option<ProfileId>> {
+        let index = self.cf(INDEX_CF)?;
+        for r in self.db.multi_get_cf(keys.iter().map(|k| (index, k))) {
+            if let Some(v) = r? {
+                let bytes: [u8; 16] = v
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::corrupt("baseline index", "value is not 16 bytes"))?;
+                return Ok(Some(ProfileId::from_bytes(bytes)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn record(&self, id: &ProfileId) -> Result<Option<ProfileRecord>> {
+        match self.db.get_pinned_cf(self.cf(PROFILES_CF)?, id.as_bytes())? {
+            Some(bytes) => Ok(Some(ProfileRecord::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The profile's fields by name, without `$ids` (as `Profile::fields`).
+    pub fn get(&self, id: &ProfileId) -> Result<Option<BTreeMap<String, Value>>> {
+        let Some(record) = self.record(id)? else {
+            return Ok(None);
+        };
+        let names = self.names.read();
+        let mut out = BTreeMap::new();
+        for f in &record.fields {
+            let name = names
+                .0
+                .get(f.field_id as usize)
+                .ok_or_else(|| Error::corrupt("baseline", "unknown field id"))?;
+            if name != IDS_FIELD {
+                out.insert(name.clone(), decode_value(&f.payload)?);
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The profile an identifier belongs to.
+    pub fn lookup(&self, id: &Identifier) -> Result<Option<ProfileId>> {
+        self.find(&[self.index_key(id)?])
+    }
+
+    /// Flushes memtables and compacts every column family to the last level.
+    pub fn compact(&self) -> Result<()> {
+        for name in [PROFILES_CF, INDEX_CF] {
+            let cf = self.cf(name)?;
+            self.db.flush_cf(cf)?;
+            let mut o = rocksdb::CompactOptions::default();
+            o.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+            self.db
+                .compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &o);
+        }
+        Ok(())
+    }
+}

@@ -200,6 +200,45 @@ impl SynthProfile {
     }
 }
 
+/// `index` mixed by a bijection of `u32`: unique for every index below 2^32.
+fn scramble32(index: u64) -> u32 {
+    (index as u32).wrapping_mul(0x9E37_79B1) ^ 0x5bd1_e995
+}
+
+/// Ten digits starting with 2..9, a bijection of `index` below 8e9.
+fn unique_phone_digits(index: u64) -> u64 {
+    const SPAN: u64 = 8_000_000_000;
+    // 7_919 is prime and coprime to SPAN, so multiplication is a bijection.
+    2_000_000_000 + (index % SPAN) * 7_919 % SPAN
+}
+
+/// Identifiers of synthetic person `index`: a user id, the profile's
+/// e-mail and phone, and for about half of the people a device id — three
+/// or four, all unique to the person.
+pub fn identifiers(seed: u64, index: u64, profile: &SynthProfile) -> Vec<crate::Identifier> {
+    let text = |name: &str| {
+        profile.fields.iter().find_map(|(k, v)| match v {
+            Value::String(s) if k == name => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let mixed = (index ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut out = vec![crate::Identifier::user_id(format!("u{:016x}", mixed))];
+    out.extend(text("email").map(crate::Identifier::email));
+    out.extend(text("phone").map(crate::Identifier::phone));
+    if mixed >> 63 == 1 {
+        // Another bijection of `mixed`, printed whole: unique as well.
+        let d = mixed.wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        out.push(crate::Identifier::device_id(format!(
+            "{:08x}-{:04x}-{:04x}",
+            d >> 32,
+            (d >> 16) & 0xffff,
+            d & 0xffff
+        )));
+    }
+    out
+}
+
 /// The schema the synthetic profiles are written under: `plan` and
 /// `signup_channel` are non-personal, everything else personal.
 pub fn schema() -> Schema {
@@ -233,20 +272,17 @@ pub fn profile(seed: u64, index: u64) -> SynthProfile {
     let mut rng = StdRng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let first = pick(&mut rng, FIRST);
     let last = pick(&mut rng, LAST);
+    // E-mail and phone are unique per index (a bijection of it), with
+    // random names and domains around them, so no two synthetic people
+    // share an identifier at any scale the benchmarks use.
     let email = format!(
         "{}.{}{}@{}",
         first.to_lowercase(),
         last.to_lowercase().replace('\'', ""),
-        rng.gen_range(10..100_000),
+        scramble32(index),
         pick(&mut rng, DOMAINS)
     );
-    let phone = format!(
-        "+{}{}{:03}{:04}",
-        pick(&mut rng, &["1", "44", "49", "33", "34", "39"]),
-        rng.gen_range(200..1000),
-        rng.gen_range(0..1000),
-        rng.gen_range(0..10_000)
-    );
+    let phone = format!("+1{}", unique_phone_digits(index));
     let (city, country) = CITIES[rng.gen_range(0..CITIES.len())];
     let street = format!(
         "{} {} {}",

@@ -98,6 +98,46 @@ pub struct ColumnStats {
     pub memtable_bytes: u64,
 }
 
+/// The RocksDB options lethedb runs with: database options, the options of
+/// every column family (one block cache shared by all of them, bloom
+/// filters, index and filter blocks charged to the cache), and the cache.
+/// The scale benchmark's plaintext baseline opens with these same options.
+pub(crate) fn rocksdb_options(
+    cfg: &StorageConfig,
+    create: bool,
+) -> Result<(rocksdb::Options, rocksdb::Options, Cache)> {
+    let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
+    // Erasure (docs/design.md, "Purge"): the MANIFEST is rewritten from
+    // the current state at every version change (no space amplification
+    // allowed), so the key boundaries of compacted-away SST files never
+    // linger in an old MANIFEST.
+    let mut db_opts = rocksdb::Options::default()
+        .get_options_from_string("max_manifest_file_size=1;max_manifest_space_amp_pct=0")?;
+    db_opts.create_if_missing(create);
+    db_opts.create_missing_column_families(create);
+    db_opts.set_max_background_jobs(2);
+    db_opts.set_keep_log_file_num(4);
+    // WAL files are never recycled: an old WAL's bytes are deleted with it.
+    db_opts.set_recycle_log_file_num(0);
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(&cache);
+    table.set_bloom_filter(10.0, false);
+    table.set_cache_index_and_filter_blocks(true);
+    table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    let mut o = rocksdb::Options::default();
+    o.set_block_based_table_factory(&table);
+    o.set_write_buffer_size(cfg.write_buffer_bytes);
+    if cfg.compression {
+        o.set_compression_type(DBCompressionType::Lz4);
+        o.set_bottommost_compression_type(DBCompressionType::Zstd);
+    } else {
+        o.set_compression_type(DBCompressionType::None);
+        o.set_bottommost_compression_type(DBCompressionType::None);
+    }
+    o.set_level_compaction_dynamic_level_bytes(true);
+    Ok((db_opts, o, cache))
+}
+
 pub(crate) struct Store {
     db: DB,
     path: PathBuf,
@@ -118,38 +158,10 @@ impl Store {
     }
 
     fn open_mode(path: &Path, cfg: &StorageConfig, create: bool, read_only: bool) -> Result<Self> {
-        let cache = Cache::new_lru_cache(cfg.block_cache_bytes);
-        // Erasure (docs/design.md, "Purge"): the MANIFEST is rewritten from
-        // the current state at every version change (no space amplification
-        // allowed), so the key boundaries of compacted-away SST files never
-        // linger in an old MANIFEST.
-        let mut db_opts = rocksdb::Options::default()
-            .get_options_from_string("max_manifest_file_size=1;max_manifest_space_amp_pct=0")?;
-        db_opts.create_if_missing(create);
-        db_opts.create_missing_column_families(create);
-        db_opts.set_max_background_jobs(2);
-        db_opts.set_keep_log_file_num(4);
-        // WAL files are never recycled: an old WAL's bytes are deleted with it.
-        db_opts.set_recycle_log_file_num(0);
-        let cfs = ALL_CFS.iter().map(|name| {
-            let mut table = BlockBasedOptions::default();
-            table.set_block_cache(&cache);
-            table.set_bloom_filter(10.0, false);
-            table.set_cache_index_and_filter_blocks(true);
-            table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-            let mut o = rocksdb::Options::default();
-            o.set_block_based_table_factory(&table);
-            o.set_write_buffer_size(cfg.write_buffer_bytes);
-            if cfg.compression {
-                o.set_compression_type(DBCompressionType::Lz4);
-                o.set_bottommost_compression_type(DBCompressionType::Zstd);
-            } else {
-                o.set_compression_type(DBCompressionType::None);
-                o.set_bottommost_compression_type(DBCompressionType::None);
-            }
-            o.set_level_compaction_dynamic_level_bytes(true);
-            ColumnFamilyDescriptor::new(*name, o)
-        });
+        let (db_opts, cf_opts, cache) = rocksdb_options(cfg, create)?;
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
         let db = if read_only {
             DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false)?
         } else {
