@@ -407,6 +407,17 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
     let bytes = sst_bytes(&store);
     out["sst_bytes"] = json!(bytes);
     out["bytes_per_profile"] = json!(bytes as f64 / n as f64);
+    if let Engine::Lethe(db) = &engine {
+        // Where the bytes go, per column family.
+        let per_cf: serde_json::Map<String, Json> = db
+            .stats()?
+            .columns
+            .into_iter()
+            .filter(|c| c.sst_bytes > 0)
+            .map(|c| (c.name, json!(c.sst_bytes as f64 / n as f64)))
+            .collect();
+        out["bytes_per_profile_by_column_family"] = Json::Object(per_cf);
+    }
 
     // Every engine must return what was written: check a sample.
     let mut rng = rand::rngs::StdRng::seed_from_u64(SEED);

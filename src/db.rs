@@ -404,7 +404,7 @@ impl Db {
     }
 
     /// The profile an identifier belongs to (following merges), if any.
-    /// One index read plus one record read.
+    /// One keyed hash and one index read.
     pub fn lookup(&self, identifier: &Identifier) -> Result<Option<ProfileId>> {
         identity::engine::lookup(self, identifier)
     }

@@ -294,9 +294,17 @@ pub(crate) fn resolve(
     if req.is_empty() {
         return Ok(outcome);
     }
-    if let Some(profile) = try_fast(db, &req, &changes, consents)? {
-        outcome.profile = Some(profile);
-        return Ok(outcome);
+    match try_fast(db, &req, &changes, consents)? {
+        Fast::Done(profile) => {
+            outcome.profile = Some(profile);
+            return Ok(outcome);
+        }
+        Fast::AllUnknown => {
+            if try_create(db, &req, &changes, consents, &mut outcome)? {
+                return Ok(outcome);
+            }
+        }
+        Fast::Other => {}
     }
     let _identity = db.identity_lock.lock();
     loop {
@@ -357,34 +365,47 @@ fn drop_suppressed(db: &Db, req: &mut Vec<Req>, rejected: &mut Vec<Rejection>) -
     Ok(())
 }
 
+/// What the lock-free first look at the index found.
+enum Fast {
+    /// Every identifier belonged to one profile; the write is done.
+    Done(ProfileId),
+    /// No identifier is known: a new person.
+    AllUnknown,
+    /// Anything else: attach or merge under the identity lock.
+    Other,
+}
+
 /// Attach-free resolve: every identifier already belongs to one profile.
 fn try_fast(
     db: &Db,
     req: &[Req],
     changes: &[Prepared],
     consents: &[ConsentRecord],
-) -> Result<Option<ProfileId>> {
+) -> Result<Fast> {
     let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
     let found = index_lookup(db, &keys)?;
+    if found.iter().all(Option::is_none) {
+        return Ok(Fast::AllUnknown);
+    }
     let Some(Some(first)) = found.first().copied() else {
-        return Ok(None);
+        return Ok(Fast::Other);
     };
     if found.iter().any(|p| *p != Some(first)) {
-        return Ok(None);
+        return Ok(Fast::Other);
     }
     let _guard = db.locks.lock([&first]);
     // Re-check under the lock: merges and unmerges hold this lock to move identifiers.
     if index_lookup(db, &keys)?.iter().any(|p| *p != Some(first)) {
-        return Ok(None);
+        return Ok(Fast::Other);
     }
     let Some(mut w) = Working::load(db, &first)? else {
-        return Ok(None);
+        return Ok(Fast::Other);
     };
     if w.record.status != RecordStatus::Active {
-        return Ok(None);
+        return Ok(Fast::Other);
     }
     if changes.is_empty() && consents.is_empty() {
-        return Ok(Some(first));
+        return Ok(Fast::Done(first));
     }
     // Attribution only matters for a profile that absorbed others.
     let origin = if w.record.origins.is_empty() {
@@ -405,7 +426,64 @@ fn try_fast(
         events.push(consent::audit_event(db, &w.id, consents.len())?);
     }
     db.audit.commit(&db.store, batch, &events)?;
-    Ok(Some(first))
+    Ok(Fast::Done(first))
+}
+
+/// A new person (no identifier known when the index was read): the
+/// profile, keyring, sealed fields and index entries are all prepared
+/// before taking the identity lock, so concurrent creations encrypt in
+/// parallel; under the lock the index is read again and the batch is
+/// committed only if still no identifier is known. Returns false (nothing
+/// written) when that check fails or a limit needs the full path.
+fn try_create(
+    db: &Db,
+    req: &[Req],
+    changes: &[Prepared],
+    consents: &[ConsentRecord],
+    outcome: &mut ResolveOutcome,
+) -> Result<bool> {
+    let cfg = db.identity_snapshot();
+    for r in req {
+        let t = &r.given.id_type;
+        if req.iter().filter(|q| &q.given.id_type == t).count() > cfg.rules.limit_for(t) {
+            return Ok(false);
+        }
+    }
+    let now = Timestamp::now();
+    let id = ProfileId::random()?;
+    let mut s = Working::create(db, &id, now)?;
+    let mut batch = Batch::new();
+    let ids: Vec<StoredId> = req
+        .iter()
+        .map(|r| {
+            batch.put::<IdentityIndex>(&r.key, &IdentityEntry { profile: id });
+            StoredId {
+                id_type: r.given.id_type.clone(),
+                raw: r.given.value.clone(),
+                normalized: r.normalized.clone(),
+                origin: id,
+            }
+        })
+        .collect();
+    encode_ids(db, &mut s, &ids, now)?;
+    s.apply_changes(db, changes.to_vec(), 0, now)?;
+    let mut events = Vec::new();
+    if !consents.is_empty() {
+        let mut states = consent::load_states(db, &s)?;
+        consent::stage_records(db, &s, consents, &mut states, &mut batch)?;
+        events.push(consent::audit_event(db, &id, consents.len())?);
+    }
+    s.put_into(&mut batch);
+    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
+    let _identity = db.identity_lock.lock();
+    if index_lookup(db, &keys)?.iter().any(Option::is_some) {
+        return Ok(false);
+    }
+    db.audit.commit(&db.store, batch, &events)?;
+    outcome.created = true;
+    outcome.attached += req.len();
+    outcome.profile = Some(id);
+    Ok(true)
 }
 
 enum Plan {
@@ -804,10 +882,10 @@ pub(crate) fn lookup(db: &Db, id: &Identifier) -> Result<Option<ProfileId>> {
     let cfg = db.identity_snapshot();
     let normalized = cfg.normalization.normalize(id)?;
     let key = blind_key(db, &id.id_type, &normalized)?;
-    match db.store.get::<IdentityIndex>(&key)? {
-        Some(e) => final_target(db, &e.profile),
-        None => Ok(None),
-    }
+    // Index entries always name an active profile: merge and unmerge
+    // re-point them, forget deletes them, each in the same batch as the
+    // profile change. So one index read answers, without the record.
+    Ok(db.store.get::<IdentityIndex>(&key)?.map(|e| e.profile))
 }
 
 /// `Db::merges`.
