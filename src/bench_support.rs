@@ -153,10 +153,17 @@ impl PlainStore {
                 .iter()
                 .zip(&keys)
                 .map(|(i, k)| {
+                    // As lethedb's `$ids`: the normalised form only when it
+                    // differs from the raw value.
+                    let normalized = String::from_utf8_lossy(&k[i.id_type.name().len() + 1..]);
                     Value::List(vec![
                         Value::String(i.id_type.name().to_string()),
                         Value::String(i.value.clone()),
-                        Value::String(String::from_utf8_lossy(k).into_owned()),
+                        Value::String(if normalized == i.value {
+                            String::new()
+                        } else {
+                            normalized.into_owned()
+                        }),
                         Value::Int(0),
                     ])
                 })

@@ -171,7 +171,7 @@ pub(crate) fn decode_ids(db: &Db, w: &Working) -> Result<Vec<StoredId>> {
                     Ok(StoredId {
                         id_type: t.parse().map_err(|_| bad())?,
                         raw: raw.clone(),
-                        normalized: norm.clone(),
+                        normalized: if norm.is_empty() { raw } else { norm }.clone(),
                         origin: w.origin_id(u32::try_from(*origin).map_err(|_| bad())?),
                     })
                 }
@@ -190,7 +190,13 @@ pub(crate) fn encode_ids(db: &Db, w: &mut Working, ids: &[StoredId], now: Timest
                 Value::List(vec![
                     Value::String(i.id_type.name().to_string()),
                     Value::String(i.raw.clone()),
-                    Value::String(i.normalized.clone()),
+                    // Empty when equal to the raw value (the common case),
+                    // which saves its bytes; no normalised value is empty.
+                    Value::String(if i.normalized == i.raw {
+                        String::new()
+                    } else {
+                        i.normalized.clone()
+                    }),
                     Value::Int(i64::from(w.origin_index(&i.origin))),
                 ])
             })
