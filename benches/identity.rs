@@ -1,12 +1,15 @@
 //! Identity benchmarks: lookup and resolve (attach-only, create, merge)
-//! against the foundation's one-field upsert, in the same run.
+//! against the foundation's one-field upsert, and lookup and resolve of the
+//! plaintext baseline (`bench_support::PlainStore`, same RocksDB options,
+//! same people), in the same run.
 //!
 //! Run: `cargo bench --bench identity`
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use lethedb::{Db, Identifier, MemoryKeyProvider, Options, ProfileId, Update};
+use lethedb::bench_support::PlainStore;
+use lethedb::{Db, Identifier, MemoryKeyProvider, Options, ProfileId, Update, Value};
 use rand::{Rng, SeedableRng};
 
 const PEOPLE: u64 = 20_000;
@@ -27,11 +30,7 @@ fn setup() -> (tempfile::TempDir, Db, Vec<ProfileId>) {
     for i in 0..PEOPLE {
         let out = db
             .resolve(
-                &[
-                    email(i),
-                    Identifier::phone(format!("+1415{:07}", i)),
-                    Identifier::user_id(format!("user-{i}")),
-                ],
+                &ids_of(i),
                 Update::new()
                     .set("name", format!("Person {i}"))
                     .set("city", "Lisbon"),
@@ -43,11 +42,47 @@ fn setup() -> (tempfile::TempDir, Db, Vec<ProfileId>) {
     (dir, db, ids)
 }
 
+fn ids_of(i: u64) -> Vec<Identifier> {
+    vec![
+        email(i),
+        Identifier::phone(format!("+1415{:07}", i)),
+        Identifier::user_id(format!("user-{i}")),
+    ]
+}
+
+fn baseline() -> (tempfile::TempDir, PlainStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plain = PlainStore::open(dir.path(), 64 << 20, 32 << 20, true).expect("open");
+    for i in 0..PEOPLE {
+        plain
+            .resolve(
+                &ids_of(i),
+                &[
+                    ("name".to_string(), Value::from(format!("Person {i}"))),
+                    ("city".to_string(), Value::from("Lisbon")),
+                ],
+            )
+            .expect("resolve");
+    }
+    plain.compact().expect("compact");
+    (dir, plain)
+}
+
 fn identity(c: &mut Criterion) {
     let (_dir, db, ids) = setup();
+    let (_pdir, plain) = baseline();
     let mut rng = rand::rngs::StdRng::seed_from_u64(3);
     c.bench_function("identity/lookup_email", |b| {
         b.iter(|| black_box(db.lookup(&email(rng.gen_range(0..PEOPLE))).expect("lookup")))
+    });
+    c.bench_function("identity/lookup_email_baseline", |b| {
+        b.iter(|| {
+            black_box(
+                plain
+                    .lookup(&email(rng.gen_range(0..PEOPLE)))
+                    .expect("lookup"),
+            )
+        })
     });
     c.bench_function("identity/upsert_one_field", |b| {
         b.iter(|| {
@@ -67,6 +102,16 @@ fn identity(c: &mut Criterion) {
             .expect("resolve")
         })
     });
+    c.bench_function("identity/resolve_known_one_field_baseline", |b| {
+        b.iter(|| {
+            plain
+                .resolve(
+                    &[email(rng.gen_range(0..PEOPLE))],
+                    &[("city".to_string(), Value::from("Porto"))],
+                )
+                .expect("resolve")
+        })
+    });
     let mut next = PEOPLE;
     c.bench_function("identity/resolve_new_profile", |b| {
         b.iter(|| {
@@ -76,6 +121,21 @@ fn identity(c: &mut Criterion) {
                 Update::new().set("city", "Faro"),
             )
             .expect("resolve")
+        })
+    });
+    let mut next_plain = PEOPLE;
+    c.bench_function("identity/resolve_new_profile_baseline", |b| {
+        b.iter(|| {
+            next_plain += 1;
+            plain
+                .resolve(
+                    &[
+                        email(next_plain),
+                        Identifier::device_id(format!("d-{next_plain}")),
+                    ],
+                    &[("city".to_string(), Value::from("Faro"))],
+                )
+                .expect("resolve")
         })
     });
     c.bench_function("identity/resolve_merge_two", |b| {

@@ -13,7 +13,8 @@
 //! `--samples S` warm reads per measurement (default 200000),
 //! `--cold-samples C` (default 20000), `--dir DIR` for the stores (default
 //! `/tmp/lethedb-scale`), `--out DIR` for the report (default
-//! `$CARGO_TARGET_DIR/scale`, else `target/scale`), `--keep` keeps stores.
+//! `$CARGO_TARGET_DIR/scale`, else `target/scale`), `--keep` keeps stores,
+//! `--reuse` takes the figures of runs already saved in `OUT/runs/`.
 //!
 //! Every (engine, N) runs in a child process of its own so its peak RSS is
 //! its own. Output: `scale.json`, `scale.md` and `scale.png` in the out
@@ -48,6 +49,7 @@ struct Settings {
     dir: PathBuf,
     out: PathBuf,
     keep: bool,
+    reuse: bool,
 }
 
 fn settings(args: &[String]) -> Res<Settings> {
@@ -62,6 +64,7 @@ fn settings(args: &[String]) -> Res<Settings> {
         dir: PathBuf::from("/tmp/lethedb-scale"),
         out: target.join("scale"),
         keep: false,
+        reuse: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -80,6 +83,7 @@ fn settings(args: &[String]) -> Res<Settings> {
             "--dir" => s.dir = value()?.into(),
             "--out" => s.out = value()?.into(),
             "--keep" => s.keep = true,
+            "--reuse" => s.reuse = true,
             // cargo bench passes --bench; criterion-style filters are ignored.
             _ => {}
         }
@@ -381,6 +385,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
     let counters: Vec<std::sync::atomic::AtomicU64> = (0..threads)
         .map(|_| std::sync::atomic::AtomicU64::new(0))
         .collect();
+    let load_started = Instant::now();
     out["upsert"] = measure(threads, per_thread, |t, _| {
         let k = counters[t as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let i = k * threads + t;
@@ -393,8 +398,11 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
         let id = engine.resolve(&ids, fields)?;
         let d = started.elapsed();
         id_file.write_all_at(id.as_bytes(), i * 16)?;
-        if i % step == 0 {
-            eprintln!("  {kind} N={n}: {i} loaded");
+        if i % step == 0 && i > 0 {
+            eprintln!(
+                "  {kind} N={n}: {i} loaded, {:.0}/s so far",
+                i as f64 / load_started.elapsed().as_secs_f64()
+            );
         }
         Ok(Some(d))
     })?;
@@ -433,10 +441,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
         }
     }
 
-    let ctx = Ctx {
-        n,
-        ids: &id_file,
-    };
+    let ctx = Ctx { n, ids: &id_file };
     // Cold: page cache dropped, store reopened (empty block cache).
     drop(engine);
     let dropped = drop_page_cache();
@@ -483,9 +488,22 @@ fn main() -> Res<()> {
     let s = settings(&args)?;
     std::fs::create_dir_all(&s.out)?;
     let exe = std::env::current_exe()?;
+    let runs_dir = s.out.join("runs");
+    std::fs::create_dir_all(&runs_dir)?;
     let mut runs = Vec::new();
     for &n in &s.sizes {
         for kind in ENGINES {
+            // Each run's figures are saved as soon as it ends; `--reuse`
+            // takes saved ones instead of measuring again (a long run can
+            // be resumed after an interruption).
+            let saved = runs_dir.join(format!("{kind}-{n}.json"));
+            if s.reuse {
+                if let Ok(text) = std::fs::read_to_string(&saved) {
+                    eprintln!("scale: {kind}, N = {n}: reusing {}", saved.display());
+                    runs.push(serde_json::from_str::<Json>(&text)?);
+                    continue;
+                }
+            }
             eprintln!("scale: {kind}, N = {n}");
             let mut cmd = Command::new(&exe);
             cmd.arg("--child").arg(kind).arg(n.to_string());
@@ -496,6 +514,7 @@ fn main() -> Res<()> {
             }
             let text = String::from_utf8_lossy(&output.stdout);
             let line = text.lines().last().ok_or("child printed nothing")?;
+            std::fs::write(&saved, line)?;
             runs.push(serde_json::from_str::<Json>(line)?);
         }
     }
@@ -534,10 +553,18 @@ fn pass_through(s: &Settings) -> Vec<String> {
 
 /// The measured figures: (JSON path, label, higher is better).
 const FIGURES: &[(&str, &str, bool)] = &[
-    ("upsert.ops_per_s", "upsert (resolve, new person) ops/s", true),
+    (
+        "upsert.ops_per_s",
+        "upsert (resolve, new person) ops/s",
+        true,
+    ),
     ("upsert.p50_us", "upsert p50 µs", false),
     ("upsert.p99_us", "upsert p99 µs", false),
-    ("update_warm.ops_per_s", "update (resolve, existing) ops/s", true),
+    (
+        "update_warm.ops_per_s",
+        "update (resolve, existing) ops/s",
+        true,
+    ),
     ("get_warm.ops_per_s", "get ops/s, warm", true),
     ("get_warm.p50_us", "get p50 µs, warm", false),
     ("get_warm.p99_us", "get p99 µs, warm", false),
@@ -644,8 +671,12 @@ fn plot(report: &Json, path: &Path) -> Res<()> {
         .iter()
         .find_map(|p| std::fs::read(p).ok())
         .ok_or("no DejaVuSans.ttf (apt-get install fonts-dejavu-core)")?;
-    plotters::style::register_font("sans-serif", FontStyle::Normal, Box::leak(font.into_boxed_slice()))
-        .map_err(|_| "font not usable")?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(font.into_boxed_slice()),
+    )
+    .map_err(|_| "font not usable")?;
     let sizes = report["sizes"].as_array().cloned().unwrap_or_default();
     let ns: Vec<f64> = sizes.iter().filter_map(|s| s["n"].as_f64()).collect();
     let (lo, hi) = (
@@ -663,7 +694,7 @@ fn plot(report: &Json, path: &Path) -> Res<()> {
     let panels = root.split_evenly((1, 2));
     let groups: [(&str, &str, &[(&str, &str)]); 2] = [
         (
-            "throughput (ops/s, 2 threads)",
+            "throughput (ops/s, 2 threads): ● lethedb, ▲ baseline",
             "ops/s",
             &[
                 ("upsert.ops_per_s", "upsert"),
@@ -674,7 +705,7 @@ fn plot(report: &Json, path: &Path) -> Res<()> {
             ],
         ),
         (
-            "latency p99 (µs)",
+            "latency p99 (µs): ● lethedb, ▲ baseline",
             "µs",
             &[
                 ("upsert.p99_us", "upsert"),
@@ -699,12 +730,22 @@ fn plot(report: &Json, path: &Path) -> Res<()> {
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
-            .build_cartesian_2d((lo..hi).log_scale(), (ymin.max(1e-3)..ymax.max(1.0)).log_scale())?;
+            .build_cartesian_2d(
+                (lo..hi).log_scale(),
+                (ymin.max(1e-3)..ymax.max(1.0)).log_scale(),
+            )?;
         chart
             .configure_mesh()
             .x_desc("profiles (N)")
             .y_desc(unit)
             .x_label_formatter(&|x| format!("{x:.0e}"))
+            .y_label_formatter(&|y| {
+                if *y >= 10.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y}")
+                }
+            })
             .label_style(("sans-serif", 14))
             .draw()?;
         for (k, (metric, label)) in metrics.iter().enumerate() {
@@ -713,14 +754,26 @@ fn plot(report: &Json, path: &Path) -> Res<()> {
             chart
                 .draw_series(LineSeries::new(lethe.clone(), color.stroke_width(3)))?
                 .label(format!("{label} lethedb"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                });
             chart.draw_series(lethe.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
             let base = series("baseline", metric);
             chart
-                .draw_series(DashedLineSeries::new(base.clone(), 8, 5, color.stroke_width(1)))?
+                .draw_series(DashedLineSeries::new(
+                    base.clone(),
+                    8,
+                    5,
+                    color.stroke_width(1),
+                ))?
                 .label(format!("{label} baseline"))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1)));
-            chart.draw_series(base.iter().map(|&p| TriangleMarker::new(p, 5, color.filled())))?;
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
+                });
+            chart.draw_series(
+                base.iter()
+                    .map(|&p| TriangleMarker::new(p, 5, color.filled())),
+            )?;
         }
         chart
             .configure_series_labels()

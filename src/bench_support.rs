@@ -137,7 +137,11 @@ impl PlainStore {
     /// Writes `fields` to the profile the identifiers resolve to, creating
     /// it when none does; returns its id. Like `Db::resolve` without merges:
     /// when identifiers point at different profiles the first one wins.
-    pub fn resolve(&self, identifiers: &[Identifier], fields: &[(String, Value)]) -> Result<ProfileId> {
+    pub fn resolve(
+        &self,
+        identifiers: &[Identifier],
+        fields: &[(String, Value)],
+    ) -> Result<ProfileId> {
         let keys = identifiers
             .iter()
             .map(|i| self.index_key(i))
@@ -233,7 +237,10 @@ impl PlainStore {
     }
 
     fn record(&self, id: &ProfileId) -> Result<Option<ProfileRecord>> {
-        match self.db.get_pinned_cf(self.cf(PROFILES_CF)?, id.as_bytes())? {
+        match self
+            .db
+            .get_pinned_cf(self.cf(PROFILES_CF)?, id.as_bytes())?
+        {
             Some(bytes) => Ok(Some(ProfileRecord::decode(&bytes)?)),
             None => Ok(None),
         }
