@@ -263,11 +263,21 @@ where
 
 // ------------------------------------------------------------------ child
 
+/// Peak resident set so far (`VmHWM`).
 fn peak_rss_bytes() -> u64 {
+    proc_status_bytes("VmHWM:")
+}
+
+/// Resident set now (`VmRSS`).
+fn rss_bytes() -> u64 {
+    proc_status_bytes("VmRSS:")
+}
+
+fn proc_status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
@@ -406,12 +416,15 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
         }
         Ok(Some(d))
     })?;
+    out["rss_after_load_bytes"] = json!(rss_bytes());
     drop(id_file);
     let id_file = std::fs::File::open(&id_path)?;
 
     let t = Instant::now();
     engine.compact()?;
     out["compact_seconds"] = json!(t.elapsed().as_secs_f64());
+    out["rss_after_compaction_bytes"] = json!(rss_bytes());
+    out["peak_rss_through_compaction_bytes"] = json!(peak_rss_bytes());
     let bytes = sst_bytes(&store);
     out["sst_bytes"] = json!(bytes);
     out["bytes_per_profile"] = json!(bytes as f64 / n as f64);
@@ -463,6 +476,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
     measure(s.threads, per, |_, r| ctx.lookup(&engine, r))?;
     out["lookup_warm"] = measure(s.threads, per, |_, r| ctx.lookup(&engine, r))?;
     out["update_warm"] = measure(s.threads, per / 4, |_, r| ctx.update(&engine, r))?;
+    out["rss_after_reads_bytes"] = json!(rss_bytes());
     out["peak_rss_bytes"] = json!(peak_rss_bytes());
     drop(engine);
     if !s.keep {
@@ -579,11 +593,14 @@ const FIGURES: &[(&str, &str, bool)] = &[
     ("lookup_cold.p99_us", "lookup p99 µs, cold", false),
     ("bytes_per_profile", "bytes on disk per profile", false),
     ("peak_rss_mib", "peak RSS MiB", false),
+    ("rss_after_reads_mib", "RSS after the read phases MiB", false),
 ];
 
 fn field(run: &Json, path: &str) -> Option<f64> {
-    if path == "peak_rss_mib" {
-        return run["peak_rss_bytes"].as_f64().map(|b| b / (1 << 20) as f64);
+    if let Some(stem) = path.strip_suffix("_mib") {
+        return run[format!("{stem}_bytes")]
+            .as_f64()
+            .map(|b| b / (1 << 20) as f64);
     }
     path.split('.')
         .try_fold(run, |v, k| v.get(k))
