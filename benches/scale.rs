@@ -95,14 +95,14 @@ fn settings(args: &[String]) -> Res<Settings> {
 
 /// The two stores behind one interface, so both run the same driver code.
 enum Engine {
-    Lethe(Db),
-    Plain(PlainStore),
+    Lethe(Box<Db>),
+    Plain(Box<PlainStore>),
 }
 
 impl Engine {
     fn open(kind: &str, path: &Path, create: bool) -> Res<Engine> {
         Ok(match kind {
-            "lethedb" => Engine::Lethe(Db::open(
+            "lethedb" => Engine::Lethe(Box::new(Db::open(
                 path,
                 // The master key is fixed so the store can be reopened for
                 // the cold-cache phase; it never leaves this process.
@@ -112,8 +112,13 @@ impl Engine {
                     .schema(synth::schema())
                     .block_cache_bytes(BLOCK_CACHE)
                     .write_buffer_bytes(WRITE_BUFFER),
-            )?),
-            "baseline" => Engine::Plain(PlainStore::open(path, BLOCK_CACHE, WRITE_BUFFER, create)?),
+            )?)),
+            "baseline" => Engine::Plain(Box::new(PlainStore::open(
+                path,
+                BLOCK_CACHE,
+                WRITE_BUFFER,
+                create,
+            )?)),
             other => return Err(format!("unknown engine {other}").into()),
         })
     }
@@ -408,7 +413,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
         let id = engine.resolve(&ids, fields)?;
         let d = started.elapsed();
         id_file.write_all_at(id.as_bytes(), i * 16)?;
-        if i % step == 0 && i > 0 {
+        if i.is_multiple_of(step) && i > 0 {
             eprintln!(
                 "  {kind} N={n}: {i} loaded, {:.0}/s so far",
                 i as f64 / load_started.elapsed().as_secs_f64()
@@ -593,7 +598,11 @@ const FIGURES: &[(&str, &str, bool)] = &[
     ("lookup_cold.p99_us", "lookup p99 µs, cold", false),
     ("bytes_per_profile", "bytes on disk per profile", false),
     ("peak_rss_mib", "peak RSS MiB", false),
-    ("rss_after_reads_mib", "RSS after the read phases MiB", false),
+    (
+        "rss_after_reads_mib",
+        "RSS after the read phases MiB",
+        false,
+    ),
 ];
 
 fn field(run: &Json, path: &str) -> Option<f64> {
@@ -681,6 +690,9 @@ fn markdown(report: &Json) -> String {
 
 use std::fmt::Write as _;
 
+/// One plot panel: title, unit, and the (figure, label) pairs drawn.
+type Panel<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// Throughput and latency against N, lethedb solid, baseline dashed.
 fn plot(report: &Json, path: &Path) -> Res<()> {
     use plotters::prelude::*;
@@ -709,7 +721,7 @@ fn plot(report: &Json, path: &Path) -> Res<()> {
     let root = BitMapBackend::new(path, (1400, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let panels = root.split_evenly((1, 2));
-    let groups: [(&str, &str, &[(&str, &str)]); 2] = [
+    let groups: [Panel; 2] = [
         (
             "throughput (ops/s, 2 threads): ● lethedb, ▲ baseline",
             "ops/s",
