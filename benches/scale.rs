@@ -16,6 +16,9 @@
 //! `$CARGO_TARGET_DIR/scale`, else `target/scale`), `--keep` keeps stores,
 //! `--reuse` takes the figures of runs already saved in `OUT/runs/`.
 //!
+//! Under `cargo test --all-targets` (no `--bench` argument) it makes a
+//! 2,000-person run instead, so the read-back check of both engines is a test.
+//!
 //! Every (engine, N) runs in a child process of its own so its peak RSS is
 //! its own. Output: `scale.json`, `scale.md` and `scale.png` in the out
 //! directory. See docs/performance.md for what each figure means.
@@ -504,7 +507,27 @@ fn main() -> Res<()> {
         println!("{result}");
         return Ok(());
     }
-    let s = settings(&args)?;
+    let mut s = settings(&args)?;
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --all-targets` runs this binary without `--bench`:
+        // a small run of both engines, whose built-in read-back check
+        // fails the test if either engine returns other data.
+        let tmp = std::env::temp_dir().join(format!("lethedb-scale-test-{}", std::process::id()));
+        s.sizes = vec![2_000];
+        s.samples = 2_000;
+        s.cold_samples = 200;
+        s.dir = tmp.join("stores");
+        s.out = tmp.join("report");
+        s.reuse = false;
+        let result = run(&s);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return result;
+    }
+    run(&s)
+}
+
+/// The whole scale run for `s`: every (size, engine) in a child, then the report.
+fn run(s: &Settings) -> Res<()> {
     std::fs::create_dir_all(&s.out)?;
     let exe = std::env::current_exe()?;
     let runs_dir = s.out.join("runs");
@@ -526,7 +549,7 @@ fn main() -> Res<()> {
             eprintln!("scale: {kind}, N = {n}");
             let mut cmd = Command::new(&exe);
             cmd.arg("--child").arg(kind).arg(n.to_string());
-            cmd.args(pass_through(&s));
+            cmd.args(pass_through(s));
             let output = cmd.stderr(std::process::Stdio::inherit()).output()?;
             if !output.status.success() {
                 return Err(format!("{kind} at N = {n} failed ({})", output.status).into());
@@ -537,7 +560,7 @@ fn main() -> Res<()> {
             runs.push(serde_json::from_str::<Json>(line)?);
         }
     }
-    let report = report(&s, runs);
+    let report = report(s, runs);
     std::fs::write(
         s.out.join("scale.json"),
         serde_json::to_string_pretty(&report)?,

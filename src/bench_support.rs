@@ -52,7 +52,7 @@ const IDS_FIELD: &str = "$ids";
 /// no audit. Not a stable API.
 pub struct PlainStore {
     db: DB,
-    sync: rocksdb::WriteOptions,
+    write_opts: rocksdb::WriteOptions,
     names: RwLock<(Vec<String>, HashMap<String, u32>)>,
     create_lock: Mutex<()>,
     norm: Normalization,
@@ -84,7 +84,7 @@ impl PlainStore {
         )?;
         let store = PlainStore {
             db,
-            sync: rocksdb::WriteOptions::default(),
+            write_opts: rocksdb::WriteOptions::default(),
             names: RwLock::new((Vec::new(), HashMap::new())),
             create_lock: Mutex::new(()),
             norm: Normalization::default(),
@@ -218,7 +218,7 @@ impl PlainStore {
         for k in &keys {
             batch.put_cf(index, k, id.as_bytes());
         }
-        self.db.write_opt(batch, &self.sync)?;
+        self.db.write_opt(batch, &self.write_opts)?;
         Ok(id)
     }
 

@@ -448,12 +448,12 @@ fn try_create(
     consents: &[ConsentRecord],
     outcome: &mut ResolveOutcome,
 ) -> Result<bool> {
-    let cfg = db.identity_snapshot();
-    for r in req {
-        let t = &r.given.id_type;
-        if req.iter().filter(|q| &q.given.id_type == t).count() > cfg.rules.limit_for(t) {
-            return Ok(false);
-        }
+    if db
+        .identity_snapshot()
+        .rules
+        .over_limit(req.iter().map(|r| &r.given.id_type))
+    {
+        return Ok(false);
     }
     let now = Timestamp::now();
     let id = ProfileId::random()?;
@@ -543,11 +543,8 @@ fn resolve_locked(
             combined.push((r.given.id_type.clone(), r.normalized.clone()));
         }
     }
-    let types: HashSet<&IdType> = combined.iter().map(|(t, _)| t).collect();
-    for t in types {
-        if combined.iter().filter(|(u, _)| u == t).count() > rules.limit_for(t) {
-            return Ok(Plan::Drop(RejectReason::Limit));
-        }
+    if rules.over_limit(combined.iter().map(|(t, _)| t)) {
+        return Ok(Plan::Drop(RejectReason::Limit));
     }
     let merged_count: usize = profiles
         .iter()

@@ -105,6 +105,13 @@ impl MergeRules {
             .unwrap_or(self.default_limit)
     }
 
+    /// True when any type occurs in `types` more often than its limit.
+    pub(crate) fn over_limit<'a>(&self, types: impl Iterator<Item = &'a IdType> + Clone) -> bool {
+        types
+            .clone()
+            .any(|t| types.clone().filter(|u| *u == t).count() > self.limit_for(t))
+    }
+
     /// Rank of a type: 0 is the highest priority.
     pub fn rank(&self, t: &IdType) -> usize {
         self.priority
