@@ -153,6 +153,20 @@ impl Engine {
         }
     }
 
+    /// RocksDB's own memory figures, in bytes.
+    fn memory(&self) -> Res<Json> {
+        let m = match self {
+            Engine::Lethe(db) => db.stats()?.memory,
+            Engine::Plain(p) => p.memory()?,
+        };
+        Ok(json!({
+            "block_cache": m.block_cache,
+            "block_cache_pinned": m.block_cache_pinned,
+            "table_readers": m.table_readers,
+            "memtables": m.memtables,
+        }))
+    }
+
     fn compact(&self) -> Res<()> {
         match self {
             Engine::Lethe(db) => db.compact()?,
@@ -425,6 +439,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
         Ok(Some(d))
     })?;
     out["rss_after_load_bytes"] = json!(rss_bytes());
+    out["memory_after_load"] = engine.memory()?;
     drop(id_file);
     let id_file = std::fs::File::open(&id_path)?;
 
@@ -432,6 +447,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
     engine.compact()?;
     out["compact_seconds"] = json!(t.elapsed().as_secs_f64());
     out["rss_after_compaction_bytes"] = json!(rss_bytes());
+    out["memory_after_compaction"] = engine.memory()?;
     out["peak_rss_through_compaction_bytes"] = json!(peak_rss_bytes());
     let bytes = sst_bytes(&store);
     out["sst_bytes"] = json!(bytes);
@@ -485,6 +501,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
     out["lookup_warm"] = measure(s.threads, per, |_, r| ctx.lookup(&engine, r))?;
     out["update_warm"] = measure(s.threads, per / 4, |_, r| ctx.update(&engine, r))?;
     out["rss_after_reads_bytes"] = json!(rss_bytes());
+    out["memory_after_reads"] = engine.memory()?;
     out["peak_rss_bytes"] = json!(peak_rss_bytes());
     drop(engine);
     if !s.keep {

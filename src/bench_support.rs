@@ -56,7 +56,7 @@ pub struct PlainStore {
     names: RwLock<(Vec<String>, HashMap<String, u32>)>,
     create_lock: Mutex<()>,
     norm: Normalization,
-    _cache: rocksdb::Cache,
+    cache: rocksdb::Cache,
 }
 
 impl PlainStore {
@@ -88,7 +88,7 @@ impl PlainStore {
             names: RwLock::new((Vec::new(), HashMap::new())),
             create_lock: Mutex::new(()),
             norm: Normalization::default(),
-            _cache: cache,
+            cache,
         };
         if let Some(bytes) = store.db.get_cf(store.cf(PROFILES_CF)?, NAMES_KEY)? {
             let list: Vec<String> = serde_json::from_slice(&bytes)
@@ -271,6 +271,12 @@ impl PlainStore {
     }
 
     /// Flushes memtables and compacts every column family to the last level.
+    /// RocksDB's memory figures for this store.
+    pub fn memory(&self) -> Result<crate::MemoryUsage> {
+        let cfs = [self.cf(PROFILES_CF)?, self.cf(INDEX_CF)?];
+        crate::storage::memory_usage(&self.db, &self.cache, &cfs)
+    }
+
     pub fn compact(&self) -> Result<()> {
         for name in [PROFILES_CF, INDEX_CF] {
             let cf = self.cf(name)?;

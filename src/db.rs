@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::storage::columns::{Configs, Erasures, Profiles, Schemas, StoreHeaders};
 use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
-use crate::storage::{Batch, ColumnStats, StorageConfig, Store};
+use crate::storage::{Batch, ColumnStats, MemoryUsage, StorageConfig, Store};
 use crate::types::{MergeId, ProfileId, Schema, Timestamp};
 
 /// An open lethedb store. `Send + Sync`: share it across threads in an `Arc`.
@@ -66,6 +66,7 @@ pub struct Db {
     pub(crate) suppression_hits: AtomicU64,
     pub(crate) purge_after_erasures: usize,
     pub(crate) purge_deadline: Duration,
+    pub(crate) limits: crate::options::Limits,
     schema: RwLock<Arc<Schema>>,
     identity: RwLock<Arc<IdentityConfig>>,
     header: StoreHeader,
@@ -78,6 +79,9 @@ pub struct StoreStats {
     pub columns: Vec<ColumnStats>,
     /// Bytes of every file under the store directory.
     pub disk_bytes: u64,
+    /// Memory RocksDB holds for the store (block cache, table readers,
+    /// memtables).
+    pub memory: MemoryUsage,
 }
 
 fn schema_blob(schema: &Schema) -> Result<Blob> {
@@ -122,6 +126,13 @@ impl Db {
     /// [`Error::WrongKey`] when the master key does not match.
     pub fn open(path: impl AsRef<Path>, keys: &dyn KeyProvider, options: Options) -> Result<Db> {
         let path = path.as_ref();
+        if options.limits.max_value_bytes > crate::MAX_VALUE_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "max_value_bytes {} exceeds the format's bound of {} bytes",
+                options.limits.max_value_bytes,
+                crate::MAX_VALUE_BYTES
+            )));
+        }
         let exists = path.join("CURRENT").exists();
         if !exists && !options.create_if_missing {
             return Err(Error::StoreNotFound {
@@ -251,6 +262,7 @@ impl Db {
             suppression_hits: AtomicU64::new(0),
             purge_after_erasures: options.purge_after_erasures,
             purge_deadline: options.purge_deadline,
+            limits: options.limits,
             schema: RwLock::new(Arc::new(schema)),
             identity: RwLock::new(Arc::new(identity)),
             header,
@@ -786,6 +798,7 @@ impl Db {
         Ok(StoreStats {
             columns: self.store.column_stats()?,
             disk_bytes: dir_bytes(self.path())?,
+            memory: self.store.memory_usage()?,
         })
     }
 }

@@ -23,8 +23,40 @@ pub struct Options {
     pub(crate) suppress_forgotten: bool,
     pub(crate) purge_after_erasures: usize,
     pub(crate) purge_deadline: std::time::Duration,
+    pub(crate) limits: Limits,
     /// Set by `Db::restore` only: opens a directory marked as a backup.
     pub(crate) restoring: bool,
+}
+
+/// Size limits on writes, checked before anything is written: a write
+/// that exceeds one fails with [`crate::Error::InvalidValue`] (one value) or
+/// [`crate::Error::InvalidInput`] (a whole profile) and changes nothing.
+/// They are settings of the process, not of the store: lowering one does
+/// not touch data already stored.
+///
+/// ```
+/// use lethedb::{Limits, Options};
+/// let opts = Options::new().max_value_bytes(4096).max_profile_bytes(64 << 10);
+/// assert_eq!(Limits::default().max_value_bytes, 64 << 10);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded value of one field (default 64 KiB; at most
+    /// [`crate::MAX_VALUE_BYTES`], the format's own bound).
+    pub max_value_bytes: usize,
+    /// Largest total of a profile's sealed field payloads after a write
+    /// (default 1 MiB).
+    pub max_profile_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_value_bytes: 64 << 10,
+            max_profile_bytes: 1 << 20,
+        }
+    }
 }
 
 impl Default for Options {
@@ -41,6 +73,7 @@ impl Default for Options {
             suppress_forgotten: true,
             purge_after_erasures: 1000,
             purge_deadline: std::time::Duration::from_secs(15 * 60),
+            limits: Limits::default(),
             restoring: false,
         }
     }
@@ -121,6 +154,20 @@ impl Options {
     /// the thread of `Db::start_purge_scheduler`.
     pub fn purge_deadline(mut self, deadline: std::time::Duration) -> Self {
         self.purge_deadline = deadline;
+        self
+    }
+
+    /// Largest encoded value of one field (default 64 KiB, at most
+    /// [`crate::MAX_VALUE_BYTES`]; a larger setting fails at open).
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_value_bytes = bytes;
+        self
+    }
+
+    /// Largest total of a profile's sealed field payloads after a write
+    /// (default 1 MiB).
+    pub fn max_profile_bytes(mut self, bytes: usize) -> Self {
+        self.limits.max_profile_bytes = bytes;
         self
     }
 

@@ -1,16 +1,47 @@
-//! Replays the checked-in fuzz corpus on stable, so every input that ever
-//! found a bug keeps being tested by `cargo test`.
+//! Replays the checked-in fuzz corpus (`fuzz/corpus/<target>/`) through the
+//! shared target bodies on stable, so every input that ever found a bug, and
+//! every seed, keeps being tested by `cargo test`.
 
 use std::path::Path;
 
-#[test]
-fn replay_decode_records_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode_records");
+fn replay(target: &str, body: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
-        let data = std::fs::read(entry.unwrap().path()).unwrap();
-        lethedb::fuzz_support::decode_records(&data);
+        let path = entry.expect("corpus entry").path();
+        let data = std::fs::read(&path).expect("corpus file");
+        body(&data);
         n += 1;
     }
-    assert!(n >= 5, "corpus has {n} inputs");
+    assert!(n >= 3, "{target}: corpus has {n} inputs");
+}
+
+#[test]
+fn replay_decode_records_corpus() {
+    replay("decode_records", lethedb::fuzz_support::decode_records);
+}
+
+#[test]
+fn replay_ingest_line_corpus() {
+    replay("ingest_line", lethedb::fuzz_support::ingest_line);
+}
+
+#[test]
+fn replay_tc_string_corpus() {
+    replay("tc_string", lethedb::fuzz_support::tc_string);
+}
+
+#[test]
+fn replay_normalize_identifier_corpus() {
+    replay(
+        "normalize_identifier",
+        lethedb::fuzz_support::normalize_identifier,
+    );
+}
+
+#[test]
+fn replay_model_corpus() {
+    replay("model", lethedb::fuzz_support::model);
 }

@@ -21,7 +21,59 @@ struct Summary {
     unresolved: u64,
 }
 
-pub(crate) fn run(db: &Db, file: &str, strict: bool, region: Option<&str>) -> Result<(), Failure> {
+/// One line of input, at most `max` bytes (newline excluded); a longer
+/// line is consumed to its end and reported as too long, so one oversize
+/// line costs at most `max` bytes of memory.
+enum Line {
+    End,
+    Text { consumed: usize },
+    TooLong { consumed: usize },
+}
+
+fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Line> {
+    buf.clear();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let n = reader.by_ref().take(limit).read_until(b'\n', buf)?;
+    if n == 0 {
+        return Ok(Line::End);
+    }
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    if buf.len() <= max {
+        return Ok(Line::Text { consumed: n });
+    }
+    // Skip the rest of the line without keeping it.
+    let mut consumed = n;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                consumed += i + 1;
+                break;
+            }
+            None => {
+                let k = chunk.len();
+                reader.consume(k);
+                consumed += k;
+            }
+        }
+    }
+    buf.clear();
+    Ok(Line::TooLong { consumed })
+}
+
+pub(crate) fn run(
+    db: &Db,
+    file: &str,
+    strict: bool,
+    region: Option<&str>,
+    max_line_bytes: usize,
+) -> Result<(), Failure> {
     let (reader, len): (Box<dyn Read>, Option<u64>) = if file == "-" {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -41,36 +93,51 @@ pub(crate) fn run(db: &Db, file: &str, strict: bool, region: Option<&str>) -> Re
     let started = Instant::now();
     let mut s = Summary::default();
     let mut reader = BufReader::new(reader);
-    let mut line = String::new();
+    let mut buf = Vec::new();
     let mut lineno = 0u64;
     loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
+        let read = next_line(&mut reader, &mut buf, max_line_bytes)
             .map_err(|e| Failure::new(format!("{file}: line {}: {e}", lineno + 1)))?;
-        if n == 0 {
-            break;
-        }
+        let (consumed, text) = match read {
+            Line::End => break,
+            Line::Text { consumed } => (
+                consumed,
+                std::str::from_utf8(&buf).map_err(|e| {
+                    lethedb::Error::InvalidInput(format!(
+                        "not valid UTF-8 (byte {})",
+                        e.valid_up_to()
+                    ))
+                }),
+            ),
+            Line::TooLong { consumed } => (
+                consumed,
+                Err(lethedb::Error::InvalidInput(format!(
+                    "longer than {max_line_bytes} bytes (--max-line-bytes)"
+                ))),
+            ),
+        };
         lineno += 1;
-        bar.inc(n as u64);
-        if line.trim().is_empty() {
+        bar.inc(consumed as u64);
+        if text.as_ref().is_ok_and(|t| t.trim().is_empty()) {
             continue;
         }
-        let parsed = parse_event(&schema, line.trim()).map(|e| match e {
-            Event::Identify {
-                identifiers,
-                traits,
-                consents,
-            } => Event::Identify {
-                identifiers: identifiers
-                    .into_iter()
-                    .map(|i| normalise_phone(db, i, region))
-                    .collect(),
-                traits,
-                consents,
-            },
-            other => other,
-        });
+        let parsed = text
+            .and_then(|t| parse_event(&schema, t.trim()))
+            .map(|e| match e {
+                Event::Identify {
+                    identifiers,
+                    traits,
+                    consents,
+                } => Event::Identify {
+                    identifiers: identifiers
+                        .into_iter()
+                        .map(|i| normalise_phone(db, i, region))
+                        .collect(),
+                    traits,
+                    consents,
+                },
+                other => other,
+            });
         let result = parsed.and_then(|e| apply_event(db, e));
         match result {
             Ok(out) => {

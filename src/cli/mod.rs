@@ -27,6 +27,12 @@ struct Cli {
     /// Master key file (default: `<DIR>.key` beside the store directory).
     #[arg(long, global = true, env = "LETHEDB_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Largest encoded field value a write may carry, in bytes.
+    #[arg(long, global = true, default_value_t = lethedb::Limits::default().max_value_bytes)]
+    max_value_bytes: usize,
+    /// Largest total of a profile's field payloads after a write, in bytes.
+    #[arg(long, global = true, default_value_t = lethedb::Limits::default().max_profile_bytes)]
+    max_profile_bytes: usize,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -49,6 +55,9 @@ enum Cmd {
         /// Region for phone numbers without a country code (default: the store's).
         #[arg(long)]
         default_region: Option<String>,
+        /// Longest line accepted, in bytes; longer lines are malformed.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_line_bytes: usize,
     },
     /// Find a profile by one identifier and print it.
     Lookup {
@@ -591,7 +600,10 @@ fn open(cli: &Cli) -> std::result::Result<Db, Failure> {
         return Err(Error::StoreNotFound { path: dir }.into());
     }
     let keys = FileKeyProvider::new(key_path(cli, &dir));
-    Ok(Db::open(&dir, &keys, Options::new())?)
+    let options = Options::new()
+        .max_value_bytes(cli.max_value_bytes)
+        .max_profile_bytes(cli.max_profile_bytes);
+    Ok(Db::open(&dir, &keys, options)?)
 }
 
 fn read_arg(text: &str) -> std::result::Result<String, Failure> {
@@ -726,9 +738,16 @@ fn dispatch(cli: Cli) -> CliResult {
             file,
             strict,
             default_region,
+            max_line_bytes,
         } => {
             let db = open(&cli)?;
-            ingest::run(&db, file, *strict, default_region.as_deref())?;
+            ingest::run(
+                &db,
+                file,
+                *strict,
+                default_region.as_deref(),
+                *max_line_bytes,
+            )?;
         }
         Cmd::Lookup { id, default_region } => {
             let db = open(&cli)?;

@@ -224,7 +224,12 @@ pub(crate) struct Prepared {
     pub(crate) encoded: Option<Zeroizing<Vec<u8>>>,
 }
 
-pub(crate) fn prepare(schema: &Schema, update: Update) -> Result<Vec<Prepared>> {
+pub(crate) fn prepare(
+    schema: &Schema,
+    update: Update,
+    limits: &crate::options::Limits,
+) -> Result<Vec<Prepared>> {
+    let max = limits.max_value_bytes.min(MAX_VALUE_BYTES);
     update
         .changes
         .into_iter()
@@ -252,13 +257,10 @@ pub(crate) fn prepare(schema: &Schema, update: Update) -> Result<Vec<Prepared>> 
                     check_nesting(&name, &v, 0)?;
                     let mut buf = Zeroizing::new(Vec::new());
                     format::encode_value(&v, &mut buf);
-                    if buf.len() > MAX_VALUE_BYTES {
+                    if buf.len() > max {
                         return Err(Error::InvalidValue {
                             field: name,
-                            reason: format!(
-                                "encoded value is {} bytes, limit {MAX_VALUE_BYTES}",
-                                buf.len()
-                            ),
+                            reason: format!("encoded value is {} bytes, limit {max}", buf.len()),
                         });
                     }
                     Some(buf)
@@ -387,6 +389,13 @@ impl Working {
                 self.id
             )));
         }
+        let bytes: usize = self.record.fields.iter().map(|f| f.payload.len()).sum();
+        if bytes > db.limits.max_profile_bytes {
+            return Err(Error::InvalidInput(format!(
+                "profile {} would hold {bytes} bytes of fields, limit {} (max_profile_bytes)",
+                self.id, db.limits.max_profile_bytes
+            )));
+        }
         self.record.updated_at = now;
         Ok(())
     }
@@ -476,7 +485,7 @@ pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
     let schema = db.schema_snapshot();
     let mut prepared = Vec::with_capacity(batch.ops.len());
     for (id, kind, update) in batch.ops {
-        prepared.push((id, kind, prepare(&schema, update)?));
+        prepared.push((id, kind, prepare(&schema, update, &db.limits)?));
     }
     db.registry.ensure(
         &db.store,

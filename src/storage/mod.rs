@@ -98,6 +98,41 @@ pub struct ColumnStats {
     pub memtable_bytes: u64,
 }
 
+/// Memory RocksDB holds for one store, in bytes (RocksDB's own
+/// accounting; the process's RSS adds the allocator's overhead).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Data, index and filter blocks in the shared block cache: at most the
+    /// configured `block_cache_bytes` unless pinned blocks exceed it.
+    pub block_cache: u64,
+    /// The part of `block_cache` pinned (in use by readers, or pinned
+    /// index and filter blocks).
+    pub block_cache_pinned: u64,
+    /// Open table readers' memory outside the block cache.
+    pub table_readers: u64,
+    /// Memtables, active and immutable.
+    pub memtables: u64,
+}
+
+/// Sums RocksDB's memory figures over `cfs` of `db`, whose tables share `cache`.
+pub(crate) fn memory_usage(
+    db: &DB,
+    cache: &Cache,
+    cfs: &[&rocksdb::ColumnFamily],
+) -> Result<MemoryUsage> {
+    let mut m = MemoryUsage {
+        block_cache: cache.get_usage() as u64,
+        block_cache_pinned: cache.get_pinned_usage() as u64,
+        ..MemoryUsage::default()
+    };
+    for cf in cfs {
+        let prop = |p: &str| -> Result<u64> { Ok(db.property_int_value_cf(*cf, p)?.unwrap_or(0)) };
+        m.table_readers += prop("rocksdb.estimate-table-readers-mem")?;
+        m.memtables += prop("rocksdb.cur-size-all-mem-tables")?;
+    }
+    Ok(m)
+}
+
 /// The RocksDB options lethedb runs with: database options, the options of
 /// every column family (one block cache shared by all of them, bloom
 /// filters, index and filter blocks charged to the cache), and the cache.
@@ -152,7 +187,7 @@ pub(crate) struct Store {
     db: DB,
     path: PathBuf,
     write_opts: WriteOptions,
-    _cache: Cache,
+    cache: Cache,
 }
 
 impl Store {
@@ -183,7 +218,7 @@ impl Store {
             db,
             path: path.to_path_buf(),
             write_opts,
-            _cache: cache,
+            cache,
         })
     }
 
@@ -402,6 +437,14 @@ impl Store {
                 Ok(Some((K::parse_key(&k)?, K::Value::decode(&v)?)))
             }
         }
+    }
+
+    pub(crate) fn memory_usage(&self) -> Result<MemoryUsage> {
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| self.cf(n))
+            .collect::<Result<Vec<_>>>()?;
+        memory_usage(&self.db, &self.cache, &cfs)
     }
 
     pub(crate) fn column_stats(&self) -> Result<Vec<ColumnStats>> {

@@ -285,7 +285,7 @@ pub(crate) fn resolve(
     consents: &[ConsentRecord],
     reason: &str,
 ) -> Result<ResolveOutcome> {
-    let changes = prepare(&db.schema_snapshot(), update)?;
+    let changes = prepare(&db.schema_snapshot(), update, &db.limits)?;
     db.registry.ensure(
         &db.store,
         changes
