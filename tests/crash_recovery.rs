@@ -378,10 +378,12 @@ fn crash_recovery_kill_cycles() {
 
     let mut expect = Expect::default();
     let mut acked_total = 0u64;
+    let mut mid_operation = 0u64;
     let mut violations = Vec::new();
     for cycle in 0..cycles {
         let (pending, acked) = run_child(&store, &key_hex, &mut rng, &mut expect);
         acked_total += acked;
+        mid_operation += u64::from(pending.is_some());
         let db = Db::open(&store, &key, Options::new()).unwrap_or_else(|e| {
             panic!("cycle {cycle}: store does not reopen after SIGKILL: {e} (seed {seed})")
         });
@@ -393,7 +395,8 @@ fn crash_recovery_kill_cycles() {
     let erased = expect.people.values().filter(|k| k.forgotten).count();
     eprintln!(
         "crash recovery: {cycles} kills, {acked_total} acknowledged operations, \
-         {people} people ({erased} erased), {} violations",
+         {mid_operation} kills inside an operation, {people} people ({erased} erased), \
+         {} violations",
         violations.len()
     );
     assert!(
