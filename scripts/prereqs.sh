@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what building lethedb needs beyond Rust itself, when missing:
-# a C++ compiler for the bundled RocksDB and libclang for bindgen.
+# a C++ compiler for the bundled RocksDB, libclang for bindgen, and make for
+# the bundled jemalloc (its configure script and Makefile).
 set -eu
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -13,6 +14,7 @@ if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*/libclang*.so* >/dev/null 2>
     need="$need clang libclang-dev"
 fi
 command -v c++ >/dev/null 2>&1 || need="$need g++"
+command -v make >/dev/null 2>&1 || need="$need make"
 
 if [ -n "$need" ]; then
     echo "installing:$need" >&2
