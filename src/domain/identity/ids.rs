@@ -193,6 +193,15 @@ impl Normalization {
                 if e164.len() < 4 {
                     return Err(bad("not a phone number"));
                 }
+                // The stored form must normalise to itself, or a lookup by
+                // the value a profile holds would miss it. Some malformed
+                // inputs format to an E.164 string that parses differently
+                // (found by the normalize_identifier fuzz target).
+                let again = phonenumber::parse(Some(region), &e164)
+                    .map(|n| n.format().mode(phonenumber::Mode::E164).to_string());
+                if again.ok().as_deref() != Some(e164.as_str()) {
+                    return Err(bad("not a phone number (no stable E.164 form)"));
+                }
                 Ok(e164)
             }
             _ => {
@@ -237,6 +246,18 @@ mod tests {
             g.normalize(&Identifier::email("a.da+x@example.com"))
                 .unwrap(),
             "a.da+x@example.com"
+        );
+    }
+
+    #[test]
+    fn phone_without_a_stable_form_is_rejected() {
+        // Found by the normalize_identifier fuzz target: this input used to
+        // normalise to +40100909759, which itself normalises to +4000909759.
+        let n = Normalization::default();
+        let r = n.normalize(&Identifier::phone("+4*0 1 1100909759"));
+        assert!(
+            matches!(&r, Err(Error::InvalidIdentifier { reason, .. }) if reason.contains("stable")),
+            "{r:?}"
         );
     }
 
