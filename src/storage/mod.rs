@@ -114,6 +114,11 @@ pub struct MemoryUsage {
     pub memtables: u64,
 }
 
+/// An integer property of one column family (0 when RocksDB has none).
+fn int_property(db: &DB, cf: &rocksdb::ColumnFamily, name: &str) -> Result<u64> {
+    Ok(db.property_int_value_cf(cf, name)?.unwrap_or(0))
+}
+
 /// Sums RocksDB's memory figures over `cfs` of `db`, whose tables share `cache`.
 pub(crate) fn memory_usage(
     db: &DB,
@@ -126,9 +131,8 @@ pub(crate) fn memory_usage(
         ..MemoryUsage::default()
     };
     for cf in cfs {
-        let prop = |p: &str| -> Result<u64> { Ok(db.property_int_value_cf(*cf, p)?.unwrap_or(0)) };
-        m.table_readers += prop("rocksdb.estimate-table-readers-mem")?;
-        m.memtables += prop("rocksdb.cur-size-all-mem-tables")?;
+        m.table_readers += int_property(db, cf, "rocksdb.estimate-table-readers-mem")?;
+        m.memtables += int_property(db, cf, "rocksdb.cur-size-all-mem-tables")?;
     }
     Ok(m)
 }
@@ -451,8 +455,7 @@ impl Store {
         let mut out = Vec::with_capacity(ALL_CFS.len());
         for name in ALL_CFS {
             let cf = self.cf(name)?;
-            let prop =
-                |p: &str| -> Result<u64> { Ok(self.db.property_int_value_cf(cf, p)?.unwrap_or(0)) };
+            let prop = |p: &str| int_property(&self.db, cf, p);
             out.push(ColumnStats {
                 name: name.to_string(),
                 estimated_keys: prop("rocksdb.estimate-num-keys")?,
