@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::crypto::hierarchy::{KeyHierarchy, BUCKET_BITS_RANGE};
+use crate::crypto::hierarchy::{KeyHierarchy, Shape};
+use crate::crypto::{FileRootKeyStore, RootKeyStore};
 use crate::crypto::{kdf, os_random, KeyProvider, SecretKey};
 use crate::domain::audit::{self, AuditLog, AuditRecord, AuditReport};
 use crate::domain::consent::{self, ConsentRecord, ProcessingFlags, PurposeRead};
@@ -22,7 +23,9 @@ use crate::domain::locks::StripedLocks;
 use crate::domain::profiles::{self, Profile, ProfileBatch, Update};
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::storage::columns::{Configs, Erasures, Profiles, Schemas, StoreHeaders};
+use crate::storage::columns::{
+    Configs, Erasures, KeyTreeHeaders, Profiles, Schemas, StoreHeaders,
+};
 use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, ColumnStats, MemoryUsage, StorageConfig, Store};
 use crate::types::{MergeId, ProfileId, Schema, Timestamp};
@@ -44,6 +47,10 @@ use crate::types::{MergeId, ProfileId, Schema, Timestamp};
 pub struct Db {
     pub(crate) store: Store,
     pub(crate) keys: KeyHierarchy,
+    /// Kept to open backup copies when a purge re-keys them.
+    pub(crate) master: crate::crypto::MasterKey,
+    /// False for a backup copy opened by a purge (the roots are shared).
+    pub(crate) owns_roots: bool,
     pub(crate) registry: FieldRegistry,
     pub(crate) locks: StripedLocks,
     /// Serialises operations that move identifiers between profiles.
@@ -148,6 +155,10 @@ impl Db {
             }
         }
         let master = keys.master_key()?;
+        let roots: Arc<dyn RootKeyStore> = match &options.root_keys {
+            Some(r) => Arc::clone(r),
+            None => Arc::new(FileRootKeyStore::beside(path)),
+        };
         if !exists {
             std::fs::create_dir_all(path).map_err(|e| Error::io_at(path, e))?;
         }
@@ -170,23 +181,27 @@ impl Db {
             // A new store, or one whose creation crashed before its first
             // batch: initialise header and schema in one atomic batch.
             None if options.create_if_missing && store.is_empty()? => {
-                if !BUCKET_BITS_RANGE.contains(&options.bucket_bits) {
-                    return Err(Error::InvalidInput(format!(
-                        "bucket_bits must be in {}..={}",
-                        BUCKET_BITS_RANGE.start(),
-                        BUCKET_BITS_RANGE.end()
-                    )));
+                let shape = Shape {
+                    fanout_bits: options.fanout_bits,
+                    depth: options.depth,
                 }
+                .check()?;
                 let mut store_id = [0u8; 16];
                 os_random(&mut store_id)?;
+                // The first root goes to the root key store before the
+                // store exists: a crash in between leaves an empty store
+                // and a root nobody uses (creation then refuses the
+                // non-empty root key store, naming it).
+                let tree = KeyHierarchy::init_root(&master, &store_id, shape, &*roots)?;
                 let h = StoreHeader {
                     store_id,
-                    bucket_bits: options.bucket_bits,
+                    bucket_bits: shape.bucket_bits(),
                     key_check: kdf::key_check_value(&master, &store_id)?,
                     created_at: Timestamp::now(),
                 };
                 let mut batch = Batch::new();
                 batch.put::<StoreHeaders>(&(), &h);
+                batch.put::<KeyTreeHeaders>(&(), &tree);
                 if let Some(schema) = schema_to_set.take() {
                     batch.put::<Schemas>(&(), &schema_blob(&schema)?);
                 }
@@ -204,7 +219,28 @@ impl Db {
         if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
             return Err(Error::WrongKey);
         }
-        let keys = KeyHierarchy::new(&master, &header.store_id, header.bucket_bits)?;
+        let tree = store.get::<KeyTreeHeaders>(&())?.ok_or_else(|| {
+            Error::corrupt(
+                "key tree header",
+                "missing: the store was made by a build without the key tree, which this build does not open",
+            )
+        })?;
+        if tree.fanout_bits.saturating_mul(tree.depth) != header.bucket_bits {
+            return Err(Error::corrupt(
+                "key tree header",
+                format!(
+                    "fan-out 2^{} x depth {} does not match the store header's {} bucket bits",
+                    tree.fanout_bits, tree.depth, header.bucket_bits
+                ),
+            ));
+        }
+        let keys = KeyHierarchy::open(
+            &master,
+            &header.store_id,
+            &tree,
+            roots,
+            options.key_cache_entries,
+        )?;
         let blind = BlindIndex::new(&kdf::derive(
             &master,
             &header.store_id,
@@ -225,7 +261,6 @@ impl Db {
         let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
         let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
         let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;
-        drop(master);
         let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
         let suppression_active = erasure::any_suppressed(&store)?;
         let pending = erasure::scan_pending(&store)?;
@@ -245,6 +280,8 @@ impl Db {
         let db = Db {
             store,
             keys,
+            master,
+            owns_roots: !options.shared_roots,
             registry,
             locks: StripedLocks::new(),
             identity_lock: Mutex::new(()),
@@ -368,6 +405,7 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn resolve(&self, identifiers: &[Identifier], update: Update) -> Result<ResolveOutcome> {
+        let _tree = self.keys.shared();
         identity::engine::resolve(self, identifiers, update, &[], "shared_identifier")
     }
 
@@ -379,6 +417,7 @@ impl Db {
         update: Update,
         consents: &[ConsentRecord],
     ) -> Result<ResolveOutcome> {
+        let _tree = self.keys.shared();
         identity::engine::resolve(self, identifiers, update, consents, "shared_identifier")
     }
 
@@ -386,6 +425,7 @@ impl Db {
     /// id already seen, else taken as an anonymous id) to `user_id`, merging
     /// their profiles if both exist.
     pub fn alias(&self, previous_id: &str, user_id: &str) -> Result<ResolveOutcome> {
+        let _tree = self.keys.shared();
         self.alias_with_consents(previous_id, user_id, &[])
     }
 
@@ -396,6 +436,7 @@ impl Db {
         user_id: &str,
         consents: &[ConsentRecord],
     ) -> Result<ResolveOutcome> {
+        let _tree = self.keys.shared();
         let previous = if self
             .lookup(&Identifier::user_id(previous_id))
             .ok()
@@ -425,6 +466,7 @@ impl Db {
     /// identifiers and the values each contributed (see docs/design.md,
     /// "Unmerge"). Returns (survivor, restored profile).
     pub fn unmerge(&self, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
+        let _tree = self.keys.shared();
         identity::engine::unmerge(self, merge_id)
     }
 
@@ -456,22 +498,26 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn record_consent(&self, id: &ProfileId, record: ConsentRecord) -> Result<()> {
+        let _tree = self.keys.shared();
         consent::record(self, id, &[record])
     }
 
     /// Appends several consent records in one atomic write.
     pub fn record_consents(&self, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
+        let _tree = self.keys.shared();
         consent::record(self, id, records)
     }
 
     /// Current state of one purpose (one point read), if any was recorded.
     /// Check [`ConsentRecord::allows_at`]: an expired grant does not allow processing.
     pub fn consent(&self, id: &ProfileId, purpose: &str) -> Result<Option<ConsentRecord>> {
+        let _tree = self.keys.shared();
         consent::current_one(self, id, purpose)
     }
 
     /// Current states of every purpose recorded for the profile.
     pub fn consents(&self, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
+        let _tree = self.keys.shared();
         consent::current(self, id)
     }
 
@@ -482,12 +528,14 @@ impl Db {
         purpose: &str,
         at: Timestamp,
     ) -> Result<Option<ConsentRecord>> {
+        let _tree = self.keys.shared();
         consent::at(self, id, purpose, at)
     }
 
     /// Full consent history, including that of profiles merged into this
     /// one, oldest recording first; each entry names the profile it was recorded for.
     pub fn consent_history(&self, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
+        let _tree = self.keys.shared();
         consent::history(self, id)
     }
 
@@ -499,11 +547,13 @@ impl Db {
 
     /// Restriction (Art. 18) and objection (Art. 21) flags.
     pub fn processing_flags(&self, id: &ProfileId) -> Result<ProcessingFlags> {
+        let _tree = self.keys.shared();
         consent::flags(self, id)
     }
 
     /// Sets the restriction and objection flags.
     pub fn set_processing_flags(&self, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
+        let _tree = self.keys.shared();
         consent::set_flags(self, id, flags)
     }
 
@@ -513,12 +563,14 @@ impl Db {
     /// nothing when processing is restricted or objected to. The result
     /// names every withheld field and why.
     pub fn get_for_purpose(&self, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {
+        let _tree = self.keys.shared();
         consent::read_for_purpose(self, id, purpose)
     }
 
     /// Decodes a TC string and records its purposes (`tcf:1`…`tcf:11`) for the
     /// profile with the string as proof; returns the records.
     pub fn import_tcf(&self, id: &ProfileId, tc_string: &str) -> Result<Vec<ConsentRecord>> {
+        let _tree = self.keys.shared();
         let tc = consent::tcf::decode(tc_string)?;
         let records = consent::records_from_tcf(&tc, tc_string);
         consent::record(self, id, &records)?;
@@ -527,6 +579,7 @@ impl Db {
 
     /// Creates a profile with a fresh random id and returns the id.
     pub fn create(&self, update: Update) -> Result<ProfileId> {
+        let _tree = self.keys.shared();
         let mut batch = ProfileBatch::new();
         let id = batch.create(update)?;
         self.apply(batch)?;
@@ -536,6 +589,7 @@ impl Db {
     /// Sets and removes fields of `id` (only the named fields change),
     /// creating the profile when it does not exist.
     pub fn upsert(&self, id: &ProfileId, update: Update) -> Result<()> {
+        let _tree = self.keys.shared();
         let mut batch = ProfileBatch::new();
         batch.upsert(*id, update);
         self.apply(batch)
@@ -546,6 +600,7 @@ impl Db {
     /// This is a logical delete: older copies of the ciphertext stay
     /// decryptable until their key is destroyed by erasure (`forget_field`).
     pub fn delete_field(&self, id: &ProfileId, name: &str) -> Result<()> {
+        let _tree = self.keys.shared();
         let mut batch = ProfileBatch::new();
         batch.delete_field(*id, name);
         self.apply(batch)
@@ -553,16 +608,19 @@ impl Db {
 
     /// Applies a multi-profile batch as one atomic write.
     pub fn apply(&self, batch: ProfileBatch) -> Result<()> {
+        let _tree = self.keys.shared();
         profiles::apply(self, batch)
     }
 
     /// Reads every field of a profile.
     pub fn get(&self, id: &ProfileId) -> Result<Profile> {
+        let _tree = self.keys.shared();
         profiles::read(self, id, None)
     }
 
     /// Reads the named fields of a profile; names it does not have are skipped.
     pub fn get_fields(&self, id: &ProfileId, names: &[&str]) -> Result<Profile> {
+        let _tree = self.keys.shared();
         profiles::read(self, id, Some(names))
     }
 
@@ -665,6 +723,40 @@ impl Db {
         erasure::purge(self)
     }
 
+    /// Shape and state of the key tree: fan-out, depth, root epoch, root
+    /// versions held, nodes per level, key cache, pending purges, backups.
+    ///
+    /// ```
+    /// use lethedb::{Db, MemoryKeyProvider, Options, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path().join("db"), &MemoryKeyProvider::generate()?, Options::new().create_if_missing(true))?;
+    /// let id = db.create(Update::new().set("name", "Ada"))?;
+    /// assert_eq!(db.key_tree_status()?.root_epoch, 1);
+    /// db.forget(&id)?;
+    /// db.purge()?;
+    /// let s = db.key_tree_status()?;
+    /// assert_eq!((s.fanout, s.depth, s.root_epoch), (1024, 2, 2));
+    /// assert_eq!(s.root_epochs_held, vec![2]);
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn key_tree_status(&self) -> Result<crate::KeyTreeStatus> {
+        let _tree = self.keys.shared();
+        let mut s = self.keys.status(&self.store)?;
+        s.pending_purges = self.pending.lock().count;
+        for item in self.store.entries::<crate::storage::columns::Backups>(&[])? {
+            let (_, b) = item?;
+            s.backups.push((b.path, b.root_epoch));
+        }
+        Ok(s)
+    }
+
+    /// Test hook: the next purge stops at `step` of the key-tree rotation
+    /// with an error, leaving the store as a crash there would.
+    #[doc(hidden)]
+    pub fn stop_rotation_at(&self, step: Option<crate::RotationStep>) {
+        self.keys.stop_rotation_at(step);
+    }
+
     /// Number of erasures waiting for purge, and when the oldest was requested.
     pub fn pending_erasures(&self) -> Result<(usize, Option<Timestamp>)> {
         erasure::pending_count(self)
@@ -740,6 +832,7 @@ impl Db {
     /// (GDPR Art. 15/20): fields, identifiers, consents and their history,
     /// merge lineage, audit entries about the subject.
     pub fn export(&self, id: &ProfileId) -> Result<serde_json::Value> {
+        let _tree = self.keys.shared();
         erasure::export(self, id)
     }
 
@@ -753,6 +846,7 @@ impl Db {
     /// Writes a backup into the empty or new directory `dir` and registers
     /// it: later purges append their erasures to its ledger.
     pub fn backup(&self, dir: impl AsRef<Path>) -> Result<BackupInfo> {
+        let _tree = self.keys.shared();
         erasure::backup(self, dir.as_ref())
     }
 
@@ -773,6 +867,7 @@ impl Db {
     /// keyring value, its raw keyring seed, and the blind-index keys of its
     /// identifiers — so remanence tests can scan files for them.
     pub fn debug_key_material(&self, id: &ProfileId) -> Result<Vec<Vec<u8>>> {
+        let _tree = self.keys.shared();
         let mut out = Vec::new();
         if let Some(raw) = self
             .store

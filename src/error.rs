@@ -176,6 +176,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A root key version of the key tree is missing, destroyed, or not
+    /// this store's (see [`crate::RootKeyStore`]).
+    #[error("root key epoch {epoch}: {reason}")]
+    RootKey {
+        /// The epoch concerned.
+        epoch: u32,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The operating system's random number generator failed.
     #[error("OS random number generator failed: {0}")]
     Random(String),

@@ -57,7 +57,10 @@ pub mod bench_support;
 #[doc(hidden)]
 pub mod fuzz_support;
 
-pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
+pub use crypto::{
+    EnvKeyProvider, FileKeyProvider, FileRootKeyStore, KeyProvider, MasterKey, MemoryKeyProvider,
+    KeyTreeStatus, MemoryRootKeyStore, RootKeyStore, RotationStep,
+};
 pub use db::{verify_audit_log, verify_certificate_in_store, Db, StoreStats};
 pub use domain::audit::{AuditRecord, AuditReport};
 pub use domain::consent::tcf;

@@ -1,5 +1,8 @@
 //! Options for opening a store.
 
+use std::sync::Arc;
+
+use crate::crypto::RootKeyStore;
 use crate::domain::identity::IdentityConfig;
 use crate::types::Schema;
 
@@ -16,7 +19,10 @@ pub struct Options {
     pub(crate) block_cache_bytes: usize,
     pub(crate) write_buffer_bytes: usize,
     pub(crate) sync_writes: bool,
-    pub(crate) bucket_bits: u8,
+    pub(crate) fanout_bits: u8,
+    pub(crate) depth: u8,
+    pub(crate) root_keys: Option<Arc<dyn RootKeyStore>>,
+    pub(crate) key_cache_entries: usize,
     pub(crate) schema: Option<Schema>,
     pub(crate) identity: Option<IdentityConfig>,
     pub(crate) compression: bool,
@@ -26,6 +32,10 @@ pub struct Options {
     pub(crate) limits: Limits,
     /// Set by `Db::restore` only: opens a directory marked as a backup.
     pub(crate) restoring: bool,
+    /// Set for a backup copy opened by a purge: its root key store is the
+    /// live store's, so it must destroy nothing but its own old root.
+    pub(crate) shared_roots: bool,
+    pub(crate) backup_root_keys: Option<Arc<dyn RootKeyStore>>,
 }
 
 /// Size limits on writes, checked before anything is written: a write
@@ -66,7 +76,10 @@ impl Default for Options {
             block_cache_bytes: 64 << 20,
             write_buffer_bytes: 32 << 20,
             sync_writes: false,
-            bucket_bits: 16,
+            fanout_bits: 10,
+            depth: 2,
+            root_keys: None,
+            key_cache_entries: (1 << 20) + (1 << 10),
             schema: None,
             identity: None,
             compression: true,
@@ -75,13 +88,16 @@ impl Default for Options {
             purge_deadline: std::time::Duration::from_secs(15 * 60),
             limits: Limits::default(),
             restoring: false,
+            shared_roots: false,
+            backup_root_keys: None,
         }
     }
 }
 
 impl Options {
     /// Defaults: open an existing store, 64 MiB block cache, 32 MiB write
-    /// buffers, WAL not fsynced per write, 2^16 key buckets.
+    /// buffers, WAL not fsynced per write, a key tree of fan-out 1024 and
+    /// depth 2, root keys in `<DIR>.rootkeys`.
     pub fn new() -> Self {
         Options::default()
     }
@@ -112,10 +128,50 @@ impl Options {
         self
     }
 
-    /// Number of key buckets as a power of two (1..=24), fixed when the
-    /// store is created; ignored when opening an existing store.
-    pub fn bucket_bits(mut self, bits: u8) -> Self {
-        self.bucket_bits = bits;
+    /// Shape of the key tree, fixed when the store is created (ignored
+    /// when opening an existing store): every inner node has `2^fanout_bits`
+    /// children and there are `depth` levels of keys between the root and
+    /// the keyrings, the last being `2^(fanout_bits × depth)` bucket keys.
+    /// `fanout_bits` in 1..=16, `depth` in 1..=4, their product at most 24.
+    ///
+    /// The default, 10 and 2, is sized for 10^9 profiles: 2^20 buckets of
+    /// about 1000 keyrings each, so purging one erasure re-wraps about
+    /// 1000 keyrings and 2 × 1024 nodes, and 2^20 + 2^10 unwrapped keys
+    /// (about 50 MB) keep every read free of extra key reads.
+    ///
+    /// ```
+    /// use lethedb::Options;
+    /// let opts = Options::new().create_if_missing(true).key_tree(8, 3);
+    /// # let _ = opts;
+    /// ```
+    pub fn key_tree(mut self, fanout_bits: u8, depth: u8) -> Self {
+        self.fanout_bits = fanout_bits;
+        self.depth = depth;
+        self
+    }
+
+    /// Where the roots of the key tree live (default: a
+    /// [`crate::FileRootKeyStore`] at `<DIR>.rootkeys`, beside the store
+    /// directory). Implement [`RootKeyStore`] to keep them in a KMS or HSM.
+    pub fn root_keys(mut self, store: Arc<dyn RootKeyStore>) -> Self {
+        self.root_keys = Some(store);
+        self
+    }
+
+    /// For [`crate::Db::restore`]: the root key store holding the backup's
+    /// root (default: the one `BACKUP.json` names, the source store's
+    /// `<DIR>.rootkeys`). The restored store's own roots go to
+    /// [`Options::root_keys`] (default `<TO>.rootkeys`), which must be empty.
+    pub fn backup_root_keys(mut self, store: Arc<dyn RootKeyStore>) -> Self {
+        self.backup_root_keys = Some(store);
+        self
+    }
+
+    /// Most unwrapped tree keys kept in memory (default 2^20 + 2^10, every
+    /// key of the default tree; about 50 bytes each). Beyond it a read
+    /// whose bucket key was evicted costs one point read of the key.
+    pub fn key_cache_entries(mut self, entries: usize) -> Self {
+        self.key_cache_entries = entries;
         self
     }
 

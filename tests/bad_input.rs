@@ -369,7 +369,7 @@ fn full_disk_gets_a_typed_error_and_keeps_what_was_written() {
         &k,
         Options::new()
             .create_if_missing(true)
-            .bucket_bits(4)
+            .key_tree(2, 2)
             .write_buffer_bytes(256 << 10)
             .sync_writes(true),
     )

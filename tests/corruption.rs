@@ -38,7 +38,7 @@ fn byte_flips_in_sst_files_give_typed_errors_never_wrong_data() {
     let db = Db::open(
         &src,
         &k,
-        Options::new().create_if_missing(true).bucket_bits(6),
+        Options::new().create_if_missing(true).key_tree(3, 2),
     )
     .unwrap();
     let mut people: Vec<(ProfileId, Identifier, BTreeMap<String, Value>)> = Vec::new();

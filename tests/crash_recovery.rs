@@ -101,7 +101,7 @@ fn options() -> Options {
     Options::new()
         .create_if_missing(true)
         .sync_writes(true)
-        .bucket_bits(6)
+        .key_tree(3, 2)
         .write_buffer_bytes(256 << 10)
         .purge_after_erasures(0)
 }

@@ -39,7 +39,7 @@ pub(crate) fn run(
     println!("lethedb demo: {n} synthetic profiles, seed {seed}");
     println!("  store    {}", dir.display());
     println!("  key file {}", key.display());
-    let db = init_store(&dir, &key, Some(synth::schema()), "US")?;
+    let db = init_store(&dir, &key, None, Some(synth::schema()), "US")?;
 
     // Write.
     let bar = ProgressBar::new(n);

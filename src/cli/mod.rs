@@ -7,10 +7,11 @@ mod ingest;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use lethedb::{
-    ConsentRecord, ConsentStatus, Db, Error, FileKeyProvider, IdType, Identifier, IdentityConfig,
+    ConsentRecord, ConsentStatus, Db, Error, FileKeyProvider, FileRootKeyStore, IdType, Identifier, IdentityConfig,
     LegalBasis, MergeId, Normalization, Options, ProfileId, Schema, Timestamp, Update,
 };
 
@@ -27,6 +28,10 @@ struct Cli {
     /// Master key file (default: `<DIR>.key` beside the store directory).
     #[arg(long, global = true, env = "LETHEDB_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Root key file of the key tree (default: `<DIR>.rootkeys` beside the
+    /// store directory). Keep it with the key file, out of file-level backups.
+    #[arg(long, global = true, env = "LETHEDB_ROOT_KEYS")]
+    root_keys: Option<PathBuf>,
     /// Largest encoded field value a write may carry, in bytes.
     #[arg(long, global = true, default_value_t = lethedb::Limits::default().max_value_bytes)]
     max_value_bytes: usize,
@@ -133,6 +138,12 @@ enum Cmd {
     },
     /// Purge pending erasures now; prints one signed certificate per line.
     Purge,
+    /// The key tree: `keys status` prints its shape, root epoch, root
+    /// versions held, nodes per level and pending purges.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
     /// Erasure certificates: verify one, or print the store's public key.
     Certificate {
         #[command(subcommand)]
@@ -159,6 +170,11 @@ enum Cmd {
         /// Backup directory written by `lethedb backup`.
         #[arg(long)]
         from: PathBuf,
+        /// Root key file holding the backup's root (default: the one its
+        /// BACKUP.json names, the source store's). The restored store's own
+        /// roots go to --root-keys (default `<DIR>.rootkeys`), which must not exist yet.
+        #[arg(long)]
+        backup_root_keys: Option<PathBuf>,
     },
     /// Retention: erase expired fields and inactive profiles per the schema.
     Retention {
@@ -343,6 +359,13 @@ enum CertCmd {
 }
 
 #[derive(Subcommand)]
+enum KeysCmd {
+    /// Tree shape, root epoch, root versions held, nodes per level, key
+    /// cache, pending purges and backups, as JSON.
+    Status,
+}
+
+#[derive(Subcommand)]
 enum AuditCmd {
     /// Verify the hash chain (no master key needed).
     Verify,
@@ -388,6 +411,12 @@ fn erasure_cmd(cli: &Cli) -> CliResult {
                 println!("{c}");
             }
             eprintln!("{}", report.summary_json());
+        }
+        Cmd::Keys {
+            cmd: KeysCmd::Status,
+        } => {
+            let db = open(cli)?;
+            print_json(&db.key_tree_status()?.to_json());
         }
         Cmd::Certificate {
             cmd: CertCmd::PublicKey,
@@ -453,7 +482,10 @@ fn erasure_cmd(cli: &Cli) -> CliResult {
                 "taken_at": info.taken_at.to_string(),
             }));
         }
-        Cmd::Restore { from } => {
+        Cmd::Restore {
+            from,
+            backup_root_keys,
+        } => {
             let dir = need_db(&cli.db)?;
             let key = cli.key_file.clone().ok_or_else(|| Failure {
                 code: 2,
@@ -461,7 +493,14 @@ fn erasure_cmd(cli: &Cli) -> CliResult {
                     .into(),
             })?;
             let keys = FileKeyProvider::new(key);
-            let (_, report) = Db::restore(from, &dir, &keys, Options::new())?;
+            let mut options = Options::new();
+            if let Some(r) = backup_root_keys {
+                options = options.backup_root_keys(Arc::new(FileRootKeyStore::new(r)));
+            }
+            if let Some(r) = &cli.root_keys {
+                options = options.root_keys(Arc::new(FileRootKeyStore::new(r)));
+            }
+            let (_, report) = Db::restore(from, &dir, &keys, options)?;
             print_json(&serde_json::json!({
                 "restored": dir.display().to_string(),
                 "replayed_erasures": report.replayed,
@@ -594,16 +633,24 @@ fn key_path(cli: &Cli, dir: &Path) -> PathBuf {
         .unwrap_or_else(|| default_key_file(dir))
 }
 
+/// Options every command shares: limits and the root key file.
+fn base_options(cli: &Cli) -> Options {
+    let mut options = Options::new()
+        .max_value_bytes(cli.max_value_bytes)
+        .max_profile_bytes(cli.max_profile_bytes);
+    if let Some(r) = &cli.root_keys {
+        options = options.root_keys(Arc::new(FileRootKeyStore::new(r)));
+    }
+    options
+}
+
 fn open(cli: &Cli) -> std::result::Result<Db, Failure> {
     let dir = need_db(&cli.db)?;
     if !dir.join("CURRENT").exists() {
         return Err(Error::StoreNotFound { path: dir }.into());
     }
     let keys = FileKeyProvider::new(key_path(cli, &dir));
-    let options = Options::new()
-        .max_value_bytes(cli.max_value_bytes)
-        .max_profile_bytes(cli.max_profile_bytes);
-    Ok(Db::open(&dir, &keys, options)?)
+    Ok(Db::open(&dir, &keys, base_options(cli))?)
 }
 
 fn read_arg(text: &str) -> std::result::Result<String, Failure> {
@@ -645,6 +692,7 @@ pub(crate) fn with_region(
 pub(crate) fn init_store(
     dir: &Path,
     key: &Path,
+    root_keys: Option<&Path>,
     schema: Option<Schema>,
     region: &str,
 ) -> std::result::Result<Db, Failure> {
@@ -663,6 +711,9 @@ pub(crate) fn init_store(
     let mut identity = IdentityConfig::default();
     identity.normalization.default_region = region.to_string();
     let mut opts = Options::new().create_if_missing(true).identity(identity);
+    if let Some(r) = root_keys {
+        opts = opts.root_keys(Arc::new(FileRootKeyStore::new(r)));
+    }
     if let Some(s) = schema {
         opts = opts.schema(s);
     }
@@ -689,11 +740,12 @@ fn dispatch(cli: Cli) -> CliResult {
         | Cmd::Backup { .. }
         | Cmd::Restore { .. }
         | Cmd::Retention { .. }
-        | Cmd::Unsuppress { .. } => erasure_cmd(&cli)?,
+        | Cmd::Unsuppress { .. }
+        | Cmd::Keys { .. } => erasure_cmd(&cli)?,
         Cmd::Init { default_region } => {
             let dir = need_db(&cli.db)?;
             let key = key_path(&cli, &dir);
-            let db = init_store(&dir, &key, None, default_region)?;
+            let db = init_store(&dir, &key, cli.root_keys.as_deref(), None, default_region)?;
             print_json(&serde_json::json!({
                 "store": dir.display().to_string(),
                 "key_file": key.display().to_string(),

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 /// HKDF `info` labels. Each subkey has its own label (domain separation).
 pub(crate) const LABEL_KEY_CHECK: &str = "lethedb/v1/key-check";
-pub(crate) const LABEL_BUCKET_WRAP: &str = "lethedb/v1/bucket-wrap";
+pub(crate) const LABEL_ROOT_WRAP: &str = "lethedb/v1/root-wrap";
 pub(crate) const LABEL_BLIND_INDEX: &str = "lethedb/v1/blind-index";
 pub(crate) const LABEL_SUPPRESSION: &str = "lethedb/v1/suppression";
 pub(crate) const LABEL_SUBJECT_REF: &str = "lethedb/v1/subject-ref";

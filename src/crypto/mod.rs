@@ -1,5 +1,5 @@
 //! Crypto layer: master key providers, key derivation, AEAD sealing and the
-//! key hierarchy (master → bucket keys → per-profile keyring → field keys).
+//! key tree (root → inner nodes → bucket keys → per-profile keyring → field keys).
 //!
 //! Primitives come from RustCrypto crates: AES-256-GCM (`aes-gcm`),
 //! HKDF-SHA-256 (`hkdf`), HMAC-SHA-256 (`hmac`). Key bytes live in
@@ -9,8 +9,11 @@ pub(crate) mod aead;
 pub(crate) mod hierarchy;
 pub(crate) mod kdf;
 mod provider;
+pub(crate) mod root;
 
+pub use hierarchy::{KeyTreeStatus, RotationStep};
 pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
+pub use root::{FileRootKeyStore, MemoryRootKeyStore, RootKeyStore};
 
 use crate::error::{Error, Result};
 

@@ -27,6 +27,7 @@ impl MasterKey {
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
+
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -61,6 +62,12 @@ impl MemoryKeyProvider {
     /// A provider holding the given key bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
         MemoryKeyProvider(Zeroizing::new(bytes))
+    }
+}
+
+impl MemoryKeyProvider {
+    pub(crate) fn holding(master: &MasterKey) -> Self {
+        MemoryKeyProvider(master.0.clone())
     }
 }
 

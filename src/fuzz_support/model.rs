@@ -186,7 +186,7 @@ fn options() -> Options {
     };
     Options::new()
         .create_if_missing(true)
-        .bucket_bits(4)
+        .key_tree(2, 2)
         .write_buffer_bytes(1 << 20)
         .block_cache_bytes(1 << 20)
         .purge_after_erasures(0)

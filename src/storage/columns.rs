@@ -6,7 +6,8 @@
 //! | `meta`        | `Schemas`     | `s`    | (none)          | `Blob` (JSON)  |
 //! | `meta`        | `FieldNames`  | `f`    | (none)          | `Blob`         |
 //! | `profiles`    | `Profiles`    | `p`    | profile id (16) | `ProfileRecord`|
-//! | `keys`        | `BucketKeys`  | `b`    | bucket (u32)    | `WrappedKey`   |
+//! | `keys`        | `TreeNodes`   | `n`    | level (1) ‖ index (u32) | `WrappedKey` |
+//! | `meta`        | `KeyTreeHeaders` | `t` | (none)         | `KeyTreeHeader` |
 //! | `keys`        | `Keyrings`    | `k`    | profile id (16) | `WrappedKey`   |
 //! | `meta`        | `Configs`     | `c`    | (none)          | `Blob` (JSON)  |
 //! | `identities`  | `IdentityIndex` | `i`  | blind key (16)  | `IdentityEntry`|
@@ -25,7 +26,7 @@
 //! | `audit`       | `AuditHeads`  | `h`    | (none)          | `AuditHead`    |
 
 use super::format::{
-    AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
+    AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry, KeyTreeHeader,
     MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord, StoreHeader,
     SuppressionEntry, ValueCodec, WrappedKey,
 };
@@ -96,8 +97,13 @@ keyspace!(
     Profiles, CF_PROFILES, b'p', ProfileId, ProfileRecord
 );
 keyspace!(
-    /// Bucket keys, wrapped under the master-derived wrap key.
-    BucketKeys, CF_KEYS, b'b', u32, WrappedKey
+    /// Inner nodes of the key tree, wrapped under their parent (level 1:
+    /// under the root of the current epoch). The last level are the buckets.
+    TreeNodes, CF_KEYS, b'n', ([u8; 1], u32), WrappedKey
+);
+keyspace!(
+    /// Shape and root epoch of the key tree.
+    KeyTreeHeaders, CF_META, b't', (), KeyTreeHeader
 );
 keyspace!(
     /// Per-profile keyring seeds, wrapped under their bucket key.

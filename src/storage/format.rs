@@ -252,6 +252,47 @@ impl ValueCodec for StoreHeader {
     }
 }
 
+// ------------------------------------------------------------- key tree header
+
+/// Shape and current root epoch of the key tree (`meta 't'`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KeyTreeHeader {
+    /// log2 of the fan-out of every inner node.
+    pub(crate) fanout_bits: u8,
+    /// Levels of keys between the root and the keyrings (the last is the bucket level).
+    pub(crate) depth: u8,
+    /// Epoch of the root key version the level-1 nodes are wrapped under.
+    pub(crate) root_epoch: u32,
+}
+
+impl ValueCodec for KeyTreeHeader {
+    const WHAT: &'static str = "key tree header";
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(11);
+        out.push(FormatVersion::CURRENT as u8);
+        out.push(self.fanout_bits);
+        out.push(self.depth);
+        out.extend_from_slice(&self.root_epoch.to_be_bytes());
+        push_crc(&mut out);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self> {
+        check_version(Self::WHAT, bytes)?;
+        let body = check_crc(Self::WHAT, bytes)?;
+        let mut r = Reader::new(Self::WHAT, body);
+        r.u8()?;
+        let h = KeyTreeHeader {
+            fanout_bits: r.u8()?,
+            depth: r.u8()?,
+            root_epoch: r.u32()?,
+        };
+        r.finish()?;
+        Ok(h)
+    }
+}
+
 // ------------------------------------------------------------ checksummed blob
 
 /// A versioned, checksummed byte payload (schema JSON, field registry).
@@ -840,6 +881,14 @@ pub(crate) struct BackupRecord {
     pub(crate) taken_at: i64,
     /// Highest erasure id contained in the backup itself.
     pub(crate) last_erasure: u64,
+    /// Every erasure up to this id is purged from the backup (at creation:
+    /// those purged before it was taken; then those its re-keys applied).
+    pub(crate) purged_through: u64,
+    /// Root epoch of the backup's own key tree (`None`: invalidated, its
+    /// root destroyed because it could not be reached by a purge).
+    pub(crate) root_epoch: Option<u32>,
+    /// Epoch reserved by a re-key in progress (crash safety).
+    pub(crate) next_root_epoch: Option<u32>,
 }
 
 bincode_record!(BackupRecord, "backup record", 1 << 16);
@@ -1063,6 +1112,23 @@ mod tests {
             WrappedKey::decode(&b),
             Err(Error::UnsupportedFormat { version: 0, .. })
         ));
+    }
+
+    #[test]
+    fn key_tree_header_round_trip() {
+        let h = KeyTreeHeader {
+            fanout_bits: 8,
+            depth: 3,
+            root_epoch: 77,
+        };
+        let b = h.encode();
+        assert_eq!(b.len(), 11);
+        assert_eq!(KeyTreeHeader::decode(&b).unwrap(), h);
+        for i in 0..b.len() {
+            let mut c = b.clone();
+            c[i] ^= 0x10;
+            assert!(KeyTreeHeader::decode(&c).is_err(), "flip at {i}");
+        }
     }
 
     #[test]

@@ -69,6 +69,14 @@ impl Batch {
         });
     }
 
+    /// Bytes of keys and values in the batch.
+    pub(crate) fn bytes(&self) -> usize {
+        self.ops
+            .iter()
+            .map(|o| o.key.len() + o.value.as_ref().map_or(0, Vec::len))
+            .sum()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -330,6 +338,32 @@ impl Store {
         }))
     }
 
+    /// Iterates keys and decoded values of one keyspace in `[from, to)`
+    /// (`to = None`: to the end of the keyspace).
+    pub(crate) fn range<K: Keyspace>(
+        &self,
+        from: &K::Key,
+        to: Option<&K::Key>,
+    ) -> Result<impl Iterator<Item = Result<(K::Key, K::Value)>> + '_> {
+        let cf = self.cf(K::CF)?;
+        let lower = K::key(from);
+        let upper = match to {
+            Some(t) => Some(K::key(t)),
+            None => keys::successor(&[K::PREFIX]),
+        };
+        let mut ro = ReadOptions::default();
+        if let Some(upper) = upper {
+            ro.set_iterate_upper_bound(upper);
+        }
+        let it = self
+            .db
+            .iterator_cf_opt(cf, ro, IteratorMode::From(&lower, Direction::Forward));
+        Ok(it.map(|item| {
+            let (k, v) = item?;
+            Ok((K::parse_key(&k)?, K::Value::decode(&v)?))
+        }))
+    }
+
     /// Iterates keys and decoded values of one keyspace whose body starts with `body_prefix`.
     pub(crate) fn entries<K: Keyspace>(
         &self,
@@ -343,6 +377,10 @@ impl Store {
     /// The write path: every logical operation is committed here as one
     /// atomic RocksDB `WriteBatch`.
     pub(crate) fn write(&self, batch: Batch) -> Result<()> {
+        self.write_opt(batch, &self.write_opts)
+    }
+
+    fn write_opt(&self, batch: Batch, opts: &WriteOptions) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -354,8 +392,17 @@ impl Store {
                 None => wb.delete_cf(cf, key),
             }
         }
-        self.db.write_opt(wb, &self.write_opts)?;
+        self.db.write_opt(wb, opts)?;
         Ok(())
+    }
+
+    /// Commits a batch with the WAL synced, whatever the store's setting
+    /// (key-tree rotations: the new tree must be durable before the old
+    /// root is destroyed).
+    pub(crate) fn write_synced(&self, batch: Batch) -> Result<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.write_opt(batch, &wo)
     }
 
     /// Flushes every memtable to SST files and syncs the WAL.

@@ -6,27 +6,39 @@
 //! with the store. Every purge appends the erasures made since to the
 //! ledger file of every registered backup that is still reachable.
 //!
-//! `restore(dir, to)` copies `dir/store/` to `to`, then replays every
-//! ledger line the backup does not already contain — by re-running the
-//! same erasure (same erasure id) on the restored data — and purges.
+//! Every backup has a key-tree root of its own (a new epoch in the same
+//! root key store; the checkpoint's level-1 nodes are re-wrapped under
+//! it). A purge whose erasures the backup holds **re-keys** it: the same
+//! erasures (same ids) are applied to the backup copy, its tree is rotated
+//! for their buckets under a new epoch, and its old root is destroyed. So
+//! the backup stays restorable for everyone else while no copy of an
+//! erased subject's keys in it — or in any copy of it — can be opened. A
+//! backup the purge cannot reach has its root destroyed (invalidated).
+//!
+//! `restore(dir, to)` copies `dir/store/` to `to`, gives it its own root
+//! key store holding the backup's root, then replays every ledger line the
+//! backup does not already contain — by re-running the same erasure (same
+//! erasure id) on the restored data — and purges.
 //! A subject forgotten after the backup was taken therefore never comes
 //! back. Ledger lines are MACed under a master-derived key, so a line
 //! cannot be altered; the limits are written down in docs/design.md.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::crypto::KeyProvider;
+use crate::crypto::{FileRootKeyStore, KeyProvider, MemoryKeyProvider, RootKeyStore};
 use crate::db::Db;
 use crate::domain::audit::Event;
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::storage::columns::{BackupMarkers, Backups, Erasures};
+use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders};
 use crate::storage::format::{BackupRecord, Blob, ErasureRecord, ErasureScope};
 use crate::storage::{Batch, StorageConfig, Store};
 use crate::types::{ProfileId, Timestamp};
@@ -183,9 +195,16 @@ pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
     // Erasures stay still while the checkpoint is taken.
     let _identity = db.identity_lock.lock();
     let last_erasure = db.store.last::<Erasures>()?.map_or(0, |(id, _)| id);
+    let first_pending = db
+        .store
+        .entries::<crate::storage::columns::PendingPurges>(&[])?
+        .next()
+        .transpose()?
+        .map(|(id, _)| id);
+    let purged_through = first_pending.map_or(last_erasure, |p| p.saturating_sub(1));
     let store_dir = dir.join(STORE_DIR);
     db.store.checkpoint(&store_dir)?;
-    {
+    let root_epoch = {
         let cfg = StorageConfig {
             block_cache_bytes: 1 << 20,
             write_buffer_bytes: 1 << 20,
@@ -195,15 +214,24 @@ pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
         let copy = Store::open(&store_dir, &cfg, false)?;
         let mut batch = Batch::new();
         batch.put::<BackupMarkers>(&(), &Blob(b"backup".to_vec()));
+        // A copy never re-keys other backups: its registry starts empty.
+        for item in copy.entries::<Backups>(&[])? {
+            let (n, _) = item?;
+            batch.delete::<Backups>(&n);
+        }
         copy.write(batch)?;
+        let epoch = db.keys.root_copy(&copy)?;
         copy.flush()?;
-    }
+        epoch
+    };
     let taken_at = Timestamp::now();
     let info = json!({
         "format": "lethedb-backup/1",
         "store_id": db.store_id(),
         "taken_at": taken_at.to_string(),
         "last_erasure": last_erasure,
+        "root_epoch": root_epoch,
+        "root_keys": db.keys.roots().describe(),
     });
     let info_path = dir.join(INFO_FILE);
     std::fs::write(&info_path, format!("{info:#}\n")).map_err(|e| Error::io_at(&info_path, e))?;
@@ -216,6 +244,9 @@ pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
             path: dir.to_string_lossy().to_string(),
             taken_at: taken_at.as_micros(),
             last_erasure,
+            purged_through,
+            root_epoch: Some(root_epoch),
+            next_root_epoch: None,
         },
     );
     db.audit.commit(
@@ -224,7 +255,7 @@ pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
         &[Event::new(
             "backup",
             None,
-            json!({ "backup": number, "last_erasure": last_erasure }),
+            json!({ "backup": number, "last_erasure": last_erasure, "root_epoch": root_epoch }),
         )],
     )?;
     Ok(BackupInfo {
@@ -273,10 +304,48 @@ pub(crate) fn restore(
         });
     }
     let ledger = read_ledger(&from.join(LEDGER_FILE))?;
+    let source_roots = match &options.backup_root_keys {
+        Some(r) => Arc::clone(r),
+        None => recorded_root_keys(from)?,
+    };
+    let target_roots: Arc<dyn RootKeyStore> = match &options.root_keys {
+        Some(r) => Arc::clone(r),
+        None => Arc::new(FileRootKeyStore::beside(to)),
+    };
     copy_dir(&src, to)?;
+    let epoch = {
+        let cfg = StorageConfig {
+            block_cache_bytes: 1 << 20,
+            write_buffer_bytes: 1 << 20,
+            sync_writes: true,
+            compression: true,
+        };
+        let copy = Store::open(to, &cfg, false)?;
+        copy.get::<KeyTreeHeaders>(&())?
+            .ok_or_else(|| Error::corrupt("key tree header", "missing in the backup"))?
+            .root_epoch
+    };
+    let sealed = source_roots.get(epoch)?.ok_or_else(|| Error::RootKey {
+        epoch,
+        reason: format!(
+            "the backup's root is not held by {}: a purge destroyed it (the backup was unreachable when erasures it held were purged) or this is not the store's root key store",
+            source_roots.describe()
+        ),
+    })?;
+    if let Some(&e) = target_roots.epochs()?.first() {
+        return Err(Error::RootKey {
+            epoch: e,
+            reason: format!(
+                "{} already holds root keys; a restored store needs an empty root key store",
+                target_roots.describe()
+            ),
+        });
+    }
+    target_roots.put(epoch, &sealed)?;
     let mut opts = options;
     opts.restoring = true;
     opts.create_if_missing = false;
+    opts.root_keys = Some(target_roots);
     let db = Db::open(to, keys, opts)?;
     let mut report = RestoreReport {
         replayed: Vec::new(),
@@ -325,6 +394,116 @@ pub(crate) fn restore(
     )?;
     report.certificates = super::purge(&db)?.certificates;
     Ok((db, report))
+}
+
+/// The root key store `BACKUP.json` names (file stores only).
+fn recorded_root_keys(from: &Path) -> Result<Arc<dyn RootKeyStore>> {
+    let info_path = from.join(INFO_FILE);
+    let text = std::fs::read_to_string(&info_path).map_err(|e| Error::io_at(&info_path, e))?;
+    let info: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::InvalidInput(format!("{}: {e}", info_path.display())))?;
+    match info["root_keys"].as_str().and_then(|s| s.strip_prefix("file ")) {
+        Some(path) => Ok(Arc::new(FileRootKeyStore::new(path))),
+        None => Err(Error::InvalidInput(format!(
+            "{} names no root key file; pass the root key store holding the backup's root (Options::backup_root_keys, --backup-root-keys)",
+            info_path.display()
+        ))),
+    }
+}
+
+/// What re-keying the backups did.
+#[derive(Debug, Default)]
+pub(crate) struct BackupRekey {
+    pub(crate) rekeyed: u32,
+    pub(crate) invalidated: u32,
+    /// Root epochs backups still use.
+    pub(crate) referenced: BTreeSet<u32>,
+    /// Their old roots, to destroy.
+    pub(crate) doomed: Vec<u32>,
+}
+
+fn put_record(db: &Db, n: u64, rec: &BackupRecord) -> Result<()> {
+    let mut batch = Batch::new();
+    batch.put::<Backups>(&n, rec);
+    db.store.write_synced(batch)
+}
+
+/// Re-keys every registered backup that holds one of `records` (erasures
+/// being purged, the last with id `last`): applies them to the copy,
+/// rotates its tree under a new root, and names its old root for
+/// destruction. An unreachable backup is invalidated instead.
+pub(crate) fn rekey_backups(db: &Db, records: &[ErasureRecord], last: u64) -> Result<BackupRekey> {
+    let mut out = BackupRekey::default();
+    let registered: Vec<(u64, BackupRecord)> =
+        db.store.entries::<Backups>(&[])?.collect::<Result<_>>()?;
+    for (n, mut rec) in registered {
+        let Some(epoch) = rec.root_epoch else {
+            continue;
+        };
+        let held: Vec<&ErasureRecord> = records
+            .iter()
+            .filter(|r| r.erasure_id > rec.purged_through)
+            .collect();
+        if held.is_empty() {
+            out.referenced.insert(epoch);
+            out.referenced.extend(rec.next_root_epoch);
+            continue;
+        }
+        out.doomed.push(epoch);
+        out.doomed.extend(rec.next_root_epoch);
+        let store_dir = PathBuf::from(&rec.path).join(STORE_DIR);
+        if !store_dir.join("CURRENT").exists() {
+            rec.root_epoch = None;
+            rec.next_root_epoch = None;
+            put_record(db, n, &rec)?;
+            out.invalidated += 1;
+            continue;
+        }
+        let next = db.keys.next_epoch()?;
+        rec.next_root_epoch = Some(next);
+        put_record(db, n, &rec)?;
+        {
+            let mut opts = Options::new();
+            opts.restoring = true;
+            opts.shared_roots = true;
+            let copy = Db::open(
+                &store_dir,
+                &MemoryKeyProvider::holding(&db.master),
+                opts.root_keys(Arc::clone(db.keys.roots_arc()))
+                    .purge_after_erasures(0)
+                    .block_cache_bytes(8 << 20)
+                    .write_buffer_bytes(4 << 20),
+            )?;
+            let mut buckets = BTreeSet::new();
+            for r in &held {
+                let ids: Vec<ProfileId> = r.profiles.iter().map(|p| ProfileId::from_bytes(*p)).collect();
+                buckets.extend(ids.iter().map(|id| copy.keys.bucket_of(id)));
+                if copy.store.get::<Erasures>(&r.erasure_id)?.is_some() {
+                    continue;
+                }
+                match r.scope {
+                    ErasureScope::Profile => {
+                        super::forget_replay(&copy, &ids, r.erasure_id)?;
+                    }
+                    ErasureScope::Fields => {
+                        let names: Vec<&str> = r.fields.iter().map(String::as_str).collect();
+                        super::forget_fields(&copy, &ids, &names, Some(r.erasure_id))?;
+                    }
+                }
+            }
+            copy.keys
+                .rotate(&copy.store, &buckets, &BTreeSet::new(), next)?;
+            copy.store.flush()?;
+        }
+        rec.root_epoch = Some(next);
+        rec.next_root_epoch = None;
+        rec.purged_through = rec.purged_through.max(last);
+        put_record(db, n, &rec)?;
+        out.referenced.insert(next);
+        out.rekeyed += 1;
+    }
+    out.doomed.retain(|e| !out.referenced.contains(e));
+    Ok(out)
 }
 
 /// Whether a store directory is marked as a backup.

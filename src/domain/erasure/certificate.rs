@@ -21,13 +21,13 @@ use crate::types::Timestamp;
 
 const SIGN_CONTEXT: &[u8] = b"lethedb/certificate/v1";
 /// Value of the `format` field.
-pub(crate) const CERT_FORMAT: &str = "lethedb-erasure-certificate/1";
+pub(crate) const CERT_FORMAT: &str = "lethedb-erasure-certificate/2";
 
 /// The signed statement. Every field is PII-free.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
-    /// `lethedb-erasure-certificate/1`.
+    /// `lethedb-erasure-certificate/2`.
     pub format: String,
     /// Store id (hex).
     pub store_id: String,
@@ -54,8 +54,21 @@ pub struct Certificate {
     pub requested_at: String,
     /// When purge finished compacting (RFC 3339).
     pub purged_at: String,
-    /// Epoch of the root key (1 until the key tree rotates roots).
+    /// Epoch of the key-tree root the erased keys were reachable from,
+    /// destroyed by this purge: every copy of them on any disk or backup is
+    /// wrapped under it.
+    pub root_epoch_destroyed: u32,
+    /// Every root version this purge destroyed (the live root above, older
+    /// roots of backups that held the erased subjects, leftovers of an
+    /// interrupted rotation).
+    pub root_epochs_destroyed: Vec<u32>,
+    /// The store's root epoch after the purge.
     pub root_epoch: u32,
+    /// Backups re-keyed so that they stay restorable without the erased
+    /// subjects.
+    pub backups_rekeyed: u32,
+    /// Backups that could not be reached and became unrestorable.
+    pub backups_invalidated: u32,
     /// Audit-log position of the erasure entry.
     pub erasure_audit_seq: u64,
     /// Audit-log position of the purge entry.

@@ -317,6 +317,7 @@ fn new_staged() -> Staged {
 /// erasure's receipt.
 pub(crate) fn forget(db: &Db, id: &ProfileId) -> Result<ErasureReceipt> {
     let receipt = {
+        let _tree = db.keys.shared();
         let _identity = db.identity_lock.lock();
         let record = db
             .store
@@ -481,6 +482,7 @@ pub(crate) fn forget_fields(
         }
     }
     let receipt = {
+        let _tree = db.keys.shared();
         let _identity = db.identity_lock.lock();
         forget_fields_locked(db, ids, names, explicit)?
     };

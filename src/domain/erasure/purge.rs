@@ -1,6 +1,11 @@
 //! Purge: makes erased key material physically absent from the store's
 //! live files, then issues the certificates.
 //!
+//! 0. Key-tree rotation (`crypto::hierarchy`): fresh keys on the path of
+//!    every erased profile, the tree re-wrapped under a new root and
+//!    committed with a synced WAL; engine-made backups re-keyed the same
+//!    way; then every root version not in use is destroyed. From here on
+//!    no copy of an erased key anywhere is decryptable.
 //! 1. Flush every memtable and sync the WAL: the WAL files that held the
 //!    erased keys become obsolete and are deleted (WAL recycling is off).
 //! 2. Forced bottommost compaction of the touched key ranges only. Ranges
@@ -16,20 +21,19 @@
 //! lethedb takes no long-lived snapshots or pinned iterators (scans are
 //! short and bounded), so nothing holds old versions back.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::certificate::{Certificate, CERT_FORMAT};
-use crate::crypto::hierarchy::ROOT_EPOCH;
 use crate::db::Db;
 use crate::domain::audit::Event;
 use crate::error::{Error, Result};
 use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
 use crate::storage::format::{ErasureScope, PendingPurge};
 use crate::storage::{Batch, SstFile};
-use crate::types::Timestamp;
+use crate::types::{ProfileId, Timestamp};
 
 /// What a purge did.
 #[derive(Clone, Debug, Default)]
@@ -46,6 +50,26 @@ pub struct PurgeReport {
     pub bytes_rewritten: u64,
     /// Bytes of all live SST files before the purge.
     pub store_bytes: u64,
+    /// Root epoch destroyed (the one every erased key was reachable from).
+    pub root_epoch_destroyed: u32,
+    /// Every root version destroyed.
+    pub root_epochs_destroyed: Vec<u32>,
+    /// Root epoch after the purge.
+    pub root_epoch: u32,
+    /// Tree keys replaced by fresh ones.
+    pub keys_replaced: u64,
+    /// Tree nodes re-wrapped under a new parent.
+    pub nodes_rewrapped: u64,
+    /// Keyrings re-wrapped under a new bucket key.
+    pub keyrings_rewrapped: u64,
+    /// Bytes written by the rotation batch.
+    pub key_bytes_written: u64,
+    /// Time of the rotation (root stored, tree re-wrapped and committed).
+    pub rotation: Duration,
+    /// Backups re-keyed.
+    pub backups_rekeyed: u32,
+    /// Backups unreachable, whose roots were destroyed.
+    pub backups_invalidated: u32,
     /// Wall time of the purge.
     pub duration: Duration,
 }
@@ -59,6 +83,16 @@ impl PurgeReport {
             "files_rewritten": self.files_rewritten,
             "bytes_rewritten": self.bytes_rewritten,
             "store_bytes": self.store_bytes,
+            "root_epoch_destroyed": self.root_epoch_destroyed,
+            "root_epochs_destroyed": self.root_epochs_destroyed,
+            "root_epoch": self.root_epoch,
+            "keys_replaced": self.keys_replaced,
+            "nodes_rewrapped": self.nodes_rewrapped,
+            "keyrings_rewrapped": self.keyrings_rewrapped,
+            "key_bytes_written": self.key_bytes_written,
+            "rotation_seconds": self.rotation.as_secs_f64(),
+            "backups_rekeyed": self.backups_rekeyed,
+            "backups_invalidated": self.backups_invalidated,
             "seconds": self.duration.as_secs_f64(),
         })
     }
@@ -197,6 +231,49 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
         *db.pending.lock() = Pending::default();
         return Ok(report);
     }
+    let mut records = Vec::new();
+    let mut buckets = BTreeSet::new();
+    for (id, _) in &pending {
+        if let Some(rec) = db.store.get::<Erasures>(id)? {
+            for p in &rec.profiles {
+                buckets.insert(db.keys.bucket_of(&ProfileId::from_bytes(*p)));
+            }
+            records.push(rec);
+        }
+    }
+    let rotation_started = Instant::now();
+    let new_epoch = db.keys.next_epoch()?;
+    let rot = db
+        .keys
+        .rotate(&db.store, &buckets, &BTreeSet::new(), new_epoch)?;
+    let last_pending = pending.last().map_or(0, |(id, _)| *id);
+    let mut doomed = vec![rot.old_epoch];
+    let mut rekey = super::backup::BackupRekey::default();
+    if db.owns_roots {
+        rekey = super::backup::rekey_backups(db, &records, last_pending)?;
+        doomed.extend(rekey.doomed.iter().copied());
+        // Leftovers of an interrupted rotation or backup: roots no copy uses.
+        for e in db.keys.roots().epochs()? {
+            if e != rot.new_epoch && !rekey.referenced.contains(&e) {
+                doomed.push(e);
+            }
+        }
+    }
+    doomed.sort_unstable();
+    doomed.dedup();
+    db.keys.destroy_roots(&doomed)?;
+    let destroyed = doomed;
+    report.rotation = rotation_started.elapsed();
+    report.root_epoch_destroyed = rot.old_epoch;
+    report.root_epochs_destroyed = destroyed;
+    report.root_epoch = rot.new_epoch;
+    report.keys_replaced = rot.keys_replaced;
+    report.nodes_rewrapped = rot.nodes_rewrapped;
+    report.keyrings_rewrapped = rot.keyrings_rewrapped;
+    report.key_bytes_written = rot.bytes_written;
+    report.backups_rekeyed = rekey.rekeyed;
+    report.backups_invalidated = rekey.invalidated;
+
     db.store.flush()?;
     let before = db.store.live_files()?;
     report.store_bytes = before.iter().map(|f| f.size).sum();
@@ -233,13 +310,9 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
         .as_ref()
         .ok_or_else(|| Error::InvalidInput("store opened without its signing key".into()))?;
     let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
-    let mut records = Vec::new();
     let mut batch = Batch::new();
     for id in &ids {
         batch.delete::<PendingPurges>(id);
-        if let Some(rec) = db.store.get::<Erasures>(id)? {
-            records.push(rec);
-        }
     }
     let event = Event::new(
         "purge",
@@ -250,6 +323,14 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
             "files_rewritten": report.files_rewritten,
             "bytes_rewritten": report.bytes_rewritten,
             "store_bytes": report.store_bytes,
+            "root_epoch_destroyed": report.root_epoch_destroyed,
+            "root_epochs_destroyed": report.root_epochs_destroyed,
+            "root_epoch": report.root_epoch,
+            "keys_replaced": report.keys_replaced,
+            "nodes_rewrapped": report.nodes_rewrapped,
+            "keyrings_rewrapped": report.keyrings_rewrapped,
+            "backups_rekeyed": report.backups_rekeyed,
+            "backups_invalidated": report.backups_invalidated,
         }),
     );
     let store_id = db.store_id();
@@ -281,7 +362,11 @@ pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
                     suppressed_identifiers: rec.suppressed,
                     requested_at: Timestamp(rec.requested_at).to_string(),
                     purged_at: purged_at.to_string(),
-                    root_epoch: ROOT_EPOCH,
+                    root_epoch_destroyed: report.root_epoch_destroyed,
+                    root_epochs_destroyed: report.root_epochs_destroyed.clone(),
+                    root_epoch: report.root_epoch,
+                    backups_rekeyed: report.backups_rekeyed,
+                    backups_invalidated: report.backups_invalidated,
                     erasure_audit_seq: rec.audit_seq,
                     audit_seq: seq,
                     audit_head: crate::hex::encode(&hash),
