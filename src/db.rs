@@ -219,6 +219,12 @@ impl Db {
         if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
             return Err(Error::WrongKey);
         }
+        if erasure::is_backup(&store)? && !options.restoring {
+            return Err(Error::InvalidInput(format!(
+                "{} is a backup copy; restore it with `lethedb restore` (which replays later erasures)",
+                path.display()
+            )));
+        }
         let tree = store.get::<KeyTreeHeaders>(&())?.ok_or_else(|| {
             Error::corrupt(
                 "key tree header",
@@ -251,12 +257,6 @@ impl Db {
             &header.store_id,
             kdf::LABEL_SUPPRESSION,
         )?)?;
-        if erasure::is_backup(&store)? && !options.restoring {
-            return Err(Error::InvalidInput(format!(
-                "{} is a backup copy; restore it with `lethedb restore` (which replays later erasures)",
-                path.display()
-            )));
-        }
         let audit = AuditLog::load(&store)?;
         let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
         let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;

@@ -85,7 +85,9 @@ fn byte_flips_in_sst_files_give_typed_errors_never_wrong_data() {
         std::fs::write(&victim, &bytes).unwrap();
         let ctx = format!("seed {seed}, trial {trial}, {} byte {at}", victim.display());
 
-        let db = match Db::open(&dir, &k, Options::new()) {
+        // The copy opens with the source's root keys (it is the same store).
+        let roots = std::sync::Arc::new(lethedb::FileRootKeyStore::beside(&src));
+        let db = match Db::open(&dir, &k, Options::new().root_keys(roots)) {
             Ok(db) => db,
             Err(e) => {
                 assert!(typed(&e), "{ctx}: open failed untyped: {e:?}");

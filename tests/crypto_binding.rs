@@ -169,7 +169,7 @@ fn tampered_ciphertext_with_fixed_checksum_fails_authentication() {
 }
 
 #[test]
-fn bit_flips_in_keyrings_and_bucket_keys_give_typed_errors() {
+fn bit_flips_in_keyrings_and_tree_nodes_give_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = two_profiles(dir.path());
     let kr = {
@@ -189,14 +189,14 @@ fn bit_flips_in_keyrings_and_bucket_keys_give_typed_errors() {
             "keyring flip at {pos}"
         );
     }
-    // Restore the keyring, then corrupt every bucket key.
+    // Restore the keyring, then corrupt every node of the key tree.
     let raw = raw(dir.path());
     raw_put(&raw, "keys", &keyring_key(&a), &kr);
     let cf = raw.cf_handle("keys").unwrap();
     let buckets: Vec<_> = raw
         .iterator_cf(cf, rocksdb::IteratorMode::Start)
         .map(Result::unwrap)
-        .filter(|(k, _)| k[0] == b'b')
+        .filter(|(k, _)| k[0] == b'n')
         .collect();
     assert!(!buckets.is_empty());
     for (k, v) in &buckets {

@@ -112,7 +112,7 @@ mod tests {
         let m1 = MasterKey::from_bytes([1; 32]);
         let m2 = MasterKey::from_bytes([2; 32]);
         let a = derive(&m1, &[0; 16], LABEL_KEY_CHECK).unwrap();
-        assert_ne!(*a, *derive(&m1, &[0; 16], LABEL_BUCKET_WRAP).unwrap());
+        assert_ne!(*a, *derive(&m1, &[0; 16], LABEL_ROOT_WRAP).unwrap());
         assert_ne!(*a, *derive(&m1, &[1; 16], LABEL_KEY_CHECK).unwrap());
         assert_ne!(*a, *derive(&m2, &[0; 16], LABEL_KEY_CHECK).unwrap());
     }
