@@ -9,8 +9,8 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::crypto::hierarchy::{KeyHierarchy, Shape};
-use crate::crypto::{FileRootKeyStore, RootKeyStore};
 use crate::crypto::{kdf, os_random, KeyProvider, SecretKey};
+use crate::crypto::{FileRootKeyStore, RootKeyStore};
 use crate::domain::audit::{self, AuditLog, AuditRecord, AuditReport};
 use crate::domain::consent::{self, ConsentRecord, ProcessingFlags, PurposeRead};
 use crate::domain::erasure::{
@@ -23,9 +23,7 @@ use crate::domain::locks::StripedLocks;
 use crate::domain::profiles::{self, Profile, ProfileBatch, Update};
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::storage::columns::{
-    Configs, Erasures, KeyTreeHeaders, Profiles, Schemas, StoreHeaders,
-};
+use crate::storage::columns::{Configs, Erasures, KeyTreeHeaders, Profiles, Schemas, StoreHeaders};
 use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, ColumnStats, MemoryUsage, StorageConfig, Store};
 use crate::types::{MergeId, ProfileId, Schema, Timestamp};
@@ -743,7 +741,10 @@ impl Db {
         let _tree = self.keys.shared();
         let mut s = self.keys.status(&self.store)?;
         s.pending_purges = self.pending.lock().count;
-        for item in self.store.entries::<crate::storage::columns::Backups>(&[])? {
+        for item in self
+            .store
+            .entries::<crate::storage::columns::Backups>(&[])?
+        {
             let (_, b) = item?;
             s.backups.push((b.path, b.root_epoch));
         }

@@ -58,8 +58,8 @@ pub mod bench_support;
 pub mod fuzz_support;
 
 pub use crypto::{
-    EnvKeyProvider, FileKeyProvider, FileRootKeyStore, KeyProvider, MasterKey, MemoryKeyProvider,
-    KeyTreeStatus, MemoryRootKeyStore, RootKeyStore, RotationStep,
+    EnvKeyProvider, FileKeyProvider, FileRootKeyStore, KeyProvider, KeyTreeStatus, MasterKey,
+    MemoryKeyProvider, MemoryRootKeyStore, RootKeyStore, RotationStep,
 };
 pub use db::{verify_audit_log, verify_certificate_in_store, Db, StoreStats};
 pub use domain::audit::{AuditRecord, AuditReport};

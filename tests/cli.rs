@@ -8,7 +8,8 @@ fn lethedb(args: &[&str], env_dir: Option<&Path>) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_lethedb"));
     c.args(args)
         .env_remove("LETHEDB_DB")
-        .env_remove("LETHEDB_KEY_FILE");
+        .env_remove("LETHEDB_KEY_FILE")
+        .env_remove("LETHEDB_ROOT_KEYS");
     if let Some(d) = env_dir {
         c.env("LETHEDB_DB", d);
     }
@@ -532,10 +533,46 @@ fn forget_purge_certificate_audit_export_backup_restore_retention() {
     assert!(o.status.success(), "{}", stderr(&o));
 
     // Purge prints one certificate per line.
+    let status = |d: &str| -> serde_json::Value {
+        let o = lethedb(&["keys", "status", "--db", d], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let before = status(d);
+    assert_eq!(before["root_epoch"], 1);
+    assert_eq!(before["pending_purges"], 2);
+    assert_eq!(
+        (before["fanout"].as_u64(), before["depth"].as_u64()),
+        (Some(1024), Some(2))
+    );
+    assert!(
+        tmp.path().join("store.rootkeys").exists(),
+        "root file beside the directory"
+    );
     let o = lethedb(&["purge", "--db", d], None);
     assert!(o.status.success(), "{}", stderr(&o));
     let certs: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
     assert_eq!(certs.len(), 2);
+    let after = status(d);
+    assert_eq!(after["pending_purges"], 0);
+    let epoch = after["root_epoch"].as_u64().unwrap();
+    assert!(epoch > 1);
+    let cert_json: serde_json::Value = serde_json::from_str(&certs[0]).unwrap();
+    assert_eq!(cert_json["certificate"]["root_epoch_destroyed"], 1);
+    assert_eq!(cert_json["certificate"]["root_epoch"], epoch);
+    assert_eq!(cert_json["certificate"]["backups_rekeyed"], 1);
+    // Held: the live root and the re-keyed backup's root, nothing older.
+    assert_eq!(
+        after["root_epochs_held"].as_array().unwrap().len(),
+        2,
+        "{after}"
+    );
+    let backup_epoch = after["backups"][0]["root_epoch"].as_u64().unwrap();
+    assert_ne!(backup_epoch, epoch);
+    assert!(after["root_epochs_held"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(backup_epoch)));
     let cert = tmp.path().join("cert.json");
     std::fs::write(&cert, &certs[0]).unwrap();
     let o = lethedb(&["certificate", "public-key", "--db", d], None);

@@ -30,8 +30,14 @@ fn populate(db: &Db, n: usize) -> Vec<(ProfileId, BTreeMap<String, Value>)> {
     (0..n)
         .map(|i| {
             let fields: BTreeMap<String, Value> = [
-                ("name".to_string(), Value::from(format!("SUBJECT-{i:05}-name"))),
-                ("city".to_string(), Value::from(format!("SUBJECT-{i:05}-city"))),
+                (
+                    "name".to_string(),
+                    Value::from(format!("SUBJECT-{i:05}-name")),
+                ),
+                (
+                    "city".to_string(),
+                    Value::from(format!("SUBJECT-{i:05}-city")),
+                ),
             ]
             .into();
             let mut u = Update::new();
@@ -62,7 +68,9 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn assert_reads(db: &Db, people: &[(ProfileId, BTreeMap<String, Value>)], ctx: &str) {
     for (id, fields) in people {
-        let p = db.get(id).unwrap_or_else(|e| panic!("{ctx}: get {id}: {e}"));
+        let p = db
+            .get(id)
+            .unwrap_or_else(|e| panic!("{ctx}: get {id}: {e}"));
         assert_eq!(&p.fields, fields, "{ctx}: fields of {id}");
     }
 }
@@ -98,7 +106,11 @@ fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject() {
     assert_eq!(report.root_epoch_destroyed, 1);
     assert_eq!(report.root_epoch, 2);
     assert_eq!(roots.epochs().unwrap(), vec![2]);
-    let others: Vec<_> = people.iter().filter(|(id, _)| *id != subject).cloned().collect();
+    let others: Vec<_> = people
+        .iter()
+        .filter(|(id, _)| *id != subject)
+        .cloned()
+        .collect();
     assert_reads(&db, &others, "live store after purge");
     drop(db);
 
@@ -206,7 +218,9 @@ fn check_after_crash(
     }
     // The interrupted purge is still owed, and the next one completes it.
     assert_eq!(db.pending_erasures().unwrap().0, gone.len(), "{ctx}");
-    let report = db.purge().unwrap_or_else(|e| panic!("{ctx}: purge after crash: {e}"));
+    let report = db
+        .purge()
+        .unwrap_or_else(|e| panic!("{ctx}: purge after crash: {e}"));
     assert_eq!(report.certificates.len(), gone.len(), "{ctx}");
     let status = db.key_tree_status().unwrap();
     assert_eq!(
@@ -259,7 +273,11 @@ fn purge_rewraps_exactly_the_touched_paths() {
     assert_eq!(r.nodes_rewrapped, (l1.len() + children.len()) as u64);
     assert_eq!(r.keyrings_rewrapped, bucket_mates);
     assert!(r.key_bytes_written > 0);
-    let others: Vec<_> = people.iter().filter(|(id, _)| *id != subject).cloned().collect();
+    let others: Vec<_> = people
+        .iter()
+        .filter(|(id, _)| *id != subject)
+        .cloned()
+        .collect();
     assert_reads(&db, &others, "after the rotation");
 
     // Many erasures in one purge share the upper levels.
@@ -298,7 +316,10 @@ fn key_cache_stays_bounded_and_reads_stay_correct() {
     assert_reads(&db, &people[1..], "small cache after a rotation");
     let s = db.key_tree_status().unwrap();
     assert!(s.cached_keys <= 32, "{} cached", s.cached_keys);
-    assert!(s.nodes_per_level[1] > 100, "far more buckets than the cache holds");
+    assert!(
+        s.nodes_per_level[1] > 100,
+        "far more buckets than the cache holds"
+    );
 }
 
 #[test]
@@ -322,12 +343,18 @@ fn backups_stay_restorable_without_the_subjects_erased_after_them() {
     assert_eq!(r.backups_rekeyed, 1);
     assert!(r.root_epochs_destroyed.contains(&backup_epoch));
     let s = db.key_tree_status().unwrap();
-    assert_eq!(s.root_epochs_held.len(), 2, "live root and the backup's new root");
+    assert_eq!(
+        s.root_epochs_held.len(),
+        2,
+        "live root and the backup's new root"
+    );
 
     // The old copy of the backup: its root is gone.
     let restored_old = dir.path().join("from-offline");
     let old_opts = Options::new()
-        .root_keys(Arc::new(FileRootKeyStore::new(dir.path().join("r1.rootkeys"))))
+        .root_keys(Arc::new(FileRootKeyStore::new(
+            dir.path().join("r1.rootkeys"),
+        )))
         .backup_root_keys(Arc::clone(&roots) as Arc<dyn RootKeyStore>);
     match Db::restore(&offline, &restored_old, &k, old_opts) {
         Err(Error::RootKey { epoch, .. }) => assert_eq!(epoch, backup_epoch),
@@ -347,7 +374,10 @@ fn backups_stay_restorable_without_the_subjects_erased_after_them() {
     )
     .unwrap();
     assert_eq!(report.already_present, 2);
-    assert!(matches!(db2.get(&subject), Err(Error::ProfileErased { .. })));
+    assert!(matches!(
+        db2.get(&subject),
+        Err(Error::ProfileErased { .. })
+    ));
     assert_eq!(db2.lookup(&Identifier::email(email(4))).unwrap(), None);
     let p5 = db2.get(&people[5].0).unwrap();
     assert!(!p5.fields.contains_key("city"));
@@ -381,7 +411,9 @@ fn an_unreachable_backup_is_invalidated_not_left_decryptable() {
     assert_eq!(roots.epochs().unwrap().len(), 1);
     let to = dir.path().join("r");
     let o = Options::new()
-        .root_keys(Arc::new(FileRootKeyStore::new(dir.path().join("r.rootkeys"))))
+        .root_keys(Arc::new(FileRootKeyStore::new(
+            dir.path().join("r.rootkeys"),
+        )))
         .backup_root_keys(Arc::clone(&roots) as Arc<dyn RootKeyStore>);
     assert!(matches!(
         Db::restore(&moved, &to, &k, o),

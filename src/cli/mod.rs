@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use lethedb::{
-    ConsentRecord, ConsentStatus, Db, Error, FileKeyProvider, FileRootKeyStore, IdType, Identifier, IdentityConfig,
-    LegalBasis, MergeId, Normalization, Options, ProfileId, Schema, Timestamp, Update,
+    ConsentRecord, ConsentStatus, Db, Error, FileKeyProvider, FileRootKeyStore, IdType, Identifier,
+    IdentityConfig, LegalBasis, MergeId, Normalization, Options, ProfileId, Schema, Timestamp,
+    Update,
 };
 
 #[derive(Parser)]

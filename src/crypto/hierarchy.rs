@@ -142,13 +142,17 @@ const CACHE_SHARDS: usize = 16;
 impl NodeCache {
     fn new(capacity: usize) -> Self {
         NodeCache {
-            shards: (0..CACHE_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..CACHE_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
             per_shard: capacity.div_ceil(CACHE_SHARDS).max(1),
         }
     }
 
     fn shard(&self, id: NodeId) -> &Mutex<HashMap<NodeId, NodeKey>> {
-        let h = (id.1 as usize).wrapping_mul(31).wrapping_add(usize::from(id.0));
+        let h = (id.1 as usize)
+            .wrapping_mul(31)
+            .wrapping_add(usize::from(id.0));
         &self.shards[h % CACHE_SHARDS]
     }
 
@@ -421,7 +425,8 @@ impl KeyHierarchy {
     /// Test hook: the next rotation stops (with an error, as a crash
     /// would) at `step`.
     pub(crate) fn stop_rotation_at(&self, step: Option<RotationStep>) {
-        self.crash_at.store(step.map_or(0, step_no), Ordering::SeqCst);
+        self.crash_at
+            .store(step.map_or(0, step_no), Ordering::SeqCst);
     }
 
     fn crash_point(&self, step: RotationStep) -> Result<()> {
@@ -649,14 +654,18 @@ impl KeyHierarchy {
                 if w.parent_version != o.version {
                     return Err(Error::corrupt(
                         "keyring",
-                        format!("profile {id} wrapped under bucket version {}, bucket is at {}", w.parent_version, o.version),
+                        format!(
+                            "profile {id} wrapped under bucket version {}, bucket is at {}",
+                            w.parent_version, o.version
+                        ),
                     ));
                 }
-                let seed = unwrap(&o.key, &keyring_ad(&id, b, o.version, w.version), &w)
-                    .ok_or(Error::Decrypt {
+                let seed = unwrap(&o.key, &keyring_ad(&id, b, o.version, w.version), &w).ok_or(
+                    Error::Decrypt {
                         profile: id,
                         what: "keyring".into(),
-                    })?;
+                    },
+                )?;
                 let w2 = wrap(
                     &n.key,
                     &keyring_ad(&id, b, n.version, w.version),
@@ -676,12 +685,30 @@ impl KeyHierarchy {
                 };
                 let (first, end) = shape.children(i);
                 let child = level + 1;
-                self.rewrap_children(store, &mut batch, &mut rot, child, (first, end), o, n, &fresh)?;
+                self.rewrap_children(
+                    store,
+                    &mut batch,
+                    &mut rot,
+                    child,
+                    (first, end),
+                    o,
+                    n,
+                    &fresh,
+                )?;
             }
         }
         // Every level-1 node, under the new root.
         let end = 1u32 << shape.fanout_bits;
-        self.rewrap_children(store, &mut batch, &mut rot, 1, (0, end), &old_root, &new_root, &fresh)?;
+        self.rewrap_children(
+            store,
+            &mut batch,
+            &mut rot,
+            1,
+            (0, end),
+            &old_root,
+            &new_root,
+            &fresh,
+        )?;
         batch.put::<KeyTreeHeaders>(
             &(),
             &KeyTreeHeader {
@@ -779,7 +806,16 @@ impl KeyHierarchy {
         let mut batch = Batch::new();
         let mut rot = Rotation::default();
         let end = 1u32 << self.shape.fanout_bits;
-        self.rewrap_children(copy, &mut batch, &mut rot, 1, (0, end), &old_root, &root, &HashMap::new())?;
+        self.rewrap_children(
+            copy,
+            &mut batch,
+            &mut rot,
+            1,
+            (0, end),
+            &old_root,
+            &root,
+            &HashMap::new(),
+        )?;
         batch.put::<KeyTreeHeaders>(
             &(),
             &KeyTreeHeader {
@@ -818,7 +854,12 @@ impl KeyHierarchy {
     }
 }
 
-fn seal_root(wrap_key: &SecretKey, store_id: &[u8; 16], epoch: u32, root: &SecretKey) -> Result<Vec<u8>> {
+fn seal_root(
+    wrap_key: &SecretKey,
+    store_id: &[u8; 16],
+    epoch: u32,
+    root: &SecretKey,
+) -> Result<Vec<u8>> {
     let mut out = vec![FormatVersion::CURRENT as u8];
     aead::seal_into(wrap_key, &root_ad(store_id, epoch), root.as_ref(), &mut out)?;
     Ok(out)
@@ -873,7 +914,12 @@ fn unwrap_node(parent: &NodeKey, level: u8, index: u32, w: &WrappedKey) -> Resul
             ),
         ));
     }
-    unwrap(&parent.key, &node_ad(level, index, w.parent_version, w.version), w).ok_or_else(|| {
+    unwrap(
+        &parent.key,
+        &node_ad(level, index, w.parent_version, w.version),
+        w,
+    )
+    .ok_or_else(|| {
         Error::corrupt(
             "key tree",
             format!("node ({level}, {index}) does not authenticate under its parent"),

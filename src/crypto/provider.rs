@@ -27,7 +27,6 @@ impl MasterKey {
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
-
 }
 
 impl std::fmt::Debug for MasterKey {

@@ -296,10 +296,18 @@ fn encode_file(versions: &BTreeMap<u32, Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(FILE_MAGIC);
     out.push(FILE_VERSION);
-    out.extend_from_slice(&u32::try_from(versions.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(versions.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     for (epoch, sealed) in versions {
         out.extend_from_slice(&epoch.to_be_bytes());
-        out.extend_from_slice(&u16::try_from(sealed.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(
+            &u16::try_from(sealed.len())
+                .unwrap_or(u16::MAX)
+                .to_be_bytes(),
+        );
         out.extend_from_slice(sealed);
     }
     let crc = crc32fast::hash(&out);

@@ -26,9 +26,9 @@
 //! | `audit`       | `AuditHeads`  | `h`    | (none)          | `AuditHead`    |
 
 use super::format::{
-    AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry, KeyTreeHeader,
-    MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord, StoreHeader,
-    SuppressionEntry, ValueCodec, WrappedKey,
+    AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
+    KeyTreeHeader, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
+    StoreHeader, SuppressionEntry, ValueCodec, WrappedKey,
 };
 use super::keys::{self, KeyCodec};
 use crate::error::Result;

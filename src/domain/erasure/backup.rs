@@ -476,7 +476,11 @@ pub(crate) fn rekey_backups(db: &Db, records: &[ErasureRecord], last: u64) -> Re
             )?;
             let mut buckets = BTreeSet::new();
             for r in &held {
-                let ids: Vec<ProfileId> = r.profiles.iter().map(|p| ProfileId::from_bytes(*p)).collect();
+                let ids: Vec<ProfileId> = r
+                    .profiles
+                    .iter()
+                    .map(|p| ProfileId::from_bytes(*p))
+                    .collect();
                 buckets.extend(ids.iter().map(|id| copy.keys.bucket_of(id)));
                 if copy.store.get::<Erasures>(&r.erasure_id)?.is_some() {
                     continue;
