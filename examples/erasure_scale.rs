@@ -1,12 +1,18 @@
 //! Erasure at scale: builds a store of N synthetic people (two identifiers
-//! each, written through `resolve`), compacts it, forgets E random people
-//! one by one (latency p50/p99), purging after 1, 11 and all E erasures,
-//! and reports purge time and how much of the store each purge rewrote.
+//! each, written through `resolve`), compacts it, measures read latency
+//! (`get` of random people: first touch after a reopen, and warm), then
+//! forgets random people one by one (latency p50/p99) in rounds of the
+//! given sizes, purging after each round, and reports per purge the
+//! key-tree rotation (keys replaced, nodes and keyrings re-wrapped, bytes
+//! written, time) and how much of the store the compaction rewrote.
 //!
 //! ```text
-//! cargo run --release --example erasure_scale -- [PROFILES] [ERASURES] [DIR]
-//! cargo run --release --example erasure_scale -- 1000000 1000 /tmp/lethedb-erasure
+//! cargo run --release --example erasure_scale -- [PROFILES] [ROUNDS] [DIR] [FANOUT_BITS,DEPTH]
+//! cargo run --release --example erasure_scale -- 1000000 1,100,10000 /tmp/lethedb-erasure 10,2
+//! cargo run --release --example erasure_scale -- 1000000 1,100,10000 /tmp/lethedb-flat 16,1
 //! ```
+//! The second is the layout without a tree: 2^16 bucket keys wrapped
+//! directly under the root.
 
 use std::time::{Duration, Instant};
 
@@ -23,21 +29,33 @@ fn main() -> lethedb::Result<()> {
         .get(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let e: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let sizes: Vec<usize> = args
+        .get(2)
+        .map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 100, 10_000]);
+    let e: usize = sizes.iter().sum();
     let dir = args
         .get(3)
         .cloned()
         .unwrap_or_else(|| "/tmp/lethedb-erasure-scale".into());
+    let shape: Vec<u8> = args
+        .get(4)
+        .map(|a| a.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 2]);
+    let (fanout_bits, depth) = (shape[0], shape[1]);
     let _ = std::fs::remove_dir_all(&dir);
+    let roots = lethedb::FileRootKeyStore::beside(std::path::Path::new(&dir));
+    let _ = std::fs::remove_file(roots.path());
     let keys = MemoryKeyProvider::generate()?;
+    let options = Options::new()
+        .schema(lethedb::synth::schema())
+        .purge_after_erasures(0)
+        .purge_deadline(Duration::from_secs(24 * 3600))
+        .key_tree(fanout_bits, depth);
     let db = std::sync::Arc::new(Db::open(
         &dir,
         &keys,
-        Options::new()
-            .create_if_missing(true)
-            .schema(lethedb::synth::schema())
-            .purge_after_erasures(0)
-            .purge_deadline(Duration::from_secs(24 * 3600)),
+        options.clone().create_if_missing(true),
     )?);
 
     let started = Instant::now();
@@ -90,6 +108,40 @@ fn main() -> lethedb::Result<()> {
         stats.disk_bytes
     );
 
+    // Read latency: first touch after a reopen (empty key and block
+    // caches; the OS page cache is warm), then the same reads again.
+    drop(db);
+    let db = Db::open(&dir, &keys, options)?;
+    let mut y = 0x9e37_79b9_7f4a_7c15_u64;
+    let sample: Vec<ProfileId> = (0..20_000)
+        .map(|_| {
+            y ^= y << 13;
+            y ^= y >> 7;
+            y ^= y << 17;
+            ids[(y % ids.len() as u64) as usize]
+        })
+        .collect();
+    let mut reads = |label: &str| -> lethedb::Result<serde_json::Value> {
+        let mut lat = Vec::with_capacity(sample.len());
+        for id in &sample {
+            let t = Instant::now();
+            db.get(id)?;
+            lat.push(t.elapsed());
+        }
+        let mean = lat.iter().sum::<Duration>() / lat.len() as u32;
+        lat.sort();
+        Ok(serde_json::json!({
+            "phase": label,
+            "reads": lat.len(),
+            "mean_us": mean.as_secs_f64() * 1e6,
+            "p50_us": pct(&lat, 0.5).as_secs_f64() * 1e6,
+            "p99_us": pct(&lat, 0.99).as_secs_f64() * 1e6,
+        }))
+    };
+    let read_first = reads("first touch after reopen")?;
+    let read_warm = reads("warm")?;
+    let tree_before = db.key_tree_status()?.to_json();
+
     // Random victims (deterministic xorshift).
     let mut x = 0x2545_f491_4f6c_dd1d_u64;
     let mut victims = Vec::with_capacity(e);
@@ -102,12 +154,15 @@ fn main() -> lethedb::Result<()> {
             victims.push(id);
         }
     }
-    // Rounds: purge after 1, after 10 more, then after the rest, to show
-    // how purge cost grows with the number of pending erasures.
+    // One purge per round, to show how purge cost grows with the number
+    // of pending erasures.
     let mut rounds = Vec::new();
     let mut lat = Vec::with_capacity(victims.len());
     let mut done = 0;
-    for size in [1usize, 10, victims.len().saturating_sub(11)] {
+    let mut victims_left = victims.len();
+    for &size in &sizes {
+        let size = size.min(victims_left);
+        victims_left -= size;
         let batch = &victims[done..(done + size).min(victims.len())];
         done += batch.len();
         for v in batch {
@@ -125,6 +180,13 @@ fn main() -> lethedb::Result<()> {
             "store_sst_bytes": report.store_bytes,
             "rewritten_fraction": report.bytes_rewritten as f64 / report.store_bytes.max(1) as f64,
             "certificates": report.certificates.len(),
+            "rotation_seconds": report.rotation.as_secs_f64(),
+            "keys_replaced": report.keys_replaced,
+            "nodes_rewrapped": report.nodes_rewrapped,
+            "keyrings_rewrapped": report.keyrings_rewrapped,
+            "rewraps": report.nodes_rewrapped + report.keyrings_rewrapped,
+            "key_bytes_written": report.key_bytes_written,
+            "root_epoch_destroyed": report.root_epoch_destroyed,
         }));
     }
     lat.sort();
@@ -134,6 +196,9 @@ fn main() -> lethedb::Result<()> {
         "erasures": victims.len(),
         "forget_p50_us": pct(&lat, 0.5).as_secs_f64() * 1e6,
         "forget_p99_us": pct(&lat, 0.99).as_secs_f64() * 1e6,
+        "tree": { "fanout_bits": fanout_bits, "depth": depth },
+        "key_tree_before_erasures": tree_before,
+        "reads": [read_first, read_warm],
         "purges": rounds,
         "disk_bytes_before": stats.disk_bytes,
         "disk_bytes_after": after.disk_bytes,
