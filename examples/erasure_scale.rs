@@ -121,7 +121,7 @@ fn main() -> lethedb::Result<()> {
             ids[(y % ids.len() as u64) as usize]
         })
         .collect();
-    let mut reads = |label: &str| -> lethedb::Result<serde_json::Value> {
+    let reads = |label: &str| -> lethedb::Result<serde_json::Value> {
         let mut lat = Vec::with_capacity(sample.len());
         for id in &sample {
             let t = Instant::now();
