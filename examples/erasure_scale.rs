@@ -7,12 +7,13 @@
 //! written, time) and how much of the store the compaction rewrote.
 //!
 //! ```text
-//! cargo run --release --example erasure_scale -- [PROFILES] [ROUNDS] [DIR] [FANOUT_BITS,DEPTH]
+//! cargo run --release --example erasure_scale -- [PROFILES] [ROUNDS] [DIR] [FANOUT_BITS,DEPTH] [backup]
 //! cargo run --release --example erasure_scale -- 1000000 1,100,10000 /tmp/lethedb-erasure 10,2
 //! cargo run --release --example erasure_scale -- 1000000 1,100,10000 /tmp/lethedb-flat 16,1
 //! ```
 //! The second is the layout without a tree: 2^16 bucket keys wrapped
-//! directly under the root.
+//! directly under the root. With `backup`, a backup is taken before the
+//! erasures, so every purge also re-keys it (time in `rotation_seconds`).
 
 use std::time::{Duration, Instant};
 
@@ -140,6 +141,13 @@ fn main() -> lethedb::Result<()> {
     };
     let read_first = reads("first touch after reopen")?;
     let read_warm = reads("warm")?;
+    if args.get(5).map(String::as_str) == Some("backup") {
+        let b = format!("{dir}-backup");
+        let _ = std::fs::remove_dir_all(&b);
+        let t = Instant::now();
+        db.backup(&b)?;
+        eprintln!("backup taken in {:.1}s", t.elapsed().as_secs_f64());
+    }
     let tree_before = db.key_tree_status()?.to_json();
 
     // Random victims (deterministic xorshift).
@@ -187,6 +195,7 @@ fn main() -> lethedb::Result<()> {
             "rewraps": report.nodes_rewrapped + report.keyrings_rewrapped,
             "key_bytes_written": report.key_bytes_written,
             "root_epoch_destroyed": report.root_epoch_destroyed,
+            "backups_rekeyed": report.backups_rekeyed,
         }));
     }
     lat.sort();
