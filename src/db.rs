@@ -457,6 +457,7 @@ impl Db {
     /// The profile an identifier belongs to (following merges), if any.
     /// One keyed hash and one index read.
     pub fn lookup(&self, identifier: &Identifier) -> Result<Option<ProfileId>> {
+        let _tree = self.keys.shared();
         identity::engine::lookup(self, identifier)
     }
 
@@ -470,11 +471,13 @@ impl Db {
 
     /// Merges a profile took part in, oldest first.
     pub fn merges(&self, id: &ProfileId) -> Result<Vec<MergeInfo>> {
+        let _tree = self.keys.shared();
         identity::engine::merges_of(self, id)
     }
 
     /// The identifiers attached to a profile (raw values, decrypted).
     pub fn identifiers(&self, id: &ProfileId) -> Result<Vec<Identifier>> {
+        let _tree = self.keys.shared();
         identity::engine::identifiers_of(self, id)
     }
 
@@ -540,6 +543,7 @@ impl Db {
     /// Profiles with `purpose` currently granted (and not expired), from the
     /// consent index: no scan of all profiles.
     pub fn consented_profiles(&self, purpose: &str) -> Result<Vec<ProfileId>> {
+        let _tree = self.keys.shared();
         consent::who(self, purpose)
     }
 
@@ -625,6 +629,7 @@ impl Db {
     /// Whether the profile exists (an erased profile does not; a merged-away
     /// id does, it redirects).
     pub fn exists(&self, id: &ProfileId) -> Result<bool> {
+        let _tree = self.keys.shared();
         Ok(self
             .store
             .get::<Profiles>(id)?

@@ -207,7 +207,11 @@ pub fn model(data: &[u8]) {
     )));
     let _ = std::fs::remove_dir_all(&dir.0);
     let key = MemoryKeyProvider::generate().expect("OS randomness");
-    let mut db = Some(Db::open(&dir.0, &key, options()).expect("open a new store"));
+    // Roots in memory: nothing is left beside the scratch directory.
+    let roots: std::sync::Arc<dyn crate::RootKeyStore> =
+        std::sync::Arc::new(crate::MemoryRootKeyStore::new());
+    let opts = || options().root_keys(std::sync::Arc::clone(&roots));
+    let mut db = Some(Db::open(&dir.0, &key, opts()).expect("open a new store"));
     let mut m = Model::default();
     let mut c = Choices(data);
     for step in 0..MAX_OPS {
@@ -217,7 +221,7 @@ pub fn model(data: &[u8]) {
         if trace == Applied::Reopen {
             // Close before reopening: RocksDB holds a lock on the directory.
             drop(db.take());
-            db = Some(Db::open(&dir.0, &key, options()).expect("reopen the store"));
+            db = Some(Db::open(&dir.0, &key, opts()).expect("reopen the store"));
         }
         if let Some(engine) = db.as_ref() {
             check(engine, &mut m, step);
