@@ -39,6 +39,10 @@ pub(crate) fn run(
     println!("lethedb demo: {n} synthetic profiles, seed {seed}");
     println!("  store    {}", dir.display());
     println!("  key file {}", key.display());
+    println!(
+        "  root keys {}",
+        lethedb::FileRootKeyStore::beside(&dir).path().display()
+    );
     let db = init_store(&dir, &key, None, Some(synth::schema()), "US")?;
 
     // Write.
