@@ -173,6 +173,7 @@ fn crash_inside_the_root_file_update_leaves_a_usable_store() {
     // new root (write tmp, link, rename, sync dir, zero old, unlink), then
     // the destruction of the old one (the same six).
     let mut completed = false;
+    let mut crashed = 0;
     for n in 0..16 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
@@ -190,9 +191,11 @@ fn crash_inside_the_root_file_update_leaves_a_usable_store() {
             completed = true;
             break;
         }
+        crashed += 1;
         check_after_crash(&path, &k, &roots, &people, &gone, &format!("fs step {n}"));
     }
     assert!(completed, "a purge with no crash point reached completes");
+    assert_eq!(crashed, 12, "six steps to store the new root, six to destroy the old");
 }
 
 fn check_after_crash(
