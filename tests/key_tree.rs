@@ -195,7 +195,10 @@ fn crash_inside_the_root_file_update_leaves_a_usable_store() {
         check_after_crash(&path, &k, &roots, &people, &gone, &format!("fs step {n}"));
     }
     assert!(completed, "a purge with no crash point reached completes");
-    assert_eq!(crashed, 12, "six steps to store the new root, six to destroy the old");
+    assert_eq!(
+        crashed, 12,
+        "six steps to store the new root, six to destroy the old"
+    );
 }
 
 fn check_after_crash(
