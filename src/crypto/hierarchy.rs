@@ -350,18 +350,9 @@ impl KeyHierarchy {
         roots: &dyn RootKeyStore,
     ) -> Result<KeyTreeHeader> {
         shape.check()?;
-        if let Some(&e) = roots.epochs()?.first() {
-            return Err(Error::RootKey {
-                epoch: e,
-                reason: format!(
-                    "{} already holds root keys; a new store needs an empty root key store",
-                    roots.describe()
-                ),
-            });
-        }
+        require_empty(roots, "a new store")?;
         let wrap_key = kdf::derive(master, store_id, kdf::LABEL_ROOT_WRAP)?;
-        let root = random_key()?;
-        roots.put(1, &seal_root(&wrap_key, store_id, 1, &root)?)?;
+        store_new_root(&wrap_key, store_id, roots, 1)?;
         Ok(KeyTreeHeader {
             fanout_bits: shape.fanout_bits,
             depth: shape.depth,
@@ -600,14 +591,7 @@ impl KeyHierarchy {
             new_epoch,
             ..Rotation::default()
         };
-        let new_root = NodeKey {
-            version: new_epoch,
-            key: random_key()?,
-        };
-        self.roots.put(
-            new_epoch,
-            &seal_root(&self.root_wrap, &self.store_id, new_epoch, &new_root.key)?,
-        )?;
+        let new_root = store_new_root(&self.root_wrap, &self.store_id, &*self.roots, new_epoch)?;
         self.crash_point(RotationStep::AfterRootStored)?;
 
         // Touched nodes, per level (index 0 = level 1).
@@ -742,15 +726,9 @@ impl KeyHierarchy {
         new_parent: &NodeKey,
         fresh: &HashMap<NodeId, NodeKey>,
     ) -> Result<()> {
-        let mut items = Vec::new();
+        // The upper bound keeps the scan inside this parent's children.
         for item in store.range::<TreeNodes>(&([level], range.0), Some(&([level], range.1)))? {
-            let ((l, i), w) = item?;
-            if l[0] != level || i >= range.1 {
-                break;
-            }
-            items.push((i, w));
-        }
-        for (i, w) in items {
+            let ((_, i), w) = item?;
             let (version, key) = match fresh.get(&(level, i)) {
                 Some(f) => (f.version, f.key.clone()),
                 None => (w.version, unwrap_node(old_parent, level, i, &w)?),
@@ -795,14 +773,7 @@ impl KeyHierarchy {
         let _shared = self.shared();
         let old_root = self.root.read().clone();
         let epoch = self.next_epoch()?;
-        let root = NodeKey {
-            version: epoch,
-            key: random_key()?,
-        };
-        self.roots.put(
-            epoch,
-            &seal_root(&self.root_wrap, &self.store_id, epoch, &root.key)?,
-        )?;
+        let root = store_new_root(&self.root_wrap, &self.store_id, &*self.roots, epoch)?;
         let mut batch = Batch::new();
         let mut rot = Rotation::default();
         let end = 1u32 << self.shape.fanout_bits;
@@ -851,6 +822,35 @@ impl KeyHierarchy {
             pending_purges: 0,
             backups: Vec::new(),
         })
+    }
+}
+
+/// A fresh random root of `epoch`, stored (durably) in `roots`.
+fn store_new_root(
+    wrap_key: &SecretKey,
+    store_id: &[u8; 16],
+    roots: &dyn RootKeyStore,
+    epoch: u32,
+) -> Result<NodeKey> {
+    let key = random_key()?;
+    roots.put(epoch, &seal_root(wrap_key, store_id, epoch, &key)?)?;
+    Ok(NodeKey {
+        version: epoch,
+        key,
+    })
+}
+
+/// Fails unless `roots` holds no version (`whom`: who needs it empty).
+pub(crate) fn require_empty(roots: &dyn RootKeyStore, whom: &str) -> Result<()> {
+    match roots.epochs()?.first() {
+        Some(&epoch) => Err(Error::RootKey {
+            epoch,
+            reason: format!(
+                "{} already holds root keys; {whom} needs an empty root key store",
+                roots.describe()
+            ),
+        }),
+        None => Ok(()),
     }
 }
 

@@ -174,6 +174,16 @@ pub(crate) fn mirror_ledger(db: &Db) -> Result<usize> {
     Ok(done)
 }
 
+/// Small caches and synced writes: for the short edits of a backup copy.
+fn copy_config() -> StorageConfig {
+    StorageConfig {
+        block_cache_bytes: 1 << 20,
+        write_buffer_bytes: 1 << 20,
+        sync_writes: true,
+        compression: true,
+    }
+}
+
 fn is_nonempty_dir(dir: &Path) -> Result<bool> {
     Ok(dir.exists()
         && std::fs::read_dir(dir)
@@ -205,13 +215,7 @@ pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
     let store_dir = dir.join(STORE_DIR);
     db.store.checkpoint(&store_dir)?;
     let root_epoch = {
-        let cfg = StorageConfig {
-            block_cache_bytes: 1 << 20,
-            write_buffer_bytes: 1 << 20,
-            sync_writes: true,
-            compression: true,
-        };
-        let copy = Store::open(&store_dir, &cfg, false)?;
+        let copy = Store::open(&store_dir, &copy_config(), false)?;
         let mut batch = Batch::new();
         batch.put::<BackupMarkers>(&(), &Blob(b"backup".to_vec()));
         // A copy never re-keys other backups: its registry starts empty.
@@ -314,13 +318,7 @@ pub(crate) fn restore(
     };
     copy_dir(&src, to)?;
     let epoch = {
-        let cfg = StorageConfig {
-            block_cache_bytes: 1 << 20,
-            write_buffer_bytes: 1 << 20,
-            sync_writes: true,
-            compression: true,
-        };
-        let copy = Store::open(to, &cfg, false)?;
+        let copy = Store::open(to, &copy_config(), false)?;
         copy.get::<KeyTreeHeaders>(&())?
             .ok_or_else(|| Error::corrupt("key tree header", "missing in the backup"))?
             .root_epoch
@@ -332,15 +330,7 @@ pub(crate) fn restore(
             source_roots.describe()
         ),
     })?;
-    if let Some(&e) = target_roots.epochs()?.first() {
-        return Err(Error::RootKey {
-            epoch: e,
-            reason: format!(
-                "{} already holds root keys; a restored store needs an empty root key store",
-                target_roots.describe()
-            ),
-        });
-    }
+    crate::crypto::hierarchy::require_empty(&*target_roots, "a restored store")?;
     target_roots.put(epoch, &sealed)?;
     let mut opts = options;
     opts.restoring = true;
