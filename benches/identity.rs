@@ -45,7 +45,7 @@ fn setup() -> (tempfile::TempDir, Db, Vec<ProfileId>) {
 fn ids_of(i: u64) -> Vec<Identifier> {
     vec![
         email(i),
-        Identifier::phone(format!("+1415{:07}", i)),
+        Identifier::phone(format!("+1415{:07}", 2_000_000 + i % 8_000_000)),
         Identifier::user_id(format!("user-{i}")),
     ]
 }

@@ -4,13 +4,19 @@
 # the bundled jemalloc (its configure script and Makefile). Then checks again
 # and fails with a clear message if something is still missing.
 #
-# libclang detection follows what bindgen (through clang-sys) actually loads:
-# a file named libclang.so, libclang.so.<V>, libclang-<N>.so or
-# libclang-<N>.so.<V>, where <N> starts with a digit. libclang-cpp.so.<N>
-# (the C++ interface library that Debian images often ship alone) is NOT it.
-# Directories searched: $LIBCLANG_PATH, `llvm-config --libdir`, then the
-# system library directories. LETHEDB_LIBCLANG_DIRS (space-separated)
-# replaces the system directories, for tests.
+# libclang detection mirrors what bindgen loads through clang-sys 1.x
+# (build/common.rs and build/dynamic.rs):
+#   * file names libclang.so, libclang.so.*, libclang-*.so, libclang-*.so.*,
+#     except names containing "-cpp." — libclang-cpp.so.<N>, the C++
+#     interface library that Debian images often ship alone, is NOT it;
+#   * only an ELF shared object of this machine's word size counts;
+#   * when LIBCLANG_PATH is set, only it is searched (a directory, or the
+#     library file itself);
+#   * otherwise `llvm-config --prefix` (or $LLVM_CONFIG_PATH) /bin, /lib,
+#     /lib64, then $LD_LIBRARY_PATH, $LIBRARY_PATH, then the system
+#     directories /usr/local/llvm*/lib*, /usr/local/lib*[/*[/*]],
+#     /usr/lib*[/*[/*]]. LETHEDB_LIBCLANG_DIRS (space-separated) replaces
+#     all of these, for tests.
 #
 #   scripts/prereqs.sh           check, install what is missing, check again
 #   scripts/prereqs.sh --check   only report; exit 0 when libclang is found,
@@ -24,24 +30,58 @@ case "${1:-}" in
     *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
-# Prints the first libclang bindgen would load, or nothing.
-find_libclang() {
-    dirs="${LIBCLANG_PATH:-}"
-    if [ -z "${LETHEDB_LIBCLANG_DIRS:-}" ] && command -v llvm-config >/dev/null 2>&1; then
-        dirs="$dirs $(llvm-config --libdir 2>/dev/null || true)"
-    fi
-    dirs="$dirs ${LETHEDB_LIBCLANG_DIRS:-/usr/lib/llvm-*/lib /usr/lib/*-linux-gnu /usr/lib64 /usr/lib /usr/local/lib /usr/local/lib64 /lib/*-linux-gnu}"
-    for d in $dirs; do
-        [ -d "$d" ] || continue
-        for f in "$d"/libclang.so "$d"/libclang.so.* "$d"/libclang-[0-9]*.so "$d"/libclang-[0-9]*.so.*; do
-            # An unmatched glob stays literal; a dangling symlink is not a library.
-            if [ -e "$f" ]; then
-                echo "$f"
-                return 0
-            fi
-        done
+# ELF magic, and class 1 (32-bit) or 2 (64-bit) matching this machine.
+is_elf_for_this_machine() {
+    want="02"
+    [ "$(getconf LONG_BIT 2>/dev/null || echo 64)" = "32" ] && want="01"
+    head=$(od -An -tx1 -N5 "$1" 2>/dev/null | tr -d ' \n')
+    [ "$head" = "7f454c46$want" ]
+}
+
+# Prints the first loadable libclang in directory $1 (or nothing).
+search_dir() {
+    [ -d "$1" ] || return 0
+    for f in "$1"/libclang.so "$1"/libclang.so.* "$1"/libclang-*.so "$1"/libclang-*.so.*; do
+        case "$f" in *-cpp.*) continue ;; esac
+        # An unmatched glob stays literal; -f follows symlinks, so a dangling
+        # one is not a library either.
+        if [ -f "$f" ] && is_elf_for_this_machine "$f"; then
+            echo "$f"
+            return 0
+        fi
     done
-    return 0
+}
+
+# Prints the path of a libclang bindgen would load, or nothing.
+find_libclang() {
+    if [ -n "${LIBCLANG_PATH:-}" ]; then
+        case "$(basename "$LIBCLANG_PATH")" in
+            *-cpp.*) ;;
+            libclang.so | libclang.so.* | libclang-*.so | libclang-*.so.*)
+                if [ -f "$LIBCLANG_PATH" ] && is_elf_for_this_machine "$LIBCLANG_PATH"; then
+                    echo "$LIBCLANG_PATH"
+                    return 0
+                fi ;;
+        esac
+        search_dir "$LIBCLANG_PATH"
+        return 0
+    fi
+    if [ -n "${LETHEDB_LIBCLANG_DIRS:-}" ]; then
+        dirs="$LETHEDB_LIBCLANG_DIRS"
+    else
+        dirs=""
+        prefix=$("${LLVM_CONFIG_PATH:-llvm-config}" --prefix 2>/dev/null | head -n 1 || true)
+        [ -n "$prefix" ] && dirs="$prefix/bin $prefix/lib $prefix/lib64"
+        dirs="$dirs $(echo "${LD_LIBRARY_PATH:-}" | tr ':' ' ') $(echo "${LIBRARY_PATH:-}" | tr ':' ' ')"
+        dirs="$dirs /usr/local/llvm*/lib* /usr/local/lib*/*/* /usr/local/lib*/* /usr/local/lib* /usr/lib*/*/* /usr/lib*/* /usr/lib*"
+    fi
+    for d in $dirs; do
+        found=$(search_dir "$d")
+        if [ -n "$found" ]; then
+            echo "$found"
+            return 0
+        fi
+    done
 }
 
 libclang="$(find_libclang)"
@@ -67,10 +107,26 @@ command -v make >/dev/null 2>&1 || need="$need make"
 
 if [ -n "$need" ]; then
     echo "installing:$need" >&2
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: missing:$need, and there is no apt-get to install it with." >&2
+        echo "       Install the equivalents with your package manager (bindgen needs" >&2
+        echo "       libclang.so; set LIBCLANG_PATH if it is in an unusual place)." >&2
+        exit 1
+    fi
     SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need >/dev/null
+    if [ "$(id -u)" -ne 0 ]; then
+        if ! command -v sudo >/dev/null 2>&1; then
+            echo "error: missing:$need; run as root or install sudo to install it" >&2
+            exit 1
+        fi
+        SUDO="sudo"
+    fi
+    # `env` inside sudo: sudo's env_reset would drop a plain assignment.
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+        { echo "error: apt-get update failed; cannot install:$need" >&2; exit 1; }
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null ||
+        { echo "error: apt-get install$need failed" >&2; exit 1; }
 fi
 
 # Verify again: a package that installed but did not provide the library

@@ -69,6 +69,9 @@ pub struct Db {
     /// Whether any suppression entry exists (skips the check when none do).
     pub(crate) suppression_active: AtomicBool,
     pub(crate) suppression_hits: AtomicU64,
+    /// Last `recorded_at` handed out to a consent record (µs): strictly
+    /// increasing within the process, see `consent::reserve_recorded_at`.
+    pub(crate) consent_clock: std::sync::atomic::AtomicI64,
     pub(crate) purge_after_erasures: usize,
     pub(crate) purge_deadline: Duration,
     pub(crate) limits: crate::options::Limits,
@@ -295,6 +298,7 @@ impl Db {
             suppress_forgotten: options.suppress_forgotten,
             suppression_active: AtomicBool::new(suppression_active),
             suppression_hits: AtomicU64::new(0),
+            consent_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
             purge_after_erasures: options.purge_after_erasures,
             purge_deadline: options.purge_deadline,
             limits: options.limits,
@@ -500,13 +504,13 @@ impl Db {
     /// ```
     pub fn record_consent(&self, id: &ProfileId, record: ConsentRecord) -> Result<()> {
         let _tree = self.keys.shared();
-        consent::record(self, id, &[record])
+        consent::record(self, id, &[record]).map(drop)
     }
 
     /// Appends several consent records in one atomic write.
     pub fn record_consents(&self, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
         let _tree = self.keys.shared();
-        consent::record(self, id, records)
+        consent::record(self, id, records).map(drop)
     }
 
     /// Current state of one purpose (one point read), if any was recorded.
@@ -570,13 +574,13 @@ impl Db {
     }
 
     /// Decodes a TC string and records its purposes (`tcf:1`…`tcf:11`) for the
-    /// profile with the string as proof; returns the records.
+    /// profile with the string as proof; returns the records as stored
+    /// (`recorded_at` set), in purpose order.
     pub fn import_tcf(&self, id: &ProfileId, tc_string: &str) -> Result<Vec<ConsentRecord>> {
         let _tree = self.keys.shared();
         let tc = consent::tcf::decode(tc_string)?;
         let records = consent::records_from_tcf(&tc, tc_string);
-        consent::record(self, id, &records)?;
-        Ok(records)
+        consent::record(self, id, &records)
     }
 
     /// Creates a profile with a fresh random id and returns the id.

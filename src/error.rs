@@ -133,14 +133,14 @@ pub enum Error {
     },
 
     /// An identifier could not be normalised.
-    #[error("invalid {id_type} identifier {input:?}: {reason}")]
+    /// The message names the type and the problem, never the value: the
+    /// value is personal data and errors end up in logs.
+    #[error("invalid {id_type} identifier: {reason}")]
     InvalidIdentifier {
         /// Identifier type.
         id_type: String,
-        /// The rejected input (at most 64 characters; returned to the caller, never stored).
-        input: String,
         /// Why it was rejected.
-        reason: String,
+        reason: crate::domain::identity::IdentifierProblem,
     },
 
     /// A TC string could not be decoded.

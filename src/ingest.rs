@@ -161,7 +161,7 @@ pub fn category_purpose(category: &str) -> String {
         "personalization" | "personalisation" => "personalization".into(),
         "email" | "email_marketing" => "email_marketing".into(),
         "sms" | "sms_marketing" => "sms_marketing".into(),
-        "sale_or_share" | "do_not_sell" => "sale_or_share".into(),
+        "sale_or_share" | "do_not_sell" | "do_not_sell_or_share" => "sale_or_share".into(),
         _ => format!("segment:{category}"),
     }
 }
@@ -184,12 +184,29 @@ fn category_preferences(
         if category.is_empty() || category.len() > 128 {
             return Err(bad("consent category names must be 1 to 128 bytes"));
         }
-        let status = if *granted {
+        // An opt-out category says the opposite of a grant: `do_not_sell:
+        // true` is a refusal of sale, never a grant of it.
+        let lower = category.to_lowercase();
+        let opt_out = lower == "do_not_sell" || lower == "do_not_sell_or_share";
+        let status = if *granted != opt_out {
             ConsentStatus::Granted
         } else {
             ConsentStatus::Denied
         };
-        let mut r = ConsentRecord::new(category_purpose(category), status).source("segment");
+        let purpose = category_purpose(category);
+        // Two categories of one call that map to the same purpose (say
+        // `Advertising` and `ads`) give one record, the more restrictive:
+        // a call never grants what it also refuses.
+        if let Some(same) = out
+            .iter_mut()
+            .find(|r: &&mut ConsentRecord| r.purpose == purpose)
+        {
+            if status != ConsentStatus::Granted {
+                same.status = status;
+            }
+            continue;
+        }
+        let mut r = ConsentRecord::new(purpose, status).source("segment");
         if let Some(t) = timestamp {
             r = r.at(t);
         }
@@ -324,5 +341,53 @@ mod tests {
                 other => panic!("{line}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn opt_out_categories_and_conflicts_never_grant() {
+        let s = Schema::new();
+        let consents = |prefs: &str| -> Vec<(String, ConsentStatus)> {
+            let line = format!(
+                r#"{{"type":"identify","userId":"u1","context":{{"consent":{{"categoryPreferences":{prefs}}}}}}}"#
+            );
+            let Event::Identify { consents, .. } = parse_event(&s, &line).unwrap() else {
+                panic!("not an identify")
+            };
+            consents
+                .into_iter()
+                .map(|r| (r.purpose, r.status))
+                .collect()
+        };
+        let sale = |st| vec![("sale_or_share".to_string(), st)];
+        // do_not_sell: true refuses sale; false allows it.
+        assert_eq!(
+            consents(r#"{"do_not_sell":true}"#),
+            sale(ConsentStatus::Denied)
+        );
+        assert_eq!(
+            consents(r#"{"Do_Not_Sell":false}"#),
+            sale(ConsentStatus::Granted)
+        );
+        assert_eq!(
+            consents(r#"{"sale_or_share":true}"#),
+            sale(ConsentStatus::Granted)
+        );
+        // Two categories, one purpose, opposite answers: refused, whatever
+        // the order of the keys.
+        for prefs in [
+            r#"{"advertising":true,"ads":false}"#,
+            r#"{"ads":false,"advertising":true}"#,
+            r#"{"Advertising":false,"ads_targeting":true}"#,
+        ] {
+            assert_eq!(
+                consents(prefs),
+                vec![("ads_targeting".to_string(), ConsentStatus::Denied)],
+                "{prefs}"
+            );
+        }
+        assert_eq!(
+            consents(r#"{"sale_or_share":true,"do_not_sell":true}"#),
+            sale(ConsentStatus::Denied)
+        );
     }
 }

@@ -65,7 +65,8 @@ pub use db::{verify_audit_log, verify_certificate_in_store, Db, StoreStats};
 pub use domain::audit::{AuditRecord, AuditReport};
 pub use domain::consent::tcf;
 pub use domain::consent::{
-    ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead, BUILTIN_PURPOSES,
+    purpose_order, ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead,
+    BUILTIN_PURPOSES,
 };
 pub use domain::erasure::{
     parse_public_key, verify_certificate, BackupInfo, Certificate, CertificateCheck,
@@ -73,8 +74,9 @@ pub use domain::erasure::{
 };
 pub use domain::fields::MAX_FIELD_NAME_BYTES;
 pub use domain::identity::{
-    IdType, Identifier, IdentityConfig, MergeInfo, MergeRules, Normalization, RejectReason,
-    Rejection, ResolveOutcome, DEFAULT_BLOCKLIST, MAX_IDENTIFIER_BYTES,
+    IdType, Identifier, IdentifierProblem, IdentityConfig, MergeInfo, MergeRules, Normalization,
+    PhoneValidation, RejectReason, Rejection, ResolveOutcome, DEFAULT_BLOCKLIST,
+    MAX_IDENTIFIER_BYTES,
 };
 pub use domain::profiles::{
     Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES,

@@ -205,11 +205,22 @@ fn scramble32(index: u64) -> u32 {
     (index as u32).wrapping_mul(0x9E37_79B1) ^ 0x5bd1_e995
 }
 
-/// Ten digits starting with 2..9, a bijection of `index` below 8e9.
+/// US area codes that libphonenumber's metadata lists as fixed-line
+/// ranges (any exchange 200-999 in them is a valid number), so synthetic
+/// phones pass strict validation.
+const AREA_CODES: [u64; 32] = [
+    201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 214, 215, 216, 217, 218, 219, 224, 225,
+    228, 229, 231, 234, 239, 240, 248, 251, 252, 253, 254, 256, 260,
+];
+
+/// Ten digits of a valid US number (area code from [`AREA_CODES`],
+/// exchange 200-999), a bijection of `index` below 256e6.
 fn unique_phone_digits(index: u64) -> u64 {
-    const SPAN: u64 = 8_000_000_000;
+    const PER_AREA: u64 = 8_000_000;
+    const SPAN: u64 = 32 * PER_AREA;
     // 7_919 is prime and coprime to SPAN, so multiplication is a bijection.
-    2_000_000_000 + (index % SPAN) * 7_919 % SPAN
+    let m = (index % SPAN) * 7_919 % SPAN;
+    AREA_CODES[(m / PER_AREA) as usize] * 10_000_000 + 2_000_000 + m % PER_AREA
 }
 
 /// Identifiers of synthetic person `index`: a user id, the profile's
@@ -356,5 +367,24 @@ mod tests {
             "emails should rarely repeat: {}",
             emails.len()
         );
+    }
+
+    #[test]
+    fn phones_are_unique_and_valid_when_strict() {
+        let n = crate::Normalization::default();
+        let mut seen = std::collections::HashSet::new();
+        // The first indices, the top of the range, and a stride across it.
+        let indices: std::collections::BTreeSet<u64> = (0..3_000u64)
+            .chain(255_999_000..256_000_000)
+            .chain((1..2_000u64).map(|i| i * 127_997))
+            .collect();
+        for i in indices {
+            let text = format!("+1{}", super::unique_phone_digits(i));
+            let e164 = n
+                .normalize(&crate::Identifier::phone(text.as_str()))
+                .unwrap_or_else(|e| panic!("index {i}: {text}: {e}"));
+            assert_eq!(e164, text);
+            assert!(seen.insert(text), "index {i} repeats a phone");
+        }
     }
 }

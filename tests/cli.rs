@@ -24,6 +24,37 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 
+/// Runs a Python snippet with `input` on stdin; `None` when there is no python3.
+fn python_json(script: &str, input: &str) -> Option<String> {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write to python3");
+    let out = child.wait_with_output().expect("python3");
+    assert!(out.status.success(), "python3 failed");
+    Some(String::from_utf8(out.stdout).expect("utf-8"))
+}
+
+/// A valid TCF v2 TC string (core segment).
+const TC_STRING: &str =
+    "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA";
+
+fn import_tcf(d: &str, id: &str) -> Output {
+    lethedb(
+        &["consent", "import-tcf", "--db", d, "--id", id, TC_STRING],
+        None,
+    )
+}
+
 #[test]
 fn init_put_get_stats() {
     let tmp = tempfile::tempdir().unwrap();
@@ -180,6 +211,83 @@ fn demo_runs_small_and_finds_no_plaintext() {
     assert!(o.status.success(), "{out}\n{}", stderr(&o));
     assert!(out.contains("found    0 plaintext occurrences"), "{out}");
     assert!(out.contains("0 mismatches"), "{out}");
+}
+
+#[test]
+fn junk_phones_do_not_merge_strangers_and_errors_do_not_echo_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let events = tmp.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        [
+            // Two strangers who both typed a junk number.
+            r#"{"type":"identify","anonymousId":"stranger-1","traits":{"phone":"12345"}}"#,
+            r#"{"type":"identify","anonymousId":"stranger-2","traits":{"phone":"12345"}}"#,
+            // A US number under --default-region GB: invalid in GB, so
+            // rejected, never re-read as a US number.
+            r#"{"type":"identify","userId":"u-3","traits":{"phone":"212 555 0100"}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let ev = events.to_str().unwrap();
+
+    // Strict (the default): the junk number is no identifier.
+    let strict = tmp.path().join("strict");
+    let d = strict.to_str().unwrap();
+    assert!(lethedb(&["init", "--db", d], None).status.success());
+    let o = lethedb(&["ingest", "--db", d, ev, "--default-region", "GB"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["profiles_created"], 3, "{summary}");
+    assert_eq!(summary["merges"], 0, "{summary}");
+    assert_eq!(summary["identifiers_rejected"], 3, "{summary}");
+    let err = stderr(&o);
+    assert!(err.contains("line 3: rejected phone identifier"), "{err}");
+    for secret in ["12345", "212 555", "2125550100"] {
+        assert!(
+            !err.contains(secret),
+            "an identifier reached the log: {err}"
+        );
+    }
+    let o = lethedb(&["lookup", "--db", d, "--phone", "+1 212 555 0100"], None);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "indexed as a US number: {}",
+        stdout(&o)
+    );
+    // A refused lookup names the problem, not the value.
+    let o = lethedb(&["lookup", "--db", d, "--phone", "call 0"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("invalid phone identifier"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("call 0"), "{}", stderr(&o));
+
+    let profile_of = |d: &str, anon: &str| -> serde_json::Value {
+        let o = lethedb(&["lookup", "--db", d, "--anonymous-id", anon], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap()["profile_id"].clone()
+    };
+    assert_ne!(profile_of(d, "stranger-1"), profile_of(d, "stranger-2"));
+
+    // Lenient: the junk number is kept, so the two strangers become one
+    // profile — the reason strict is the default.
+    let lenient = tmp.path().join("lenient");
+    let d = lenient.to_str().unwrap();
+    let o = lethedb(&["init", "--db", d, "--phone-validation", "lenient"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lethedb(&["ingest", "--db", d, ev], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(summary["profiles_created"], 2, "{summary}");
+    assert_eq!(profile_of(d, "stranger-1"), profile_of(d, "stranger-2"));
+    // Found again by the same junk spelling.
+    let o = lethedb(&["lookup", "--db", d, "--phone", "12345"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
@@ -395,18 +503,7 @@ fn consent_commands() {
     let h: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(h.as_array().unwrap().len(), 2);
 
-    let o = lethedb(
-        &[
-            "consent",
-            "import-tcf",
-            "--db",
-            d,
-            "--id",
-            &id,
-            "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA",
-        ],
-        None,
-    );
+    let o = import_tcf(d, &id);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = lethedb(&["consent", "who", "--db", d, "--purpose", "tcf:3"], None);
     assert_eq!(
@@ -469,6 +566,94 @@ fn consent_commands() {
     );
     assert!(o.status.success());
     assert!(read("tcf:3")["fields"].as_object().unwrap().is_empty());
+}
+
+#[test]
+fn import_tcf_prints_stored_records_and_purposes_sort_by_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let d = dir.to_str().unwrap();
+    assert!(lethedb(&["init", "--db", d], None).status.success());
+    let id = stdout(&lethedb(&["put", "--db", d, r#"{"plan":"pro"}"#], None));
+    let o = lethedb(
+        &[
+            "consent",
+            "set",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "--purpose",
+            "analytics",
+            "--status",
+            "granted",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = lethedb::Timestamp::now();
+    let o = import_tcf(d, &id);
+    let after = lethedb::Timestamp::now();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let imported: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let tcf: Vec<String> = (1..=11).map(|p| format!("tcf:{p}")).collect();
+    let purposes = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .map(|r| r["purpose"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(purposes(&imported), tcf);
+    let when = |r: &serde_json::Value| -> lethedb::Timestamp {
+        lethedb::Timestamp::parse_rfc3339(r["recorded_at"].as_str().expect("recorded_at")).unwrap()
+    };
+    for r in &imported {
+        let t = when(r);
+        assert!(
+            t >= before && t <= after,
+            "recorded_at {t} not within the call"
+        );
+    }
+
+    // `consent get` shows the same records, TCF purposes by number.
+    let o = lethedb(&["consent", "get", "--db", d, "--id", &id], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let current: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let mut want = vec!["analytics".to_string()];
+    want.extend(tcf.iter().cloned());
+    assert_eq!(purposes(&current), want);
+    for r in &imported {
+        let shown = current
+            .iter()
+            .find(|c| c["purpose"] == r["purpose"])
+            .unwrap();
+        assert_eq!(
+            shown, r,
+            "import-tcf printed something else than was stored"
+        );
+    }
+    // The same order at a point in time.
+    let o = lethedb(
+        &[
+            "consent",
+            "get",
+            "--db",
+            d,
+            "--id",
+            &id,
+            "--at",
+            &after.to_string(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let at: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(purposes(&at), want);
+    // History: oldest recording first, one call's records in the order given.
+    let o = lethedb(&["consent", "history", "--db", d, "--id", &id], None);
+    let h: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(purposes(&h), want);
+    let times: Vec<lethedb::Timestamp> = h.iter().map(when).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
 }
 
 #[test]
@@ -599,6 +784,33 @@ fn forget_purge_certificate_audit_export_backup_restore_retention() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("\"chain_checked\":true"));
+    // Written back by Python's json module (spaces after ':' and ',', then
+    // pretty-printed with keys sorted in reverse): still verifies, and a
+    // value changed by the same tool fails.
+    for (script, must_verify) in [
+        ("json.dump(json.load(sys.stdin), sys.stdout)", true),
+        (
+            "d=json.load(sys.stdin); r=lambda o: {k: r(o[k]) for k in sorted(o, reverse=True)} if isinstance(o, dict) else o; json.dump(r(d), sys.stdout, indent=4)",
+            true,
+        ),
+        (
+            "d=json.load(sys.stdin); d['certificate']['profiles_erased'] += 1; json.dump(d, sys.stdout)",
+            false,
+        ),
+    ] {
+        let Some(rewritten) = python_json(&format!("import json,sys; {script}"), &certs[0]) else {
+            eprintln!("python3 not found: skipping the json.dump round trip");
+            break;
+        };
+        assert_ne!(rewritten.trim(), certs[0]);
+        let path = tmp.path().join("cert-python.json");
+        std::fs::write(&path, &rewritten).unwrap();
+        let o = lethedb(
+            &["certificate", "verify", "--public-key", pk_s, path.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(o.status.success(), must_verify, "{script}: {}", stderr(&o));
+    }
     let tampered = certs[0].replacen("\"erasure_id\":1", "\"erasure_id\":7", 1);
     assert_ne!(tampered, certs[0]);
     std::fs::write(&cert, tampered).unwrap();

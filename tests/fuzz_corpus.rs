@@ -45,3 +45,11 @@ fn replay_normalize_identifier_corpus() {
 fn replay_model_corpus() {
     replay("model", lethedb::fuzz_support::model);
 }
+
+#[test]
+fn replay_verify_certificate_corpus() {
+    replay(
+        "verify_certificate",
+        lethedb::fuzz_support::verify_certificate,
+    );
+}

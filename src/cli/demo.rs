@@ -43,7 +43,13 @@ pub(crate) fn run(
         "  root keys {}",
         lethedb::FileRootKeyStore::beside(&dir).path().display()
     );
-    let db = init_store(&dir, &key, None, Some(synth::schema()), "US")?;
+    let db = init_store(
+        &dir,
+        &key,
+        None,
+        Some(synth::schema()),
+        lethedb::IdentityConfig::default(),
+    )?;
 
     // Write.
     let bar = ProgressBar::new(n);

@@ -121,6 +121,10 @@ pub(crate) fn run(
         if text.as_ref().is_ok_and(|t| t.trim().is_empty()) {
             continue;
         }
+        // Phones that fail under --default-region are rejected here, not
+        // handed on: resolve would read them again under the store's own
+        // region and could index a number of another country.
+        let mut region_rejected = Vec::new();
         let parsed = text
             .and_then(|t| parse_event(&schema, t.trim()))
             .map(|e| match e {
@@ -131,7 +135,13 @@ pub(crate) fn run(
                 } => Event::Identify {
                     identifiers: identifiers
                         .into_iter()
-                        .map(|i| normalise_phone(db, i, region))
+                        .filter_map(|i| match normalise_phone(db, i, region) {
+                            Ok(i) => Some(i),
+                            Err(why) => {
+                                region_rejected.push(why);
+                                None
+                            }
+                        })
                         .collect(),
                     traits,
                     consents,
@@ -141,6 +151,10 @@ pub(crate) fn run(
         let result = parsed.and_then(|e| apply_event(db, e));
         match result {
             Ok(out) => {
+                s.rejected += region_rejected.len() as u64;
+                for why in &region_rejected {
+                    bar.suspend(|| eprintln!("line {lineno}: rejected phone identifier: {why}"));
+                }
                 s.records += 1;
                 s.created += u64::from(out.created);
                 s.merges += out.merges.len() as u64;
@@ -192,11 +206,11 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// Applies `--default-region` to phone numbers; on failure the original is
-/// kept so resolve reports it as a rejected identifier.
-fn normalise_phone(db: &Db, id: Identifier, region: Option<&str>) -> Identifier {
-    if id.id_type != IdType::Phone {
-        return id;
+/// Applies `--default-region` to phone numbers (other identifiers pass
+/// through); the error says why a phone was refused, never its value.
+fn normalise_phone(db: &Db, id: Identifier, region: Option<&str>) -> Result<Identifier, String> {
+    if id.id_type != IdType::Phone || region.is_none() {
+        return Ok(id);
     }
-    with_region(db, id.clone(), region).unwrap_or(id)
+    with_region(db, id, region, false).map_err(|f| f.message)
 }

@@ -50,6 +50,10 @@ enum Cmd {
         /// Region for phone numbers without a country code (ISO 3166-1 alpha-2).
         #[arg(long, default_value = "US")]
         default_region: String,
+        /// Phone numbers indexed: `strict` (libphonenumber must call them
+        /// valid) or `lenient` (every number that parses).
+        #[arg(long, default_value = "strict", value_parser = ["strict", "lenient"])]
+        phone_validation: String,
     },
     /// Ingest Segment-spec NDJSON (identify, alias, track) from FILE or `-` (stdin).
     Ingest {
@@ -671,11 +675,14 @@ fn print_json(v: &serde_json::Value) {
 }
 
 /// Normalises a phone number with an explicit region (to E.164), so the
-/// store's own region no longer matters for it.
+/// store's own region no longer matters for it. `lookup` uses the lookup
+/// rules (any parseable number), so entries indexed leniently stay
+/// reachable; ingest uses the store's validation mode.
 pub(crate) fn with_region(
     db: &Db,
     id: Identifier,
     region: Option<&str>,
+    lookup: bool,
 ) -> std::result::Result<Identifier, Failure> {
     match (region, &id.id_type) {
         (Some(r), IdType::Phone) => {
@@ -683,7 +690,12 @@ pub(crate) fn with_region(
                 default_region: r.to_string(),
                 ..db.identity_config().normalization
             };
-            Ok(Identifier::phone(n.normalize(&id)?))
+            let e164 = if lookup {
+                n.normalize_for_lookup(&id)?
+            } else {
+                n.normalize(&id)?
+            };
+            Ok(Identifier::phone(e164))
         }
         _ => Ok(id),
     }
@@ -695,7 +707,7 @@ pub(crate) fn init_store(
     key: &Path,
     root_keys: Option<&Path>,
     schema: Option<Schema>,
-    region: &str,
+    identity: IdentityConfig,
 ) -> std::result::Result<Db, Failure> {
     if dir.join("CURRENT").exists() {
         return Err(Error::StoreExists {
@@ -709,8 +721,6 @@ pub(crate) fn init_store(
         ));
     }
     let provider = FileKeyProvider::create(key)?;
-    let mut identity = IdentityConfig::default();
-    identity.normalization.default_region = region.to_string();
     let mut opts = Options::new().create_if_missing(true).identity(identity);
     if let Some(r) = root_keys {
         opts = opts.root_keys(Arc::new(FileRootKeyStore::new(r)));
@@ -743,10 +753,18 @@ fn dispatch(cli: Cli) -> CliResult {
         | Cmd::Retention { .. }
         | Cmd::Unsuppress { .. }
         | Cmd::Keys { .. } => erasure_cmd(&cli)?,
-        Cmd::Init { default_region } => {
+        Cmd::Init {
+            default_region,
+            phone_validation,
+        } => {
             let dir = need_db(&cli.db)?;
             let key = key_path(&cli, &dir);
-            let db = init_store(&dir, &key, cli.root_keys.as_deref(), None, default_region)?;
+            let mut identity = IdentityConfig::default();
+            identity.normalization.default_region = default_region.clone();
+            if phone_validation == "lenient" {
+                identity.normalization.phone_validation = lethedb::PhoneValidation::Lenient;
+            }
+            let db = init_store(&dir, &key, cli.root_keys.as_deref(), None, identity)?;
             print_json(&serde_json::json!({
                 "store": dir.display().to_string(),
                 "key_file": key.display().to_string(),
@@ -809,7 +827,7 @@ fn dispatch(cli: Cli) -> CliResult {
                 message: "give one of --email, --phone, --user-id, --anonymous-id, --device-id"
                     .into(),
             })?;
-            let ident = with_region(&db, ident, default_region.as_deref())?;
+            let ident = with_region(&db, ident, default_region.as_deref(), true)?;
             match db.lookup(&ident)? {
                 Some(pid) => print_json(&db.get(&pid)?.to_json()),
                 None => {
@@ -930,6 +948,7 @@ fn consent_cmd(db: &Db, cmd: &ConsentCmd) -> CliResult {
         }
         ConsentCmd::Get { id, purpose, at } => {
             let id: ProfileId = id.parse()?;
+            let when = ts(at)?.unwrap_or_else(Timestamp::now);
             let records: Vec<ConsentRecord> = match (purpose, ts(at)?) {
                 (Some(p), Some(t)) => db.consent_at(&id, p, t)?.into_iter().collect(),
                 (Some(p), None) => db.consent(&id, p)?.into_iter().collect(),
@@ -939,7 +958,7 @@ fn consent_cmd(db: &Db, cmd: &ConsentCmd) -> CliResult {
                         .into_iter()
                         .map(|(_, r)| r.purpose)
                         .collect();
-                    purposes.sort();
+                    purposes.sort_by(|a, b| lethedb::purpose_order(a, b));
                     purposes.dedup();
                     let mut out = Vec::new();
                     for p in purposes {
@@ -950,7 +969,7 @@ fn consent_cmd(db: &Db, cmd: &ConsentCmd) -> CliResult {
                 (None, None) => db.consents(&id)?,
             };
             print_json(&serde_json::Value::Array(
-                records.iter().map(ConsentRecord::to_json).collect(),
+                records.iter().map(|r| r.to_json_at(when)).collect(),
             ));
         }
         ConsentCmd::History { id } => {

@@ -131,6 +131,11 @@ pub fn normalize_identifier(data: &[u8]) {
     let norm = crate::Normalization {
         gmail_folding: selector & 0x80 != 0,
         default_region: if selector & 0x40 != 0 { "GB" } else { "US" }.into(),
+        phone_validation: if selector & 0x20 != 0 {
+            crate::PhoneValidation::Lenient
+        } else {
+            crate::PhoneValidation::Strict
+        },
     };
     if let Ok(once) = norm.normalize(&crate::Identifier::new(id_type.clone(), value)) {
         let twice = norm.normalize(&crate::Identifier::new(id_type.clone(), once.as_str()));
@@ -139,6 +144,32 @@ pub fn normalize_identifier(data: &[u8]) {
             Some(&once),
             "{} normalisation is not idempotent",
             id_type.name()
+        );
+    }
+}
+
+/// Secret of the key that signed the `verify_certificate` corpus seeds.
+pub const CERTIFICATE_FUZZ_SECRET: [u8; 32] = [7; 32];
+
+/// The certificate verifier: any text is verified or refused with a typed
+/// error, never a panic. What verifies also verifies after a JSON
+/// re-serialisation (pretty-printed), as the same certificate.
+pub fn verify_certificate(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let pk = ed25519_dalek::SigningKey::from_bytes(&CERTIFICATE_FUZZ_SECRET)
+        .verifying_key()
+        .to_bytes();
+    if let Ok(check) = crate::verify_certificate(text, &pk) {
+        let v: serde_json::Value =
+            serde_json::from_str(text).expect("a verified certificate is JSON");
+        let pretty = serde_json::to_string_pretty(&v).expect("JSON value serialises");
+        let again = crate::verify_certificate(&pretty, &pk).map(|c| c.certificate);
+        assert_eq!(
+            again.ok().as_ref(),
+            Some(&check.certificate),
+            "a verified certificate fails after re-serialisation"
         );
     }
 }

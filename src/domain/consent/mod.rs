@@ -205,13 +205,18 @@ impl ConsentRecord {
         self.expires_at.is_some_and(|e| e <= at)
     }
 
-    /// JSON form used by the CLI.
+    /// JSON form used by the CLI; `effective` is as of now.
     pub fn to_json(&self) -> serde_json::Value {
-        let now = Timestamp::now();
+        self.to_json_at(Timestamp::now())
+    }
+
+    /// JSON form with `effective` (`granted`, `expired`, `not_granted`) as
+    /// of `at`: an as-of listing must not judge expiry by today's clock.
+    pub fn to_json_at(&self, at: Timestamp) -> serde_json::Value {
         serde_json::json!({
             "purpose": self.purpose,
             "status": self.status.to_string(),
-            "effective": if self.allows_at(now) { "granted" } else if self.expired_at(now) { "expired" } else { "not_granted" },
+            "effective": if self.allows_at(at) { "granted" } else if self.expired_at(at) { "expired" } else { "not_granted" },
             "legal_basis": self.legal_basis.to_string(),
             "timestamp": self.timestamp.to_string(),
             "source": self.source,
@@ -220,7 +225,8 @@ impl ConsentRecord {
             "expires_at": self.expires_at.map(|t| t.to_string()),
             "proof": self.proof,
             "recorded_by": self.recorded_by,
-            "recorded_at": self.recorded_at.to_string(),
+            // Null until stored: a record built in memory was never recorded.
+            "recorded_at": (self.recorded_at != Timestamp(0)).then(|| self.recorded_at.to_string()),
         })
     }
 }
@@ -440,21 +446,93 @@ pub(crate) fn stage_records(
     records: &[ConsentRecord],
     current: &mut States,
     batch: &mut Batch,
-) -> Result<()> {
-    let now = Timestamp::now();
+) -> Result<Vec<ConsentRecord>> {
     for rec in records {
         check_record(db, rec)?;
+    }
+    let first = reserve_recorded_at(db, records.len());
+    let mut stored = Vec::with_capacity(records.len());
+    for (i, rec) in records.iter().enumerate() {
         let mut r = rec.clone();
-        r.recorded_at = now;
+        // Strictly increasing, in the order given: history keys sort by
+        // `recorded_at`, and "later recording wins ties" must mean the later
+        // record, within a call and across calls.
+        r.recorded_at = Timestamp(first.saturating_add(i as i64));
         let tag = purpose_tag(db, &r.purpose)?;
         stage_history(db, w, &r, batch)?;
         let newer = current.get(&tag).is_none_or(|c| r.timestamp >= c.timestamp);
         if newer {
             stage_state(db, w, tag, &r, batch)?;
-            current.insert(tag, r);
+            current.insert(tag, r.clone());
+        }
+        stored.push(r);
+    }
+    Ok(stored)
+}
+
+/// Reserves `n` consecutive `recorded_at` values (µs) and returns the
+/// first: the current time, or one past the last value handed out when the
+/// clock has not moved on (several records in one microsecond, a call with
+/// many records, a clock stepped back). Strictly increasing within the
+/// process, so recording order is history order.
+pub(crate) fn reserve_recorded_at(db: &Db, n: usize) -> i64 {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = Timestamp::now().as_micros();
+    let n = i64::try_from(n.max(1)).unwrap_or(i64::MAX);
+    let start = |last: i64| now.max(last.saturating_add(1));
+    let previous = db
+        .consent_clock
+        .fetch_update(SeqCst, SeqCst, |last| {
+            Some(start(last).saturating_add(n - 1))
+        })
+        .unwrap_or_else(|last| last);
+    start(previous)
+}
+
+/// The order lethedb lists purposes in: text compared piecewise, runs of
+/// digits by their numeric value, so `tcf:2` comes before `tcf:10`. Total
+/// and consistent with equality (ties of value, such as `01` and `1`, fall
+/// back to byte order).
+///
+/// ```
+/// let mut p = vec!["tcf:10", "email_marketing", "tcf:2", "tcf:1", "analytics"];
+/// p.sort_by(|a, b| lethedb::purpose_order(a, b));
+/// assert_eq!(p, ["analytics", "email_marketing", "tcf:1", "tcf:2", "tcf:10"]);
+/// ```
+pub fn purpose_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> impl Iterator<Item = &str> {
+        let mut rest = s;
+        std::iter::from_fn(move || {
+            let first = rest.chars().next()?;
+            let digit = first.is_ascii_digit();
+            let end = rest
+                .find(|c: char| c.is_ascii_digit() != digit)
+                .unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(end);
+            rest = tail;
+            Some(run)
+        })
+    }
+    let numeric = |x: &str, y: &str| {
+        let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+        x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+    };
+    let (mut ra, mut rb) = (runs(a), runs(b));
+    loop {
+        match (ra.next(), rb.next()) {
+            (None, None) => return a.cmp(b),
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) => {
+                let both_digits = x.starts_with(|c: char| c.is_ascii_digit())
+                    && y.starts_with(|c: char| c.is_ascii_digit());
+                let o = if both_digits { numeric(x, y) } else { x.cmp(y) };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
         }
     }
-    Ok(())
 }
 
 /// Runs `f` on the active profile `id` resolves to, holding its stripe lock
@@ -509,19 +587,24 @@ pub(crate) fn audit_event(
 }
 
 /// `Db::record_consents`.
-pub(crate) fn record(db: &Db, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
+/// Records consents; returns them as stored (with `recorded_at` set).
+pub(crate) fn record(
+    db: &Db,
+    id: &ProfileId,
+    records: &[ConsentRecord],
+) -> Result<Vec<ConsentRecord>> {
     with_locked_profile(db, id, |w, batch| {
         let mut states = load_states(db, w)?;
-        stage_records(db, w, records, &mut states, batch)?;
-        Ok(((), records.len()))
+        let stored = stage_records(db, w, records, &mut states, batch)?;
+        Ok((stored, records.len()))
     })
 }
 
-/// `Db::consents`: current states, sorted by purpose.
+/// `Db::consents`: current states, in [`purpose_order`].
 pub(crate) fn current(db: &Db, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
     let w = profiles::load_active(db, id)?;
     let mut v: Vec<ConsentRecord> = current_states(db, &w)?.into_values().collect();
-    v.sort_by(|a, b| a.purpose.cmp(&b.purpose));
+    v.sort_by(|a, b| purpose_order(&a.purpose, &b.purpose));
     Ok(v)
 }
 
@@ -719,7 +802,7 @@ pub(crate) fn on_merge(
         };
         let mut r = winner.clone();
         r.source = format!("merge:{merge_id}");
-        r.recorded_at = now;
+        r.recorded_at = Timestamp(reserve_recorded_at(db, 1));
         stage_history(db, s, &r, batch)?;
         stage_state(db, s, *tag, &r, batch)?;
         s_states.insert(*tag, r);

@@ -605,7 +605,7 @@ fn rekey(db: &Db, old: &Working, drop: &[u32]) -> Result<Working> {
 /// `Db::unsuppress`: lifts the suppression of one identifier.
 pub(crate) fn unsuppress(db: &Db, identifier: &Identifier) -> Result<bool> {
     let cfg = db.identity_snapshot();
-    let normalized = cfg.normalization.normalize(identifier)?;
+    let normalized = cfg.normalization.normalize_for_lookup(identifier)?;
     let key = db.suppression.key(identifier.id_type.name(), &normalized)?;
     if db.store.get::<Suppressions>(&key)?.is_none() {
         return Ok(false);

@@ -31,7 +31,7 @@ pub(crate) const IDS_FIELD: &str = "$ids";
 #[non_exhaustive]
 pub enum RejectReason {
     /// It could not be normalised (the text says why).
-    Invalid(String),
+    Invalid(crate::domain::identity::IdentifierProblem),
     /// Its type is custom and not declared in the schema.
     UndeclaredType,
     /// Its normalised value is on the blocklist.
@@ -883,7 +883,7 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
 /// `Db::lookup`.
 pub(crate) fn lookup(db: &Db, id: &Identifier) -> Result<Option<ProfileId>> {
     let cfg = db.identity_snapshot();
-    let normalized = cfg.normalization.normalize(id)?;
+    let normalized = cfg.normalization.normalize_for_lookup(id)?;
     let key = blind_key(db, &id.id_type, &normalized)?;
     // Index entries always name an active profile: merge and unmerge
     // re-point them, forget deletes them, each in the same batch as the

@@ -15,7 +15,9 @@ pub(crate) mod rules;
 use serde::{Deserialize, Serialize};
 
 pub use engine::{MergeInfo, RejectReason, Rejection, ResolveOutcome};
-pub use ids::{IdType, Identifier, Normalization, MAX_IDENTIFIER_BYTES};
+pub use ids::{
+    IdType, Identifier, IdentifierProblem, Normalization, PhoneValidation, MAX_IDENTIFIER_BYTES,
+};
 pub use rules::{MergeRules, DEFAULT_BLOCKLIST};
 
 /// Identity settings of a store, persisted in `meta`.
@@ -23,7 +25,7 @@ pub use rules::{MergeRules, DEFAULT_BLOCKLIST};
 /// ```
 /// use lethedb::{IdentityConfig, MergeRules, Normalization};
 /// let cfg = IdentityConfig {
-///     normalization: Normalization { default_region: "GB".into(), gmail_folding: true },
+///     normalization: Normalization { default_region: "GB".into(), gmail_folding: true, ..Normalization::default() },
 ///     rules: MergeRules::default().block_pattern("*@mailinator.com"),
 /// };
 /// # let _ = cfg;
