@@ -799,3 +799,54 @@ fn forget_is_atomic_across_kills() {
     assert!(cycles >= 3, "only {cycles} kill cycles ran");
     assert!(acked > 0);
 }
+
+/// A format `/2` certificate issued by the build before RFC 8785 signing
+/// (commit 7cad859, `lethedb purge`), kept byte for byte with its public key.
+#[test]
+fn format_2_certificate_from_an_earlier_build_still_verifies() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let text = std::fs::read_to_string(data.join("certificate_v2.json")).unwrap();
+    let pk = lethedb::parse_public_key(
+        &std::fs::read_to_string(data.join("certificate_v2.pub")).unwrap(),
+    )
+    .unwrap();
+    let check = lethedb::verify_certificate(&text, &pk).unwrap();
+    assert_eq!(check.certificate.format, "lethedb-erasure-certificate/2");
+    assert_eq!(check.certificate.erasure_id, 1);
+    // Re-serialised (pretty, members reversed) it still verifies ...
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    lethedb::verify_certificate(&serde_json::to_string_pretty(&v).unwrap(), &pk).unwrap();
+    // (serde_json's map sorts its keys, so the reversed order is written by hand.)
+    let members: Vec<String> = v["certificate"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|(k, val)| format!("{} : {val}", serde_json::json!(k)))
+        .collect();
+    let spaced = format!(
+        "{{ \"signature\" : {} ,\n \"certificate\" : {{ {} }} }}",
+        v["signature"],
+        members.join(",\n   ")
+    );
+    assert!(spaced.find("public_key") < spaced.find("audit_head"));
+    lethedb::verify_certificate(&spaced, &pk).unwrap();
+    // ... and any changed value fails.
+    for (field, value) in [
+        ("erasure_id", serde_json::json!(2)),
+        ("profiles_erased", serde_json::json!(0)),
+        (
+            "purged_at",
+            serde_json::json!("2026-11-29T19:44:55.331074Z"),
+        ),
+        ("root_epochs_destroyed", serde_json::json!([1, 2])),
+        ("format", serde_json::json!("lethedb-erasure-certificate/3")),
+    ] {
+        let mut changed = v.clone();
+        changed["certificate"][field] = value;
+        assert!(
+            lethedb::verify_certificate(&changed.to_string(), &pk).is_err(),
+            "{field} changed and the certificate still verified"
+        );
+    }
+}
