@@ -19,8 +19,9 @@
 #     all of these, for tests.
 #
 #   scripts/prereqs.sh           check, install what is missing, check again
-#   scripts/prereqs.sh --check   only report; exit 0 when libclang is found,
-#                                1 when it would install (no root needed)
+#   scripts/prereqs.sh --check   report on libclang only (not c++ or make):
+#                                exit 0 when found, 1 when it would install
+#                                clang libclang-dev (no root needed)
 set -eu
 
 mode="install"
@@ -42,7 +43,7 @@ is_elf_for_this_machine() {
 search_dir() {
     [ -d "$1" ] || return 0
     for f in "$1"/libclang.so "$1"/libclang.so.* "$1"/libclang-*.so "$1"/libclang-*.so.*; do
-        case "$f" in *-cpp.*) continue ;; esac
+        case "${f##*/}" in *-cpp.*) continue ;; esac
         # An unmatched glob stays literal; -f follows symlinks, so a dangling
         # one is not a library either.
         if [ -f "$f" ] && is_elf_for_this_machine "$f"; then
@@ -54,7 +55,8 @@ search_dir() {
 
 # Prints the path of a libclang bindgen would load, or nothing.
 find_libclang() {
-    if [ -n "${LIBCLANG_PATH:-}" ]; then
+    # Set, even to nothing, means "only there" to clang-sys.
+    if [ -n "${LIBCLANG_PATH+set}" ]; then
         case "$(basename "$LIBCLANG_PATH")" in
             *-cpp.*) ;;
             libclang.so | libclang.so.* | libclang-*.so | libclang-*.so.*)

@@ -189,3 +189,22 @@ fn an_install_that_does_not_provide_libclang_fails_clearly() {
     assert_eq!(o.status.code(), Some(0), "{:?}", o);
     assert!(!log.exists(), "apt-get ran although libclang was there");
 }
+
+#[test]
+fn only_file_names_are_checked_for_cpp() {
+    // A directory whose name contains "-cpp." does not hide a libclang in it.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("llvm-cpp.d");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("libclang.so.1"), ELF64).unwrap();
+    assert!(check(&dir).0);
+    // Set but empty LIBCLANG_PATH means "only there" to clang-sys: nothing.
+    let libs = dir_with(&["libclang-14.so.1"]);
+    let o = run(
+        &["--check"],
+        libs.path().to_str().unwrap(),
+        Some(Path::new("")),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+}

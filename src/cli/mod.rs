@@ -356,7 +356,7 @@ enum CertCmd {
         /// File holding the public key (64 hex characters).
         #[arg(long)]
         public_key: PathBuf,
-        /// Certificate file (one line of JSON), or `-` for stdin.
+        /// Certificate file (its JSON, in any formatting), or `-` for stdin.
         cert: String,
     },
     /// Print the store's certificate public key (64 hex characters).

@@ -145,6 +145,14 @@ pub fn normalize_identifier(data: &[u8]) {
             "{} normalisation is not idempotent",
             id_type.name()
         );
+        let found =
+            norm.normalize_for_lookup(&crate::Identifier::new(id_type.clone(), once.as_str()));
+        assert_eq!(
+            found.as_ref().ok(),
+            Some(&once),
+            "{} lookup form differs from the stored form",
+            id_type.name()
+        );
     }
 }
 

@@ -471,10 +471,12 @@ impl Store {
         Ok(())
     }
 
-    /// The last key and value of one keyspace, if any.
-    pub(crate) fn last<K: Keyspace>(&self) -> Result<Option<(K::Key, K::Value)>> {
+    /// The last raw entry of one keyspace whose body starts with
+    /// `body_prefix` (one reverse seek), if any.
+    fn last_raw<K: Keyspace>(&self, body_prefix: &[u8]) -> Result<Option<RawEntry<K>>> {
         let cf = self.cf(K::CF)?;
-        let lower = vec![K::PREFIX];
+        let mut lower = vec![K::PREFIX];
+        lower.extend_from_slice(body_prefix);
         let mut ro = ReadOptions::default();
         if let Some(upper) = keys::successor(&lower) {
             ro.set_iterate_upper_bound(upper);
@@ -485,9 +487,21 @@ impl Store {
             None => Ok(None),
             Some(item) => {
                 let (k, v) = item?;
-                Ok(Some((K::parse_key(&k)?, K::Value::decode(&v)?)))
+                Ok(Some((K::parse_key(&k)?, v)))
             }
         }
+    }
+
+    /// The last key of one keyspace whose body starts with `body_prefix`.
+    pub(crate) fn last_key_with<K: Keyspace>(&self, body_prefix: &[u8]) -> Result<Option<K::Key>> {
+        Ok(self.last_raw::<K>(body_prefix)?.map(|(k, _)| k))
+    }
+
+    /// The last key and value of one keyspace, if any.
+    pub(crate) fn last<K: Keyspace>(&self) -> Result<Option<(K::Key, K::Value)>> {
+        self.last_raw::<K>(&[])?
+            .map(|(k, v)| Ok((k, K::Value::decode(&v)?)))
+            .transpose()
     }
 
     pub(crate) fn memory_usage(&self) -> Result<MemoryUsage> {

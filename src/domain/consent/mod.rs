@@ -450,7 +450,7 @@ pub(crate) fn stage_records(
     for rec in records {
         check_record(db, rec)?;
     }
-    let first = reserve_recorded_at(db, records.len());
+    let first = reserve_recorded_at(db, w, records.len())?;
     let mut stored = Vec::with_capacity(records.len());
     for (i, rec) in records.iter().enumerate() {
         let mut r = rec.clone();
@@ -470,14 +470,23 @@ pub(crate) fn stage_records(
     Ok(stored)
 }
 
-/// Reserves `n` consecutive `recorded_at` values (µs) and returns the
-/// first: the current time, or one past the last value handed out when the
-/// clock has not moved on (several records in one microsecond, a call with
-/// many records, a clock stepped back). Strictly increasing within the
-/// process, so recording order is history order.
-pub(crate) fn reserve_recorded_at(db: &Db, n: usize) -> i64 {
+/// Reserves `n` consecutive `recorded_at` values (µs) for records of the
+/// locked profile `w` and returns the first: the current time, or one past
+/// the last value handed out in this process, or one past the profile's
+/// latest history entry (one reverse seek; covers other processes, reopens
+/// and a clock stepped back), whichever is latest. So a profile's recording
+/// order is strictly its history order.
+pub(crate) fn reserve_recorded_at(db: &Db, w: &Working, n: usize) -> Result<i64> {
     use std::sync::atomic::Ordering::SeqCst;
-    let now = Timestamp::now().as_micros();
+    let stored = match db.store.last_key_with::<ConsentHistory>(w.id.as_bytes())? {
+        Some((_, hk)) => {
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&hk[..8]);
+            i64::from_be_bytes(t)
+        }
+        None => i64::MIN,
+    };
+    let now = Timestamp::now().as_micros().max(stored.saturating_add(1));
     let n = i64::try_from(n.max(1)).unwrap_or(i64::MAX);
     let start = |last: i64| now.max(last.saturating_add(1));
     let previous = db
@@ -486,7 +495,7 @@ pub(crate) fn reserve_recorded_at(db: &Db, n: usize) -> i64 {
             Some(start(last).saturating_add(n - 1))
         })
         .unwrap_or_else(|last| last);
-    start(previous)
+    Ok(start(previous))
 }
 
 /// The order lethedb lists purposes in: text compared piecewise, runs of
@@ -802,7 +811,7 @@ pub(crate) fn on_merge(
         };
         let mut r = winner.clone();
         r.source = format!("merge:{merge_id}");
-        r.recorded_at = Timestamp(reserve_recorded_at(db, 1));
+        r.recorded_at = Timestamp(reserve_recorded_at(db, s, 1)?);
         stage_history(db, s, &r, batch)?;
         stage_state(db, s, *tag, &r, batch)?;
         s_states.insert(*tag, r);

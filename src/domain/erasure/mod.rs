@@ -605,13 +605,20 @@ fn rekey(db: &Db, old: &Working, drop: &[u32]) -> Result<Working> {
 /// `Db::unsuppress`: lifts the suppression of one identifier.
 pub(crate) fn unsuppress(db: &Db, identifier: &Identifier) -> Result<bool> {
     let cfg = db.identity_snapshot();
-    let normalized = cfg.normalization.normalize_for_lookup(identifier)?;
-    let key = db.suppression.key(identifier.id_type.name(), &normalized)?;
-    if db.store.get::<Suppressions>(&key)?.is_none() {
+    // An e-mail indexed or suppressed by an earlier build under its older
+    // form is found by that form too (docs/design.md, "Identifiers and
+    // normalisation").
+    let forms = cfg.normalization.lookup_forms(identifier)?;
+    let mut batch = Batch::new();
+    for form in forms {
+        let key = db.suppression.key(identifier.id_type.name(), &form)?;
+        if db.store.get::<Suppressions>(&key)?.is_some() {
+            batch.delete::<Suppressions>(&key);
+        }
+    }
+    if batch.is_empty() {
         return Ok(false);
     }
-    let mut batch = Batch::new();
-    batch.delete::<Suppressions>(&key);
     db.audit.commit(
         &db.store,
         batch,
@@ -625,12 +632,17 @@ pub(crate) fn unsuppress(db: &Db, identifier: &Identifier) -> Result<bool> {
 }
 
 /// Which of `keys` (type, normalised value) are suppressed.
-pub(crate) fn suppressed(db: &Db, ids: &[(&str, &str)]) -> Result<Vec<bool>> {
-    if !db.suppress_forgotten
-        || !db
+/// Whether resolve must check suppression at all: suppression is on and
+/// some entry exists.
+pub(crate) fn suppression_in_force(db: &Db) -> bool {
+    db.suppress_forgotten
+        && db
             .suppression_active
             .load(std::sync::atomic::Ordering::Acquire)
-    {
+}
+
+pub(crate) fn suppressed(db: &Db, ids: &[(&str, &str)]) -> Result<Vec<bool>> {
+    if !suppression_in_force(db) {
         return Ok(vec![false; ids.len()]);
     }
     let keys = ids

@@ -339,11 +339,36 @@ pub(crate) fn resolve(
 
 /// Rejects identifiers of forgotten people that no profile holds any more.
 fn drop_suppressed(db: &Db, req: &mut Vec<Req>, rejected: &mut Vec<Rejection>) -> Result<()> {
-    let pairs: Vec<(&str, &str)> = req
+    if !crate::domain::erasure::suppression_in_force(db) {
+        return Ok(());
+    }
+    // Today's form, and for e-mail the form an earlier build suppressed it
+    // under, when that differs.
+    let cfg = db.identity_snapshot();
+    let legacy: Vec<Option<String>> = req
         .iter()
-        .map(|r| (r.given.id_type.name(), r.normalized.as_str()))
+        .map(|r| {
+            cfg.normalization
+                .legacy_email_form(&r.given, Some(r.normalized.as_str()))
+        })
         .collect();
-    let hits = crate::domain::erasure::suppressed(db, &pairs)?;
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(req.len());
+    let mut owner = Vec::with_capacity(req.len());
+    for (i, r) in req.iter().enumerate() {
+        pairs.push((r.given.id_type.name(), r.normalized.as_str()));
+        owner.push(i);
+        if let Some(old) = &legacy[i] {
+            pairs.push((r.given.id_type.name(), old.as_str()));
+            owner.push(i);
+        }
+    }
+    let mut hits = vec![false; req.len()];
+    for (hit, i) in crate::domain::erasure::suppressed(db, &pairs)?
+        .into_iter()
+        .zip(owner)
+    {
+        hits[i] |= hit;
+    }
     if !hits.contains(&true) {
         return Ok(());
     }
@@ -883,12 +908,20 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
 /// `Db::lookup`.
 pub(crate) fn lookup(db: &Db, id: &Identifier) -> Result<Option<ProfileId>> {
     let cfg = db.identity_snapshot();
-    let normalized = cfg.normalization.normalize_for_lookup(id)?;
-    let key = blind_key(db, &id.id_type, &normalized)?;
+    // An e-mail indexed or suppressed by an earlier build under its older
+    // form is found by that form too (docs/design.md, "Identifiers and
+    // normalisation").
+    let forms = cfg.normalization.lookup_forms(id)?;
     // Index entries always name an active profile: merge and unmerge
     // re-point them, forget deletes them, each in the same batch as the
     // profile change. So one index read answers, without the record.
-    Ok(db.store.get::<IdentityIndex>(&key)?.map(|e| e.profile))
+    for form in forms {
+        let key = blind_key(db, &id.id_type, &form)?;
+        if let Some(e) = db.store.get::<IdentityIndex>(&key)? {
+            return Ok(Some(e.profile));
+        }
+    }
+    Ok(None)
 }
 
 /// `Db::merges`.
@@ -920,4 +953,68 @@ pub(crate) fn identifiers_of(db: &Db, id: &ProfileId) -> Result<Vec<Identifier>>
         .into_iter()
         .map(|i| Identifier::new(i.id_type, i.raw))
         .collect())
+}
+
+#[cfg(test)]
+mod legacy_forms {
+    use super::*;
+    use crate::storage::format::SuppressionEntry;
+    use crate::storage::Batch;
+
+    /// Entries written by a build before the e-mail grammar (trimmed and
+    /// lower-cased only) are still found, still suppress, and can be
+    /// unsuppressed. Written here with the store's own keys, as that build
+    /// wrote them.
+    #[test]
+    fn email_entries_of_earlier_builds_are_found_suppressed_and_unsuppressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = crate::MemoryKeyProvider::generate().unwrap();
+        let db = Db::open(
+            dir.path(),
+            &keys,
+            crate::Options::new().create_if_missing(true),
+        )
+        .unwrap();
+        let id = db.create(Update::new().set("plan", "pro")).unwrap();
+        let (indexed, suppressed) = ("josé@bücher.de", "zoë@straße.de");
+        let mut batch = Batch::new();
+        batch.put::<IdentityIndex>(
+            &db.blind.key("email", indexed).unwrap(),
+            &IdentityEntry { profile: id },
+        );
+        batch.put::<crate::storage::columns::Suppressions>(
+            &db.suppression.key("email", suppressed).unwrap(),
+            &SuppressionEntry {
+                erasure_id: 1,
+                at: 0,
+            },
+        );
+        db.store.write(batch).unwrap();
+        db.suppression_active
+            .store(true, std::sync::atomic::Ordering::Release);
+
+        // Today's form has no entry; the lookup finds the old one.
+        let today = crate::Normalization::default()
+            .normalize(&Identifier::email("José@BÜCHER.de"))
+            .unwrap();
+        assert_eq!(today, "josé@xn--bcher-kva.de");
+        let today_key = db.blind.key("email", &today).unwrap();
+        assert!(db.store.get::<IdentityIndex>(&today_key).unwrap().is_none());
+        assert_eq!(
+            db.lookup(&Identifier::email(" José@Bücher.de ")).unwrap(),
+            Some(id)
+        );
+        // The forgotten address stays suppressed.
+        let again = db
+            .resolve(&[Identifier::email("Zoë@Straße.de")], Update::new())
+            .unwrap();
+        assert!(again.profile.is_none());
+        assert_eq!(again.rejected[0].reason, RejectReason::Suppressed);
+        // ... until unsuppressed by any spelling.
+        assert!(db.unsuppress(&Identifier::email("ZOË@straße.de")).unwrap());
+        let again = db
+            .resolve(&[Identifier::email("Zoë@Straße.de")], Update::new())
+            .unwrap();
+        assert!(again.profile.is_some());
+    }
 }

@@ -115,8 +115,8 @@ impl Identifier {
 pub enum PhoneValidation {
     /// Only numbers that libphonenumber's metadata calls *valid* for their
     /// region (a real number range, the right length). `12345` or
-    /// `0000000000` are refused: a junk number many people type would
-    /// otherwise merge strangers into one profile. The default.
+    /// `+1 415 555 01000000` are refused: a junk number many people type
+    /// would otherwise merge strangers into one profile. The default.
     #[default]
     Strict,
     /// Every number the parser accepts, valid or not (for stores that must
@@ -237,19 +237,35 @@ pub(crate) fn parse_region(region: &str) -> Result<phonenumber::country::Id> {
 
 /// `atext` of RFC 5322 §3.2.3, widened by RFC 6531 to every non-ASCII
 /// character that is not white space or a control character.
+/// Not accepted even so: format characters that are not default-ignorable
+/// (Arabic number signs, Egyptian hieroglyph controls, interlinear
+/// annotation), private-use and non-characters, and look-alikes of `@`.
 fn is_atext(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || "!#$%&'*+-/=?^_`{|}~".contains(c)
-        || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
+        || (!c.is_ascii()
+            && !c.is_whitespace()
+            && !c.is_control()
+            && !matches!(c as u32,
+                0x0600..=0x0605 | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2 | 0x110BD
+                | 0x110CD | 0x13430..=0x1343F | 0xFFF9..=0xFFFB
+                | 0xE000..=0xF8FF | 0xF0000..=0x10FFFF | 0xFDD0..=0xFDEF
+                | 0xFFFE..=0xFFFF | 0xFF20 | 0xFE6B))
 }
 
-/// A dot-atom local part (no quoted strings), 1 to 64 bytes.
+/// A dot-atom local part (no quoted strings), 1 to 64 bytes; no atom
+/// starts with a combining mark (it would combine with the character before
+/// the dot once Gmail folding drops the dot).
 fn valid_local_part(local: &str) -> bool {
     !local.is_empty()
         && local.len() <= 64
-        && local
-            .split('.')
-            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+        && local.split('.').all(|atom| {
+            atom.chars().all(is_atext)
+                && atom
+                    .chars()
+                    .next()
+                    .is_some_and(|c| !unicode_normalization::char::is_combining_mark(c))
+        })
 }
 
 /// Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties
@@ -340,20 +356,21 @@ fn valid_number(number: &phonenumber::PhoneNumber) -> bool {
 fn matches_entirely(pattern: &str, text: &str) -> bool {
     use std::collections::HashMap;
     use std::sync::{Arc, OnceLock};
-    static CACHE: OnceLock<parking_lot::Mutex<HashMap<String, Option<Arc<regex::Regex>>>>> =
-        OnceLock::new();
+    type Cache = parking_lot::RwLock<HashMap<String, Option<Arc<regex::Regex>>>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    let compiled = {
-        let mut map = cache.lock();
-        map.entry(pattern.to_string())
-            .or_insert_with(|| {
-                regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-                    .ignore_whitespace(true)
-                    .build()
-                    .ok()
-                    .map(Arc::new)
-            })
-            .clone()
+    let cached = cache.read().get(pattern).cloned();
+    let compiled = match cached {
+        Some(c) => c,
+        None => {
+            let c = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+                .ignore_whitespace(true)
+                .build()
+                .ok()
+                .map(Arc::new);
+            cache.write().insert(pattern.to_string(), c.clone());
+            c
+        }
     };
     // A pattern that does not compile matches nothing (refuse, never guess).
     compiled.is_some_and(|re| re.is_match(text))
@@ -403,6 +420,58 @@ impl Normalization {
         self.normalize_as(id, PhoneValidation::Lenient)
     }
 
+    /// Every form `id` may be indexed or suppressed under, to try in turn:
+    /// the lookup form, then for e-mail the form of earlier builds where it
+    /// differs. An error only when no form exists.
+    pub(crate) fn lookup_forms(&self, id: &Identifier) -> Result<Vec<String>> {
+        let now = self.normalize_for_lookup(id);
+        let legacy = self.legacy_email_form(id, now.as_ref().ok().map(String::as_str));
+        match (now, legacy) {
+            (Ok(n), l) => Ok(std::iter::once(n).chain(l).collect()),
+            (Err(_), Some(l)) => Ok(vec![l]),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// The form an e-mail address was indexed under before the grammar,
+    /// NFC and UTS 46 domains (issue 15): trimmed and lower-cased, one `@`
+    /// with text on both sides, no white space, the same Gmail folding.
+    /// `Some` only where it differs from today's form (or today's rules
+    /// refuse the address), so that lookup, suppression and unsuppression
+    /// still reach entries written by earlier builds. Never used to index.
+    /// `current` is today's form of `id` (`None` when today's rules refuse it).
+    pub(crate) fn legacy_email_form(
+        &self,
+        id: &Identifier,
+        current: Option<&str>,
+    ) -> Option<String> {
+        if id.id_type != IdType::Email
+            || id.value.len() > MAX_IDENTIFIER_BYTES
+            || id.value.trim().chars().any(char::is_control)
+        {
+            return None;
+        }
+        let lower = id.value.trim().to_lowercase();
+        let (local, domain) = lower.rsplit_once('@')?;
+        if local.is_empty()
+            || domain.is_empty()
+            || domain.contains('@')
+            || lower.contains(char::is_whitespace)
+        {
+            return None;
+        }
+        let old = if self.gmail_folding && (domain == "gmail.com" || domain == "googlemail.com") {
+            let local = local.split('+').next().unwrap_or(local).replace('.', "");
+            if local.is_empty() {
+                return None;
+            }
+            format!("{local}@gmail.com")
+        } else {
+            lower.clone()
+        };
+        (current != Some(old.as_str())).then_some(old)
+    }
+
     fn normalize_as(&self, id: &Identifier, phones: PhoneValidation) -> Result<String> {
         let bad = |reason: IdentifierProblem| Error::InvalidIdentifier {
             id_type: id.id_type.name().to_string(),
@@ -439,7 +508,15 @@ impl Normalization {
                     return Err(bad(IdentifierProblem::EmailTooLong));
                 }
                 if self.gmail_folding && (domain == "gmail.com" || domain == "googlemail.com") {
-                    let local = local.split('+').next().unwrap_or(local).replace('.', "");
+                    // NFC again: dropping a dot can bring together two
+                    // characters that compose (Hangul jamo, for one).
+                    let local: String = local
+                        .split('+')
+                        .next()
+                        .unwrap_or(local)
+                        .replace('.', "")
+                        .nfc()
+                        .collect();
                     if local.is_empty() {
                         return Err(bad(IdentifierProblem::EmailEmptyAfterFolding));
                     }
@@ -687,6 +764,9 @@ mod tests {
             ("a\u{ad}da@example.com", EmailInvisibleCharacter),
             ("ada@exa\u{202e}mple.com", EmailInvisibleCharacter),
             ("ada@ab--cd.com", EmailDomain),
+            ("ada\u{ff20}x@example.com", EmailLocalPart),
+            ("ada\u{e000}@example.com", EmailLocalPart),
+            ("ada\u{600}@example.com", EmailLocalPart),
         ];
         for (input, want) in invalid {
             let r = n.normalize(&Identifier::email(input));
@@ -722,6 +802,56 @@ mod tests {
     }
 
     #[test]
+    fn gmail_folding_stays_idempotent_when_dropping_a_dot_composes() {
+        let g = Normalization {
+            gmail_folding: true,
+            ..Normalization::default()
+        };
+        // Two Hangul jamo separated by a dot compose once it is dropped.
+        let once = g
+            .normalize(&Identifier::email("\u{1100}.\u{1161}@gmail.com"))
+            .unwrap();
+        assert_eq!(once, "\u{AC00}@gmail.com");
+        assert_eq!(
+            g.normalize(&Identifier::email(once.as_str())).unwrap(),
+            once
+        );
+        // An atom may not start with a combining mark.
+        for input in ["e.\u{301}x@gmail.com", "\u{301}a@example.com"] {
+            assert_eq!(
+                problem(g.normalize(&Identifier::email(input))),
+                IdentifierProblem::EmailLocalPart,
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_email_forms_where_today_differs() {
+        let n = Normalization::default();
+        let legacy = |s: &str| {
+            let id = Identifier::email(s);
+            let now = n.normalize(&id).ok();
+            n.legacy_email_form(&id, now.as_deref())
+        };
+        assert_eq!(legacy(" Ada@Example.com"), None);
+        assert_eq!(legacy("José@Bücher.de").as_deref(), Some("josé@bücher.de"));
+        assert_eq!(legacy("ada@localhost").as_deref(), Some("ada@localhost"));
+        assert_eq!(legacy("a b@example.com"), None, "refused then too");
+        assert_eq!(legacy("no-at-sign"), None);
+        assert_eq!(
+            n.lookup_forms(&Identifier::email("ada@localhost")).unwrap(),
+            ["ada@localhost"]
+        );
+        assert_eq!(
+            n.lookup_forms(&Identifier::email("José@Bücher.de"))
+                .unwrap(),
+            ["josé@xn--bcher-kva.de", "josé@bücher.de"]
+        );
+        assert!(n.lookup_forms(&Identifier::email("no-at-sign")).is_err());
+    }
+
+    #[test]
     fn ids_are_trimmed_and_non_empty() {
         let n = Normalization::default();
         assert_eq!(n.normalize(&Identifier::user_id("  u-1 ")).unwrap(), "u-1");
@@ -744,5 +874,115 @@ mod tests {
             serde_json::from_str(r#"{"default_region":"GB","phone_validation":"lenient"}"#)
                 .unwrap();
         assert_eq!(lenient.phone_validation, PhoneValidation::Lenient);
+    }
+
+    /// Normalisation is idempotent for random text drawn from the
+    /// characters that stress it: case pairs whose lower case differs in
+    /// length (`İ`, `ẞ`), combining marks (NFC), full-width and other
+    /// UTS 46 mappings, invisible characters, Punycode prefixes, dots, `@`,
+    /// `+`, digits and phone punctuation. Seeded, so a failure repeats.
+    #[test]
+    fn normalisation_is_idempotent_on_random_text() {
+        use rand::{Rng, SeedableRng};
+        const ALPHABET: &[&str] = &[
+            "a",
+            "B",
+            "z",
+            "é",
+            "e\u{301}",
+            "İ",
+            "ẞ",
+            "ß",
+            "Σ",
+            "ς",
+            "\u{301}",
+            "\u{308}",
+            "ｅ",
+            "Ａ",
+            "１",
+            "。",
+            ".",
+            "..",
+            "@",
+            "+",
+            "-",
+            "_",
+            "xn--",
+            "xn--bcher-kva",
+            "例",
+            "ü",
+            "\u{200b}",
+            "\u{ad}",
+            " ",
+            "0",
+            "1",
+            "4",
+            "7",
+            "9",
+            "(",
+            ")",
+            "+1",
+            "+44",
+            "+49",
+            "+31",
+            "*",
+            "#",
+            "ext",
+            "x",
+            "gmail.com",
+            "googlemail.com",
+            ".com",
+            ".de",
+            "ǅ",
+            "ﬁ",
+            "\u{130}",
+            "\u{1E9E}",
+            "\u{212A}",
+            "\u{FF0E}",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+        let types = [IdType::Email, IdType::Phone, IdType::UserId];
+        let mut normalised = 0;
+        for i in 0..60_000 {
+            let n = Normalization {
+                default_region: ["US", "GB", "DE", "NL"][i % 4].into(),
+                gmail_folding: i % 3 == 0,
+                phone_validation: if i % 5 == 0 {
+                    PhoneValidation::Lenient
+                } else {
+                    PhoneValidation::Strict
+                },
+            };
+            let len = rng.gen_range(1..12);
+            let text: String = (0..len)
+                .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())])
+                .collect();
+            let id_type = types[i % types.len()].clone();
+            let Ok(once) = n.normalize(&Identifier::new(id_type.clone(), text.as_str())) else {
+                continue;
+            };
+            normalised += 1;
+            let twice = n.normalize(&Identifier::new(id_type.clone(), once.as_str()));
+            assert_eq!(twice.as_ref().ok(), Some(&once), "{id_type}: {text:?}");
+            let found = n.normalize_for_lookup(&Identifier::new(id_type.clone(), once.as_str()));
+            assert_eq!(
+                found.as_ref().ok(),
+                Some(&once),
+                "lookup {id_type}: {text:?}"
+            );
+        }
+        assert!(normalised > 5_000, "only {normalised} inputs normalised");
+    }
+
+    /// A number that normalises in strict mode normalises to the same
+    /// E.164 form in lenient mode and for lookup (valid numbers have one
+    /// form whatever the mode).
+    #[test]
+    fn valid_numbers_have_one_form_in_every_mode() {
+        for (region, input, e164) in VALID_PHONES {
+            let id = Identifier::phone(*input);
+            assert_eq!(strict(region).normalize_for_lookup(&id).unwrap(), *e164);
+            assert_eq!(lenient(region).normalize(&id).unwrap(), *e164);
+        }
     }
 }
