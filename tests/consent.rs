@@ -535,3 +535,44 @@ fn consent_through_a_merged_away_id_lands_on_the_survivor() {
         ConsentStatus::Granted
     );
 }
+
+/// "Later recording wins ties" across calls and a reopen, and one call's
+/// many records keep their order (docs/design.md, "Recording order"). The
+/// clock-stepped-back case is the unit test
+/// `recorded_at_floors_at_the_latest_history_entry`.
+#[test]
+fn later_recording_wins_ties_across_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(21);
+    let when = t("2024-05-01T00:00:00Z");
+    let p = "analytics";
+    let id = {
+        let db = create(dir.path(), &k);
+        let id = db.create(Update::new().set("plan", "pro")).unwrap();
+        let many: Vec<ConsentRecord> = (0..20_000)
+            .map(|_| ConsentRecord::new(p, ConsentStatus::Granted).at(when))
+            .collect();
+        db.record_consents(&id, &many).unwrap();
+        id
+    };
+    let db = reopen(dir.path(), &k);
+    db.record_consent(&id, ConsentRecord::new(p, ConsentStatus::Denied).at(when))
+        .unwrap();
+    // Same timestamp: the later recording (the denial) decides.
+    assert_eq!(
+        db.consent_at(&id, p, when).unwrap().unwrap().status,
+        ConsentStatus::Denied
+    );
+    assert_eq!(
+        db.consent(&id, p).unwrap().unwrap().status,
+        ConsentStatus::Denied
+    );
+    let h = db.consent_history(&id).unwrap();
+    assert_eq!(h.len(), 20_001);
+    assert_eq!(h.last().unwrap().1.status, ConsentStatus::Denied);
+    assert!(
+        h.windows(2)
+            .all(|w| w[0].1.recorded_at < w[1].1.recorded_at),
+        "recorded_at not strictly increasing"
+    );
+}

@@ -918,3 +918,38 @@ pub(crate) fn records_from_tcf(tc: &tcf::TcString, text: &str) -> Vec<ConsentRec
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A history entry recorded by a process whose clock ran an hour ahead
+    /// (or before the clock stepped back): new records sort after it.
+    #[test]
+    fn recorded_at_floors_at_the_latest_history_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = crate::MemoryKeyProvider::generate().unwrap();
+        let db = Db::open(
+            dir.path(),
+            &keys,
+            crate::Options::new().create_if_missing(true),
+        )
+        .unwrap();
+        let id = db.create(crate::Update::new().set("plan", "pro")).unwrap();
+        let ahead = Timestamp::now().as_micros() + 3_600_000_000;
+        let mut hk = [0u8; 12];
+        hk[..8].copy_from_slice(&ahead.to_be_bytes());
+        let mut batch = Batch::new();
+        batch.put::<ConsentHistory>(
+            &(id, hk),
+            &SealedConsent {
+                generation: 0,
+                sealed: vec![0; 40],
+            },
+        );
+        db.store.write(batch).unwrap();
+        let w = profiles::load_active(&db, &id).unwrap();
+        assert_eq!(reserve_recorded_at(&db, &w, 3).unwrap(), ahead + 1);
+        assert_eq!(reserve_recorded_at(&db, &w, 1).unwrap(), ahead + 4);
+    }
+}
