@@ -1,31 +1,25 @@
-//! The public database handle.
+//! The public database handle: a thin facade over the engine.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
-
-use crate::crypto::hierarchy::{KeyHierarchy, Shape};
-use crate::crypto::{kdf, os_random, KeyProvider, SecretKey};
-use crate::crypto::{FileRootKeyStore, RootKeyStore};
-use crate::domain::audit::{self, AuditLog, AuditRecord, AuditReport};
+use crate::crypto::KeyProvider;
+use crate::domain::audit::{self, AuditRecord, AuditReport};
 use crate::domain::consent::{self, ConsentRecord, ProcessingFlags, PurposeRead};
 use crate::domain::erasure::{
-    self, BackupInfo, ErasureReceipt, PurgeReport, RestoreReport, RetentionReport, Signer,
+    self, BackupInfo, ErasureReceipt, PurgeReport, RestoreReport, RetentionReport,
 };
-use crate::domain::fields::FieldRegistry;
-use crate::domain::identity::blind::BlindIndex;
 use crate::domain::identity::{self, Identifier, IdentityConfig, MergeInfo, ResolveOutcome};
-use crate::domain::locks::StripedLocks;
 use crate::domain::profiles::{self, Profile, ProfileBatch, Update};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::storage::columns::{Configs, Erasures, KeyTreeHeaders, Profiles, Schemas, StoreHeaders};
-use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
-use crate::storage::{Batch, ColumnStats, MemoryUsage, StorageConfig, Store};
+use crate::storage::columns::{Erasures, Profiles, StoreHeaders};
+use crate::storage::format;
+use crate::storage::{ColumnStats, MemoryUsage, StorageConfig, Store};
 use crate::types::{MergeId, ProfileId, Schema, Timestamp};
 
 /// An open lethedb store. `Send + Sync`: share it across threads in an `Arc`.
@@ -43,41 +37,7 @@ use crate::types::{MergeId, ProfileId, Schema, Timestamp};
 /// Ok::<_, lethedb::Error>(())
 /// ```
 pub struct Db {
-    pub(crate) store: Store,
-    pub(crate) keys: KeyHierarchy,
-    /// Kept to open backup copies when a purge re-keys them.
-    pub(crate) master: crate::crypto::MasterKey,
-    /// False for a backup copy opened by a purge (the roots are shared).
-    pub(crate) owns_roots: bool,
-    pub(crate) registry: FieldRegistry,
-    pub(crate) locks: StripedLocks,
-    /// Serialises operations that move identifiers between profiles.
-    pub(crate) identity_lock: Mutex<()>,
-    pub(crate) blind: BlindIndex,
-    /// Keyed hash for suppression entries (a different key than the blind index).
-    pub(crate) suppression: BlindIndex,
-    pub(crate) subject_key: SecretKey,
-    pub(crate) ledger_key: SecretKey,
-    pub(crate) audit: AuditLog,
-    pub(crate) signer: Option<Signer>,
-    /// Highest erasure id in the ledger.
-    pub(crate) erasure_seq: Mutex<u64>,
-    pub(crate) purge_lock: Mutex<()>,
-    /// Erasures waiting for purge (count, oldest request time).
-    pub(crate) pending: Mutex<erasure::Pending>,
-    pub(crate) suppress_forgotten: bool,
-    /// Whether any suppression entry exists (skips the check when none do).
-    pub(crate) suppression_active: AtomicBool,
-    pub(crate) suppression_hits: AtomicU64,
-    /// Last `recorded_at` handed out to a consent record (µs): strictly
-    /// increasing within the process, see `consent::reserve_recorded_at`.
-    pub(crate) consent_clock: std::sync::atomic::AtomicI64,
-    pub(crate) purge_after_erasures: usize,
-    pub(crate) purge_deadline: Duration,
-    pub(crate) limits: crate::options::Limits,
-    schema: RwLock<Arc<Schema>>,
-    identity: RwLock<Arc<IdentityConfig>>,
-    header: StoreHeader,
+    pub(crate) engine: Arc<Engine>,
 }
 
 /// Figures for operators: per column family and for the whole directory.
@@ -90,23 +50,6 @@ pub struct StoreStats {
     /// Memory RocksDB holds for the store (block cache, table readers,
     /// memtables).
     pub memory: MemoryUsage,
-}
-
-fn schema_blob(schema: &Schema) -> Result<Blob> {
-    for name in schema.fields.keys() {
-        crate::domain::fields::validate_name(name)?;
-    }
-    serde_json::to_vec(schema)
-        .map(Blob)
-        .map_err(|e| Error::InvalidInput(format!("schema: {e}")))
-}
-
-fn identity_blob(cfg: &IdentityConfig) -> Result<Blob> {
-    cfg.rules.validate()?;
-    crate::domain::identity::ids::parse_region(&cfg.normalization.default_region)?;
-    serde_json::to_vec(cfg)
-        .map(Blob)
-        .map_err(|e| Error::InvalidInput(format!("identity config: {e}")))
 }
 
 fn dir_bytes(path: &Path) -> Result<u64> {
@@ -133,251 +76,41 @@ impl Db {
     /// directory, [`Error::UnsupportedFormat`] for a newer format, and
     /// [`Error::WrongKey`] when the master key does not match.
     pub fn open(path: impl AsRef<Path>, keys: &dyn KeyProvider, options: Options) -> Result<Db> {
-        let path = path.as_ref();
-        if options.limits.max_value_bytes > crate::MAX_VALUE_BYTES {
-            return Err(Error::InvalidInput(format!(
-                "max_value_bytes {} exceeds the format's bound of {} bytes",
-                options.limits.max_value_bytes,
-                crate::MAX_VALUE_BYTES
-            )));
-        }
-        let exists = path.join("CURRENT").exists();
-        if !exists && !options.create_if_missing {
-            return Err(Error::StoreNotFound {
-                path: path.to_path_buf(),
-            });
-        }
-        if exists {
-            let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)?;
-            if !cfs.iter().any(|c| c == crate::storage::columns::CF_META) {
-                return Err(Error::NotAStore {
-                    path: path.to_path_buf(),
-                });
-            }
-        }
-        let master = keys.master_key()?;
-        let roots: Arc<dyn RootKeyStore> = match &options.root_keys {
-            Some(r) => Arc::clone(r),
-            None => Arc::new(FileRootKeyStore::beside(path)),
-        };
-        if !exists {
-            std::fs::create_dir_all(path).map_err(|e| Error::io_at(path, e))?;
-        }
-        let cfg = StorageConfig {
-            block_cache_bytes: options.block_cache_bytes,
-            write_buffer_bytes: options.write_buffer_bytes,
-            sync_writes: options.sync_writes,
-            compression: options.compression,
-        };
-        let store = Store::open(path, &cfg, options.create_if_missing)?;
-        let mut schema_to_set = options.schema;
-        let mut identity_to_set = options.identity;
-        let header = match store.get_raw::<StoreHeaders>(&())? {
-            Some(bytes) if !format::has_store_magic(&bytes) => {
-                return Err(Error::NotAStore {
-                    path: path.to_path_buf(),
-                })
-            }
-            Some(bytes) => StoreHeader::decode(&bytes)?,
-            // A new store, or one whose creation crashed before its first
-            // batch: initialise header and schema in one atomic batch.
-            None if options.create_if_missing && store.is_empty()? => {
-                let shape = Shape {
-                    fanout_bits: options.fanout_bits,
-                    depth: options.depth,
-                }
-                .check()?;
-                let mut store_id = [0u8; 16];
-                os_random(&mut store_id)?;
-                // The first root goes to the root key store before the
-                // store exists: a crash in between leaves an empty store
-                // and a root nobody uses (creation then refuses the
-                // non-empty root key store, naming it).
-                let tree = KeyHierarchy::init_root(&master, &store_id, shape, &*roots)?;
-                let h = StoreHeader {
-                    store_id,
-                    bucket_bits: shape.bucket_bits(),
-                    key_check: kdf::key_check_value(&master, &store_id)?,
-                    created_at: Timestamp::now(),
-                };
-                let mut batch = Batch::new();
-                batch.put::<StoreHeaders>(&(), &h);
-                batch.put::<KeyTreeHeaders>(&(), &tree);
-                if let Some(schema) = schema_to_set.take() {
-                    batch.put::<Schemas>(&(), &schema_blob(&schema)?);
-                }
-                let identity = identity_to_set.take().unwrap_or_default();
-                batch.put::<Configs>(&(), &identity_blob(&identity)?);
-                store.write(batch)?;
-                h
-            }
-            None => {
-                return Err(Error::NotAStore {
-                    path: path.to_path_buf(),
-                })
-            }
-        };
-        if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
-            return Err(Error::WrongKey);
-        }
-        if erasure::is_backup(&store)? && !options.restoring {
-            return Err(Error::InvalidInput(format!(
-                "{} is a backup copy; restore it with `lethedb restore` (which replays later erasures)",
-                path.display()
-            )));
-        }
-        let tree = store.get::<KeyTreeHeaders>(&())?.ok_or_else(|| {
-            Error::corrupt(
-                "key tree header",
-                "missing: the store was made by a build without the key tree, which this build does not open",
-            )
-        })?;
-        if tree.fanout_bits.saturating_mul(tree.depth) != header.bucket_bits {
-            return Err(Error::corrupt(
-                "key tree header",
-                format!(
-                    "fan-out 2^{} x depth {} does not match the store header's {} bucket bits",
-                    tree.fanout_bits, tree.depth, header.bucket_bits
-                ),
-            ));
-        }
-        let keys = KeyHierarchy::open(
-            &master,
-            &header.store_id,
-            &tree,
-            roots,
-            options.key_cache_entries,
-        )?;
-        let blind = BlindIndex::new(&kdf::derive(
-            &master,
-            &header.store_id,
-            kdf::LABEL_BLIND_INDEX,
-        )?)?;
-        let suppression = BlindIndex::new(&kdf::derive(
-            &master,
-            &header.store_id,
-            kdf::LABEL_SUPPRESSION,
-        )?)?;
-        let audit = AuditLog::load(&store)?;
-        let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
-        let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
-        let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;
-        let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
-        let suppression_active = erasure::any_suppressed(&store)?;
-        let pending = erasure::scan_pending(&store)?;
-        let registry = FieldRegistry::load(&store)?;
-        let schema = match store.get::<Schemas>(&())? {
-            Some(blob) => Schema::from_json(
-                std::str::from_utf8(&blob.0).map_err(|_| Error::corrupt("schema", "not UTF-8"))?,
-            )
-            .map_err(|e| Error::corrupt("schema", e.to_string()))?,
-            None => Schema::new(),
-        };
-        let identity = match store.get::<Configs>(&())? {
-            Some(blob) => serde_json::from_slice(&blob.0)
-                .map_err(|e| Error::corrupt("identity config", e.to_string()))?,
-            None => IdentityConfig::default(),
-        };
-        let db = Db {
-            store,
-            keys,
-            master,
-            owns_roots: !options.shared_roots,
-            registry,
-            locks: StripedLocks::new(),
-            identity_lock: Mutex::new(()),
-            blind,
-            suppression,
-            subject_key,
-            ledger_key,
-            audit,
-            signer,
-            erasure_seq: Mutex::new(erasure_seq),
-            purge_lock: Mutex::new(()),
-            pending: Mutex::new(pending),
-            suppress_forgotten: options.suppress_forgotten,
-            suppression_active: AtomicBool::new(suppression_active),
-            suppression_hits: AtomicU64::new(0),
-            consent_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
-            purge_after_erasures: options.purge_after_erasures,
-            purge_deadline: options.purge_deadline,
-            limits: options.limits,
-            schema: RwLock::new(Arc::new(schema)),
-            identity: RwLock::new(Arc::new(identity)),
-            header,
-        };
-        if let Some(s) = schema_to_set {
-            db.set_schema(s)?;
-        }
-        if let Some(c) = identity_to_set {
-            db.set_identity_config(c)?;
-        }
-        if !options.restoring {
-            // Erasures left pending past their deadline (e.g. by a crash) are purged now.
-            erasure::maybe_purge(&db)?;
-        }
-        Ok(db)
+        Ok(Db {
+            engine: Arc::new(Engine::open(path, keys, options)?),
+        })
     }
 
     /// Directory of the store.
     pub fn path(&self) -> &Path {
-        self.store.path()
-    }
-
-    pub(crate) fn header_store_id(&self) -> [u8; 16] {
-        self.header.store_id
-    }
-
-    /// Pseudonymous reference of a subject as used in the audit log and
-    /// certificates: HMAC-SHA-256 of the profile id under a master-derived
-    /// key, 128 bits.
-    pub(crate) fn subject_ref(&self, id: &ProfileId) -> Result<[u8; 16]> {
-        kdf::mac16(&self.subject_key, &[b"lethedb/subject", id.as_bytes()])
+        self.engine.path()
     }
 
     /// Random id of this store, fixed at creation (hex).
     pub fn store_id(&self) -> String {
-        crate::hex::encode(&self.header.store_id)
+        self.engine.store_id()
     }
 
     /// The current schema.
     pub fn schema(&self) -> Schema {
-        (*self.schema_snapshot()).clone()
-    }
-
-    pub(crate) fn identity_snapshot(&self) -> Arc<IdentityConfig> {
-        Arc::clone(&self.identity.read())
-    }
-
-    pub(crate) fn schema_snapshot(&self) -> Arc<Schema> {
-        Arc::clone(&self.schema.read())
+        self.engine.schema()
     }
 
     /// Replaces and persists the schema. Applies to later writes; values
     /// already stored keep the protection they were written with.
     pub fn set_schema(&self, schema: Schema) -> Result<()> {
-        let mut batch = Batch::new();
-        batch.put::<Schemas>(&(), &schema_blob(&schema)?);
-        let mut guard = self.schema.write();
-        self.store.write(batch)?;
-        *guard = Arc::new(schema);
-        Ok(())
+        self.engine.set_schema(schema)
     }
 
     /// The identity settings (normalisation and merge rules).
     pub fn identity_config(&self) -> IdentityConfig {
-        (**self.identity.read()).clone()
+        self.engine.identity_config()
     }
 
     /// Replaces and persists the identity settings. Changing normalisation
     /// does not re-index identifiers already stored.
     pub fn set_identity_config(&self, config: IdentityConfig) -> Result<()> {
-        let mut batch = Batch::new();
-        batch.put::<Configs>(&(), &identity_blob(&config)?);
-        let mut guard = self.identity.write();
-        self.store.write(batch)?;
-        *guard = Arc::new(config);
-        Ok(())
+        self.engine.set_identity_config(config)
     }
 
     /// Finds or creates the profile of a set of identifiers and applies
@@ -407,8 +140,8 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn resolve(&self, identifiers: &[Identifier], update: Update) -> Result<ResolveOutcome> {
-        let _tree = self.keys.shared();
-        identity::engine::resolve(self, identifiers, update, &[], "shared_identifier")
+        let _tree = self.engine.keys.shared();
+        identity::engine::resolve(&self.engine, identifiers, update, &[], "shared_identifier")
     }
 
     /// [`Db::resolve`] that also records consent records for the resolved
@@ -419,15 +152,21 @@ impl Db {
         update: Update,
         consents: &[ConsentRecord],
     ) -> Result<ResolveOutcome> {
-        let _tree = self.keys.shared();
-        identity::engine::resolve(self, identifiers, update, consents, "shared_identifier")
+        let _tree = self.engine.keys.shared();
+        identity::engine::resolve(
+            &self.engine,
+            identifiers,
+            update,
+            consents,
+            "shared_identifier",
+        )
     }
 
     /// Segment-style `alias`: links `previous_id` (a user id or an anonymous
     /// id already seen, else taken as an anonymous id) to `user_id`, merging
     /// their profiles if both exist.
     pub fn alias(&self, previous_id: &str, user_id: &str) -> Result<ResolveOutcome> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         self.alias_with_consents(previous_id, user_id, &[])
     }
 
@@ -438,7 +177,7 @@ impl Db {
         user_id: &str,
         consents: &[ConsentRecord],
     ) -> Result<ResolveOutcome> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         let previous = if self
             .lookup(&Identifier::user_id(previous_id))
             .ok()
@@ -450,7 +189,7 @@ impl Db {
             Identifier::anonymous_id(previous_id)
         };
         identity::engine::resolve(
-            self,
+            &self.engine,
             &[Identifier::user_id(user_id), previous],
             Update::new(),
             consents,
@@ -461,28 +200,28 @@ impl Db {
     /// The profile an identifier belongs to (following merges), if any.
     /// One keyed hash and one index read.
     pub fn lookup(&self, identifier: &Identifier) -> Result<Option<ProfileId>> {
-        let _tree = self.keys.shared();
-        identity::engine::lookup(self, identifier)
+        let _tree = self.engine.keys.shared();
+        identity::engine::lookup(&self.engine, identifier)
     }
 
     /// Undoes a merge: both profiles are restored with their own
     /// identifiers and the values each contributed (see docs/design.md,
     /// "Unmerge"). Returns (survivor, restored profile).
     pub fn unmerge(&self, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
-        let _tree = self.keys.shared();
-        identity::engine::unmerge(self, merge_id)
+        let _tree = self.engine.keys.shared();
+        identity::engine::unmerge(&self.engine, merge_id)
     }
 
     /// Merges a profile took part in, oldest first.
     pub fn merges(&self, id: &ProfileId) -> Result<Vec<MergeInfo>> {
-        let _tree = self.keys.shared();
-        identity::engine::merges_of(self, id)
+        let _tree = self.engine.keys.shared();
+        identity::engine::merges_of(&self.engine, id)
     }
 
     /// The identifiers attached to a profile (raw values, decrypted).
     pub fn identifiers(&self, id: &ProfileId) -> Result<Vec<Identifier>> {
-        let _tree = self.keys.shared();
-        identity::engine::identifiers_of(self, id)
+        let _tree = self.engine.keys.shared();
+        identity::engine::identifiers_of(&self.engine, id)
     }
 
     /// Appends a consent record (history is append-only) and updates the
@@ -503,27 +242,27 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn record_consent(&self, id: &ProfileId, record: ConsentRecord) -> Result<()> {
-        let _tree = self.keys.shared();
-        consent::record(self, id, &[record]).map(drop)
+        let _tree = self.engine.keys.shared();
+        consent::record(&self.engine, id, &[record]).map(drop)
     }
 
     /// Appends several consent records in one atomic write.
     pub fn record_consents(&self, id: &ProfileId, records: &[ConsentRecord]) -> Result<()> {
-        let _tree = self.keys.shared();
-        consent::record(self, id, records).map(drop)
+        let _tree = self.engine.keys.shared();
+        consent::record(&self.engine, id, records).map(drop)
     }
 
     /// Current state of one purpose (one point read), if any was recorded.
     /// Check [`ConsentRecord::allows_at`]: an expired grant does not allow processing.
     pub fn consent(&self, id: &ProfileId, purpose: &str) -> Result<Option<ConsentRecord>> {
-        let _tree = self.keys.shared();
-        consent::current_one(self, id, purpose)
+        let _tree = self.engine.keys.shared();
+        consent::current_one(&self.engine, id, purpose)
     }
 
     /// Current states of every purpose recorded for the profile.
     pub fn consents(&self, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
-        let _tree = self.keys.shared();
-        consent::current(self, id)
+        let _tree = self.engine.keys.shared();
+        consent::current(&self.engine, id)
     }
 
     /// The state of a purpose at time `at`, from the profile's history.
@@ -533,34 +272,34 @@ impl Db {
         purpose: &str,
         at: Timestamp,
     ) -> Result<Option<ConsentRecord>> {
-        let _tree = self.keys.shared();
-        consent::at(self, id, purpose, at)
+        let _tree = self.engine.keys.shared();
+        consent::at(&self.engine, id, purpose, at)
     }
 
     /// Full consent history, including that of profiles merged into this
     /// one, oldest recording first; each entry names the profile it was recorded for.
     pub fn consent_history(&self, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
-        let _tree = self.keys.shared();
-        consent::history(self, id)
+        let _tree = self.engine.keys.shared();
+        consent::history(&self.engine, id)
     }
 
     /// Profiles with `purpose` currently granted (and not expired), from the
     /// consent index: no scan of all profiles.
     pub fn consented_profiles(&self, purpose: &str) -> Result<Vec<ProfileId>> {
-        let _tree = self.keys.shared();
-        consent::who(self, purpose)
+        let _tree = self.engine.keys.shared();
+        consent::who(&self.engine, purpose)
     }
 
     /// Restriction (Art. 18) and objection (Art. 21) flags.
     pub fn processing_flags(&self, id: &ProfileId) -> Result<ProcessingFlags> {
-        let _tree = self.keys.shared();
-        consent::flags(self, id)
+        let _tree = self.engine.keys.shared();
+        consent::flags(&self.engine, id)
     }
 
     /// Sets the restriction and objection flags.
     pub fn set_processing_flags(&self, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
-        let _tree = self.keys.shared();
-        consent::set_flags(self, id, flags)
+        let _tree = self.engine.keys.shared();
+        consent::set_flags(&self.engine, id, flags)
     }
 
     /// Reads the fields `purpose` may use now: fields declared for the
@@ -569,23 +308,23 @@ impl Db {
     /// nothing when processing is restricted or objected to. The result
     /// names every withheld field and why.
     pub fn get_for_purpose(&self, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {
-        let _tree = self.keys.shared();
-        consent::read_for_purpose(self, id, purpose)
+        let _tree = self.engine.keys.shared();
+        consent::read_for_purpose(&self.engine, id, purpose)
     }
 
     /// Decodes a TC string and records its purposes (`tcf:1`…`tcf:11`) for the
     /// profile with the string as proof; returns the records as stored
     /// (`recorded_at` set), in purpose order.
     pub fn import_tcf(&self, id: &ProfileId, tc_string: &str) -> Result<Vec<ConsentRecord>> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         let tc = consent::tcf::decode(tc_string)?;
         let records = consent::records_from_tcf(&tc, tc_string);
-        consent::record(self, id, &records)
+        consent::record(&self.engine, id, &records)
     }
 
     /// Creates a profile with a fresh random id and returns the id.
     pub fn create(&self, update: Update) -> Result<ProfileId> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         let mut batch = ProfileBatch::new();
         let id = batch.create(update)?;
         self.apply(batch)?;
@@ -595,7 +334,7 @@ impl Db {
     /// Sets and removes fields of `id` (only the named fields change),
     /// creating the profile when it does not exist.
     pub fn upsert(&self, id: &ProfileId, update: Update) -> Result<()> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         let mut batch = ProfileBatch::new();
         batch.upsert(*id, update);
         self.apply(batch)
@@ -606,7 +345,7 @@ impl Db {
     /// This is a logical delete: older copies of the ciphertext stay
     /// decryptable until their key is destroyed by erasure (`forget_field`).
     pub fn delete_field(&self, id: &ProfileId, name: &str) -> Result<()> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         let mut batch = ProfileBatch::new();
         batch.delete_field(*id, name);
         self.apply(batch)
@@ -614,27 +353,28 @@ impl Db {
 
     /// Applies a multi-profile batch as one atomic write.
     pub fn apply(&self, batch: ProfileBatch) -> Result<()> {
-        let _tree = self.keys.shared();
-        profiles::apply(self, batch)
+        let _tree = self.engine.keys.shared();
+        profiles::apply(&self.engine, batch)
     }
 
     /// Reads every field of a profile.
     pub fn get(&self, id: &ProfileId) -> Result<Profile> {
-        let _tree = self.keys.shared();
-        profiles::read(self, id, None)
+        let _tree = self.engine.keys.shared();
+        profiles::read(&self.engine, id, None)
     }
 
     /// Reads the named fields of a profile; names it does not have are skipped.
     pub fn get_fields(&self, id: &ProfileId, names: &[&str]) -> Result<Profile> {
-        let _tree = self.keys.shared();
-        profiles::read(self, id, Some(names))
+        let _tree = self.engine.keys.shared();
+        profiles::read(&self.engine, id, Some(names))
     }
 
     /// Whether the profile exists (an erased profile does not; a merged-away
     /// id does, it redirects).
     pub fn exists(&self, id: &ProfileId) -> Result<bool> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         Ok(self
+            .engine
             .store
             .get::<Profiles>(id)?
             .is_some_and(|r| !matches!(r.status, format::RecordStatus::Erased { .. })))
@@ -644,6 +384,7 @@ impl Db {
     /// into another profile are skipped; they still resolve through `get`).
     pub fn profile_ids(&self) -> Result<impl Iterator<Item = Result<ProfileId>> + '_> {
         Ok(self
+            .engine
             .store
             .entries_raw::<Profiles>(&[])?
             .filter_map(|item| match item {
@@ -658,12 +399,12 @@ impl Db {
 
     /// Flushes memtables to SST files and syncs the WAL.
     pub fn flush(&self) -> Result<()> {
-        self.store.flush()
+        self.engine.store.flush()
     }
 
     /// Flushes and compacts every column family to the bottommost level.
     pub fn compact(&self) -> Result<()> {
-        self.store.compact()
+        self.engine.store.compact()
     }
 
     /// Erases a person: the profile `id` resolves to and every profile
@@ -693,12 +434,12 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn forget(&self, id: &ProfileId) -> Result<ErasureReceipt> {
-        erasure::forget(self, id)
+        erasure::forget(&self.engine, id)
     }
 
     /// Erases one field of a person (see [`Db::forget_fields`]).
     pub fn forget_field(&self, id: &ProfileId, field: &str) -> Result<ErasureReceipt> {
-        erasure::forget_fields(self, &[*id], &[field], None)
+        erasure::forget_fields(&self.engine, &[*id], &[field], None)
     }
 
     /// Erases fields of a person by re-keying: each of the person's profiles
@@ -719,7 +460,7 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn forget_fields(&self, id: &ProfileId, fields: &[&str]) -> Result<ErasureReceipt> {
-        erasure::forget_fields(self, &[*id], fields, None)
+        erasure::forget_fields(&self.engine, &[*id], fields, None)
     }
 
     /// Makes erased key material physically absent from the store's live
@@ -727,7 +468,7 @@ impl Db {
     /// touched key ranges, MANIFEST rewrite, wait for obsolete files) and
     /// issues one signed certificate per pending erasure.
     pub fn purge(&self) -> Result<PurgeReport> {
-        erasure::purge(self)
+        erasure::purge(&self.engine)
     }
 
     /// Shape and state of the key tree: fan-out, depth, root epoch, root
@@ -747,10 +488,11 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn key_tree_status(&self) -> Result<crate::KeyTreeStatus> {
-        let _tree = self.keys.shared();
-        let mut s = self.keys.status(&self.store)?;
-        s.pending_purges = self.pending.lock().count;
+        let _tree = self.engine.keys.shared();
+        let mut s = self.engine.keys.status(&self.engine.store)?;
+        s.pending_purges = self.engine.pending.lock().count;
         for item in self
+            .engine
             .store
             .entries::<crate::storage::columns::Backups>(&[])?
         {
@@ -764,33 +506,33 @@ impl Db {
     /// with an error, leaving the store as a crash there would.
     #[doc(hidden)]
     pub fn stop_rotation_at(&self, step: Option<crate::RotationStep>) {
-        self.keys.stop_rotation_at(step);
+        self.engine.keys.stop_rotation_at(step);
     }
 
     /// Number of erasures waiting for purge, and when the oldest was requested.
     pub fn pending_erasures(&self) -> Result<(usize, Option<Timestamp>)> {
-        erasure::pending_count(self)
+        erasure::pending_count(&self.engine)
     }
 
     /// Starts a thread that purges whenever the oldest pending erasure
     /// reaches [`Options::purge_deadline`]. It holds only a weak reference
     /// and ends when the last `Arc<Db>` is dropped.
     pub fn start_purge_scheduler(db: &Arc<Db>) -> std::thread::JoinHandle<()> {
-        let weak = Arc::downgrade(db);
-        let tick =
-            (db.purge_deadline / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        let weak = Arc::downgrade(&db.engine);
+        let tick = (db.engine.purge_deadline / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(30));
         std::thread::spawn(move || loop {
             std::thread::sleep(tick);
-            let Some(db) = weak.upgrade() else { return };
+            let Some(engine) = weak.upgrade() else { return };
             // Errors surface on the next explicit purge; the thread keeps going.
-            let _ = erasure::maybe_purge(&db);
+            let _ = erasure::maybe_purge(&engine);
         })
     }
 
     /// Every certificate issued so far, in erasure order (one-line JSON each).
     pub fn certificates(&self) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for item in self.store.entries::<Erasures>(&[])? {
+        for item in self.engine.store.entries::<Erasures>(&[])? {
             let (_, rec) = item?;
             if let Some(c) = rec.certificate {
                 out.push(
@@ -805,7 +547,8 @@ impl Db {
 
     /// The store's Ed25519 certificate public key (32 bytes).
     pub fn public_key(&self) -> Result<[u8; 32]> {
-        self.signer
+        self.engine
+            .signer
             .as_ref()
             .map(|s| s.public_key())
             .ok_or_else(|| Error::InvalidInput("store has no signing key".into()))
@@ -814,50 +557,50 @@ impl Db {
     /// The pseudonymous subject reference (hex) the audit log and
     /// certificates use for the person holding `id`.
     pub fn subject_reference(&self, id: &ProfileId) -> Result<String> {
-        Ok(crate::hex::encode(&self.subject_ref(id)?))
+        Ok(crate::hex::encode(&self.engine.subject_ref(id)?))
     }
 
     /// Lifts the suppression of one identifier of a forgotten person;
     /// `false` when it was not suppressed.
     pub fn unsuppress(&self, identifier: &Identifier) -> Result<bool> {
-        erasure::unsuppress(self, identifier)
+        erasure::unsuppress(&self.engine, identifier)
     }
 
     /// Resolve requests rejected by suppression since this handle was opened.
     pub fn suppression_hits(&self) -> u64 {
-        self.suppression_hits.load(Ordering::Relaxed)
+        self.engine.suppression_hits.load(Ordering::Relaxed)
     }
 
     /// Verifies the audit log's hash chain (see also [`verify_audit_log`]).
     pub fn verify_audit(&self) -> Result<AuditReport> {
-        audit::verify(&self.store)
+        audit::verify(&self.engine.store)
     }
 
     /// Every audit entry, in order.
     pub fn audit_log(&self) -> Result<Vec<AuditRecord>> {
-        audit::all(&self.store)
+        audit::all(&self.engine.store)
     }
 
     /// One JSON bundle of everything held about the person `id` belongs to
     /// (GDPR Art. 15/20): fields, identifiers, consents and their history,
     /// merge lineage, audit entries about the subject.
     pub fn export(&self, id: &ProfileId) -> Result<serde_json::Value> {
-        let _tree = self.keys.shared();
-        erasure::export(self, id)
+        let _tree = self.engine.keys.shared();
+        erasure::export(&self.engine, id)
     }
 
     /// Applies the schema's retention rules as of `now` (per-field
     /// `retention_days`, `inactive_profile_days`) through the erasure path,
     /// then purges; the report carries the certificates.
     pub fn run_retention(&self, now: Timestamp) -> Result<RetentionReport> {
-        erasure::run_retention(self, now)
+        erasure::run_retention(&self.engine, now)
     }
 
     /// Writes a backup into the empty or new directory `dir` and registers
     /// it: later purges append their erasures to its ledger.
     pub fn backup(&self, dir: impl AsRef<Path>) -> Result<BackupInfo> {
-        let _tree = self.keys.shared();
-        erasure::backup(self, dir.as_ref())
+        let _tree = self.engine.keys.shared();
+        erasure::backup(&self.engine, dir.as_ref())
     }
 
     /// Restores the backup in `from` into the new directory `to`, replays
@@ -869,7 +612,13 @@ impl Db {
         keys: &dyn KeyProvider,
         options: Options,
     ) -> Result<(Db, RestoreReport)> {
-        erasure::restore(from.as_ref(), to.as_ref(), keys, options)
+        let (engine, report) = erasure::restore(from.as_ref(), to.as_ref(), keys, options)?;
+        Ok((
+            Db {
+                engine: Arc::new(engine),
+            },
+            report,
+        ))
     }
 
     #[doc(hidden)]
@@ -877,18 +626,19 @@ impl Db {
     /// keyring value, its raw keyring seed, and the blind-index keys of its
     /// identifiers — so remanence tests can scan files for them.
     pub fn debug_key_material(&self, id: &ProfileId) -> Result<Vec<Vec<u8>>> {
-        let _tree = self.keys.shared();
+        let _tree = self.engine.keys.shared();
         let mut out = Vec::new();
         if let Some(raw) = self
+            .engine
             .store
             .get_raw::<crate::storage::columns::Keyrings>(id)?
         {
             out.push(raw);
         }
-        let w = profiles::load_active(self, id)?;
+        let w = profiles::load_active(&self.engine, id)?;
         out.push(w.keyring.seed_bytes().to_vec());
-        for i in identity::engine::decode_ids(self, &w)? {
-            let key = self.blind.key(i.id_type.name(), &i.normalized)?;
+        for i in identity::engine::decode_ids(&self.engine, &w)? {
+            let key = self.engine.blind.key(i.id_type.name(), &i.normalized)?;
             out.push(
                 <crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(
                     &key,
@@ -901,9 +651,9 @@ impl Db {
     /// Counts and bytes per column family, and bytes on disk.
     pub fn stats(&self) -> Result<StoreStats> {
         Ok(StoreStats {
-            columns: self.store.column_stats()?,
+            columns: self.engine.store.column_stats()?,
             disk_bytes: dir_bytes(self.path())?,
-            memory: self.store.memory_usage()?,
+            memory: self.engine.store.memory_usage()?,
         })
     }
 }

@@ -43,6 +43,7 @@
 mod crypto;
 mod db;
 mod domain;
+mod engine;
 mod error;
 pub mod forensics;
 mod hex;

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 use crate::crypto::aead;
 use crate::crypto::hierarchy::{field_ad, Keyring};
 use crate::crypto::kdf::FieldKeys;
-use crate::db::Db;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{Keyrings, Profiles};
 use crate::storage::format::{self, FieldEntry, ProfileRecord, RecordStatus, WrappedKey};
@@ -289,7 +289,7 @@ pub(crate) struct Working {
 
 impl Working {
     /// Loads a profile's record and keyring; `None` when there is no record.
-    pub(crate) fn load(db: &Db, id: &ProfileId) -> Result<Option<Working>> {
+    pub(crate) fn load(db: &Engine, id: &ProfileId) -> Result<Option<Working>> {
         let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
         if let Some(e) = record
             .as_ref()
@@ -317,7 +317,7 @@ impl Working {
     }
 
     /// A new, empty profile with a fresh keyring.
-    pub(crate) fn create(db: &Db, id: &ProfileId, now: Timestamp) -> Result<Working> {
+    pub(crate) fn create(db: &Engine, id: &ProfileId, now: Timestamp) -> Result<Working> {
         let (keyring, wrapped) = db.keys.new_keyring(&db.store, id)?;
         Ok(Working {
             id: *id,
@@ -356,7 +356,7 @@ impl Working {
     /// Applies prepared changes, sealing new values under this profile's keys.
     pub(crate) fn apply_changes(
         &mut self,
-        db: &Db,
+        db: &Engine,
         changes: Vec<Prepared>,
         origin: u32,
         now: Timestamp,
@@ -401,7 +401,7 @@ impl Working {
     }
 
     /// Opens one entry of this record.
-    pub(crate) fn open(&self, db: &Db, entry: &FieldEntry) -> Result<(String, Value)> {
+    pub(crate) fn open(&self, db: &Engine, entry: &FieldEntry) -> Result<(String, Value)> {
         let name = db.registry.name(entry.field_id)?;
         let value = open_entry(&self.keyring.field_keys()?, &self.id, &name, entry)?;
         Ok((name, value))
@@ -410,7 +410,7 @@ impl Working {
     /// Seals `value` as field `name` with the given origin and write time.
     pub(crate) fn seal(
         &self,
-        db: &Db,
+        db: &Engine,
         name: &str,
         class: FieldClass,
         value: &Value,
@@ -452,7 +452,7 @@ impl Working {
 
 /// Follows merge redirects from `id` to the active profile holding its data.
 /// `Ok(None)` when `id` does not exist.
-pub(crate) fn final_target(db: &Db, id: &ProfileId) -> Result<Option<ProfileId>> {
+pub(crate) fn final_target(db: &Engine, id: &ProfileId) -> Result<Option<ProfileId>> {
     let mut cur = *id;
     for _ in 0..MAX_REDIRECTS {
         match db.store.get::<Profiles>(&cur)? {
@@ -481,7 +481,7 @@ pub(crate) fn final_target(db: &Db, id: &ProfileId) -> Result<Option<ProfileId>>
 /// Writes to a merged-away id go to the profile it was merged into, with the
 /// merged-away id as their origin (so unmerge can give them back). Those
 /// take the identity lock, which keeps merge chains still.
-pub(crate) fn apply(db: &Db, batch: ProfileBatch) -> Result<()> {
+pub(crate) fn apply(db: &Engine, batch: ProfileBatch) -> Result<()> {
     let schema = db.schema_snapshot();
     let mut prepared = Vec::with_capacity(batch.ops.len());
     for (id, kind, update) in batch.ops {
@@ -513,7 +513,7 @@ type PreparedOp = (ProfileId, OpKind, Vec<Prepared>);
 /// Sets a system field (`$…`) of an existing profile, sealed like personal data.
 /// `audit` names the audit entry kind the write is logged under.
 pub(crate) fn apply_system(
-    db: &Db,
+    db: &Engine,
     id: &ProfileId,
     name: &str,
     value: Value,
@@ -547,7 +547,7 @@ pub(crate) fn apply_system(
 /// Builds and commits the batch while holding the profiles' stripe locks;
 /// `None` (nothing written) if a merged-away id is met without the identity lock.
 fn apply_attempt(
-    db: &Db,
+    db: &Engine,
     prepared: &[PreparedOp],
     identity_held: bool,
     audit: Option<&'static str>,
@@ -689,7 +689,7 @@ fn check_generation(id: &ProfileId, record: &ProfileRecord, keyring: &Keyring) -
 
 /// Reads a profile, following merge redirects; `names` selects fields
 /// (`None`: all). Unknown names are skipped; system fields (`$…`) are never returned.
-pub(crate) fn read(db: &Db, id: &ProfileId, names: Option<&[&str]>) -> Result<Profile> {
+pub(crate) fn read(db: &Engine, id: &ProfileId, names: Option<&[&str]>) -> Result<Profile> {
     let w = load_active(db, id)?;
     let wanted: Option<Vec<u32>> =
         names.map(|ns| ns.iter().filter_map(|n| db.registry.id(n)).collect());
@@ -720,7 +720,7 @@ pub(crate) fn read(db: &Db, id: &ProfileId, names: Option<&[&str]>) -> Result<Pr
 /// Loads the active profile `id` resolves to (following redirects). Reads
 /// take no locks; a generation mismatch (possible only during a concurrent
 /// re-key) and a redirect that moved under us are retried.
-pub(crate) fn load_active(db: &Db, id: &ProfileId) -> Result<Working> {
+pub(crate) fn load_active(db: &Engine, id: &ProfileId) -> Result<Working> {
     let mut last = None;
     for _ in 0..3 {
         // The common case: `id` itself is active, one MultiGet.

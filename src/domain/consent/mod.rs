@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::aead;
 use crate::crypto::hierarchy::field_ad;
-use crate::db::Db;
 use crate::domain::profiles::{self, final_target, is_system_field, Working};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory, Keyspace};
 use crate::storage::format::{GrantEntry, RecordStatus, SealedConsent};
@@ -268,7 +268,7 @@ impl PurposeRead {
 
 const MAX_TEXT: usize = 4096;
 
-fn check_record(db: &Db, r: &ConsentRecord) -> Result<()> {
+fn check_record(db: &Engine, r: &ConsentRecord) -> Result<()> {
     if !is_known_purpose(db, &r.purpose) {
         return Err(Error::UnknownPurpose(r.purpose.chars().take(64).collect()));
     }
@@ -293,14 +293,14 @@ fn check_record(db: &Db, r: &ConsentRecord) -> Result<()> {
 }
 
 /// Built-in purposes, schema-declared ones, and `segment:<category>`.
-pub(crate) fn is_known_purpose(db: &Db, p: &str) -> bool {
+pub(crate) fn is_known_purpose(db: &Engine, p: &str) -> bool {
     BUILTIN_PURPOSES.contains(&p)
         || db.schema_snapshot().purposes.contains(p)
         || p.strip_prefix("segment:")
             .is_some_and(|c| !c.is_empty() && c.len() <= 128)
 }
 
-fn purpose_tag(db: &Db, purpose: &str) -> Result<[u8; 8]> {
+fn purpose_tag(db: &Engine, purpose: &str) -> Result<[u8; 8]> {
     let full = db.blind.key("$purpose", purpose)?;
     let mut tag = [0u8; 8];
     tag.copy_from_slice(&full[..8]);
@@ -318,7 +318,7 @@ fn bincode_opts() -> impl bincode::Options {
     crate::storage::format::bincode_options(1 << 20)
 }
 
-fn consent_key(db: &Db, w: &Working) -> Result<crate::crypto::SecretKey> {
+fn consent_key(db: &Engine, w: &Working) -> Result<crate::crypto::SecretKey> {
     db.registry.ensure(&db.store, [CONSENT_FIELD])?;
     let fid = db
         .registry
@@ -328,7 +328,7 @@ fn consent_key(db: &Db, w: &Working) -> Result<crate::crypto::SecretKey> {
 }
 
 fn seal(
-    db: &Db,
+    db: &Engine,
     w: &Working,
     prefix: u8,
     key_body: &[u8],
@@ -354,7 +354,7 @@ fn seal(
 }
 
 fn open(
-    db: &Db,
+    db: &Engine,
     w: &Working,
     prefix: u8,
     key_body: &[u8],
@@ -386,7 +386,7 @@ fn body<K: crate::storage::keys::KeyCodec>(k: &K) -> Vec<u8> {
 }
 
 /// Current states of a profile, by purpose tag.
-fn current_states(db: &Db, w: &Working) -> Result<HashMap<[u8; 8], ConsentRecord>> {
+fn current_states(db: &Engine, w: &Working) -> Result<HashMap<[u8; 8], ConsentRecord>> {
     let mut out = HashMap::new();
     for item in db.store.entries::<ConsentCurrent>(w.id.as_bytes())? {
         let (key, sealed) = item?;
@@ -399,7 +399,7 @@ fn current_states(db: &Db, w: &Working) -> Result<HashMap<[u8; 8], ConsentRecord
 /// Adds a state change to `batch`: history entry, current state (when the
 /// record is at least as new as the current one), and the consent index.
 fn stage_state(
-    db: &Db,
+    db: &Engine,
     w: &Working,
     tag: [u8; 8],
     r: &ConsentRecord,
@@ -420,7 +420,7 @@ fn stage_state(
     Ok(())
 }
 
-fn stage_history(db: &Db, w: &Working, r: &ConsentRecord, batch: &mut Batch) -> Result<()> {
+fn stage_history(db: &Engine, w: &Working, r: &ConsentRecord, batch: &mut Batch) -> Result<()> {
     let mut hk = [0u8; 12];
     hk[..8].copy_from_slice(&r.recorded_at.as_micros().to_be_bytes());
     crate::crypto::os_random(&mut hk[8..])?;
@@ -434,14 +434,14 @@ fn stage_history(db: &Db, w: &Working, r: &ConsentRecord, batch: &mut Batch) -> 
 pub(crate) type States = HashMap<[u8; 8], ConsentRecord>;
 
 /// The stored current states of a profile.
-pub(crate) fn load_states(db: &Db, w: &Working) -> Result<States> {
+pub(crate) fn load_states(db: &Engine, w: &Working) -> Result<States> {
     current_states(db, w)
 }
 
 /// Stages consent records for a locked, active profile into `batch`;
 /// `current` holds the states as staged so far and is kept up to date.
 pub(crate) fn stage_records(
-    db: &Db,
+    db: &Engine,
     w: &Working,
     records: &[ConsentRecord],
     current: &mut States,
@@ -476,7 +476,7 @@ pub(crate) fn stage_records(
 /// latest history entry (one reverse seek; covers other processes, reopens
 /// and a clock stepped back), whichever is latest. So a profile's recording
 /// order is strictly its history order.
-pub(crate) fn reserve_recorded_at(db: &Db, w: &Working, n: usize) -> Result<i64> {
+pub(crate) fn reserve_recorded_at(db: &Engine, w: &Working, n: usize) -> Result<i64> {
     use std::sync::atomic::Ordering::SeqCst;
     let stored = match db.store.last_key_with::<ConsentHistory>(w.id.as_bytes())? {
         Some((_, hk)) => {
@@ -547,7 +547,7 @@ pub fn purpose_order(a: &str, b: &str) -> std::cmp::Ordering {
 /// Runs `f` on the active profile `id` resolves to, holding its stripe lock
 /// (and the identity lock when `id` was merged away); `f` fills the batch.
 fn with_locked_profile<T>(
-    db: &Db,
+    db: &Engine,
     id: &ProfileId,
     f: impl FnOnce(&Working, &mut Batch) -> Result<(T, usize)>,
 ) -> Result<T> {
@@ -584,7 +584,7 @@ fn with_locked_profile<T>(
 /// The audit entry of a consent change: that `records` records were
 /// written for the subject — never which purposes or states.
 pub(crate) fn audit_event(
-    db: &Db,
+    db: &Engine,
     id: &ProfileId,
     records: usize,
 ) -> Result<crate::domain::audit::Event> {
@@ -598,7 +598,7 @@ pub(crate) fn audit_event(
 /// `Db::record_consents`.
 /// Records consents; returns them as stored (with `recorded_at` set).
 pub(crate) fn record(
-    db: &Db,
+    db: &Engine,
     id: &ProfileId,
     records: &[ConsentRecord],
 ) -> Result<Vec<ConsentRecord>> {
@@ -610,7 +610,7 @@ pub(crate) fn record(
 }
 
 /// `Db::consents`: current states, in [`purpose_order`].
-pub(crate) fn current(db: &Db, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
+pub(crate) fn current(db: &Engine, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
     let w = profiles::load_active(db, id)?;
     let mut v: Vec<ConsentRecord> = current_states(db, &w)?.into_values().collect();
     v.sort_by(|a, b| purpose_order(&a.purpose, &b.purpose));
@@ -618,7 +618,11 @@ pub(crate) fn current(db: &Db, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
 }
 
 /// `Db::consent`: the current state of one purpose (one point read).
-pub(crate) fn current_one(db: &Db, id: &ProfileId, purpose: &str) -> Result<Option<ConsentRecord>> {
+pub(crate) fn current_one(
+    db: &Engine,
+    id: &ProfileId,
+    purpose: &str,
+) -> Result<Option<ConsentRecord>> {
     let w = profiles::load_active(db, id)?;
     let key = (w.id, purpose_tag(db, purpose)?);
     match db.store.get::<ConsentCurrent>(&key)? {
@@ -627,7 +631,7 @@ pub(crate) fn current_one(db: &Db, id: &ProfileId, purpose: &str) -> Result<Opti
     }
 }
 
-fn own_history(db: &Db, w: &Working) -> Result<Vec<ConsentRecord>> {
+fn own_history(db: &Engine, w: &Working) -> Result<Vec<ConsentRecord>> {
     let mut out = Vec::new();
     for item in db.store.entries::<ConsentHistory>(w.id.as_bytes())? {
         let (key, sealed) = item?;
@@ -638,7 +642,7 @@ fn own_history(db: &Db, w: &Working) -> Result<Vec<ConsentRecord>> {
 
 /// `Db::consent_history`: the profile's own history and that of every
 /// profile merged into it, each entry with the profile it was recorded for.
-pub(crate) fn history(db: &Db, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
+pub(crate) fn history(db: &Engine, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
     let w = profiles::load_active(db, id)?;
     let mut out: Vec<(ProfileId, ConsentRecord)> = own_history(db, &w)?
         .into_iter()
@@ -656,7 +660,7 @@ pub(crate) fn history(db: &Db, id: &ProfileId) -> Result<Vec<(ProfileId, Consent
 /// `Db::consent_at`: the state at `at` per the profile's own history — the
 /// record with the latest timestamp not after `at` (later recording wins ties).
 pub(crate) fn at(
-    db: &Db,
+    db: &Engine,
     id: &ProfileId,
     purpose: &str,
     at: Timestamp,
@@ -669,7 +673,7 @@ pub(crate) fn at(
 }
 
 /// `Db::consented_profiles`: profiles with `purpose` granted and not expired now.
-pub(crate) fn who(db: &Db, purpose: &str) -> Result<Vec<ProfileId>> {
+pub(crate) fn who(db: &Engine, purpose: &str) -> Result<Vec<ProfileId>> {
     let tag = purpose_tag(db, purpose)?;
     let now = Timestamp::now();
     let mut out = Vec::new();
@@ -683,7 +687,7 @@ pub(crate) fn who(db: &Db, purpose: &str) -> Result<Vec<ProfileId>> {
 }
 
 /// Reads the restriction / objection flags of a loaded profile.
-fn flags_of(db: &Db, w: &Working) -> Result<ProcessingFlags> {
+fn flags_of(db: &Engine, w: &Working) -> Result<ProcessingFlags> {
     let Some(fid) = db.registry.id(PROCESSING_FIELD) else {
         return Ok(ProcessingFlags::default());
     };
@@ -698,12 +702,12 @@ fn flags_of(db: &Db, w: &Working) -> Result<ProcessingFlags> {
 }
 
 /// `Db::processing_flags`.
-pub(crate) fn flags(db: &Db, id: &ProfileId) -> Result<ProcessingFlags> {
+pub(crate) fn flags(db: &Engine, id: &ProfileId) -> Result<ProcessingFlags> {
     flags_of(db, &profiles::load_active(db, id)?)
 }
 
 /// `Db::set_processing_flags`.
-pub(crate) fn set_flags(db: &Db, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
+pub(crate) fn set_flags(db: &Engine, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
     let json = serde_json::to_value(flags).map_err(|e| Error::InvalidInput(e.to_string()))?;
     profiles::apply_system(
         db,
@@ -715,7 +719,7 @@ pub(crate) fn set_flags(db: &Db, id: &ProfileId, flags: ProcessingFlags) -> Resu
 }
 
 /// `Db::get_for_purpose`.
-pub(crate) fn read_for_purpose(db: &Db, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {
+pub(crate) fn read_for_purpose(db: &Engine, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {
     if !is_known_purpose(db, purpose) {
         return Err(Error::UnknownPurpose(purpose.chars().take(64).collect()));
     }
@@ -794,7 +798,7 @@ fn restrictiveness(r: &ConsentRecord, now: Timestamp) -> (u8, i64) {
 /// source `merge:<merge id>`. The merged profile's index entries are removed;
 /// its states and history stay (frozen) for unmerge and audit.
 pub(crate) fn on_merge(
-    db: &Db,
+    db: &Engine,
     s: &Working,
     q: &Working,
     merge_id: MergeId,
@@ -822,7 +826,7 @@ pub(crate) fn on_merge(
 /// Unmerge: the restored profile's consent index entries come back from its
 /// own (frozen) current states. The survivor keeps its states, including the
 /// more restrictive ones the merge gave it — the safe side.
-pub(crate) fn on_unmerge(db: &Db, b: &Working, batch: &mut Batch) -> Result<()> {
+pub(crate) fn on_unmerge(db: &Engine, b: &Working, batch: &mut Batch) -> Result<()> {
     for (tag, r) in current_states(db, b)? {
         if r.status == ConsentStatus::Granted {
             batch.put::<ConsentGranted>(
@@ -854,7 +858,7 @@ pub(crate) fn touched_ranges(id: &ProfileId, add: &mut dyn FnMut(&'static str, V
 /// index entries) into `batch`, reporting the key ranges touched; returns
 /// the number of records removed.
 pub(crate) fn erase_into(
-    db: &Db,
+    db: &Engine,
     id: &ProfileId,
     batch: &mut Batch,
     add: &mut dyn FnMut(&'static str, Vec<u8>, Vec<u8>),
@@ -877,7 +881,7 @@ pub(crate) fn erase_into(
 }
 
 /// Re-key: re-seals every consent record of `old` under `new`'s keyring.
-pub(crate) fn reseal(db: &Db, old: &Working, new: &Working, batch: &mut Batch) -> Result<()> {
+pub(crate) fn reseal(db: &Engine, old: &Working, new: &Working, batch: &mut Batch) -> Result<()> {
     for item in db.store.entries::<ConsentCurrent>(old.id.as_bytes())? {
         let (key, sealed) = item?;
         let r = open(db, old, b'c', &body(&key), &sealed)?;
@@ -929,13 +933,16 @@ mod tests {
     fn recorded_at_floors_at_the_latest_history_entry() {
         let dir = tempfile::tempdir().unwrap();
         let keys = crate::MemoryKeyProvider::generate().unwrap();
-        let db = Db::open(
+        let handle = crate::Db::open(
             dir.path(),
             &keys,
             crate::Options::new().create_if_missing(true),
         )
         .unwrap();
-        let id = db.create(crate::Update::new().set("plan", "pro")).unwrap();
+        let db = &*handle.engine;
+        let id = handle
+            .create(crate::Update::new().set("plan", "pro"))
+            .unwrap();
         let ahead = Timestamp::now().as_micros() + 3_600_000_000;
         let mut hk = [0u8; 12];
         hk[..8].copy_from_slice(&ahead.to_be_bytes());
@@ -948,8 +955,8 @@ mod tests {
             },
         );
         db.store.write(batch).unwrap();
-        let w = profiles::load_active(&db, &id).unwrap();
-        assert_eq!(reserve_recorded_at(&db, &w, 3).unwrap(), ahead + 1);
-        assert_eq!(reserve_recorded_at(&db, &w, 1).unwrap(), ahead + 4);
+        let w = profiles::load_active(db, &id).unwrap();
+        assert_eq!(reserve_recorded_at(db, &w, 3).unwrap(), ahead + 1);
+        assert_eq!(reserve_recorded_at(db, &w, 1).unwrap(), ahead + 4);
     }
 }

@@ -34,8 +34,8 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::crypto::{FileRootKeyStore, KeyProvider, MemoryKeyProvider, RootKeyStore};
-use crate::db::Db;
 use crate::domain::audit::Event;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders};
@@ -81,7 +81,7 @@ struct LedgerLine {
     mac: String,
 }
 
-fn line_mac(db: &Db, l: &LedgerLine) -> Result<String> {
+fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(db.ledger_key.as_ref())
         .map_err(|_| Error::InvalidInput("HMAC key length".into()))?;
     let body = json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at]).to_string();
@@ -89,7 +89,7 @@ fn line_mac(db: &Db, l: &LedgerLine) -> Result<String> {
     Ok(crate::hex::encode(&mac.finalize().into_bytes()))
 }
 
-fn to_line(db: &Db, r: &ErasureRecord) -> Result<LedgerLine> {
+fn to_line(db: &Engine, r: &ErasureRecord) -> Result<LedgerLine> {
     let mut l = LedgerLine {
         erasure_id: r.erasure_id,
         scope: match r.scope {
@@ -126,7 +126,7 @@ fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
 }
 
 /// Appends the erasures missing from `dir`'s ledger file.
-fn append_ledger(db: &Db, dir: &Path) -> Result<usize> {
+fn append_ledger(db: &Engine, dir: &Path) -> Result<usize> {
     let path = dir.join(LEDGER_FILE);
     let have = read_ledger(&path)?
         .iter()
@@ -161,7 +161,7 @@ fn append_ledger(db: &Db, dir: &Path) -> Result<usize> {
 
 /// Mirrors the ledger into every registered backup that is reachable;
 /// returns how many backups were brought up to date.
-pub(crate) fn mirror_ledger(db: &Db) -> Result<usize> {
+pub(crate) fn mirror_ledger(db: &Engine) -> Result<usize> {
     let mut done = 0;
     for item in db.store.entries::<Backups>(&[])? {
         let (_, b) = item?;
@@ -193,7 +193,7 @@ fn is_nonempty_dir(dir: &Path) -> Result<bool> {
 }
 
 /// `Db::backup`.
-pub(crate) fn backup(db: &Db, dir: &Path) -> Result<BackupInfo> {
+pub(crate) fn backup(db: &Engine, dir: &Path) -> Result<BackupInfo> {
     if is_nonempty_dir(dir)? {
         return Err(Error::InvalidInput(format!(
             "backup directory {} exists and is not empty",
@@ -294,7 +294,7 @@ pub(crate) fn restore(
     to: &Path,
     keys: &dyn KeyProvider,
     options: Options,
-) -> Result<(Db, RestoreReport)> {
+) -> Result<(Engine, RestoreReport)> {
     let src = from.join(STORE_DIR);
     if !from.join(INFO_FILE).exists() || !src.join("CURRENT").exists() {
         return Err(Error::InvalidInput(format!(
@@ -336,7 +336,7 @@ pub(crate) fn restore(
     opts.restoring = true;
     opts.create_if_missing = false;
     opts.root_keys = Some(target_roots);
-    let db = Db::open(to, keys, opts)?;
+    let db = Engine::open(to, keys, opts)?;
     let mut report = RestoreReport {
         replayed: Vec::new(),
         already_present: 0,
@@ -412,7 +412,7 @@ pub(crate) struct BackupRekey {
     pub(crate) doomed: Vec<u32>,
 }
 
-fn put_record(db: &Db, n: u64, rec: &BackupRecord) -> Result<()> {
+fn put_record(db: &Engine, n: u64, rec: &BackupRecord) -> Result<()> {
     let mut batch = Batch::new();
     batch.put::<Backups>(&n, rec);
     db.store.write_synced(batch)
@@ -422,7 +422,11 @@ fn put_record(db: &Db, n: u64, rec: &BackupRecord) -> Result<()> {
 /// being purged, the last with id `last`): applies them to the copy,
 /// rotates its tree under a new root, and names its old root for
 /// destruction. An unreachable backup is invalidated instead.
-pub(crate) fn rekey_backups(db: &Db, records: &[ErasureRecord], last: u64) -> Result<BackupRekey> {
+pub(crate) fn rekey_backups(
+    db: &Engine,
+    records: &[ErasureRecord],
+    last: u64,
+) -> Result<BackupRekey> {
     let mut out = BackupRekey::default();
     let registered: Vec<(u64, BackupRecord)> =
         db.store.entries::<Backups>(&[])?.collect::<Result<_>>()?;
@@ -456,7 +460,7 @@ pub(crate) fn rekey_backups(db: &Db, records: &[ErasureRecord], last: u64) -> Re
             let mut opts = Options::new();
             opts.restoring = true;
             opts.shared_roots = true;
-            let copy = Db::open(
+            let copy = Engine::open(
                 &store_dir,
                 &MemoryKeyProvider::holding(&db.master),
                 opts.root_keys(Arc::clone(db.keys.roots_arc()))

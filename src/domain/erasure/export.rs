@@ -2,8 +2,9 @@
 
 use serde_json::json;
 
-use crate::db::Db;
 use crate::domain::audit::{self, Event};
+use crate::domain::{consent, identity};
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
@@ -11,26 +12,25 @@ use crate::types::{ProfileId, Timestamp};
 /// `Db::export`: one JSON bundle with the profile's fields, identifiers,
 /// consent states and history, merge lineage and the audit entries about
 /// the subject. The export itself is audited.
-pub(crate) fn export(db: &Db, id: &ProfileId) -> Result<serde_json::Value> {
-    let profile = db.get(id)?;
+pub(crate) fn export(db: &Engine, id: &ProfileId) -> Result<serde_json::Value> {
+    // The caller (`Db::export`) holds the key-tree lock: the domain
+    // functions are called directly, never the public API (which would take
+    // the lock again).
+    let profile = crate::domain::profiles::read(db, id, None)?;
     let subject = db.subject_ref(&profile.id)?;
-    let identifiers: Vec<serde_json::Value> = db
-        .identifiers(&profile.id)?
+    let identifiers: Vec<serde_json::Value> = identity::engine::identifiers_of(db, &profile.id)?
         .into_iter()
         .map(|i| json!({ "type": i.id_type.name(), "value": i.value }))
         .collect();
-    let consents: Vec<serde_json::Value> = db
-        .consents(&profile.id)?
+    let consents: Vec<serde_json::Value> = consent::current(db, &profile.id)?
         .iter()
         .map(|c| c.to_json())
         .collect();
-    let history: Vec<serde_json::Value> = db
-        .consent_history(&profile.id)?
+    let history: Vec<serde_json::Value> = consent::history(db, &profile.id)?
         .iter()
         .map(|(via, c)| json!({ "profile_id": via.to_string(), "record": c.to_json() }))
         .collect();
-    let merges: Vec<serde_json::Value> = db
-        .merges(&profile.id)?
+    let merges: Vec<serde_json::Value> = identity::engine::merges_of(db, &profile.id)?
         .iter()
         .map(|m| m.to_json())
         .collect();
@@ -38,7 +38,7 @@ pub(crate) fn export(db: &Db, id: &ProfileId) -> Result<serde_json::Value> {
         .iter()
         .map(|r| r.to_json())
         .collect();
-    let flags = db.processing_flags(&profile.id)?;
+    let flags = consent::flags(db, &profile.id)?;
     let bundle = json!({
         "format": "lethedb-export/1",
         "exported_at": Timestamp::now().to_string(),

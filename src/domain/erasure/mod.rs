@@ -26,12 +26,12 @@ use std::collections::HashSet;
 
 use serde_json::json;
 
-use crate::db::Db;
 use crate::domain::audit::Event;
 use crate::domain::consent;
 use crate::domain::identity::engine::{decode_ids, encode_ids, StoredId};
 use crate::domain::identity::Identifier;
 use crate::domain::profiles::Working;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{
     Erasures, IdentityIndex, Keyrings, Keyspace, Merges, PendingPurges, ProfileMerges, Profiles,
@@ -185,7 +185,7 @@ struct Staged {
 /// Deletes the blind-index entries of `ids` that point at one of `owners`,
 /// and writes suppression entries when asked.
 fn drop_identifiers(
-    db: &Db,
+    db: &Engine,
     ids: &[StoredId],
     owners: &HashSet<ProfileId>,
     suppress: Option<u64>,
@@ -247,7 +247,7 @@ pub(crate) fn erased_error(id: &ProfileId, record: &ProfileRecord) -> Option<Err
 }
 
 /// Deletes merge records and listings involving `id`.
-fn drop_merges(db: &Db, id: &ProfileId, st: &mut Staged) -> Result<()> {
+fn drop_merges(db: &Engine, id: &ProfileId, st: &mut Staged) -> Result<()> {
     for key in db.store.keys_with::<ProfileMerges>(id.as_bytes())? {
         let (_, merge_id) = key?;
         if let Some(rec) = db.store.get::<Merges>(&merge_id)? {
@@ -265,7 +265,7 @@ fn drop_merges(db: &Db, id: &ProfileId, st: &mut Staged) -> Result<()> {
     Ok(())
 }
 
-fn next_erasure_id(db: &Db, explicit: Option<u64>) -> u64 {
+fn next_erasure_id(db: &Engine, explicit: Option<u64>) -> u64 {
     let mut seq = db.erasure_seq.lock();
     let id = explicit.unwrap_or(*seq + 1).max(1);
     *seq = (*seq).max(id);
@@ -275,7 +275,7 @@ fn next_erasure_id(db: &Db, explicit: Option<u64>) -> u64 {
 /// The people `ids` belong to: each one's active profile followed by the
 /// profiles merged into it. With `strict`, a missing or erased id is an
 /// error; otherwise (ledger replay) it is skipped.
-fn lineage_of(db: &Db, ids: &[ProfileId], strict: bool) -> Result<Vec<ProfileId>> {
+fn lineage_of(db: &Engine, ids: &[ProfileId], strict: bool) -> Result<Vec<ProfileId>> {
     let mut out: Vec<ProfileId> = Vec::new();
     for id in ids {
         let target = match crate::domain::profiles::final_target(db, id) {
@@ -315,7 +315,7 @@ fn new_staged() -> Staged {
 /// `Db::forget`: erases a person (the profile `id` resolves to and every
 /// profile merged into it). Idempotent: a second call returns the first
 /// erasure's receipt.
-pub(crate) fn forget(db: &Db, id: &ProfileId) -> Result<ErasureReceipt> {
+pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
     let receipt = {
         let _tree = db.keys.shared();
         let _identity = db.identity_lock.lock();
@@ -337,12 +337,16 @@ pub(crate) fn forget(db: &Db, id: &ProfileId) -> Result<ErasureReceipt> {
 
 /// Ledger replay: erases the people `ids` belong to under `erasure_id`,
 /// skipping ids that are missing or already erased.
-pub(crate) fn forget_replay(db: &Db, ids: &[ProfileId], erasure_id: u64) -> Result<ErasureReceipt> {
+pub(crate) fn forget_replay(
+    db: &Engine,
+    ids: &[ProfileId],
+    erasure_id: u64,
+) -> Result<ErasureReceipt> {
     let _identity = db.identity_lock.lock();
     forget_locked(db, ids, false, Some(erasure_id))
 }
 
-fn already(db: &Db, erasure_id: u64) -> Result<ErasureReceipt> {
+fn already(db: &Engine, erasure_id: u64) -> Result<ErasureReceipt> {
     let rec = db.store.get::<Erasures>(&erasure_id)?.ok_or_else(|| {
         Error::corrupt(
             "erasure record",
@@ -369,7 +373,7 @@ fn nothing(subject: [u8; 16], fields: Vec<String>) -> ErasureReceipt {
 }
 
 fn forget_locked(
-    db: &Db,
+    db: &Engine,
     ids: &[ProfileId],
     strict: bool,
     explicit: Option<u64>,
@@ -428,7 +432,12 @@ fn forget_locked(
     Ok(ErasureReceipt::from_record(&rec, false))
 }
 
-fn commit_erasure(db: &Db, st: Staged, rec: &mut ErasureRecord, kind: &'static str) -> Result<()> {
+fn commit_erasure(
+    db: &Engine,
+    st: Staged,
+    rec: &mut ErasureRecord,
+    kind: &'static str,
+) -> Result<()> {
     let event = Event::new(
         kind,
         Some(rec.subject_ref),
@@ -464,7 +473,7 @@ fn commit_erasure(db: &Db, st: Staged, rec: &mut ErasureRecord, kind: &'static s
 /// type (`email`, `phone`, ...) also takes that type's identifiers out of
 /// the profile and the blind index (without suppressing them).
 pub(crate) fn forget_fields(
-    db: &Db,
+    db: &Engine,
     ids: &[ProfileId],
     names: &[&str],
     explicit: Option<u64>,
@@ -493,7 +502,7 @@ pub(crate) fn forget_fields(
 }
 
 fn forget_fields_locked(
-    db: &Db,
+    db: &Engine,
     ids: &[ProfileId],
     names: &[&str],
     explicit: Option<u64>,
@@ -568,7 +577,7 @@ fn forget_fields_locked(
 /// A copy of `old` under a fresh keyring (generation + 1) without the
 /// fields in `drop`: every other entry is opened and re-sealed, keeping its
 /// origin and write time.
-fn rekey(db: &Db, old: &Working, drop: &[u32]) -> Result<Working> {
+fn rekey(db: &Engine, old: &Working, drop: &[u32]) -> Result<Working> {
     let generation = old.record.generation.checked_add(1).ok_or_else(|| {
         Error::InvalidInput(format!("profile {} cannot be re-keyed again", old.id))
     })?;
@@ -603,7 +612,7 @@ fn rekey(db: &Db, old: &Working, drop: &[u32]) -> Result<Working> {
 }
 
 /// `Db::unsuppress`: lifts the suppression of one identifier.
-pub(crate) fn unsuppress(db: &Db, identifier: &Identifier) -> Result<bool> {
+pub(crate) fn unsuppress(db: &Engine, identifier: &Identifier) -> Result<bool> {
     let cfg = db.identity_snapshot();
     // An e-mail indexed or suppressed by an earlier build under its older
     // form is found by that form too (docs/design.md, "Identifiers and
@@ -634,14 +643,14 @@ pub(crate) fn unsuppress(db: &Db, identifier: &Identifier) -> Result<bool> {
 /// Which of `keys` (type, normalised value) are suppressed.
 /// Whether resolve must check suppression at all: suppression is on and
 /// some entry exists.
-pub(crate) fn suppression_in_force(db: &Db) -> bool {
+pub(crate) fn suppression_in_force(db: &Engine) -> bool {
     db.suppress_forgotten
         && db
             .suppression_active
             .load(std::sync::atomic::Ordering::Acquire)
 }
 
-pub(crate) fn suppressed(db: &Db, ids: &[(&str, &str)]) -> Result<Vec<bool>> {
+pub(crate) fn suppressed(db: &Engine, ids: &[(&str, &str)]) -> Result<Vec<bool>> {
     if !suppression_in_force(db) {
         return Ok(vec![false; ids.len()]);
     }

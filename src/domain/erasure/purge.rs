@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::certificate::{Certificate, CERT_FORMAT};
-use crate::db::Db;
 use crate::domain::audit::Event;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
 use crate::storage::format::{ErasureScope, PendingPurge};
@@ -124,14 +124,14 @@ impl Pending {
 }
 
 /// `Db::pending_erasures`.
-pub(crate) fn pending_count(db: &Db) -> Result<(usize, Option<Timestamp>)> {
+pub(crate) fn pending_count(db: &Engine) -> Result<(usize, Option<Timestamp>)> {
     let p = *db.pending.lock();
     Ok((p.count, p.oldest.map(Timestamp)))
 }
 
 /// Purges when the pending count or the age of the oldest pending erasure
 /// reaches the configured limits.
-pub(crate) fn maybe_purge(db: &Db) -> Result<Option<PurgeReport>> {
+pub(crate) fn maybe_purge(db: &Engine) -> Result<Option<PurgeReport>> {
     let (n, oldest) = pending_count(db)?;
     let Some(oldest) = oldest else {
         return Ok(None);
@@ -189,7 +189,7 @@ fn sst_names(files: &[SstFile]) -> HashSet<String> {
 
 /// Waits until every `.sst` file in the directory is live and at most one
 /// WAL file remains.
-fn wait_for_obsolete(db: &Db, timeout: Duration) -> Result<()> {
+fn wait_for_obsolete(db: &Engine, timeout: Duration) -> Result<()> {
     let start = Instant::now();
     loop {
         let live = sst_names(&db.store.live_files()?);
@@ -219,7 +219,7 @@ fn wait_for_obsolete(db: &Db, timeout: Duration) -> Result<()> {
 }
 
 /// `Db::purge`.
-pub(crate) fn purge(db: &Db) -> Result<PurgeReport> {
+pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     let _one = db.purge_lock.lock();
     let started = Instant::now();
     let pending: Vec<(u64, PendingPurge)> = db

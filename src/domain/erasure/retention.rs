@@ -5,8 +5,8 @@
 
 use serde_json::json;
 
-use crate::db::Db;
 use crate::domain::audit::Event;
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::storage::columns::Profiles;
 use crate::storage::format::RecordStatus;
@@ -29,7 +29,7 @@ pub struct RetentionReport {
 }
 
 /// `Db::run_retention`: applies the schema's retention rules as of `now`.
-pub(crate) fn run(db: &Db, now: Timestamp) -> Result<RetentionReport> {
+pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
     let schema = db.schema_snapshot();
     let ttl: Vec<(u32, i64)> = schema
         .fields

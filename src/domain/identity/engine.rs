@@ -11,10 +11,10 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::blind::BlindKey;
 use super::ids::{IdType, Identifier};
-use crate::db::Db;
 use crate::domain::audit::Event;
 use crate::domain::consent::{self, ConsentRecord};
 use crate::domain::profiles::{final_target, prepare, Prepared, Update, Working};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{IdentityIndex, Merges, ProfileMerges, Profiles};
 use crate::storage::format::{
@@ -146,7 +146,7 @@ struct Req {
 }
 
 /// Reads the `$ids` field of a profile.
-pub(crate) fn decode_ids(db: &Db, w: &Working) -> Result<Vec<StoredId>> {
+pub(crate) fn decode_ids(db: &Engine, w: &Working) -> Result<Vec<StoredId>> {
     let Some(fid) = db.registry.id(IDS_FIELD) else {
         return Ok(Vec::new());
     };
@@ -183,7 +183,12 @@ pub(crate) fn decode_ids(db: &Db, w: &Working) -> Result<Vec<StoredId>> {
 }
 
 /// Writes the `$ids` field of a profile (sealed like personal data).
-pub(crate) fn encode_ids(db: &Db, w: &mut Working, ids: &[StoredId], now: Timestamp) -> Result<()> {
+pub(crate) fn encode_ids(
+    db: &Engine,
+    w: &mut Working,
+    ids: &[StoredId],
+    now: Timestamp,
+) -> Result<()> {
     let value = Value::List(
         ids.iter()
             .map(|i| {
@@ -207,13 +212,13 @@ pub(crate) fn encode_ids(db: &Db, w: &mut Working, ids: &[StoredId], now: Timest
     Ok(())
 }
 
-fn blind_key(db: &Db, t: &IdType, normalized: &str) -> Result<BlindKey> {
+fn blind_key(db: &Engine, t: &IdType, normalized: &str) -> Result<BlindKey> {
     db.blind.key(t.name(), normalized)
 }
 
 /// Normalises, checks and keys the request's identifiers.
 fn normalise_request(
-    db: &Db,
+    db: &Engine,
     identifiers: &[Identifier],
     rejected: &mut Vec<Rejection>,
 ) -> Result<Vec<Req>> {
@@ -257,7 +262,7 @@ fn normalise_request(
     Ok(out)
 }
 
-fn index_lookup(db: &Db, keys: &[BlindKey]) -> Result<Vec<Option<ProfileId>>> {
+fn index_lookup(db: &Engine, keys: &[BlindKey]) -> Result<Vec<Option<ProfileId>>> {
     db.store
         .multi_get::<IdentityIndex>(keys)
         .map(|v| v.into_iter().map(|e| e.map(|e| e.profile)).collect())
@@ -279,7 +284,7 @@ fn attribution(w: &Working, ids: &[StoredId], req: &[Req]) -> ProfileId {
 
 /// `Db::resolve`.
 pub(crate) fn resolve(
-    db: &Db,
+    db: &Engine,
     identifiers: &[Identifier],
     update: Update,
     consents: &[ConsentRecord],
@@ -338,7 +343,7 @@ pub(crate) fn resolve(
 }
 
 /// Rejects identifiers of forgotten people that no profile holds any more.
-fn drop_suppressed(db: &Db, req: &mut Vec<Req>, rejected: &mut Vec<Rejection>) -> Result<()> {
+fn drop_suppressed(db: &Engine, req: &mut Vec<Req>, rejected: &mut Vec<Rejection>) -> Result<()> {
     if !crate::domain::erasure::suppression_in_force(db) {
         return Ok(());
     }
@@ -408,7 +413,7 @@ enum Fast {
 
 /// Attach-free resolve: every identifier already belongs to one profile.
 fn try_fast(
-    db: &Db,
+    db: &Engine,
     req: &[Req],
     changes: &[Prepared],
     consents: &[ConsentRecord],
@@ -467,7 +472,7 @@ fn try_fast(
 /// committed only if still no identifier is known. Returns false (nothing
 /// written) when that check fails or a limit needs the full path.
 fn try_create(
-    db: &Db,
+    db: &Engine,
     req: &[Req],
     changes: &[Prepared],
     consents: &[ConsentRecord],
@@ -523,7 +528,7 @@ enum Plan {
 }
 
 fn resolve_locked(
-    db: &Db,
+    db: &Engine,
     req: &[Req],
     changes: &[Prepared],
     consents: &[ConsentRecord],
@@ -663,7 +668,7 @@ fn resolve_locked(
     reason = "one call site; the pieces are the merge's inputs"
 )]
 fn merge_into(
-    db: &Db,
+    db: &Engine,
     s: &mut Working,
     s_ids: &mut Vec<StoredId>,
     q: Working,
@@ -753,7 +758,7 @@ fn merge_into(
 }
 
 /// `Db::unmerge`.
-pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
+pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
     let _identity = db.identity_lock.lock();
     let mut rec = db
         .store
@@ -906,7 +911,7 @@ pub(crate) fn unmerge(db: &Db, merge_id: &MergeId) -> Result<(ProfileId, Profile
 }
 
 /// `Db::lookup`.
-pub(crate) fn lookup(db: &Db, id: &Identifier) -> Result<Option<ProfileId>> {
+pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> {
     let cfg = db.identity_snapshot();
     // An e-mail indexed or suppressed by an earlier build under its older
     // form is found by that form too (docs/design.md, "Identifiers and
@@ -925,7 +930,7 @@ pub(crate) fn lookup(db: &Db, id: &Identifier) -> Result<Option<ProfileId>> {
 }
 
 /// `Db::merges`.
-pub(crate) fn merges_of(db: &Db, id: &ProfileId) -> Result<Vec<MergeInfo>> {
+pub(crate) fn merges_of(db: &Engine, id: &ProfileId) -> Result<Vec<MergeInfo>> {
     let mut out = Vec::new();
     for key in db.store.keys_with::<ProfileMerges>(id.as_bytes())? {
         let (_, merge_id) = key?;
@@ -947,7 +952,7 @@ pub(crate) fn merges_of(db: &Db, id: &ProfileId) -> Result<Vec<MergeInfo>> {
 }
 
 /// `Db::identifiers`.
-pub(crate) fn identifiers_of(db: &Db, id: &ProfileId) -> Result<Vec<Identifier>> {
+pub(crate) fn identifiers_of(db: &Engine, id: &ProfileId) -> Result<Vec<Identifier>> {
     let w = crate::domain::profiles::load_active(db, id)?;
     Ok(decode_ids(db, &w)?
         .into_iter()
@@ -969,13 +974,14 @@ mod legacy_forms {
     fn email_entries_of_earlier_builds_are_found_suppressed_and_unsuppressed() {
         let dir = tempfile::tempdir().unwrap();
         let keys = crate::MemoryKeyProvider::generate().unwrap();
-        let db = Db::open(
+        let handle = crate::Db::open(
             dir.path(),
             &keys,
             crate::Options::new().create_if_missing(true),
         )
         .unwrap();
-        let id = db.create(Update::new().set("plan", "pro")).unwrap();
+        let db = &*handle.engine;
+        let id = handle.create(Update::new().set("plan", "pro")).unwrap();
         let (indexed, suppressed) = ("josé@bücher.de", "zoë@straße.de");
         let mut batch = Batch::new();
         batch.put::<IdentityIndex>(
@@ -1001,18 +1007,22 @@ mod legacy_forms {
         let today_key = db.blind.key("email", &today).unwrap();
         assert!(db.store.get::<IdentityIndex>(&today_key).unwrap().is_none());
         assert_eq!(
-            db.lookup(&Identifier::email(" José@Bücher.de ")).unwrap(),
+            handle
+                .lookup(&Identifier::email(" José@Bücher.de "))
+                .unwrap(),
             Some(id)
         );
         // The forgotten address stays suppressed.
-        let again = db
+        let again = handle
             .resolve(&[Identifier::email("Zoë@Straße.de")], Update::new())
             .unwrap();
         assert!(again.profile.is_none());
         assert_eq!(again.rejected[0].reason, RejectReason::Suppressed);
         // ... until unsuppressed by any spelling.
-        assert!(db.unsuppress(&Identifier::email("ZOË@straße.de")).unwrap());
-        let again = db
+        assert!(handle
+            .unsuppress(&Identifier::email("ZOË@straße.de"))
+            .unwrap());
+        let again = handle
             .resolve(&[Identifier::email("Zoë@Straße.de")], Update::new())
             .unwrap();
         assert!(again.profile.is_some());

@@ -1,0 +1,344 @@
+//! The engine: one struct owning storage, key tree, field registry, locks,
+//! audit and configuration, which every domain module uses.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::crypto::hierarchy::{KeyHierarchy, Shape};
+use crate::crypto::{kdf, os_random, KeyProvider, SecretKey};
+use crate::crypto::{FileRootKeyStore, RootKeyStore};
+use crate::domain::audit::AuditLog;
+use crate::domain::erasure::{self, Signer};
+use crate::domain::fields::FieldRegistry;
+use crate::domain::identity::blind::BlindIndex;
+use crate::domain::identity::IdentityConfig;
+use crate::domain::locks::StripedLocks;
+use crate::error::{Error, Result};
+use crate::options::Options;
+use crate::storage::columns::{Configs, Erasures, KeyTreeHeaders, Schemas, StoreHeaders};
+use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
+use crate::storage::{Batch, StorageConfig, Store};
+use crate::types::{ProfileId, Schema, Timestamp};
+
+/// The engine under the public [`Db`](crate::Db): the store, the key tree,
+/// the field registry, locks, audit, signer and configuration. Every domain
+/// module takes `&Engine`; `Db` is a thin facade over `Arc<Engine>`.
+pub(crate) struct Engine {
+    pub(crate) store: Store,
+    pub(crate) keys: KeyHierarchy,
+    /// Kept to open backup copies when a purge re-keys them.
+    pub(crate) master: crate::crypto::MasterKey,
+    /// False for a backup copy opened by a purge (the roots are shared).
+    pub(crate) owns_roots: bool,
+    pub(crate) registry: FieldRegistry,
+    pub(crate) locks: StripedLocks,
+    /// Serialises operations that move identifiers between profiles.
+    pub(crate) identity_lock: Mutex<()>,
+    pub(crate) blind: BlindIndex,
+    /// Keyed hash for suppression entries (a different key than the blind index).
+    pub(crate) suppression: BlindIndex,
+    pub(crate) subject_key: SecretKey,
+    pub(crate) ledger_key: SecretKey,
+    pub(crate) audit: AuditLog,
+    pub(crate) signer: Option<Signer>,
+    /// Highest erasure id in the ledger.
+    pub(crate) erasure_seq: Mutex<u64>,
+    pub(crate) purge_lock: Mutex<()>,
+    /// Erasures waiting for purge (count, oldest request time).
+    pub(crate) pending: Mutex<erasure::Pending>,
+    pub(crate) suppress_forgotten: bool,
+    /// Whether any suppression entry exists (skips the check when none do).
+    pub(crate) suppression_active: AtomicBool,
+    pub(crate) suppression_hits: AtomicU64,
+    /// Last `recorded_at` handed out to a consent record (µs): strictly
+    /// increasing within the process, see `consent::reserve_recorded_at`.
+    pub(crate) consent_clock: std::sync::atomic::AtomicI64,
+    pub(crate) purge_after_erasures: usize,
+    pub(crate) purge_deadline: Duration,
+    pub(crate) limits: crate::options::Limits,
+    pub(crate) schema: RwLock<Arc<Schema>>,
+    pub(crate) identity: RwLock<Arc<IdentityConfig>>,
+    pub(crate) header: StoreHeader,
+}
+
+fn schema_blob(schema: &Schema) -> Result<Blob> {
+    for name in schema.fields.keys() {
+        crate::domain::fields::validate_name(name)?;
+    }
+    serde_json::to_vec(schema)
+        .map(Blob)
+        .map_err(|e| Error::InvalidInput(format!("schema: {e}")))
+}
+
+fn identity_blob(cfg: &IdentityConfig) -> Result<Blob> {
+    cfg.rules.validate()?;
+    crate::domain::identity::ids::parse_region(&cfg.normalization.default_region)?;
+    serde_json::to_vec(cfg)
+        .map(Blob)
+        .map_err(|e| Error::InvalidInput(format!("identity config: {e}")))
+}
+
+impl Engine {
+    /// Opens the store at `path`, or creates it when `options` say so.
+    ///
+    /// Fails with [`Error::StoreNotFound`] when there is no store and creation
+    /// was not requested, [`Error::NotAStore`] for a foreign RocksDB
+    /// directory, [`Error::UnsupportedFormat`] for a newer format, and
+    /// [`Error::WrongKey`] when the master key does not match.
+    pub(crate) fn open(
+        path: impl AsRef<Path>,
+        keys: &dyn KeyProvider,
+        options: Options,
+    ) -> Result<Engine> {
+        let path = path.as_ref();
+        if options.limits.max_value_bytes > crate::MAX_VALUE_BYTES {
+            return Err(Error::InvalidInput(format!(
+                "max_value_bytes {} exceeds the format's bound of {} bytes",
+                options.limits.max_value_bytes,
+                crate::MAX_VALUE_BYTES
+            )));
+        }
+        let exists = path.join("CURRENT").exists();
+        if !exists && !options.create_if_missing {
+            return Err(Error::StoreNotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        if exists {
+            let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)?;
+            if !cfs.iter().any(|c| c == crate::storage::columns::CF_META) {
+                return Err(Error::NotAStore {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        let master = keys.master_key()?;
+        let roots: Arc<dyn RootKeyStore> = match &options.root_keys {
+            Some(r) => Arc::clone(r),
+            None => Arc::new(FileRootKeyStore::beside(path)),
+        };
+        if !exists {
+            std::fs::create_dir_all(path).map_err(|e| Error::io_at(path, e))?;
+        }
+        let cfg = StorageConfig {
+            block_cache_bytes: options.block_cache_bytes,
+            write_buffer_bytes: options.write_buffer_bytes,
+            sync_writes: options.sync_writes,
+            compression: options.compression,
+        };
+        let store = Store::open(path, &cfg, options.create_if_missing)?;
+        let mut schema_to_set = options.schema;
+        let mut identity_to_set = options.identity;
+        let header = match store.get_raw::<StoreHeaders>(&())? {
+            Some(bytes) if !format::has_store_magic(&bytes) => {
+                return Err(Error::NotAStore {
+                    path: path.to_path_buf(),
+                })
+            }
+            Some(bytes) => StoreHeader::decode(&bytes)?,
+            // A new store, or one whose creation crashed before its first
+            // batch: initialise header and schema in one atomic batch.
+            None if options.create_if_missing && store.is_empty()? => {
+                let shape = Shape {
+                    fanout_bits: options.fanout_bits,
+                    depth: options.depth,
+                }
+                .check()?;
+                let mut store_id = [0u8; 16];
+                os_random(&mut store_id)?;
+                // The first root goes to the root key store before the
+                // store exists: a crash in between leaves an empty store
+                // and a root nobody uses (creation then refuses the
+                // non-empty root key store, naming it).
+                let tree = KeyHierarchy::init_root(&master, &store_id, shape, &*roots)?;
+                let h = StoreHeader {
+                    store_id,
+                    bucket_bits: shape.bucket_bits(),
+                    key_check: kdf::key_check_value(&master, &store_id)?,
+                    created_at: Timestamp::now(),
+                };
+                let mut batch = Batch::new();
+                batch.put::<StoreHeaders>(&(), &h);
+                batch.put::<KeyTreeHeaders>(&(), &tree);
+                if let Some(schema) = schema_to_set.take() {
+                    batch.put::<Schemas>(&(), &schema_blob(&schema)?);
+                }
+                let identity = identity_to_set.take().unwrap_or_default();
+                batch.put::<Configs>(&(), &identity_blob(&identity)?);
+                store.write(batch)?;
+                h
+            }
+            None => {
+                return Err(Error::NotAStore {
+                    path: path.to_path_buf(),
+                })
+            }
+        };
+        if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
+            return Err(Error::WrongKey);
+        }
+        if erasure::is_backup(&store)? && !options.restoring {
+            return Err(Error::InvalidInput(format!(
+                "{} is a backup copy; restore it with `lethedb restore` (which replays later erasures)",
+                path.display()
+            )));
+        }
+        let tree = store.get::<KeyTreeHeaders>(&())?.ok_or_else(|| {
+            Error::corrupt(
+                "key tree header",
+                "missing: the store was made by a build without the key tree, which this build does not open",
+            )
+        })?;
+        if tree.fanout_bits.saturating_mul(tree.depth) != header.bucket_bits {
+            return Err(Error::corrupt(
+                "key tree header",
+                format!(
+                    "fan-out 2^{} x depth {} does not match the store header's {} bucket bits",
+                    tree.fanout_bits, tree.depth, header.bucket_bits
+                ),
+            ));
+        }
+        let keys = KeyHierarchy::open(
+            &master,
+            &header.store_id,
+            &tree,
+            roots,
+            options.key_cache_entries,
+        )?;
+        let blind = BlindIndex::new(&kdf::derive(
+            &master,
+            &header.store_id,
+            kdf::LABEL_BLIND_INDEX,
+        )?)?;
+        let suppression = BlindIndex::new(&kdf::derive(
+            &master,
+            &header.store_id,
+            kdf::LABEL_SUPPRESSION,
+        )?)?;
+        let audit = AuditLog::load(&store)?;
+        let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
+        let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
+        let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;
+        let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
+        let suppression_active = erasure::any_suppressed(&store)?;
+        let pending = erasure::scan_pending(&store)?;
+        let registry = FieldRegistry::load(&store)?;
+        let schema = match store.get::<Schemas>(&())? {
+            Some(blob) => Schema::from_json(
+                std::str::from_utf8(&blob.0).map_err(|_| Error::corrupt("schema", "not UTF-8"))?,
+            )
+            .map_err(|e| Error::corrupt("schema", e.to_string()))?,
+            None => Schema::new(),
+        };
+        let identity = match store.get::<Configs>(&())? {
+            Some(blob) => serde_json::from_slice(&blob.0)
+                .map_err(|e| Error::corrupt("identity config", e.to_string()))?,
+            None => IdentityConfig::default(),
+        };
+        let db = Engine {
+            store,
+            keys,
+            master,
+            owns_roots: !options.shared_roots,
+            registry,
+            locks: StripedLocks::new(),
+            identity_lock: Mutex::new(()),
+            blind,
+            suppression,
+            subject_key,
+            ledger_key,
+            audit,
+            signer,
+            erasure_seq: Mutex::new(erasure_seq),
+            purge_lock: Mutex::new(()),
+            pending: Mutex::new(pending),
+            suppress_forgotten: options.suppress_forgotten,
+            suppression_active: AtomicBool::new(suppression_active),
+            suppression_hits: AtomicU64::new(0),
+            consent_clock: std::sync::atomic::AtomicI64::new(i64::MIN),
+            purge_after_erasures: options.purge_after_erasures,
+            purge_deadline: options.purge_deadline,
+            limits: options.limits,
+            schema: RwLock::new(Arc::new(schema)),
+            identity: RwLock::new(Arc::new(identity)),
+            header,
+        };
+        if let Some(s) = schema_to_set {
+            db.set_schema(s)?;
+        }
+        if let Some(c) = identity_to_set {
+            db.set_identity_config(c)?;
+        }
+        if !options.restoring {
+            // Erasures left pending past their deadline (e.g. by a crash) are purged now.
+            erasure::maybe_purge(&db)?;
+        }
+        Ok(db)
+    }
+
+    /// Directory of the store.
+    pub(crate) fn path(&self) -> &Path {
+        self.store.path()
+    }
+
+    pub(crate) fn header_store_id(&self) -> [u8; 16] {
+        self.header.store_id
+    }
+
+    /// Pseudonymous reference of a subject as used in the audit log and
+    /// certificates: HMAC-SHA-256 of the profile id under a master-derived
+    /// key, 128 bits.
+    pub(crate) fn subject_ref(&self, id: &ProfileId) -> Result<[u8; 16]> {
+        kdf::mac16(&self.subject_key, &[b"lethedb/subject", id.as_bytes()])
+    }
+
+    /// Random id of this store, fixed at creation (hex).
+    pub(crate) fn store_id(&self) -> String {
+        crate::hex::encode(&self.header.store_id)
+    }
+
+    /// The current schema.
+    pub(crate) fn schema(&self) -> Schema {
+        (*self.schema_snapshot()).clone()
+    }
+
+    pub(crate) fn identity_snapshot(&self) -> Arc<IdentityConfig> {
+        Arc::clone(&self.identity.read())
+    }
+
+    pub(crate) fn schema_snapshot(&self) -> Arc<Schema> {
+        Arc::clone(&self.schema.read())
+    }
+
+    /// Replaces and persists the schema. Applies to later writes; values
+    /// already stored keep the protection they were written with.
+    pub(crate) fn set_schema(&self, schema: Schema) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put::<Schemas>(&(), &schema_blob(&schema)?);
+        let mut guard = self.schema.write();
+        self.store.write(batch)?;
+        *guard = Arc::new(schema);
+        Ok(())
+    }
+
+    /// The identity settings (normalisation and merge rules).
+    pub(crate) fn identity_config(&self) -> IdentityConfig {
+        (**self.identity.read()).clone()
+    }
+
+    /// Replaces and persists the identity settings. Changing normalisation
+    /// does not re-index identifiers already stored.
+    pub(crate) fn set_identity_config(&self, config: IdentityConfig) -> Result<()> {
+        let mut batch = Batch::new();
+        batch.put::<Configs>(&(), &identity_blob(&config)?);
+        let mut guard = self.identity.write();
+        self.store.write(batch)?;
+        *guard = Arc::new(config);
+        Ok(())
+    }
+}
