@@ -505,6 +505,7 @@ impl Db {
     /// Test hook: the next purge stops at `step` of the key-tree rotation
     /// with an error, leaving the store as a crash there would.
     #[doc(hidden)]
+    #[cfg(feature = "testkit")]
     pub fn stop_rotation_at(&self, step: Option<crate::RotationStep>) {
         self.engine.keys.stop_rotation_at(step);
     }
@@ -622,7 +623,8 @@ impl Db {
     }
 
     #[doc(hidden)]
-    /// Test hook: the on-disk key material of a profile — its stored
+    #[cfg(feature = "testkit")]
+    /// Test hook (feature `testkit` only): the on-disk key material of a profile — its stored
     /// keyring value, its raw keyring seed, and the blind-index keys of its
     /// identifiers — so remanence tests can scan files for them.
     pub fn debug_key_material(&self, id: &ProfileId) -> Result<Vec<Vec<u8>>> {

@@ -45,17 +45,21 @@ mod db;
 mod domain;
 mod engine;
 mod error;
+#[cfg(feature = "demo")]
 pub mod forensics;
 mod hex;
 pub mod ingest;
 mod options;
 mod storage;
+#[cfg(feature = "demo")]
 pub mod synth;
 mod types;
 
 #[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub mod bench_support;
 #[doc(hidden)]
+#[cfg(feature = "testkit")]
 pub mod fuzz_support;
 
 pub use crypto::{

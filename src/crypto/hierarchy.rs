@@ -20,6 +20,7 @@
 //! under a replaced parent, up to a destroyed root.
 
 use std::collections::{BTreeSet, HashMap};
+#[cfg(feature = "testkit")]
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -118,6 +119,7 @@ pub(crate) struct Keyring {
 
 impl Keyring {
     /// The raw seed (test hook for remanence scans only).
+    #[cfg(feature = "testkit")]
     pub(crate) fn seed_bytes(&self) -> &[u8] {
         self.seed.as_ref()
     }
@@ -261,6 +263,7 @@ pub(crate) struct KeyHierarchy {
     /// Shared by every operation that reads or writes keyrings; exclusive
     /// while a rotation swaps the tree.
     epoch_lock: RwLock<()>,
+    #[cfg(feature = "testkit")]
     crash_at: AtomicU8,
 }
 
@@ -335,6 +338,7 @@ fn unwrap(kek: &SecretKey, ad: &[u8], w: &WrappedKey) -> Option<SecretKey> {
 }
 
 /// Number of the rotation steps a test may stop at.
+#[cfg(feature = "testkit")]
 fn step_no(s: RotationStep) -> u8 {
     s as u8
 }
@@ -390,6 +394,7 @@ impl KeyHierarchy {
             cache_capacity,
             create_lock: Mutex::new(()),
             epoch_lock: RwLock::new(()),
+            #[cfg(feature = "testkit")]
             crash_at: AtomicU8::new(0),
         })
     }
@@ -415,11 +420,15 @@ impl KeyHierarchy {
 
     /// Test hook: the next rotation stops (with an error, as a crash
     /// would) at `step`.
+    #[cfg(feature = "testkit")]
     pub(crate) fn stop_rotation_at(&self, step: Option<RotationStep>) {
         self.crash_at
             .store(step.map_or(0, step_no), Ordering::SeqCst);
     }
 
+    /// A crash point of the rotation: fails when the test hook asks for
+    /// this step (feature `testkit`); compiled to nothing otherwise.
+    #[cfg(feature = "testkit")]
     fn crash_point(&self, step: RotationStep) -> Result<()> {
         if self.crash_at.load(Ordering::SeqCst) == step_no(step) {
             self.crash_at.store(0, Ordering::SeqCst);
@@ -427,6 +436,12 @@ impl KeyHierarchy {
                 "rotation stopped at {step:?} (test hook)"
             )));
         }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "testkit"))]
+    #[inline(always)]
+    fn crash_point(&self, _step: RotationStep) -> Result<()> {
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "testkit")]
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
@@ -143,7 +144,9 @@ pub struct FileRootKeyStore {
     path: PathBuf,
     lock: Mutex<()>,
     /// Test hook: fail (as a crash would stop) before file-system step n.
+    #[cfg(feature = "testkit")]
     crash_before_step: AtomicUsize,
+    #[cfg(feature = "testkit")]
     steps: AtomicUsize,
 }
 
@@ -153,7 +156,9 @@ impl FileRootKeyStore {
         FileRootKeyStore {
             path: path.into(),
             lock: Mutex::new(()),
+            #[cfg(feature = "testkit")]
             crash_before_step: AtomicUsize::new(usize::MAX),
+            #[cfg(feature = "testkit")]
             steps: AtomicUsize::new(0),
         }
     }
@@ -177,11 +182,21 @@ impl FileRootKeyStore {
     /// Steps of one change: 0 write+sync tmp, 1 link prev, 2 rename,
     /// 3 sync dir, 4 zero prev, 5 unlink prev.
     #[doc(hidden)]
+    #[cfg(feature = "testkit")]
     pub fn crash_before_step(&self, n: usize) {
         self.steps.store(0, Ordering::SeqCst);
         self.crash_before_step.store(n, Ordering::SeqCst);
     }
 
+    /// A file-system step: fails when the test hook asks for it (feature
+    /// `testkit`); compiled to nothing otherwise.
+    #[cfg(not(feature = "testkit"))]
+    #[inline(always)]
+    fn step(&self) -> Result<()> {
+        Ok(())
+    }
+
+    #[cfg(feature = "testkit")]
     fn step(&self) -> Result<()> {
         let n = self.steps.fetch_add(1, Ordering::SeqCst);
         if n >= self.crash_before_step.load(Ordering::SeqCst) {
