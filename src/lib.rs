@@ -50,6 +50,7 @@ pub mod forensics;
 mod hex;
 pub mod ingest;
 mod options;
+mod random;
 mod storage;
 #[cfg(feature = "demo")]
 pub mod synth;

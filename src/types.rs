@@ -31,7 +31,7 @@ macro_rules! id128 {
             /// A fresh random id from the OS random number generator.
             pub fn random() -> Result<Self> {
                 let mut b = [0u8; 16];
-                crate::crypto::os_random(&mut b)?;
+                crate::random::os_random(&mut b)?;
                 Ok($name(b))
             }
         }
@@ -581,8 +581,32 @@ impl Schema {
         let s: Schema =
             serde_json::from_str(text).map_err(|e| Error::InvalidInput(format!("schema: {e}")))?;
         for name in s.fields.keys() {
-            crate::domain::fields::validate_name(name)?;
+            validate_field_name(name)?;
         }
         Ok(s)
     }
 }
+
+/// Longest accepted field name, in bytes.
+pub const MAX_FIELD_NAME_BYTES: usize = 255;
+
+/// Checks a field name: 1 to 255 bytes, no control characters.
+pub(crate) fn validate_field_name(name: &str) -> Result<()> {
+    let bad = |reason| Error::InvalidFieldName {
+        name: name.chars().take(64).collect(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > MAX_FIELD_NAME_BYTES {
+        return Err(bad("longer than 255 bytes"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(bad("contains a control character"));
+    }
+    Ok(())
+}
+
+/// Longest accepted identifier value, in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 512;

@@ -15,7 +15,7 @@ pub use hierarchy::{KeyTreeStatus, RotationStep};
 pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
 pub use root::{FileRootKeyStore, MemoryRootKeyStore, RootKeyStore};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Length of every symmetric key in the hierarchy.
 pub(crate) const KEY_LEN: usize = 32;
@@ -23,10 +23,7 @@ pub(crate) const KEY_LEN: usize = 32;
 /// A 256-bit secret that is wiped from memory when dropped.
 pub(crate) type SecretKey = zeroize::Zeroizing<[u8; KEY_LEN]>;
 
-/// Fills `buf` from the operating system's random number generator.
-pub(crate) fn os_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::getrandom(buf).map_err(|e| Error::Random(e.to_string()))
-}
+pub(crate) use crate::random::os_random;
 
 /// A fresh random key from the OS random number generator.
 pub(crate) fn random_key() -> Result<SecretKey> {

@@ -16,26 +16,9 @@ use crate::storage::{Batch, Store};
 /// Most distinct field names a store registers.
 pub const MAX_REGISTERED_FIELDS: usize = 65_536;
 
-/// Longest accepted field name, in bytes.
-pub const MAX_FIELD_NAME_BYTES: usize = 255;
+pub use crate::types::MAX_FIELD_NAME_BYTES;
 
-/// Checks a field name: 1 to 255 bytes, no control characters.
-pub(crate) fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| Error::InvalidFieldName {
-        name: name.chars().take(64).collect(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(bad("empty"));
-    }
-    if name.len() > MAX_FIELD_NAME_BYTES {
-        return Err(bad("longer than 255 bytes"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(bad("contains a control character"));
-    }
-    Ok(())
-}
+pub(crate) use crate::types::validate_field_name as validate_name;
 
 #[derive(Default)]
 struct Names {

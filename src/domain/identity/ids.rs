@@ -150,82 +150,9 @@ impl Default for Normalization {
     }
 }
 
-/// Why an identifier was refused. Never carries the identifier itself:
-/// errors travel to logs and callers, and identifiers are personal data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum IdentifierProblem {
-    /// Longer than [`MAX_IDENTIFIER_BYTES`].
-    TooLong,
-    /// Contains a control character.
-    ControlCharacter,
-    /// Empty after trimming.
-    Empty,
-    /// An e-mail address without `@`.
-    EmailNoAt,
-    /// An e-mail address longer than 254 bytes (RFC 5321).
-    EmailTooLong,
-    /// The local part is not a dot-atom of at most 64 bytes.
-    EmailLocalPart,
-    /// The address holds an invisible character (a Unicode
-    /// default-ignorable code point such as U+200B), which would make a
-    /// second spelling of the same address.
-    EmailInvisibleCharacter,
-    /// The domain is not a host name of two or more labels.
-    EmailDomain,
-    /// Gmail folding left an empty local part.
-    EmailEmptyAfterFolding,
-    /// The phone parser refused it; the text is the parser's reason
-    /// (for example `the number is too long`), never the input.
-    PhoneUnparseable(String),
-    /// Parsed, but libphonenumber's metadata does not call it a valid
-    /// number for its region (strict mode).
-    PhoneInvalid,
-    /// Its E.164 form does not normalise to itself.
-    PhoneUnstable,
-}
+pub use crate::error::IdentifierProblem;
 
-impl fmt::Display for IdentifierProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IdentifierProblem::TooLong => {
-                write!(f, "longer than {MAX_IDENTIFIER_BYTES} bytes")
-            }
-            IdentifierProblem::ControlCharacter => f.write_str("contains a control character"),
-            IdentifierProblem::Empty => f.write_str("empty"),
-            IdentifierProblem::EmailNoAt => f.write_str("not an e-mail address: no @"),
-            IdentifierProblem::EmailTooLong => {
-                f.write_str("not an e-mail address: longer than 254 bytes")
-            }
-            IdentifierProblem::EmailLocalPart => f.write_str(
-                "not an e-mail address: the part before @ is not a dot-atom of at most 64 bytes",
-            ),
-            IdentifierProblem::EmailInvisibleCharacter => {
-                f.write_str("not an e-mail address: contains an invisible character")
-            }
-            IdentifierProblem::EmailDomain => f.write_str(
-                "not an e-mail address: the part after @ is not a host name of two or more labels \
-                 (IDNA 2008 / UTS 46)",
-            ),
-            IdentifierProblem::EmailEmptyAfterFolding => {
-                f.write_str("empty local part after Gmail folding")
-            }
-            IdentifierProblem::PhoneUnparseable(why) => {
-                write!(f, "not a phone number ({why})")
-            }
-            IdentifierProblem::PhoneInvalid => f.write_str(
-                "not a valid phone number for its region (libphonenumber; \
-                 PhoneValidation::Lenient keeps such numbers)",
-            ),
-            IdentifierProblem::PhoneUnstable => {
-                f.write_str("not a phone number (no stable E.164 form)")
-            }
-        }
-    }
-}
-
-/// Longest accepted identifier value, in bytes.
-pub const MAX_IDENTIFIER_BYTES: usize = 512;
+pub use crate::types::MAX_IDENTIFIER_BYTES;
 
 pub(crate) fn parse_region(region: &str) -> Result<phonenumber::country::Id> {
     region.trim().to_ascii_uppercase().parse().map_err(|_| {

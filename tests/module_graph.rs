@@ -1,0 +1,333 @@
+//! The module graph of the library, read from the source: which file uses
+//! which through `crate::` and `super::` paths (test modules at the end of
+//! a file excluded). Checks the layering rules of docs/design.md
+//! ("Layers"): nothing below `db.rs` uses it, and the import cycles between
+//! files are only those listed in `KNOWN_CYCLES`, a list that may only
+//! shrink (issue 16 removes them). Run with `--nocapture` to print the graph's
+//! cycles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Cycles (strongly connected groups of files) that exist today. A new
+/// cycle, or a group that grows, fails the test.
+const KNOWN_CYCLES: &[&[&str]] = &[
+    // Leaf modules: errors name ids, ids are parsed with typed errors.
+    &["crate::error", "crate::random", "crate::types"],
+    // The domain modules and the engine that opens them (issue 16, open).
+    &[
+        "crate::domain::consent",
+        "crate::domain::erasure",
+        "crate::domain::identity::engine",
+        "crate::domain::profiles",
+        "crate::engine",
+    ],
+    // Purge re-keys backups; backup registers with purge's ledger.
+    &[
+        "crate::domain::erasure::backup",
+        "crate::domain::erasure::purge",
+    ],
+];
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Every library source file (not the binary's `cli/` and `main.rs`), by
+/// module path.
+fn modules() -> BTreeMap<String, PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(&src(), &mut files);
+    let mut out = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(src()).unwrap().to_string_lossy().to_string();
+        if rel == "main.rs" || rel.starts_with("cli/") {
+            continue;
+        }
+        let trimmed = rel.trim_end_matches(".rs");
+        let module = match trimmed {
+            "lib" => "crate".to_string(),
+            t => {
+                let t = t.strip_suffix("/mod").unwrap_or(t);
+                format!("crate::{}", t.replace('/', "::"))
+            }
+        };
+        out.insert(module, f);
+    }
+    out
+}
+
+/// The file's code without its trailing `#[cfg(test)] mod …` block and
+/// without comments.
+fn code(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = match text.find("#[cfg(test)]\nmod ") {
+        Some(i) => &text[..i],
+        None => &text[..],
+    };
+    text.lines()
+        .map(|l| match l.find("//") {
+            Some(i) => &l[..i],
+            None => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Paths a file names: `crate::a::b`, `super::x`, and the items of
+/// `crate::{a, b::c}` groups, written out in full.
+fn paths(module: &str, code: &str) -> Vec<String> {
+    let parent = |m: &str| {
+        m.rsplit_once("::")
+            .map_or("crate".to_string(), |(p, _)| p.to_string())
+    };
+    // A file's `super` is its parent module.
+    let sup = parent(module);
+    let mut out = Vec::new();
+    let bytes = code.as_bytes();
+    for (start, root) in [("crate::", "crate".to_string()), ("super::", sup)] {
+        let mut from = 0;
+        while let Some(i) = code[from..].find(start) {
+            let at = from + i;
+            from = at + start.len();
+            if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || bytes[at - 1] == b'_') {
+                continue;
+            }
+            let rest = &code[from..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // Top-level items of the group.
+                let mut depth = 0;
+                let mut item = String::new();
+                for c in group.chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            out.push(format!("{root}::{}", item.trim()));
+                            item.clear();
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    item.push(c);
+                }
+                if !item.trim().is_empty() {
+                    out.push(format!("{root}::{}", item.trim()));
+                }
+            } else {
+                let end = rest
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(rest.len());
+                out.push(format!("{root}::{}", rest[..end].trim_end_matches(':')));
+            }
+        }
+    }
+    out
+}
+
+/// The crate root's re-exports: item name → the module it comes from.
+fn root_exports(lib: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut from = 0;
+    while let Some(i) = lib[from..].find("pub use ") {
+        let at = from + i + "pub use ".len();
+        let end = lib[at..].find(';').map_or(lib.len(), |e| at + e);
+        let stmt: String = lib[at..end].split_whitespace().collect();
+        from = end;
+        let (base, items) = match stmt.split_once("::{") {
+            Some((b, rest)) => (b.to_string(), rest.trim_end_matches('}').to_string()),
+            None => match stmt.rsplit_once("::") {
+                Some((b, item)) => (b.to_string(), item.to_string()),
+                None => continue,
+            },
+        };
+        for item in items.split(',').filter(|s| !s.is_empty()) {
+            let name = item.rsplit("::").next().unwrap_or(item);
+            let path = item
+                .rsplit_once("::")
+                .map_or(base.clone(), |(p, _)| format!("{base}::{p}"));
+            out.insert(name.to_string(), format!("crate::{path}"));
+        }
+    }
+    out
+}
+
+/// The module file a path lands in: its longest prefix that is a module,
+/// following the crate root's re-exports.
+fn target(
+    path: &str,
+    mods: &BTreeMap<String, PathBuf>,
+    exports: &BTreeMap<String, String>,
+) -> Option<String> {
+    let parts: Vec<&str> = path.split("::").collect();
+    if parts.len() >= 2
+        && parts[0] == "crate"
+        && !mods.contains_key(&format!("crate::{}", parts[1]))
+    {
+        let m = exports.get(parts[1])?;
+        return target(m, mods, exports);
+    }
+    (1..=parts.len())
+        .rev()
+        .map(|n| parts[..n].join("::"))
+        .find(|p| mods.contains_key(p) && p != "crate")
+}
+
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let mods = modules();
+    let exports = root_exports(&std::fs::read_to_string(src().join("lib.rs")).unwrap());
+    let mut g = BTreeMap::new();
+    for (m, f) in &mods {
+        if m == "crate" {
+            continue;
+        }
+        let deps: BTreeSet<String> = paths(m, &code(f))
+            .iter()
+            .filter_map(|p| target(p, &mods, &exports))
+            .filter(|t| t != m)
+            .collect();
+        g.insert(m.clone(), deps);
+    }
+    g
+}
+
+/// Strongly connected groups of more than one file (Tarjan).
+fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<BTreeSet<String>> {
+    struct T<'a> {
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on: BTreeSet<&'a str>,
+        out: Vec<BTreeSet<String>>,
+    }
+    fn visit<'a>(t: &mut T<'a>, v: &'a str) {
+        let n = t.index.len();
+        t.index.insert(v, n);
+        t.low.insert(v, n);
+        t.stack.push(v);
+        t.on.insert(v);
+        let g = t.g;
+        for w in g.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !g.contains_key(w) {
+                continue;
+            }
+            if !t.index.contains_key(w) {
+                visit(t, w);
+                let lw = t.low[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(lw);
+            } else if t.on.contains(w) {
+                let iw = t.index[w];
+                let lv = t.low.get_mut(v).unwrap();
+                *lv = (*lv).min(iw);
+            }
+        }
+        if t.low[v] == t.index[v] {
+            let mut group = BTreeSet::new();
+            while let Some(w) = t.stack.pop() {
+                t.on.remove(w);
+                group.insert(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                t.out.push(group);
+            }
+        }
+    }
+    let mut t = T {
+        g,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
+    for v in g.keys() {
+        if !t.index.contains_key(v.as_str()) {
+            visit(&mut t, v);
+        }
+    }
+    t.out
+}
+
+#[test]
+fn nothing_below_the_facade_uses_it() {
+    let g = graph();
+    let users: Vec<&String> = g
+        .iter()
+        .filter(|(m, deps)| {
+            deps.contains("crate::db")
+                && !matches!(
+                    m.as_str(),
+                    "crate::ingest" | "crate::bench_support" | "crate::fuzz_support::model"
+                )
+        })
+        .map(|(m, _)| m)
+        .collect();
+    assert!(
+        users.is_empty(),
+        "modules below db.rs that use it: {users:?}"
+    );
+    // The check sees real edges (it would pass vacuously otherwise).
+    assert!(
+        g["crate::engine"].contains("crate::storage"),
+        "{:?}",
+        g["crate::engine"]
+    );
+    assert!(
+        g["crate::ingest"].contains("crate::db"),
+        "{:?}",
+        g["crate::ingest"]
+    );
+}
+
+#[test]
+fn import_cycles_only_shrink() {
+    let found = cycles(&graph());
+    for c in &found {
+        println!(
+            "cycle: {}",
+            c.iter().cloned().collect::<Vec<_>>().join(" <-> ")
+        );
+    }
+    println!(
+        "{} cycle group(s), {} files in them",
+        found.len(),
+        found.iter().map(BTreeSet::len).sum::<usize>()
+    );
+    let known: Vec<BTreeSet<String>> = KNOWN_CYCLES
+        .iter()
+        .map(|c| c.iter().map(|s| s.to_string()).collect())
+        .collect();
+    for c in &found {
+        assert!(
+            known.iter().any(|k| c.is_subset(k)),
+            "a new or larger import cycle: {c:?}"
+        );
+    }
+}
+
+/// `cargo test --release --test module_graph print_edges -- --ignored --nocapture`
+/// prints every file's dependencies.
+#[test]
+#[ignore]
+fn print_edges() {
+    for (m, deps) in graph() {
+        println!("{m} -> {}", deps.into_iter().collect::<Vec<_>>().join(", "));
+    }
+}
