@@ -1,0 +1,271 @@
+//! Golden compatibility fixture: a small store written by the on-disk
+//! format of this build (profile records and keyrings version 1, the key
+//! tree, format `/3` certificates), checked in under `tests/data/golden-1/`
+//! and read field for field by every later build. When a format changes,
+//! keep this fixture (later builds must still read it) and add a new one.
+//!
+//! The fixture's key material is made for it and is not a secret: the
+//! master key is `MASTER` below, its root versions are in
+//! `golden-1/store.rootkeys`, sealed under it.
+//!
+//! `cargo test --release --test golden -- --ignored write_golden_store`
+//! writes it again (into `tests/data/golden-1/`, which must not exist).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lethedb::{
+    ConsentRecord, ConsentStatus, Db, FieldClass, FileRootKeyStore, Identifier, MemoryKeyProvider,
+    Options, RejectReason, Schema, Timestamp, Update, Value, ValueKind,
+};
+
+/// Made for this fixture only.
+const MASTER: [u8; 32] = *b"lethedb golden fixture key 1 ...";
+const TC: &str =
+    "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-1")
+}
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::parse_rfc3339(s).unwrap()
+}
+
+fn schema() -> Schema {
+    Schema::new()
+        .field("plan", FieldClass::NonPersonal, Some(ValueKind::String))
+        .field("diagnosis", FieldClass::Sensitive, Some(ValueKind::String))
+        .allow("email", "email_marketing")
+}
+
+fn open(dir: &Path, roots: &Path, create: bool) -> Db {
+    Db::open(
+        dir,
+        &MemoryKeyProvider::from_bytes(MASTER),
+        Options::new()
+            .create_if_missing(create)
+            .schema(schema())
+            .root_keys(Arc::new(FileRootKeyStore::new(roots))),
+    )
+    .expect("open the golden store")
+}
+
+/// Ada's fields after everything the writer did (Cleo merged into her:
+/// Cleo's `city` joins, Ada's own fields stay).
+fn ada_fields() -> Vec<(&'static str, Value)> {
+    vec![
+        ("name", Value::from("Ada Lovelace")),
+        ("email", Value::from("ada@example.com")),
+        ("plan", Value::from("pro")),
+        ("diagnosis", Value::from("none")),
+        ("score", Value::from(36)),
+        ("ratio", Value::from(0.5)),
+        ("active", Value::from(true)),
+        ("joined", Value::Timestamp(t("2023-04-05T06:07:08.000009Z"))),
+        (
+            "tags",
+            Value::List(vec![Value::from("a"), Value::from("b")]),
+        ),
+        ("city", Value::from("Paris")),
+    ]
+}
+
+#[test]
+#[ignore]
+fn write_golden_store() {
+    let root = fixture();
+    assert!(!root.exists(), "{} exists: remove it first", root.display());
+    std::fs::create_dir_all(&root).unwrap();
+    let (dir, roots) = (root.join("store"), root.join("store.rootkeys"));
+    let db = open(&dir, &roots, true);
+    let mut ada = Update::new();
+    for (k, v) in ada_fields() {
+        if k != "city" {
+            ada = ada.set(k, v);
+        }
+    }
+    let a = db
+        .resolve(
+            &[
+                Identifier::email("Ada@Example.com"),
+                Identifier::phone("+44 20 7183 8750"),
+                Identifier::user_id("u-ada"),
+            ],
+            ada,
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    db.resolve(
+        &[Identifier::device_id("dev-cleo")],
+        Update::new().set("city", "Paris"),
+    )
+    .unwrap();
+    let merged = db
+        .resolve(
+            &[
+                Identifier::device_id("dev-cleo"),
+                Identifier::user_id("u-ada"),
+            ],
+            Update::new(),
+        )
+        .unwrap();
+    assert_eq!(merged.merges.len(), 1);
+    db.record_consent(
+        &a,
+        ConsentRecord::new("email_marketing", ConsentStatus::Granted)
+            .at(t("2024-01-01T00:00:00Z"))
+            .source("signup-form"),
+    )
+    .unwrap();
+    db.record_consent(
+        &a,
+        ConsentRecord::new("email_marketing", ConsentStatus::Withdrawn)
+            .at(t("2024-06-01T00:00:00Z")),
+    )
+    .unwrap();
+    db.import_tcf(&a, TC).unwrap();
+    let dora = db
+        .resolve(
+            &[Identifier::email("dora@example.com")],
+            Update::new().set("name", "Dora"),
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    db.forget(&dora).unwrap();
+    db.purge().unwrap();
+    db.compact().unwrap();
+    let public = db.public_key().unwrap();
+    drop(db);
+    std::fs::write(
+        root.join("public_key.hex"),
+        public
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    // RocksDB's info logs name the machine and are not needed to open.
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name == "LOG" || name.starts_with("LOG.old") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dst = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dst);
+        } else {
+            std::fs::copy(&p, &dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_golden_store_reads_field_for_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
+    copy_dir(&fixture().join("store"), &dir);
+    std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
+    let db = open(&dir, &roots, false);
+
+    // Ada, found by every identifier she and Cleo brought.
+    let a = db
+        .lookup(&Identifier::email(" ADA@example.com"))
+        .unwrap()
+        .expect("ada by e-mail");
+    for id in [
+        Identifier::phone("+442071838750"),
+        Identifier::user_id("u-ada"),
+        Identifier::device_id("dev-cleo"),
+    ] {
+        assert_eq!(db.lookup(&id).unwrap(), Some(a), "{id:?}");
+    }
+    let p = db.get(&a).unwrap();
+    let want = ada_fields();
+    assert_eq!(p.fields.len(), want.len(), "{:?}", p.fields);
+    for (k, v) in want {
+        assert_eq!(p.fields.get(k), Some(&v), "field {k}");
+    }
+    let mut ids: Vec<String> = db
+        .identifiers(&a)
+        .unwrap()
+        .into_iter()
+        .map(|i| format!("{}={}", i.id_type, i.value))
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "device_id=dev-cleo",
+            "email=Ada@Example.com",
+            "phone=+44 20 7183 8750",
+            "user_id=u-ada"
+        ]
+    );
+    assert_eq!(db.merges(&a).unwrap().len(), 1);
+
+    // Consent: current state, as-of, the TCF purposes.
+    let em = db.consent(&a, "email_marketing").unwrap().unwrap();
+    assert_eq!(em.status, ConsentStatus::Withdrawn);
+    assert_eq!(em.timestamp, t("2024-06-01T00:00:00Z"));
+    let before = db
+        .consent_at(&a, "email_marketing", t("2024-03-01T00:00:00Z"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.status, ConsentStatus::Granted);
+    assert_eq!(before.source, "signup-form");
+    let tcf: Vec<String> = db
+        .consents(&a)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.purpose)
+        .filter(|p| p.starts_with("tcf:"))
+        .collect();
+    assert_eq!(
+        tcf,
+        (1..=11).map(|n| format!("tcf:{n}")).collect::<Vec<_>>()
+    );
+    assert!(db
+        .consents(&a)
+        .unwrap()
+        .iter()
+        .filter(|r| r.purpose.starts_with("tcf:"))
+        .all(|r| r.proof.as_deref() == Some(TC)));
+    // A purpose-bound read honours the withdrawal.
+    let r = db.get_for_purpose(&a, "email_marketing").unwrap();
+    assert!(!r.fields.contains_key("email"));
+
+    // Dora was forgotten and purged: gone, suppressed, certified.
+    assert_eq!(
+        db.lookup(&Identifier::email("dora@example.com")).unwrap(),
+        None
+    );
+    let again = db
+        .resolve(&[Identifier::email("dora@example.com")], Update::new())
+        .unwrap();
+    assert_eq!(again.rejected[0].reason, RejectReason::Suppressed);
+    let certs = db.certificates().unwrap();
+    assert_eq!(certs.len(), 1);
+    let pk = lethedb::parse_public_key(
+        &std::fs::read_to_string(fixture().join("public_key.hex")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(db.public_key().unwrap(), pk);
+    let check = lethedb::verify_certificate(&certs[0], &pk).unwrap();
+    assert_eq!(check.certificate.format, "lethedb-erasure-certificate/3");
+    db.verify_audit().unwrap();
+
+    // And it takes new writes.
+    db.upsert(&a, Update::new().set("plan", "team")).unwrap();
+    assert_eq!(db.get(&a).unwrap().fields["plan"], Value::from("team"));
+}
