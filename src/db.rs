@@ -552,7 +552,7 @@ impl Db {
             .signer
             .as_ref()
             .map(|s| s.public_key())
-            .ok_or_else(|| Error::InvalidInput("store has no signing key".into()))
+            .ok_or_else(|| Error::Internal("store has no signing key".into()))
     }
 
     /// The pseudonymous subject reference (hex) the audit log and

@@ -162,9 +162,20 @@ pub enum Error {
     #[error("invalid input: {0}")]
     InvalidInput(String),
 
-    /// RocksDB reported an error.
-    #[error("storage error: {0}")]
-    Storage(#[from] rocksdb::Error),
+    /// The storage engine (RocksDB) reported an error. Its message is kept;
+    /// RocksDB's own error type is not part of lethedb's API.
+    #[error("storage error ({kind:?}): {message}")]
+    Storage {
+        /// What kind of failure.
+        kind: StorageErrorKind,
+        /// The storage engine's message (paths, no personal data).
+        message: String,
+    },
+
+    /// An internal invariant failed (a key or output length a primitive
+    /// refused, a missing signing key): a bug, not bad input.
+    #[error("internal error: {0}")]
+    Internal(String),
 
     /// Operating-system I/O error.
     #[error("I/O error{}: {source}", path.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_default())]
@@ -189,6 +200,37 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("OS random number generator failed: {0}")]
     Random(String),
+}
+
+/// The kind of a storage-engine failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// Data read from disk is corrupt.
+    Corruption,
+    /// An I/O error (full disk, permissions, a failing device).
+    Io,
+    /// Another process holds the store, or a resource is busy.
+    Busy,
+    /// Anything else the storage engine reported.
+    Other,
+}
+
+#[doc(hidden)]
+impl From<rocksdb::Error> for Error {
+    fn from(e: rocksdb::Error) -> Self {
+        use rocksdb::ErrorKind as K;
+        let kind = match e.kind() {
+            K::Corruption => StorageErrorKind::Corruption,
+            K::IOError => StorageErrorKind::Io,
+            K::Busy | K::TryAgain | K::TimedOut | K::Aborted => StorageErrorKind::Busy,
+            _ => StorageErrorKind::Other,
+        };
+        Error::Storage {
+            kind,
+            message: e.into_string(),
+        }
+    }
 }
 
 impl From<std::io::Error> for Error {

@@ -87,7 +87,7 @@ pub use domain::identity::{
 pub use domain::profiles::{
     Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, StorageErrorKind};
 pub use options::{Limits, Options};
 pub use storage::{ColumnStats, MemoryUsage};
 pub use types::{FieldClass, FieldSpec, MergeId, ProfileId, Schema, Timestamp, Value, ValueKind};

@@ -339,7 +339,7 @@ fn read_only_directory_gets_a_typed_error() {
     let r = Db::open(&store, &k, Options::new());
     set_mode(&store, 0o755);
     match r {
-        Err(Error::Storage(_) | Error::Io { .. }) => {}
+        Err(Error::Storage { .. } | Error::Io { .. }) => {}
         other => panic!(
             "read-only store opened or gave an untyped error: {:?}",
             other.err()
@@ -413,7 +413,7 @@ fn full_disk_gets_a_typed_error_and_keeps_what_was_written() {
         return;
     };
     assert!(
-        matches!(&err, Error::Storage(_) | Error::Io { .. }),
+        matches!(&err, Error::Storage { .. } | Error::Io { .. }),
         "full disk gave {err:?}"
     );
     assert!(written > 0, "nothing fitted before the disk filled");

@@ -23,7 +23,7 @@ fn copy_dir(from: &Path, to: &Path) {
 fn typed(e: &Error) -> bool {
     matches!(
         e,
-        Error::Storage(_)
+        Error::Storage { .. }
             | Error::Corrupt { .. }
             | Error::Decrypt { .. }
             | Error::UnsupportedFormat { .. }

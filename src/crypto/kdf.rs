@@ -26,14 +26,14 @@ pub(crate) fn derive(master: &MasterKey, store_id: &[u8; 16], label: &str) -> Re
     let hk = Hkdf::<Sha256>::new(Some(store_id), master.bytes());
     let mut out = SecretKey::new([0u8; KEY_LEN]);
     hk.expand(label.as_bytes(), out.as_mut())
-        .map_err(|_| Error::InvalidInput("HKDF output length".into()))?;
+        .map_err(|_| Error::Internal("HKDF output length".into()))?;
     Ok(out)
 }
 
 fn key_check_mac(master: &MasterKey, store_id: &[u8; 16]) -> Result<Hmac<Sha256>> {
     let k = derive(master, store_id, LABEL_KEY_CHECK)?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(k.as_ref())
-        .map_err(|_| Error::InvalidInput("HMAC key length".into()))?;
+        .map_err(|_| Error::Internal("HMAC key length".into()))?;
     mac.update(KEY_CHECK_MESSAGE);
     Ok(mac)
 }
@@ -69,7 +69,7 @@ pub(crate) struct FieldKeys {
 impl FieldKeys {
     pub(crate) fn new(seed: &SecretKey, generation: u32) -> Result<Self> {
         let hk = Hkdf::<Sha256>::from_prk(seed.as_ref())
-            .map_err(|_| Error::InvalidInput("keyring seed length".into()))?;
+            .map_err(|_| Error::Internal("keyring seed length".into()))?;
         Ok(FieldKeys { hk, generation })
     }
 
@@ -85,7 +85,7 @@ impl FieldKeys {
         let mut out = SecretKey::new([0u8; KEY_LEN]);
         self.hk
             .expand(&info, out.as_mut())
-            .map_err(|_| Error::InvalidInput("HKDF output length".into()))?;
+            .map_err(|_| Error::Internal("HKDF output length".into()))?;
         Ok(out)
     }
 }
@@ -93,7 +93,7 @@ impl FieldKeys {
 /// HMAC-SHA-256 of `parts` under `key`, truncated to 128 bits.
 pub(crate) fn mac16(key: &SecretKey, parts: &[&[u8]]) -> Result<[u8; 16]> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
-        .map_err(|_| Error::InvalidInput("HMAC key length".into()))?;
+        .map_err(|_| Error::Internal("HMAC key length".into()))?;
     for p in parts {
         mac.update(p);
     }

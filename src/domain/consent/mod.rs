@@ -338,7 +338,7 @@ fn seal(
     let plain = zeroize::Zeroizing::new(
         bincode_opts()
             .serialize(r)
-            .map_err(|e| Error::InvalidInput(format!("consent record: {e}")))?,
+            .map_err(|e| Error::Internal(format!("consent record: {e}")))?,
     );
     let mut sealed = Vec::new();
     aead::seal_into(
@@ -708,7 +708,7 @@ pub(crate) fn flags(db: &Engine, id: &ProfileId) -> Result<ProcessingFlags> {
 
 /// `Db::set_processing_flags`.
 pub(crate) fn set_flags(db: &Engine, id: &ProfileId, flags: ProcessingFlags) -> Result<()> {
-    let json = serde_json::to_value(flags).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let json = serde_json::to_value(flags).map_err(|e| Error::Internal(e.to_string()))?;
     profiles::apply_system(
         db,
         id,

@@ -83,7 +83,7 @@ struct LedgerLine {
 
 fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(db.ledger_key.as_ref())
-        .map_err(|_| Error::InvalidInput("HMAC key length".into()))?;
+        .map_err(|_| Error::Internal("HMAC key length".into()))?;
     let body = json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at]).to_string();
     mac.update(body.as_bytes());
     Ok(crate::hex::encode(&mac.finalize().into_bytes()))

@@ -105,7 +105,7 @@ struct Signed {
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::InvalidInput(format!("certificate {what}: {e}"))
+    Error::Internal(format!("certificate {what}: {e}"))
 }
 
 /// The signed message of a format `/3` certificate.

@@ -209,7 +209,7 @@ fn wait_for_obsolete(db: &Engine, timeout: Duration) -> Result<()> {
             return Ok(());
         }
         if start.elapsed() > timeout {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Internal(format!(
                 "purge: obsolete files still present after {timeout:?} ({} SST files, {logs} WAL files)",
                 stray.len()
             )));
@@ -308,7 +308,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     let signer = db
         .signer
         .as_ref()
-        .ok_or_else(|| Error::InvalidInput("store opened without its signing key".into()))?;
+        .ok_or_else(|| Error::Internal("store opened without its signing key".into()))?;
     let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
     let mut batch = Batch::new();
     for id in &ids {

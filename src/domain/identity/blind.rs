@@ -29,7 +29,7 @@ impl BlindIndex {
     pub(crate) fn new(root: &SecretKey) -> Result<Self> {
         Ok(BlindIndex {
             root: Hkdf::<Sha256>::from_prk(root.as_ref())
-                .map_err(|_| Error::InvalidInput("blind root length".into()))?,
+                .map_err(|_| Error::Internal("blind root length".into()))?,
             macs: RwLock::new(HashMap::new()),
         })
     }
@@ -43,9 +43,9 @@ impl BlindIndex {
         let mut key = SecretKey::new([0u8; 32]);
         self.root
             .expand(&info, key.as_mut())
-            .map_err(|_| Error::InvalidInput("HKDF output length".into()))?;
+            .map_err(|_| Error::Internal("HKDF output length".into()))?;
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
-            .map_err(|_| Error::InvalidInput("HMAC key length".into()))?;
+            .map_err(|_| Error::Internal("HMAC key length".into()))?;
         self.macs.write().insert(type_name.to_string(), mac.clone());
         Ok(mac)
     }
