@@ -1,0 +1,391 @@
+//! The command line's shape: every command, sub-command and argument (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use lethedb::{Db, Identifier, ProfileId};
+
+use super::output::Failure;
+
+#[derive(Parser)]
+#[command(
+    name = "lethedb",
+    version,
+    about = "Encrypted profile store with provable erasure"
+)]
+pub(super) struct Cli {
+    /// Store directory.
+    #[arg(long, global = true, env = "LETHEDB_DB")]
+    pub(super) db: Option<PathBuf>,
+    /// Master key file (default: `<DIR>.key` beside the store directory).
+    #[arg(long, global = true, env = "LETHEDB_KEY_FILE")]
+    pub(super) key_file: Option<PathBuf>,
+    /// Root key file of the key tree (default: `<DIR>.rootkeys` beside the
+    /// store directory). Keep it with the key file, out of file-level backups.
+    #[arg(long, global = true, env = "LETHEDB_ROOT_KEYS")]
+    pub(super) root_keys: Option<PathBuf>,
+    /// Largest encoded field value a write may carry, in bytes.
+    #[arg(long, global = true, default_value_t = lethedb::Limits::default().max_value_bytes)]
+    pub(super) max_value_bytes: usize,
+    /// Largest total of a profile's field payloads after a write, in bytes.
+    #[arg(long, global = true, default_value_t = lethedb::Limits::default().max_profile_bytes)]
+    pub(super) max_profile_bytes: usize,
+    #[command(subcommand)]
+    pub(super) cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub(super) enum Cmd {
+    /// Create a new store and its key file (mode 0600).
+    Init {
+        /// Region for phone numbers without a country code (ISO 3166-1 alpha-2).
+        #[arg(long, default_value = "US")]
+        default_region: String,
+        /// Phone numbers indexed: `strict` (libphonenumber must call them
+        /// valid) or `lenient` (every number that parses).
+        #[arg(long, default_value = "strict", value_parser = ["strict", "lenient"])]
+        phone_validation: String,
+    },
+    /// Ingest Segment-spec NDJSON (identify, alias, track) from FILE or `-` (stdin).
+    Ingest {
+        /// NDJSON file, or `-` for stdin.
+        file: String,
+        /// Abort on the first malformed line instead of skipping it.
+        #[arg(long)]
+        strict: bool,
+        /// Region for phone numbers without a country code (default: the store's).
+        #[arg(long)]
+        default_region: Option<String>,
+        /// Longest line accepted, in bytes; longer lines are malformed.
+        #[arg(long, default_value_t = 1 << 20)]
+        max_line_bytes: usize,
+    },
+    /// Find a profile by one identifier and print it.
+    Lookup {
+        #[command(flatten)]
+        id: LookupArgs,
+        /// Region for phone numbers without a country code (default: the store's).
+        #[arg(long)]
+        default_region: Option<String>,
+    },
+    /// List the merges a profile took part in.
+    Merges {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Undo a merge.
+    Unmerge {
+        /// Merge id (32 hex characters, from `lethedb merges`).
+        merge_id: String,
+    },
+    /// Upsert fields from a JSON object (`-` reads stdin); `null` removes a field.
+    Put {
+        /// Profile id (32 hex characters); omitted: create a new profile.
+        #[arg(long)]
+        id: Option<String>,
+        /// JSON object of fields.
+        json: String,
+    },
+    /// Print a profile as `{"profile_id":..,"fields":{..}}`.
+    Get {
+        /// Profile id (32 hex characters).
+        #[arg(long)]
+        id: String,
+        /// Comma-separated field names (default: all).
+        #[arg(long, value_delimiter = ',')]
+        fields: Option<Vec<String>>,
+        /// Purpose-bound read: only the fields this purpose may use now.
+        #[arg(long, conflicts_with = "fields")]
+        purpose: Option<String>,
+    },
+    /// Consent records: set, get, history, TCF import, who has consented.
+    Consent {
+        #[command(subcommand)]
+        cmd: ConsentCmd,
+    },
+    /// Remove one field of a profile.
+    DeleteField {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Field name.
+        #[arg(long)]
+        field: String,
+    },
+    /// Print counts and bytes per column family.
+    Stats {
+        /// Count profiles exactly by scanning (default: RocksDB's estimate).
+        #[arg(long)]
+        exact: bool,
+    },
+    /// Show or set the schema (field classes and types).
+    Schema {
+        #[command(subcommand)]
+        cmd: SchemaCmd,
+    },
+    /// Erase a person (or some of their fields); prints the receipt.
+    Forget {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// Erase only these fields (comma-separated) by re-keying the profile.
+        #[arg(long, value_delimiter = ',')]
+        field: Option<Vec<String>>,
+    },
+    /// Purge pending erasures now; prints one signed certificate per line.
+    Purge,
+    /// The key tree: `keys status` prints its shape, root epoch, root
+    /// versions held, nodes per level and pending purges.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Erasure certificates: verify one, or print the store's public key.
+    Certificate {
+        #[command(subcommand)]
+        cmd: CertCmd,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
+    /// Everything held about a person, as one JSON bundle (GDPR Art. 15/20).
+    Export {
+        #[command(flatten)]
+        subject: SubjectArgs,
+    },
+    /// Write a backup to a new directory and register it for ledger mirroring.
+    Backup {
+        /// Backup directory (new or empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the new directory given by --db, replaying later erasures.
+    Restore {
+        /// Backup directory written by `lethedb backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// Root key file holding the backup's root (default: the one its
+        /// BACKUP.json names, the source store's). The restored store's own
+        /// roots go to --root-keys (default `<DIR>.rootkeys`), which must not exist yet.
+        #[arg(long)]
+        backup_root_keys: Option<PathBuf>,
+    },
+    /// Retention: erase expired fields and inactive profiles per the schema.
+    Retention {
+        #[command(subcommand)]
+        cmd: RetentionCmd,
+    },
+    /// Lift the suppression of one identifier of a forgotten person.
+    Unsuppress {
+        #[command(flatten)]
+        id: LookupArgs,
+    },
+    /// Write N synthetic profiles, read a sample back, scan the files for plaintext.
+    Demo {
+        /// Number of profiles.
+        #[arg(long, default_value_t = 100_000)]
+        profiles: u64,
+        /// Seed for the synthetic data (default: random).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Profiles per atomic batch.
+        #[arg(long, default_value_t = 500)]
+        batch: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum ConsentCmd {
+    /// Append a consent record.
+    Set {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Purpose id (e.g. email_marketing, tcf:1).
+        #[arg(long)]
+        purpose: String,
+        /// granted, denied or withdrawn.
+        #[arg(long)]
+        status: String,
+        /// consent, contract, legal_obligation, vital_interests, public_task, legitimate_interests.
+        #[arg(long, default_value = "consent")]
+        legal_basis: String,
+        /// Source / collection method.
+        #[arg(long, default_value = "cli")]
+        source: String,
+        /// Notice or policy version.
+        #[arg(long)]
+        policy_version: Option<String>,
+        /// Expiry, RFC 3339.
+        #[arg(long)]
+        expires: Option<String>,
+        /// When it was given, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Jurisdiction (e.g. EU, US-CA).
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Proof (receipt hash, reference).
+        #[arg(long)]
+        proof: Option<String>,
+        /// Who recorded it.
+        #[arg(long)]
+        recorded_by: Option<String>,
+    },
+    /// Print current states (or the state at --at) as a JSON array.
+    Get {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Only this purpose.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// State at this time (RFC 3339), from the history.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Print the full history (including merged profiles') as a JSON array.
+    History {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Decode a TC string and record its purposes.
+    ImportTcf {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// The TC string.
+        tc_string: String,
+    },
+    /// Print the ids of profiles with the purpose currently granted.
+    Who {
+        /// Purpose id.
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Show or set restriction (Art. 18) and objection (Art. 21) flags.
+    Flags {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Set restriction of processing.
+        #[arg(long)]
+        restricted: Option<bool>,
+        /// Set objection to processing.
+        #[arg(long)]
+        objected: Option<bool>,
+    },
+}
+
+#[derive(clap::Args)]
+#[group(multiple = false)]
+pub(super) struct LookupArgs {
+    /// E-mail address.
+    #[arg(long)]
+    pub(super) email: Option<String>,
+    /// Phone number.
+    #[arg(long)]
+    pub(super) phone: Option<String>,
+    /// User id.
+    #[arg(long)]
+    pub(super) user_id: Option<String>,
+    /// Anonymous id.
+    #[arg(long)]
+    pub(super) anonymous_id: Option<String>,
+    /// Device id.
+    #[arg(long)]
+    pub(super) device_id: Option<String>,
+}
+
+impl LookupArgs {
+    pub(super) fn identifier(&self) -> Option<Identifier> {
+        let a = self;
+        a.email
+            .as_ref()
+            .map(Identifier::email)
+            .or_else(|| a.phone.as_ref().map(Identifier::phone))
+            .or_else(|| a.user_id.as_ref().map(Identifier::user_id))
+            .or_else(|| a.anonymous_id.as_ref().map(Identifier::anonymous_id))
+            .or_else(|| a.device_id.as_ref().map(Identifier::device_id))
+    }
+}
+
+#[derive(clap::Args)]
+pub(super) struct SubjectArgs {
+    /// Profile id (32 hex characters).
+    #[arg(long, conflicts_with = "LookupArgs")]
+    pub(super) id: Option<String>,
+    #[command(flatten)]
+    pub(super) ident: LookupArgs,
+}
+
+impl SubjectArgs {
+    /// The profile named by id, or found by identifier.
+    pub(super) fn profile(&self, db: &Db) -> std::result::Result<ProfileId, Failure> {
+        if let Some(id) = &self.id {
+            return Ok(id.parse()?);
+        }
+        let ident = self.ident.identifier().ok_or_else(|| Failure {
+            code: 2,
+            message: "give --id or one identifier".into(),
+        })?;
+        db.lookup(&ident)?.ok_or_else(|| Failure {
+            code: 3,
+            message: format!("no profile has that {}", ident.id_type.name()),
+        })
+    }
+}
+
+#[derive(Subcommand)]
+pub(super) enum CertCmd {
+    /// Verify a certificate (file or `-`) with a public key, without the
+    /// master key; with --db, also its position in that store's audit log.
+    Verify {
+        /// File holding the public key (64 hex characters).
+        #[arg(long)]
+        public_key: PathBuf,
+        /// Certificate file (its JSON, in any formatting), or `-` for stdin.
+        cert: String,
+    },
+    /// Print the store's certificate public key (64 hex characters).
+    PublicKey,
+}
+
+#[derive(Subcommand)]
+pub(super) enum KeysCmd {
+    /// Tree shape, root epoch, root versions held, nodes per level, key
+    /// cache, pending purges and backups, as JSON.
+    Status,
+}
+
+#[derive(Subcommand)]
+pub(super) enum AuditCmd {
+    /// Verify the hash chain (no master key needed).
+    Verify,
+    /// Print every entry as JSON lines.
+    List,
+}
+
+#[derive(Subcommand)]
+pub(super) enum RetentionCmd {
+    /// Apply the schema's retention rules now (or as of --as-of), then purge.
+    Run {
+        /// Evaluate as of this RFC 3339 time instead of now.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum SchemaCmd {
+    /// Print the schema as JSON.
+    Show,
+    /// Replace the schema with a JSON file (`-` reads stdin).
+    Set {
+        /// `{"fields":{"name":{"class":"personal|sensitive|non_personal","kind":"string"}}}`
+        file: String,
+    },
+}

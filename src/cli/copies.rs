@@ -1,0 +1,56 @@
+//! Commands that copy a subject's data out: export, backup, restore.
+
+use super::args::*;
+use super::output::*;
+use super::*;
+
+/// `lethedb export`: everything about a person (Art. 15/20).
+pub(super) fn export(cli: &Cli, subject: &SubjectArgs) -> CliResult {
+    let db = open(cli)?;
+    let id = subject.profile(&db)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&db.export(&id)?).map_err(|e| Failure::new(e.to_string()))?
+    );
+    Ok(())
+}
+
+/// `lethedb backup`.
+pub(super) fn backup(cli: &Cli, to: &Path) -> CliResult {
+    let db = open(cli)?;
+    let info = db.backup(to)?;
+    print_json(&serde_json::json!({
+        "backup": info.path.display().to_string(),
+        "last_erasure": info.last_erasure,
+        "taken_at": info.taken_at.to_string(),
+    }));
+    Ok(())
+}
+
+/// `lethedb restore`: restore a backup and replay later erasures.
+pub(super) fn restore(cli: &Cli, from: &Path, backup_root_keys: &Option<PathBuf>) -> CliResult {
+    let dir = need_db(&cli.db)?;
+    let key = cli.key_file.clone().ok_or_else(|| Failure {
+        code: 2,
+        message: "--key-file (the backed-up store's master key) is required for restore".into(),
+    })?;
+    let keys = FileKeyProvider::new(key);
+    let mut options = Options::new();
+    if let Some(r) = backup_root_keys {
+        options = options.backup_root_keys(Arc::new(FileRootKeyStore::new(r)));
+    }
+    if let Some(r) = &cli.root_keys {
+        options = options.root_keys(Arc::new(FileRootKeyStore::new(r)));
+    }
+    let (_, report) = Db::restore(from, &dir, &keys, options)?;
+    print_json(&serde_json::json!({
+        "restored": dir.display().to_string(),
+        "replayed_erasures": report.replayed,
+        "already_present": report.already_present,
+        "certificates": report.certificates.len(),
+    }));
+    for c in &report.certificates {
+        println!("{c}");
+    }
+    Ok(())
+}

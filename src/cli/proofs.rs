@@ -1,0 +1,68 @@
+//! Proof commands: certificates, the audit log, key-tree status.
+
+use super::args::*;
+use super::output::*;
+use super::*;
+
+/// `lethedb certificate public-key | verify`.
+pub(super) fn certificate(cli: &Cli, cmd: &CertCmd) -> CliResult {
+    match cmd {
+        CertCmd::PublicKey => {
+            let db = open(cli)?;
+            println!("{}", hex(&db.public_key()?));
+        }
+        CertCmd::Verify { public_key, cert } => {
+            let key_text = std::fs::read_to_string(public_key)
+                .map_err(|e| Failure::new(format!("reading {}: {e}", public_key.display())))?;
+            let pk = lethedb::parse_public_key(&key_text)?;
+            let text = read_file_arg(cert)?;
+            let check = match &cli.db {
+                Some(dir) => lethedb::verify_certificate_in_store(dir, &text, &pk)?,
+                None => lethedb::verify_certificate(&text, &pk)?,
+            };
+            let c = &check.certificate;
+            print_json(&serde_json::json!({
+                "valid": true,
+                "erasure_id": c.erasure_id,
+                "subject_ref": c.subject_ref,
+                "purged_at": c.purged_at,
+                "audit_seq": c.audit_seq,
+                "chain_checked": cli.db.is_some(),
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// `lethedb audit verify | list`.
+pub(super) fn audit(cli: &Cli, cmd: &AuditCmd) -> CliResult {
+    match cmd {
+        AuditCmd::Verify => {
+            let dir = need_db(&cli.db)?;
+            let r = lethedb::verify_audit_log(&dir)?;
+            print_json(&serde_json::json!({
+                "valid": true,
+                "entries": r.entries,
+                "head_hash": r.head_hash,
+            }));
+        }
+        AuditCmd::List => {
+            let db = open(cli)?;
+            for e in db.audit_log()? {
+                print_json(&e.to_json());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `lethedb keys status`.
+pub(super) fn keys(cli: &Cli, cmd: &KeysCmd) -> CliResult {
+    match cmd {
+        KeysCmd::Status => {
+            let db = open(cli)?;
+            print_json(&db.key_tree_status()?.to_json());
+        }
+    }
+    Ok(())
+}
