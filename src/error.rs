@@ -158,6 +158,18 @@ pub enum Error {
         input: String,
     },
 
+    /// A record would be larger than its format lets a reader decode; nothing
+    /// was written.
+    #[error("{what} would be {bytes} bytes, over the format's bound of {limit} bytes")]
+    RecordTooLarge {
+        /// Which record.
+        what: &'static str,
+        /// Its encoded size.
+        bytes: u64,
+        /// The bound its decoder enforces.
+        limit: u64,
+    },
+
     /// Input could not be parsed (JSON, schema, options).
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -702,7 +702,11 @@ macro_rules! bincode_record {
             fn encode(&self) -> Vec<u8> {
                 use bincode::Options;
                 let mut out = vec![FormatVersion::CURRENT as u8];
-                // Serialising plain owned data to a Vec cannot fail below the size limit.
+                // Serialising plain owned data to a Vec fails only over the
+                // size bound, which the write path checks first
+                // (`check_size`); a record that fails anyway is written
+                // without a body and its decoder refuses it (typed), never
+                // read as a different value.
                 if let Ok(body) = bincode_options($limit).serialize(self) {
                     out.extend_from_slice(&body);
                 }
@@ -723,6 +727,25 @@ macro_rules! bincode_record {
 }
 
 bincode_record!(MergeRecord, "merge record", MAX_MERGE_RECORD_BYTES);
+
+impl MergeRecord {
+    /// The write path's bound: a merge record its decoder would refuse is
+    /// refused before anything is written.
+    pub(crate) fn check_size(&self) -> Result<()> {
+        use bincode::Options;
+        let bytes = bincode_options(u64::MAX)
+            .serialized_size(self)
+            .map_err(|e| Error::Internal(format!("merge record size: {e}")))?;
+        if bytes > MAX_MERGE_RECORD_BYTES {
+            return Err(Error::RecordTooLarge {
+                what: "merge record",
+                bytes,
+                limit: MAX_MERGE_RECORD_BYTES,
+            });
+        }
+        Ok(())
+    }
+}
 
 // -------------------------------------------------------------------- consents
 
@@ -1220,5 +1243,44 @@ mod tests {
             names
         );
         assert!(decode_field_names(&[0, 0, 0, 9]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod merge_record_bounds {
+    use super::*;
+
+    fn record(reason_bytes: usize) -> MergeRecord {
+        MergeRecord {
+            survivor: [1; 16],
+            merged: [2; 16],
+            reason: "x".repeat(reason_bytes),
+            at: 7,
+            identifiers: vec![("email".into(), [3; 16])],
+            survivor_generation: 1,
+            displaced: Vec::new(),
+            undone_at: None,
+        }
+    }
+
+    /// What the write path accepts, the decoder reads back; what the
+    /// decoder would refuse, the write path refuses first (typed).
+    #[test]
+    fn the_write_path_enforces_the_decoders_bound() {
+        let small = record(10);
+        small.check_size().unwrap();
+        assert_eq!(MergeRecord::decode(&small.encode()).unwrap(), small);
+        let big = record(MAX_MERGE_RECORD_BYTES as usize);
+        assert!(matches!(
+            big.check_size(),
+            Err(Error::RecordTooLarge {
+                what: "merge record",
+                limit: MAX_MERGE_RECORD_BYTES,
+                ..
+            })
+        ));
+        // Had it been written anyway, reading it is a typed error, never a
+        // different value.
+        assert!(MergeRecord::decode(&big.encode()).is_err());
     }
 }

@@ -750,6 +750,7 @@ fn merge_into(
         displaced,
         undone_at: None,
     };
+    record.check_size()?;
     batch.put::<Merges>(&merge_id, &record);
     batch.put::<ProfileMerges>(&(s.id, merge_id), &Blob(Vec::new()));
     batch.put::<ProfileMerges>(&(q.id, merge_id), &Blob(Vec::new()));
@@ -897,6 +898,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     s.put_into(&mut batch);
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());
+    rec.check_size()?;
     batch.put::<Merges>(merge_id, &rec);
     let event = Event::new(
         "unmerge",
