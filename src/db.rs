@@ -519,14 +519,17 @@ impl Db {
     /// reaches [`Options::purge_deadline`]. It holds only a weak reference
     /// and ends when the last `Arc<Db>` is dropped.
     pub fn start_purge_scheduler(db: &Arc<Db>) -> std::thread::JoinHandle<()> {
-        let weak = Arc::downgrade(&db.engine);
+        // A weak reference to the Db itself (not the engine), so that
+        // `Arc::try_unwrap` on the caller's `Arc<Db>` refuses while a purge
+        // of this thread runs, as before the engine existed.
+        let weak = Arc::downgrade(db);
         let tick = (db.engine.purge_deadline / 4)
             .clamp(Duration::from_millis(50), Duration::from_secs(30));
         std::thread::spawn(move || loop {
             std::thread::sleep(tick);
-            let Some(engine) = weak.upgrade() else { return };
+            let Some(db) = weak.upgrade() else { return };
             // Errors surface on the next explicit purge; the thread keeps going.
-            let _ = erasure::maybe_purge(&engine);
+            let _ = erasure::maybe_purge(&db.engine);
         })
     }
 

@@ -222,7 +222,8 @@ pub enum StorageErrorKind {
     Corruption,
     /// An I/O error (full disk, permissions, a failing device).
     Io,
-    /// Another process holds the store, or a resource is busy.
+    /// Another process (or another open handle in this one) holds the
+    /// store's lock, or a resource is busy.
     Busy,
     /// Anything else the storage engine reported.
     Other,
@@ -234,6 +235,11 @@ impl From<rocksdb::Error> for Error {
         use rocksdb::ErrorKind as K;
         let kind = match e.kind() {
             K::Corruption => StorageErrorKind::Corruption,
+            // RocksDB reports another holder of the store's LOCK file as an
+            // I/O error ("While lock file", "lock hold by current process").
+            K::IOError if e.to_string().to_ascii_lowercase().contains("lock") => {
+                StorageErrorKind::Busy
+            }
             K::IOError => StorageErrorKind::Io,
             K::Busy | K::TryAgain | K::TimedOut | K::Aborted => StorageErrorKind::Busy,
             _ => StorageErrorKind::Other,

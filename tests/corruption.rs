@@ -129,3 +129,17 @@ fn byte_flips_in_sst_files_give_typed_errors_never_wrong_data() {
         "no flip was detected at all"
     );
 }
+
+/// A second handle on an open store: a typed storage error of kind Busy
+/// (RocksDB reports the held LOCK file as an I/O error).
+#[test]
+fn a_second_open_of_a_held_store_is_busy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = common::key(6);
+    let _db = Db::open(tmp.path(), &k, Options::new().create_if_missing(true)).unwrap();
+    match Db::open(tmp.path(), &k, Options::new()) {
+        Err(Error::Storage { kind, .. }) => assert_eq!(kind, lethedb::StorageErrorKind::Busy),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("opened twice"),
+    }
+}
