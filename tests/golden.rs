@@ -1,7 +1,9 @@
 //! Golden compatibility fixture: a small store written by the on-disk
 //! format of this build (profile records and keyrings version 1, the key
 //! tree, format `/3` certificates), checked in under `tests/data/golden-1/`
-//! and read field for field by every later build. When a format changes,
+//! and read field for field by every later build. The checked-in copy was
+//! written by commit 74d70b9, the build before issue 16's engine refactor,
+//! so it also shows that refactor kept the format. When a format changes,
 //! keep this fixture (later builds must still read it) and add a new one.
 //!
 //! The fixture's key material is made for it and is not a secret: the
@@ -15,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use lethedb::{
-    ConsentRecord, ConsentStatus, Db, FieldClass, FileRootKeyStore, Identifier, MemoryKeyProvider,
-    Options, RejectReason, Schema, Timestamp, Update, Value, ValueKind,
+    ConsentRecord, ConsentStatus, Db, FieldClass, FileRootKeyStore, Identifier, LegalBasis,
+    MemoryKeyProvider, Options, RejectReason, Schema, Timestamp, Update, Value, ValueKind,
 };
 
 /// Made for this fixture only.
@@ -39,16 +41,16 @@ fn schema() -> Schema {
         .allow("email", "email_marketing")
 }
 
+/// Creates the store with its schema, or opens it without one (so the
+/// stored schema is what is read back).
 fn open(dir: &Path, roots: &Path, create: bool) -> Db {
-    Db::open(
-        dir,
-        &MemoryKeyProvider::from_bytes(MASTER),
-        Options::new()
-            .create_if_missing(create)
-            .schema(schema())
-            .root_keys(Arc::new(FileRootKeyStore::new(roots))),
-    )
-    .expect("open the golden store")
+    let mut options = Options::new()
+        .create_if_missing(create)
+        .root_keys(Arc::new(FileRootKeyStore::new(roots)));
+    if create {
+        options = options.schema(schema());
+    }
+    Db::open(dir, &MemoryKeyProvider::from_bytes(MASTER), options).expect("open the golden store")
 }
 
 /// Ada's fields after everything the writer did (Cleo merged into her:
@@ -224,26 +226,42 @@ fn the_golden_store_reads_field_for_field() {
         .unwrap();
     assert_eq!(before.status, ConsentStatus::Granted);
     assert_eq!(before.source, "signup-form");
-    let tcf: Vec<String> = db
+    // The TC string by the IAB TCF v2 core-segment layout: purpose consents
+    // {1, 3, 9, 10}, legitimate interests {3, 4, 5, 8, 9, 10}, CMP 21
+    // version 7, vendor list 23, policy 2, publisher country KM, last
+    // updated 2012-01-10T17:10:13.4Z; design.md's mapping: consent bit ->
+    // granted on consent, else LI bit -> granted on legitimate interests,
+    // else denied.
+    let tcf: Vec<ConsentRecord> = db
         .consents(&a)
         .unwrap()
         .into_iter()
-        .map(|r| r.purpose)
-        .filter(|p| p.starts_with("tcf:"))
-        .collect();
-    assert_eq!(
-        tcf,
-        (1..=11).map(|n| format!("tcf:{n}")).collect::<Vec<_>>()
-    );
-    assert!(db
-        .consents(&a)
-        .unwrap()
-        .iter()
         .filter(|r| r.purpose.starts_with("tcf:"))
-        .all(|r| r.proof.as_deref() == Some(TC)));
+        .collect();
+    assert_eq!(tcf.len(), 11);
+    for (n, r) in (1u8..=11).zip(&tcf) {
+        assert_eq!(r.purpose, format!("tcf:{n}"));
+        let (status, basis) = match n {
+            1 | 3 | 9 | 10 => (ConsentStatus::Granted, LegalBasis::Consent),
+            4 | 5 | 8 => (ConsentStatus::Granted, LegalBasis::LegitimateInterests),
+            _ => (ConsentStatus::Denied, LegalBasis::Consent),
+        };
+        assert_eq!((r.status, r.legal_basis), (status, basis), "tcf:{n}");
+        assert_eq!(r.source, "tcf:cmp:21:7");
+        assert_eq!(r.policy_version.as_deref(), Some("tcf-policy:2;gvl:23"));
+        assert_eq!(r.jurisdiction.as_deref(), Some("KM"));
+        assert_eq!(r.timestamp, t("2012-01-10T17:10:13.400000Z"));
+        assert_eq!(r.proof.as_deref(), Some(TC));
+    }
+    // Ada's own history: two e-mail records and the eleven TCF ones.
+    assert_eq!(db.consent_history(&a).unwrap().len(), 13);
+    // The stored schema reads back as written.
+    assert_eq!(db.schema(), schema());
     // A purpose-bound read honours the withdrawal.
     let r = db.get_for_purpose(&a, "email_marketing").unwrap();
     assert!(!r.fields.contains_key("email"));
+    assert!(r.withheld.contains_key("email"));
+    assert_eq!(r.fields.get("plan"), Some(&Value::from("pro")));
 
     // Dora was forgotten and purged: gone, suppressed, certified.
     assert_eq!(
