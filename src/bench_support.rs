@@ -81,7 +81,8 @@ impl PlainStore {
             [PROFILES_CF, INDEX_CF]
                 .into_iter()
                 .map(|n| ColumnFamilyDescriptor::new(n, cf_opts.clone())),
-        )?;
+        )
+        .map_err(Error::storage)?;
         let store = PlainStore {
             db,
             write_opts: rocksdb::WriteOptions::default(),
@@ -90,7 +91,11 @@ impl PlainStore {
             norm: Normalization::default(),
             cache,
         };
-        if let Some(bytes) = store.db.get_cf(store.cf(PROFILES_CF)?, NAMES_KEY)? {
+        if let Some(bytes) = store
+            .db
+            .get_cf(store.cf(PROFILES_CF)?, NAMES_KEY)
+            .map_err(Error::storage)?
+        {
             let list: Vec<String> = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::corrupt("baseline names", e.to_string()))?;
             let mut names = store.names.write();
@@ -122,7 +127,9 @@ impl PlainStore {
         names.0.push(name.to_string());
         names.1.insert(name.to_string(), id);
         let list = serde_json::to_vec(&names.0).unwrap_or_default();
-        self.db.put_cf(self.cf(PROFILES_CF)?, NAMES_KEY, list)?;
+        self.db
+            .put_cf(self.cf(PROFILES_CF)?, NAMES_KEY, list)
+            .map_err(Error::storage)?;
         Ok(id)
     }
 
@@ -218,14 +225,16 @@ impl PlainStore {
         for k in &keys {
             batch.put_cf(index, k, id.as_bytes());
         }
-        self.db.write_opt(batch, &self.write_opts)?;
+        self.db
+            .write_opt(batch, &self.write_opts)
+            .map_err(Error::storage)?;
         Ok(id)
     }
 
     fn find(&self, keys: &[Vec<u8>]) -> Result<Option<ProfileId>> {
         let index = self.cf(INDEX_CF)?;
         for r in self.db.multi_get_cf(keys.iter().map(|k| (index, k))) {
-            if let Some(v) = r? {
+            if let Some(v) = r.map_err(Error::storage)? {
                 let bytes: [u8; 16] = v
                     .as_slice()
                     .try_into()
@@ -239,7 +248,8 @@ impl PlainStore {
     fn record(&self, id: &ProfileId) -> Result<Option<ProfileRecord>> {
         match self
             .db
-            .get_pinned_cf(self.cf(PROFILES_CF)?, id.as_bytes())?
+            .get_pinned_cf(self.cf(PROFILES_CF)?, id.as_bytes())
+            .map_err(Error::storage)?
         {
             Some(bytes) => Ok(Some(ProfileRecord::decode(&bytes)?)),
             None => Ok(None),
@@ -280,7 +290,7 @@ impl PlainStore {
     pub fn compact(&self) -> Result<()> {
         for name in [PROFILES_CF, INDEX_CF] {
             let cf = self.cf(name)?;
-            self.db.flush_cf(cf)?;
+            self.db.flush_cf(cf).map_err(Error::storage)?;
             let mut o = rocksdb::CompactOptions::default();
             o.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
             self.db

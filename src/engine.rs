@@ -110,7 +110,8 @@ impl Engine {
             });
         }
         if exists {
-            let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path)?;
+            let cfs =
+                rocksdb::DB::list_cf(&rocksdb::Options::default(), path).map_err(Error::storage)?;
             if !cfs.iter().any(|c| c == crate::storage::columns::CF_META) {
                 return Err(Error::NotAStore {
                     path: path.to_path_buf(),

@@ -229,9 +229,10 @@ pub enum StorageErrorKind {
     Other,
 }
 
-#[doc(hidden)]
-impl From<rocksdb::Error> for Error {
-    fn from(e: rocksdb::Error) -> Self {
+impl Error {
+    /// A RocksDB failure as lethedb's own error (RocksDB's error type is not
+    /// part of the API: no `From` impl exposes it).
+    pub(crate) fn storage(e: rocksdb::Error) -> Self {
         use rocksdb::ErrorKind as K;
         let kind = match e.kind() {
             K::Corruption => StorageErrorKind::Corruption,

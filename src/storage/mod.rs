@@ -124,7 +124,10 @@ pub struct MemoryUsage {
 
 /// An integer property of one column family (0 when RocksDB has none).
 fn int_property(db: &DB, cf: &rocksdb::ColumnFamily, name: &str) -> Result<u64> {
-    Ok(db.property_int_value_cf(cf, name)?.unwrap_or(0))
+    Ok(db
+        .property_int_value_cf(cf, name)
+        .map_err(Error::storage)?
+        .unwrap_or(0))
 }
 
 /// Sums RocksDB's memory figures over `cfs` of `db`, whose tables share `cache`.
@@ -159,7 +162,8 @@ pub(crate) fn rocksdb_options(
     // allowed), so the key boundaries of compacted-away SST files never
     // linger in an old MANIFEST.
     let mut db_opts = rocksdb::Options::default()
-        .get_options_from_string("max_manifest_file_size=1;max_manifest_space_amp_pct=0")?;
+        .get_options_from_string("max_manifest_file_size=1;max_manifest_space_amp_pct=0")
+        .map_err(Error::storage)?;
     db_opts.create_if_missing(create);
     db_opts.create_missing_column_families(create);
     db_opts.set_max_background_jobs(2);
@@ -220,9 +224,9 @@ impl Store {
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_opts.clone()));
         let db = if read_only {
-            DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false)?
+            DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false).map_err(Error::storage)?
         } else {
-            DB::open_cf_descriptors(&db_opts, path, cfs)?
+            DB::open_cf_descriptors(&db_opts, path, cfs).map_err(Error::storage)?
         };
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(cfg.sync_writes);
@@ -247,7 +251,11 @@ impl Store {
     /// Point read of one typed record.
     pub(crate) fn get<K: Keyspace>(&self, key: &K::Key) -> Result<Option<K::Value>> {
         let cf = self.cf(K::CF)?;
-        match self.db.get_pinned_cf(cf, K::key(key))? {
+        match self
+            .db
+            .get_pinned_cf(cf, K::key(key))
+            .map_err(Error::storage)?
+        {
             Some(bytes) => Ok(Some(K::Value::decode(&bytes)?)),
             None => Ok(None),
         }
@@ -255,7 +263,9 @@ impl Store {
 
     /// Point read of one record's raw bytes.
     pub(crate) fn get_raw<K: Keyspace>(&self, key: &K::Key) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(K::CF)?, K::key(key))?)
+        self.db
+            .get_cf(self.cf(K::CF)?, K::key(key))
+            .map_err(Error::storage)
     }
 
     /// True when no column family holds any key.
@@ -290,8 +300,14 @@ impl Store {
         };
         let ra = next()?;
         let rb = next()?;
-        let va = ra?.map(|bytes| A::Value::decode(&bytes)).transpose()?;
-        let vb = rb?.map(|bytes| B::Value::decode(&bytes)).transpose()?;
+        let va = ra
+            .map_err(Error::storage)?
+            .map(|bytes| A::Value::decode(&bytes))
+            .transpose()?;
+        let vb = rb
+            .map_err(Error::storage)?
+            .map(|bytes| B::Value::decode(&bytes))
+            .transpose()?;
         Ok((va, vb))
     }
 
@@ -301,7 +317,11 @@ impl Store {
         self.db
             .multi_get_cf(keys.iter().map(|k| (cf, K::key(k))))
             .into_iter()
-            .map(|r| r?.map(|bytes| K::Value::decode(&bytes)).transpose())
+            .map(|r| {
+                r.map_err(Error::storage)?
+                    .map(|bytes| K::Value::decode(&bytes))
+                    .transpose()
+            })
             .collect()
     }
 
@@ -333,7 +353,7 @@ impl Store {
             .db
             .iterator_cf_opt(cf, ro, IteratorMode::From(&lower, Direction::Forward));
         Ok(it.map(|item| {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(Error::storage)?;
             Ok((K::parse_key(&k)?, v))
         }))
     }
@@ -359,7 +379,7 @@ impl Store {
             .db
             .iterator_cf_opt(cf, ro, IteratorMode::From(&lower, Direction::Forward));
         Ok(it.map(|item| {
-            let (k, v) = item?;
+            let (k, v) = item.map_err(Error::storage)?;
             Ok((K::parse_key(&k)?, K::Value::decode(&v)?))
         }))
     }
@@ -392,7 +412,7 @@ impl Store {
                 None => wb.delete_cf(cf, key),
             }
         }
-        self.db.write_opt(wb, opts)?;
+        self.db.write_opt(wb, opts).map_err(Error::storage)?;
         Ok(())
     }
 
@@ -408,9 +428,9 @@ impl Store {
     /// Flushes every memtable to SST files and syncs the WAL.
     pub(crate) fn flush(&self) -> Result<()> {
         for name in ALL_CFS {
-            self.db.flush_cf(self.cf(name)?)?;
+            self.db.flush_cf(self.cf(name)?).map_err(Error::storage)?;
         }
-        self.db.flush_wal(true)?;
+        self.db.flush_wal(true).map_err(Error::storage)?;
         Ok(())
     }
 
@@ -431,7 +451,8 @@ impl Store {
     pub(crate) fn live_files(&self) -> Result<Vec<SstFile>> {
         Ok(self
             .db
-            .live_files()?
+            .live_files()
+            .map_err(Error::storage)?
             .into_iter()
             .map(|f| SstFile {
                 cf: f.column_family_name,
@@ -467,7 +488,10 @@ impl Store {
 
     /// A consistent copy of the store in `dir` (hard links where possible).
     pub(crate) fn checkpoint(&self, dir: &Path) -> Result<()> {
-        rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dir)?;
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .map_err(Error::storage)?
+            .create_checkpoint(dir)
+            .map_err(Error::storage)?;
         Ok(())
     }
 
@@ -486,7 +510,7 @@ impl Store {
         match it.next() {
             None => Ok(None),
             Some(item) => {
-                let (k, v) = item?;
+                let (k, v) = item.map_err(Error::storage)?;
                 Ok(Some((K::parse_key(&k)?, v)))
             }
         }
