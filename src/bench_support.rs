@@ -68,12 +68,7 @@ impl PlainStore {
         write_buffer_bytes: usize,
         create: bool,
     ) -> Result<PlainStore> {
-        let cfg = StorageConfig {
-            block_cache_bytes,
-            write_buffer_bytes,
-            sync_writes: false,
-            compression: true,
-        };
+        let cfg = StorageConfig::new(block_cache_bytes, write_buffer_bytes);
         let (db_opts, cf_opts, cache) = rocksdb_options(&cfg, create)?;
         let db = DB::open_cf_descriptors(
             &db_opts,

@@ -81,6 +81,18 @@ impl Db {
         })
     }
 
+    /// Whether `path` holds a store's RocksDB instance (a `CURRENT` file):
+    /// the check the CLI makes before opening or creating.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// assert!(!lethedb::Db::store_exists(dir.path()));
+    /// Ok::<_, std::io::Error>(())
+    /// ```
+    pub fn store_exists(path: impl AsRef<Path>) -> bool {
+        crate::storage::is_store_dir(path.as_ref())
+    }
+
     /// Directory of the store.
     pub fn path(&self) -> &Path {
         self.engine.path()
@@ -694,16 +706,10 @@ pub fn verify_certificate_in_store(
 }
 
 fn open_keyless(path: &Path) -> Result<Store> {
-    if !path.join("CURRENT").exists() {
+    if !crate::storage::is_store_dir(path) {
         return Err(Error::StoreNotFound {
             path: path.to_path_buf(),
         });
     }
-    let cfg = StorageConfig {
-        block_cache_bytes: 8 << 20,
-        write_buffer_bytes: 1 << 20,
-        sync_writes: false,
-        compression: true,
-    };
-    Store::open_read_only(path, &cfg)
+    Store::open_read_only(path, &StorageConfig::new(8 << 20, 1 << 20))
 }

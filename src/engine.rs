@@ -103,7 +103,7 @@ impl Engine {
                 crate::MAX_VALUE_BYTES
             )));
         }
-        let exists = path.join("CURRENT").exists();
+        let exists = crate::storage::is_store_dir(path);
         if !exists && !options.create_if_missing {
             return Err(Error::StoreNotFound {
                 path: path.to_path_buf(),

@@ -93,14 +93,6 @@ pub enum Error {
         erasure_id: u64,
     },
 
-    /// Every identifier of a request belongs to a forgotten person
-    /// (suppression); nothing was written. See `Db::unsuppress`.
-    #[error("{count} identifier(s) of this request belong to a forgotten person and are suppressed; nothing was written")]
-    Suppressed {
-        /// How many of the request's identifiers are suppressed.
-        count: usize,
-    },
-
     /// An erasure certificate failed verification.
     #[error("certificate rejected: {0}")]
     InvalidCertificate(String),

@@ -87,7 +87,7 @@ fn base_options(cli: &Cli) -> Options {
 
 fn open(cli: &Cli) -> std::result::Result<Db, Failure> {
     let dir = need_db(&cli.db)?;
-    if !dir.join("CURRENT").exists() {
+    if !Db::store_exists(&dir) {
         return Err(Error::StoreNotFound { path: dir }.into());
     }
     let keys = FileKeyProvider::new(key_path(cli, &dir));
@@ -141,7 +141,7 @@ pub(crate) fn init_store(
     schema: Option<Schema>,
     identity: IdentityConfig,
 ) -> std::result::Result<Db, Failure> {
-    if dir.join("CURRENT").exists() {
+    if Db::store_exists(dir) {
         return Err(Error::StoreExists {
             path: dir.to_path_buf(),
         }
@@ -165,7 +165,7 @@ pub(crate) fn init_store(
         Err(e) => {
             // Do not leave a key file behind for a store that was never
             // created; once the store exists, its key must stay.
-            if !dir.join("CURRENT").exists() {
+            if !Db::store_exists(dir) {
                 let _ = std::fs::remove_file(key);
             }
             Err(e.into())

@@ -588,13 +588,13 @@ impl KeyHierarchy {
     /// documentation) and commits it. Does not destroy the old root: the
     /// caller does, once every copy that must survive is re-rooted.
     ///
-    /// `new_epoch` comes from [`Self::next_epoch`]; keyrings of `erase` are
-    /// deleted instead of re-wrapped (a backup copy still holds them).
+    /// `new_epoch` comes from [`Self::next_epoch`]. Keyrings of erased
+    /// profiles are gone already (forget deleted them); every keyring left
+    /// in a touched bucket is re-wrapped.
     pub(crate) fn rotate(
         &self,
         store: &Store,
         buckets: &BTreeSet<u32>,
-        erase: &BTreeSet<ProfileId>,
         new_epoch: u32,
     ) -> Result<Rotation> {
         let _exclusive = self.epoch_lock.write();
@@ -646,10 +646,6 @@ impl KeyHierarchy {
             let (from, to) = shape.keyring_range(b);
             for item in store.range::<Keyrings>(&from, to.as_ref())? {
                 let (id, w) = item?;
-                if erase.contains(&id) {
-                    batch.delete::<Keyrings>(&id);
-                    continue;
-                }
                 if w.parent_version != o.version {
                     return Err(Error::corrupt(
                         "keyring",

@@ -26,6 +26,29 @@ pub(crate) struct StorageConfig {
     pub(crate) compression: bool,
 }
 
+impl StorageConfig {
+    /// Caches of the given sizes, compression on, writes not synced.
+    pub(crate) fn new(block_cache_bytes: usize, write_buffer_bytes: usize) -> Self {
+        StorageConfig {
+            block_cache_bytes,
+            write_buffer_bytes,
+            sync_writes: false,
+            compression: true,
+        }
+    }
+
+    /// Every write synced to disk before it returns.
+    pub(crate) fn synced(mut self) -> Self {
+        self.sync_writes = true;
+        self
+    }
+}
+
+/// Whether `path` holds a RocksDB instance (its `CURRENT` file).
+pub(crate) fn is_store_dir(path: &std::path::Path) -> bool {
+    path.join("CURRENT").exists()
+}
+
 /// One logical operation's writes. Committed whole by [`Store::write`] or not at all.
 #[derive(Default)]
 pub(crate) struct Batch {

@@ -176,12 +176,7 @@ pub(crate) fn mirror_ledger(db: &Engine) -> Result<usize> {
 
 /// Small caches and synced writes: for the short edits of a backup copy.
 fn copy_config() -> StorageConfig {
-    StorageConfig {
-        block_cache_bytes: 1 << 20,
-        write_buffer_bytes: 1 << 20,
-        sync_writes: true,
-        compression: true,
-    }
+    StorageConfig::new(1 << 20, 1 << 20).synced()
 }
 
 fn is_nonempty_dir(dir: &Path) -> Result<bool> {
@@ -296,7 +291,7 @@ pub(crate) fn restore(
     options: Options,
 ) -> Result<(Engine, RestoreReport)> {
     let src = from.join(STORE_DIR);
-    if !from.join(INFO_FILE).exists() || !src.join("CURRENT").exists() {
+    if !from.join(INFO_FILE).exists() || !crate::storage::is_store_dir(&src) {
         return Err(Error::InvalidInput(format!(
             "{} is not a lethedb backup (no {INFO_FILE} and {STORE_DIR}/)",
             from.display()
@@ -446,7 +441,7 @@ pub(crate) fn rekey_backups(
         out.doomed.push(epoch);
         out.doomed.extend(rec.next_root_epoch);
         let store_dir = PathBuf::from(&rec.path).join(STORE_DIR);
-        if !store_dir.join("CURRENT").exists() {
+        if !crate::storage::is_store_dir(&store_dir) {
             rec.root_epoch = None;
             rec.next_root_epoch = None;
             put_record(db, n, &rec)?;
@@ -489,8 +484,7 @@ pub(crate) fn rekey_backups(
                     }
                 }
             }
-            copy.keys
-                .rotate(&copy.store, &buckets, &BTreeSet::new(), next)?;
+            copy.keys.rotate(&copy.store, &buckets, next)?;
             copy.store.flush()?;
         }
         rec.root_epoch = Some(next);

@@ -243,9 +243,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     }
     let rotation_started = Instant::now();
     let new_epoch = db.keys.next_epoch()?;
-    let rot = db
-        .keys
-        .rotate(&db.store, &buckets, &BTreeSet::new(), new_epoch)?;
+    let rot = db.keys.rotate(&db.store, &buckets, new_epoch)?;
     let last_pending = pending.last().map_or(0, |(id, _)| *id);
     let mut doomed = vec![rot.old_epoch];
     let mut rekey = super::backup::BackupRekey::default();
