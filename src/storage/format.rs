@@ -833,6 +833,16 @@ pub(crate) enum ErasureScope {
     Fields,
 }
 
+impl ErasureScope {
+    /// The name used in certificates and backup ledgers.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ErasureScope::Profile => "profile",
+            ErasureScope::Fields => "fields",
+        }
+    }
+}
+
 /// One erasure in the ledger (`meta` keyspace `e`). Kept forever: it makes
 /// `forget` idempotent, lets `restore` replay erasures into an older backup,
 /// and holds the certificate once purged. PII-free: profile ids are random,

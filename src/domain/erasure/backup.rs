@@ -92,10 +92,7 @@ fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
 fn to_line(db: &Engine, r: &ErasureRecord) -> Result<LedgerLine> {
     let mut l = LedgerLine {
         erasure_id: r.erasure_id,
-        scope: match r.scope {
-            ErasureScope::Profile => "profile".into(),
-            ErasureScope::Fields => "fields".into(),
-        },
+        scope: r.scope.name().into(),
         profiles: r
             .profiles
             .iter()

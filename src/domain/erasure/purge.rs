@@ -31,7 +31,7 @@ use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
-use crate::storage::format::{ErasureScope, PendingPurge};
+use crate::storage::format::PendingPurge;
 use crate::storage::{Batch, SstFile};
 use crate::types::{ProfileId, Timestamp};
 
@@ -347,11 +347,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
                     store_id: store_id.clone(),
                     erasure_id: rec.erasure_id,
                     subject_ref: crate::hex::encode(&rec.subject_ref),
-                    scope: match rec.scope {
-                        ErasureScope::Profile => "profile",
-                        ErasureScope::Fields => "fields",
-                    }
-                    .into(),
+                    scope: rec.scope.name().into(),
                     fields: rec.fields.clone(),
                     profiles_erased: u32::try_from(rec.profiles.len()).unwrap_or(u32::MAX),
                     key_ids_destroyed: rec.key_ids.iter().map(|k| crate::hex::encode(k)).collect(),
