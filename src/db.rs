@@ -713,3 +713,14 @@ fn open_keyless(path: &Path) -> Result<Store> {
     }
     Store::open_read_only(path, &StorageConfig::new(8 << 20, 1 << 20))
 }
+
+/// For unit tests inside the crate: a new store in a temporary directory
+/// (random master key) holding one profile, `{"plan": "pro"}`.
+#[cfg(test)]
+pub(crate) fn scratch_store() -> (tempfile::TempDir, Db, ProfileId) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = crate::MemoryKeyProvider::generate().expect("key");
+    let db = Db::open(dir.path(), &keys, Options::new().create_if_missing(true)).expect("open");
+    let id = db.create(Update::new().set("plan", "pro")).expect("create");
+    (dir, db, id)
+}

@@ -48,6 +48,24 @@ fn python_json(script: &str, input: &str) -> Option<String> {
 const TC_STRING: &str =
     "CLcVDxRMWfGmWAVAHCENAXCkAKDAADnAABRgA5mdfCKZuYJez-NQm0TBMYA4oCAAGQYIAAAAAAEAIAEgAA";
 
+fn consent_set(d: &str, id: &str, purpose: &str, status: &str) -> Output {
+    lethedb(
+        &[
+            "consent",
+            "set",
+            "--db",
+            d,
+            "--id",
+            id,
+            "--purpose",
+            purpose,
+            "--status",
+            status,
+        ],
+        None,
+    )
+}
+
 fn import_tcf(d: &str, id: &str) -> Output {
     lethedb(
         &["consent", "import-tcf", "--db", d, "--id", id, TC_STRING],
@@ -575,21 +593,7 @@ fn import_tcf_prints_stored_records_and_purposes_sort_by_number() {
     let d = dir.to_str().unwrap();
     assert!(lethedb(&["init", "--db", d], None).status.success());
     let id = stdout(&lethedb(&["put", "--db", d, r#"{"plan":"pro"}"#], None));
-    let o = lethedb(
-        &[
-            "consent",
-            "set",
-            "--db",
-            d,
-            "--id",
-            &id,
-            "--purpose",
-            "analytics",
-            "--status",
-            "granted",
-        ],
-        None,
-    );
+    let o = consent_set(d, &id, "analytics", "granted");
     assert!(o.status.success(), "{}", stderr(&o));
     let before = lethedb::Timestamp::now();
     let o = import_tcf(d, &id);

@@ -931,18 +931,8 @@ mod tests {
     /// (or before the clock stepped back): new records sort after it.
     #[test]
     fn recorded_at_floors_at_the_latest_history_entry() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = crate::MemoryKeyProvider::generate().unwrap();
-        let handle = crate::Db::open(
-            dir.path(),
-            &keys,
-            crate::Options::new().create_if_missing(true),
-        )
-        .unwrap();
+        let (_dir, handle, id) = crate::db::scratch_store();
         let db = &*handle.engine;
-        let id = handle
-            .create(crate::Update::new().set("plan", "pro"))
-            .unwrap();
         let ahead = Timestamp::now().as_micros() + 3_600_000_000;
         let mut hk = [0u8; 12];
         hk[..8].copy_from_slice(&ahead.to_be_bytes());

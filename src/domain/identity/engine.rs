@@ -974,16 +974,8 @@ mod legacy_forms {
     /// wrote them.
     #[test]
     fn email_entries_of_earlier_builds_are_found_suppressed_and_unsuppressed() {
-        let dir = tempfile::tempdir().unwrap();
-        let keys = crate::MemoryKeyProvider::generate().unwrap();
-        let handle = crate::Db::open(
-            dir.path(),
-            &keys,
-            crate::Options::new().create_if_missing(true),
-        )
-        .unwrap();
+        let (_dir, handle, id) = crate::db::scratch_store();
         let db = &*handle.engine;
-        let id = handle.create(Update::new().set("plan", "pro")).unwrap();
         let (indexed, suppressed) = ("josé@bücher.de", "zoë@straße.de");
         let mut batch = Batch::new();
         batch.put::<IdentityIndex>(
