@@ -76,8 +76,15 @@ impl Db {
     /// directory, [`Error::UnsupportedFormat`] for a newer format, and
     /// [`Error::WrongKey`] when the master key does not match.
     pub fn open(path: impl AsRef<Path>, keys: &dyn KeyProvider, options: Options) -> Result<Db> {
+        let restoring = options.restoring;
+        let engine = Engine::open(path, keys, options)?;
+        if !restoring {
+            // Erasures left pending past their deadline (e.g. by a crash)
+            // are purged now.
+            erasure::maybe_purge(&engine)?;
+        }
         Ok(Db {
-            engine: Arc::new(Engine::open(path, keys, options)?),
+            engine: Arc::new(engine),
         })
     }
 

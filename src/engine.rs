@@ -9,17 +9,19 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::crypto::hierarchy::{KeyHierarchy, Shape};
-use crate::crypto::{kdf, os_random, KeyProvider, SecretKey};
-use crate::crypto::{FileRootKeyStore, RootKeyStore};
+use crate::crypto::{kdf, KeyProvider, SecretKey};
 use crate::domain::audit::AuditLog;
-use crate::domain::erasure::{self, Signer};
+use crate::domain::erasure::certificate::Signer;
+use crate::domain::erasure::markers::{self, Pending};
 use crate::domain::fields::FieldRegistry;
 use crate::domain::identity::blind::BlindIndex;
-use crate::domain::identity::IdentityConfig;
+use crate::domain::identity::config::IdentityConfig;
 use crate::domain::locks::StripedLocks;
 use crate::error::{Error, Result};
+use crate::keytree::{FileRootKeyStore, RootKeyStore};
+use crate::keytree::{KeyHierarchy, Shape};
 use crate::options::Options;
+use crate::random::os_random;
 use crate::storage::columns::{Configs, Erasures, KeyTreeHeaders, Schemas, StoreHeaders};
 use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, StorageConfig, Store};
@@ -50,7 +52,7 @@ pub(crate) struct Engine {
     pub(crate) erasure_seq: Mutex<u64>,
     pub(crate) purge_lock: Mutex<()>,
     /// Erasures waiting for purge (count, oldest request time).
-    pub(crate) pending: Mutex<erasure::Pending>,
+    pub(crate) pending: Mutex<Pending>,
     pub(crate) suppress_forgotten: bool,
     /// Whether any suppression entry exists (skips the check when none do).
     pub(crate) suppression_active: AtomicBool,
@@ -96,11 +98,11 @@ impl Engine {
         options: Options,
     ) -> Result<Engine> {
         let path = path.as_ref();
-        if options.limits.max_value_bytes > crate::MAX_VALUE_BYTES {
+        if options.limits.max_value_bytes > format::MAX_VALUE_BYTES {
             return Err(Error::InvalidInput(format!(
                 "max_value_bytes {} exceeds the format's bound of {} bytes",
                 options.limits.max_value_bytes,
-                crate::MAX_VALUE_BYTES
+                format::MAX_VALUE_BYTES
             )));
         }
         let exists = crate::storage::is_store_dir(path);
@@ -183,7 +185,7 @@ impl Engine {
         if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
             return Err(Error::WrongKey);
         }
-        if erasure::is_backup(&store)? && !options.restoring {
+        if markers::is_backup(&store)? && !options.restoring {
             return Err(Error::InvalidInput(format!(
                 "{} is a backup copy; restore it with `lethedb restore` (which replays later erasures)",
                 path.display()
@@ -226,8 +228,8 @@ impl Engine {
         let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
         let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;
         let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
-        let suppression_active = erasure::any_suppressed(&store)?;
-        let pending = erasure::scan_pending(&store)?;
+        let suppression_active = markers::any_suppressed(&store)?;
+        let pending = markers::scan_pending(&store)?;
         let registry = FieldRegistry::load(&store)?;
         let schema = match store.get::<Schemas>(&())? {
             Some(blob) => Schema::from_json(
@@ -274,10 +276,6 @@ impl Engine {
         }
         if let Some(c) = identity_to_set {
             db.set_identity_config(c)?;
-        }
-        if !options.restoring {
-            // Erasures left pending past their deadline (e.g. by a crash) are purged now.
-            erasure::maybe_purge(&db)?;
         }
         Ok(db)
     }

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use crate::types::ProfileId;
+use crate::id::ProfileId;
+
+/// Longest accepted identifier value, in bytes.
+pub const MAX_IDENTIFIER_BYTES: usize = 512;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -305,11 +308,7 @@ impl std::fmt::Display for IdentifierProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             IdentifierProblem::TooLong => {
-                write!(
-                    f,
-                    "longer than {} bytes",
-                    crate::types::MAX_IDENTIFIER_BYTES
-                )
+                write!(f, "longer than {} bytes", MAX_IDENTIFIER_BYTES)
             }
             IdentifierProblem::ControlCharacter => f.write_str("contains a control character"),
             IdentifierProblem::Empty => f.write_str("empty"),

@@ -48,7 +48,9 @@ mod error;
 #[cfg(feature = "demo")]
 pub mod forensics;
 mod hex;
+mod id;
 pub mod ingest;
+mod keytree;
 mod options;
 mod random;
 mod storage;
@@ -63,10 +65,7 @@ pub mod bench_support;
 #[cfg(feature = "testkit")]
 pub mod fuzz_support;
 
-pub use crypto::{
-    EnvKeyProvider, FileKeyProvider, FileRootKeyStore, KeyProvider, KeyTreeStatus, MasterKey,
-    MemoryKeyProvider, MemoryRootKeyStore, RootKeyStore, RotationStep,
-};
+pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
 pub use db::{verify_audit_log, verify_certificate_in_store, Db, StoreStats};
 pub use domain::audit::{AuditRecord, AuditReport};
 pub use domain::consent::tcf;
@@ -88,6 +87,9 @@ pub use domain::profiles::{
     Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES,
 };
 pub use error::{Error, Result, StorageErrorKind};
+pub use keytree::{
+    FileRootKeyStore, KeyTreeStatus, MemoryRootKeyStore, RootKeyStore, RotationStep,
+};
 pub use options::{Limits, Options};
 pub use storage::{ColumnStats, MemoryUsage};
 pub use types::{FieldClass, FieldSpec, MergeId, ProfileId, Schema, Timestamp, Value, ValueKind};

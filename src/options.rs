@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::crypto::RootKeyStore;
-use crate::domain::identity::IdentityConfig;
+use crate::domain::identity::config::IdentityConfig;
+use crate::keytree::RootKeyStore;
 use crate::types::Schema;
 
 /// How to open a store. Built with chained setters.

@@ -8,43 +8,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::id::{MergeId, ProfileId};
 
-/// A 128-bit random id type shown as 32 lowercase hex characters; `bad`
+/// Parsing from text and fresh random values for an id type of
+/// `crate::id` (they return this crate's typed errors, which name the id
+/// types, so they live here rather than beside the representation); `bad`
 /// builds the parse error from the rejected text.
-macro_rules! id128 {
-    ($(#[$doc:meta])* $name:ident, $bad:expr) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name([u8; 16]);
-
+macro_rules! id128_parse {
+    ($name:ident, $bad:expr) => {
         impl $name {
-            /// Wraps raw bytes.
-            pub const fn from_bytes(bytes: [u8; 16]) -> Self {
-                $name(bytes)
-            }
-
-            /// The raw bytes (big-endian order is the key order on disk).
-            pub const fn as_bytes(&self) -> &[u8; 16] {
-                &self.0
-            }
-
             /// A fresh random id from the OS random number generator.
             pub fn random() -> Result<Self> {
                 let mut b = [0u8; 16];
                 crate::random::os_random(&mut b)?;
-                Ok($name(b))
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&crate::hex::encode(&self.0))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({self})", stringify!($name))
+                Ok($name::from_bytes(b))
             }
         }
 
@@ -55,36 +32,17 @@ macro_rules! id128 {
                 let text: String = s.chars().take(64).collect();
                 let bad = || -> Error { ($bad)(text.clone()) };
                 let bytes = crate::hex::decode(s).ok_or_else(bad)?;
-                Ok($name(bytes.try_into().map_err(|_| bad())?))
+                Ok($name::from_bytes(bytes.try_into().map_err(|_| bad())?))
             }
         }
     };
 }
 
-id128!(
-    /// A 128-bit profile identifier, shown as 32 lowercase hex characters.
-    ///
-    /// New ids come from the operating system's random number generator, so they
-    /// reveal nothing about when or where a profile was created.
-    ///
-    /// ```
-    /// use lethedb::ProfileId;
-    /// let id: ProfileId = "00112233445566778899aabbccddeeff".parse()?;
-    /// assert_eq!(id.to_string(), "00112233445566778899aabbccddeeff");
-    /// assert!("not-an-id".parse::<ProfileId>().is_err());
-    /// Ok::<_, lethedb::Error>(())
-    /// ```
-    ProfileId,
-    |input| Error::InvalidProfileId { input }
-);
+id128_parse!(ProfileId, |input| Error::InvalidProfileId { input });
 
-id128!(
-    /// Identifies one merge of two profiles (128 bits, random), shown as 32 hex characters.
-    MergeId,
-    |input: String| Error::InvalidInput(format!(
-        "invalid merge id {input:?}: expected 32 hexadecimal characters"
-    ))
-);
+id128_parse!(MergeId, |input: String| Error::InvalidInput(format!(
+    "invalid merge id {input:?}: expected 32 hexadecimal characters"
+)));
 
 /// A point in time with microsecond precision, counted from the Unix epoch
 /// (UTC). Valid from year 0001 to 9999, so every timestamp prints as RFC 3339.
@@ -607,6 +565,3 @@ pub(crate) fn validate_field_name(name: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// Longest accepted identifier value, in bytes.
-pub const MAX_IDENTIFIER_BYTES: usize = 512;

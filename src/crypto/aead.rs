@@ -10,7 +10,7 @@ use aes_gcm::{Aes256Gcm, KeyInit};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
-use super::KEY_LEN;
+use super::key::KEY_LEN;
 use crate::error::{Error, Result};
 
 pub(crate) const NONCE_LEN: usize = 12;

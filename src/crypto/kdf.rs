@@ -5,7 +5,8 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{MasterKey, SecretKey, KEY_LEN};
+use super::key::{SecretKey, KEY_LEN};
+use super::provider::MasterKey;
 use crate::error::{Error, Result};
 
 /// HKDF `info` labels. Each subkey has its own label (domain separation).

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-use super::{random_key, SecretKey, KEY_LEN};
+use super::key::{random_key, SecretKey, KEY_LEN};
 use crate::error::{Error, Result};
 
 /// The root secret of a store: 32 bytes, wiped from memory on drop.

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use zeroize::Zeroizing;
 
 use crate::crypto::aead;
-use crate::crypto::hierarchy::{field_ad, Keyring};
 use crate::crypto::kdf::FieldKeys;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::keytree::{field_ad, Keyring};
 use crate::storage::columns::{Keyrings, Profiles};
 use crate::storage::format::{self, FieldEntry, ProfileRecord, RecordStatus, WrappedKey};
 use crate::storage::Batch;
@@ -293,7 +293,7 @@ impl Working {
         let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
         if let Some(e) = record
             .as_ref()
-            .and_then(|r| crate::domain::erasure::erased_error(id, r))
+            .and_then(|r| crate::domain::erasure::markers::erased_error(id, r))
         {
             return Err(e);
         }

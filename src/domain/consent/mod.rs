@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::aead;
-use crate::crypto::hierarchy::field_ad;
 use crate::domain::profiles::{self, final_target, is_system_field, Working};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::keytree::field_ad;
 use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory, Keyspace};
 use crate::storage::format::{GrantEntry, RecordStatus, SealedConsent};
 use crate::storage::Batch;
@@ -423,7 +423,7 @@ fn stage_state(
 fn stage_history(db: &Engine, w: &Working, r: &ConsentRecord, batch: &mut Batch) -> Result<()> {
     let mut hk = [0u8; 12];
     hk[..8].copy_from_slice(&r.recorded_at.as_micros().to_be_bytes());
-    crate::crypto::os_random(&mut hk[8..])?;
+    crate::random::os_random(&mut hk[8..])?;
     let key = (w.id, hk);
     batch.put::<ConsentHistory>(&key, &seal(db, w, b'h', &body(&key), r)?);
     Ok(())

@@ -23,29 +23,27 @@
 //! back. Ledger lines are MACed under a master-derived key, so a line
 //! cannot be altered; the limits are written down in docs/design.md.
 
-use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::Sha256;
 
-use crate::crypto::{FileRootKeyStore, KeyProvider, MemoryKeyProvider, RootKeyStore};
+use crate::crypto::KeyProvider;
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::keytree::{FileRootKeyStore, RootKeyStore};
 use crate::options::Options;
 use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders};
-use crate::storage::format::{BackupRecord, Blob, ErasureRecord, ErasureScope};
-use crate::storage::{Batch, StorageConfig, Store};
+use crate::storage::format::{BackupRecord, Blob};
+use crate::storage::{Batch, Store};
 use crate::types::{ProfileId, Timestamp};
 
-const STORE_DIR: &str = "store";
-const LEDGER_FILE: &str = "erasure-ledger.ndjson";
-const INFO_FILE: &str = "BACKUP.json";
+use super::copies::{
+    append_ledger, copy_config, line_mac, read_ledger, INFO_FILE, LEDGER_FILE, STORE_DIR,
+};
+use super::forget::{forget_fields, forget_replay};
+use super::purge::purge;
 
 /// What `backup` wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,113 +65,6 @@ pub struct RestoreReport {
     pub already_present: usize,
     /// Certificates issued by the purge that followed the replay.
     pub certificates: Vec<String>,
-}
-
-/// One ledger line.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LedgerLine {
-    erasure_id: u64,
-    scope: String,
-    profiles: Vec<String>,
-    fields: Vec<String>,
-    requested_at: String,
-    mac: String,
-}
-
-fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(db.ledger_key.as_ref())
-        .map_err(|_| Error::Internal("HMAC key length".into()))?;
-    let body = json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at]).to_string();
-    mac.update(body.as_bytes());
-    Ok(crate::hex::encode(&mac.finalize().into_bytes()))
-}
-
-fn to_line(db: &Engine, r: &ErasureRecord) -> Result<LedgerLine> {
-    let mut l = LedgerLine {
-        erasure_id: r.erasure_id,
-        scope: r.scope.name().into(),
-        profiles: r
-            .profiles
-            .iter()
-            .map(|p| ProfileId::from_bytes(*p).to_string())
-            .collect(),
-        fields: r.fields.clone(),
-        requested_at: Timestamp(r.requested_at).to_string(),
-        mac: String::new(),
-    };
-    l.mac = line_mac(db, &l)?;
-    Ok(l)
-}
-
-fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io_at(path, e)),
-    };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::InvalidInput(format!("{} line {}: {e}", path.display(), i + 1)))
-        })
-        .collect()
-}
-
-/// Appends the erasures missing from `dir`'s ledger file.
-fn append_ledger(db: &Engine, dir: &Path) -> Result<usize> {
-    let path = dir.join(LEDGER_FILE);
-    let have = read_ledger(&path)?
-        .iter()
-        .map(|l| l.erasure_id)
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    let mut n = 0;
-    for item in db.store.entries::<Erasures>(&[])? {
-        let (id, rec) = item?;
-        if id <= have {
-            continue;
-        }
-        let line = serde_json::to_string(&to_line(db, &rec)?)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
-        out.push_str(&line);
-        out.push('\n');
-        n += 1;
-    }
-    if n > 0 {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io_at(&path, e))?;
-        f.write_all(out.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io_at(&path, e))?;
-    }
-    Ok(n)
-}
-
-/// Mirrors the ledger into every registered backup that is reachable;
-/// returns how many backups were brought up to date.
-pub(crate) fn mirror_ledger(db: &Engine) -> Result<usize> {
-    let mut done = 0;
-    for item in db.store.entries::<Backups>(&[])? {
-        let (_, b) = item?;
-        let dir = PathBuf::from(&b.path);
-        if dir.join(INFO_FILE).exists() {
-            append_ledger(db, &dir)?;
-            done += 1;
-        }
-    }
-    Ok(done)
-}
-
-/// Small caches and synced writes: for the short edits of a backup copy.
-fn copy_config() -> StorageConfig {
-    StorageConfig::new(1 << 20, 1 << 20).synced()
 }
 
 fn is_nonempty_dir(dir: &Path) -> Result<bool> {
@@ -322,7 +213,7 @@ pub(crate) fn restore(
             source_roots.describe()
         ),
     })?;
-    crate::crypto::hierarchy::require_empty(&*target_roots, "a restored store")?;
+    crate::keytree::require_empty(&*target_roots, "a restored store")?;
     target_roots.put(epoch, &sealed)?;
     let mut opts = options;
     opts.restoring = true;
@@ -353,10 +244,10 @@ pub(crate) fn restore(
             .map(|p| p.parse::<ProfileId>())
             .collect::<Result<Vec<_>>>()?;
         let r = if l.scope == "profile" {
-            super::forget_replay(&db, &ids, l.erasure_id)?
+            forget_replay(&db, &ids, l.erasure_id)?
         } else {
             let names: Vec<&str> = l.fields.iter().map(String::as_str).collect();
-            super::forget_fields(&db, &ids, &names, Some(l.erasure_id))?
+            forget_fields(&db, &ids, &names, Some(l.erasure_id))?
         };
         let replayed = r.erasure_id == Some(l.erasure_id);
         if replayed {
@@ -374,7 +265,7 @@ pub(crate) fn restore(
             json!({ "replayed": report.replayed, "already_present": report.already_present }),
         )],
     )?;
-    report.certificates = super::purge(&db)?.certificates;
+    report.certificates = purge(&db)?.certificates;
     Ok((db, report))
 }
 
@@ -391,111 +282,4 @@ fn recorded_root_keys(from: &Path) -> Result<Arc<dyn RootKeyStore>> {
             info_path.display()
         ))),
     }
-}
-
-/// What re-keying the backups did.
-#[derive(Debug, Default)]
-pub(crate) struct BackupRekey {
-    pub(crate) rekeyed: u32,
-    pub(crate) invalidated: u32,
-    /// Root epochs backups still use.
-    pub(crate) referenced: BTreeSet<u32>,
-    /// Their old roots, to destroy.
-    pub(crate) doomed: Vec<u32>,
-}
-
-fn put_record(db: &Engine, n: u64, rec: &BackupRecord) -> Result<()> {
-    let mut batch = Batch::new();
-    batch.put::<Backups>(&n, rec);
-    db.store.write_synced(batch)
-}
-
-/// Re-keys every registered backup that holds one of `records` (erasures
-/// being purged, the last with id `last`): applies them to the copy,
-/// rotates its tree under a new root, and names its old root for
-/// destruction. An unreachable backup is invalidated instead.
-pub(crate) fn rekey_backups(
-    db: &Engine,
-    records: &[ErasureRecord],
-    last: u64,
-) -> Result<BackupRekey> {
-    let mut out = BackupRekey::default();
-    let registered: Vec<(u64, BackupRecord)> =
-        db.store.entries::<Backups>(&[])?.collect::<Result<_>>()?;
-    for (n, mut rec) in registered {
-        let Some(epoch) = rec.root_epoch else {
-            continue;
-        };
-        let held: Vec<&ErasureRecord> = records
-            .iter()
-            .filter(|r| r.erasure_id > rec.purged_through)
-            .collect();
-        if held.is_empty() {
-            out.referenced.insert(epoch);
-            out.referenced.extend(rec.next_root_epoch);
-            continue;
-        }
-        out.doomed.push(epoch);
-        out.doomed.extend(rec.next_root_epoch);
-        let store_dir = PathBuf::from(&rec.path).join(STORE_DIR);
-        if !crate::storage::is_store_dir(&store_dir) {
-            rec.root_epoch = None;
-            rec.next_root_epoch = None;
-            put_record(db, n, &rec)?;
-            out.invalidated += 1;
-            continue;
-        }
-        let next = db.keys.next_epoch()?;
-        rec.next_root_epoch = Some(next);
-        put_record(db, n, &rec)?;
-        {
-            let mut opts = Options::new();
-            opts.restoring = true;
-            opts.shared_roots = true;
-            let copy = Engine::open(
-                &store_dir,
-                &MemoryKeyProvider::holding(&db.master),
-                opts.root_keys(Arc::clone(db.keys.roots_arc()))
-                    .purge_after_erasures(0)
-                    .block_cache_bytes(8 << 20)
-                    .write_buffer_bytes(4 << 20),
-            )?;
-            let mut buckets = BTreeSet::new();
-            for r in &held {
-                let ids: Vec<ProfileId> = r
-                    .profiles
-                    .iter()
-                    .map(|p| ProfileId::from_bytes(*p))
-                    .collect();
-                buckets.extend(ids.iter().map(|id| copy.keys.bucket_of(id)));
-                if copy.store.get::<Erasures>(&r.erasure_id)?.is_some() {
-                    continue;
-                }
-                match r.scope {
-                    ErasureScope::Profile => {
-                        super::forget_replay(&copy, &ids, r.erasure_id)?;
-                    }
-                    ErasureScope::Fields => {
-                        let names: Vec<&str> = r.fields.iter().map(String::as_str).collect();
-                        super::forget_fields(&copy, &ids, &names, Some(r.erasure_id))?;
-                    }
-                }
-            }
-            copy.keys.rotate(&copy.store, &buckets, next)?;
-            copy.store.flush()?;
-        }
-        rec.root_epoch = Some(next);
-        rec.next_root_epoch = None;
-        rec.purged_through = rec.purged_through.max(last);
-        put_record(db, n, &rec)?;
-        out.referenced.insert(next);
-        out.rekeyed += 1;
-    }
-    out.doomed.retain(|e| !out.referenced.contains(e));
-    Ok(out)
-}
-
-/// Whether a store directory is marked as a backup.
-pub(crate) fn is_backup(store: &Store) -> Result<bool> {
-    Ok(store.get::<BackupMarkers>(&())?.is_some())
 }

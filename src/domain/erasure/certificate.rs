@@ -17,9 +17,10 @@
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{aead, kdf, os_random, MasterKey};
+use crate::crypto::{aead, kdf, MasterKey};
 use crate::domain::audit::{self, Event};
 use crate::error::{Error, Result};
+use crate::random::os_random;
 use crate::storage::columns::SigningKeys;
 use crate::storage::format::SigningKeyRecord;
 use crate::storage::{Batch, Store};

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::certificate::{Certificate, CERT_FORMAT};
+use super::markers::{scan_pending, Pending};
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -95,31 +96,6 @@ impl PurgeReport {
             "backups_invalidated": self.backups_invalidated,
             "seconds": self.duration.as_secs_f64(),
         })
-    }
-}
-
-/// Number of erasures waiting for purge and the request time of the oldest
-/// (scanned from the store; used at open).
-pub(crate) fn scan_pending(store: &crate::storage::Store) -> Result<Pending> {
-    let mut p = Pending::default();
-    for item in store.entries::<PendingPurges>(&[])? {
-        let (_, item) = item?;
-        p.add(item.requested_at);
-    }
-    Ok(p)
-}
-
-/// Erasures waiting for purge, kept in memory beside the `meta 'q'` items.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Pending {
-    pub(crate) count: usize,
-    pub(crate) oldest: Option<i64>,
-}
-
-impl Pending {
-    pub(crate) fn add(&mut self, requested_at: i64) {
-        self.count += 1;
-        self.oldest = Some(self.oldest.map_or(requested_at, |o| o.min(requested_at)));
     }
 }
 
@@ -246,9 +222,9 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     let rot = db.keys.rotate(&db.store, &buckets, new_epoch)?;
     let last_pending = pending.last().map_or(0, |(id, _)| *id);
     let mut doomed = vec![rot.old_epoch];
-    let mut rekey = super::backup::BackupRekey::default();
+    let mut rekey = super::copies::BackupRekey::default();
     if db.owns_roots {
-        rekey = super::backup::rekey_backups(db, &records, last_pending)?;
+        rekey = super::copies::rekey_backups(db, &records, last_pending)?;
         doomed.extend(rekey.doomed.iter().copied());
         // Leftovers of an interrupted rotation or backup: roots no copy uses.
         for e in db.keys.roots().epochs()? {
@@ -383,7 +359,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     db.store.compact_cf(CF_META)?;
     db.store.flush()?;
     wait_for_obsolete(db, Duration::from_secs(30))?;
-    super::backup::mirror_ledger(db)?;
+    super::copies::mirror_ledger(db)?;
     report.erasures = ids;
     report.certificates = certs;
     report.duration = started.elapsed();

@@ -69,13 +69,13 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
         }
     }
     for id in &expired_profiles {
-        if super::forget(db, id)?.erasure_id.is_some() {
+        if super::erase::forget(db, id)?.erasure_id.is_some() {
             report.profiles_forgotten += 1;
         }
     }
     for (id, names) in &expired_fields {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let r = super::forget_fields(db, &[*id], &refs, None)?;
+        let r = super::erase::forget_fields(db, &[*id], &refs, None)?;
         if r.erasure_id.is_some() {
             report.profiles_with_fields_erased += 1;
             report.fields_erased += names.len();
@@ -95,6 +95,6 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
             }),
         )],
     )?;
-    report.certificates = super::purge(db)?.certificates;
+    report.certificates = super::purge::purge(db)?.certificates;
     Ok(report)
 }

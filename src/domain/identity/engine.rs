@@ -31,7 +31,7 @@ pub(crate) const IDS_FIELD: &str = "$ids";
 #[non_exhaustive]
 pub enum RejectReason {
     /// It could not be normalised (the text says why).
-    Invalid(crate::domain::identity::IdentifierProblem),
+    Invalid(crate::error::IdentifierProblem),
     /// Its type is custom and not declared in the schema.
     UndeclaredType,
     /// Its normalised value is on the blocklist.
@@ -344,7 +344,7 @@ pub(crate) fn resolve(
 
 /// Rejects identifiers of forgotten people that no profile holds any more.
 fn drop_suppressed(db: &Engine, req: &mut Vec<Req>, rejected: &mut Vec<Rejection>) -> Result<()> {
-    if !crate::domain::erasure::suppression_in_force(db) {
+    if !crate::domain::erasure::suppression::suppression_in_force(db) {
         return Ok(());
     }
     // Today's form, and for e-mail the form an earlier build suppressed it
@@ -368,7 +368,7 @@ fn drop_suppressed(db: &Engine, req: &mut Vec<Req>, rejected: &mut Vec<Rejection
         }
     }
     let mut hits = vec![false; req.len()];
-    for (hit, i) in crate::domain::erasure::suppressed(db, &pairs)?
+    for (hit, i) in crate::domain::erasure::suppression::suppressed(db, &pairs)?
         .into_iter()
         .zip(owner)
     {

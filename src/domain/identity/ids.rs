@@ -152,7 +152,7 @@ impl Default for Normalization {
 
 pub use crate::error::IdentifierProblem;
 
-pub use crate::types::MAX_IDENTIFIER_BYTES;
+pub use crate::error::MAX_IDENTIFIER_BYTES;
 
 pub(crate) fn parse_region(region: &str) -> Result<phonenumber::country::Id> {
     region.trim().to_ascii_uppercase().parse().map_err(|_| {

@@ -8,34 +8,14 @@
 //!   cover them and index keys can be recomputed.
 
 pub(crate) mod blind;
+pub(crate) mod config;
 pub(crate) mod engine;
 pub(crate) mod ids;
 pub(crate) mod rules;
 
-use serde::{Deserialize, Serialize};
-
+pub use config::IdentityConfig;
 pub use engine::{MergeInfo, RejectReason, Rejection, ResolveOutcome};
 pub use ids::{
     IdType, Identifier, IdentifierProblem, Normalization, PhoneValidation, MAX_IDENTIFIER_BYTES,
 };
 pub use rules::{MergeRules, DEFAULT_BLOCKLIST};
-
-/// Identity settings of a store, persisted in `meta`.
-///
-/// ```
-/// use lethedb::{IdentityConfig, MergeRules, Normalization};
-/// let cfg = IdentityConfig {
-///     normalization: Normalization { default_region: "GB".into(), gmail_folding: true, ..Normalization::default() },
-///     rules: MergeRules::default().block_pattern("*@mailinator.com"),
-/// };
-/// # let _ = cfg;
-/// ```
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdentityConfig {
-    /// How identifiers are normalised.
-    #[serde(default)]
-    pub normalization: Normalization,
-    /// Merge rules.
-    #[serde(default)]
-    pub rules: MergeRules,
-}

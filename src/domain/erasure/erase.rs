@@ -1,0 +1,36 @@
+//! The erasure operations of the public API: the erasure itself
+//! (`forget.rs`), then a purge when one is due (`purge.rs`). Ledger replay
+//! calls `forget.rs` directly and never purges from inside.
+
+use super::forget as erasure;
+use super::purge::maybe_purge;
+use super::receipt::ErasureReceipt;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::types::ProfileId;
+
+/// `Db::forget`: erases a person (the profile `id` resolves to and every
+/// profile merged into it), then purges if the pending count or age says
+/// so. Idempotent: a second call returns the first erasure's receipt.
+pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
+    let receipt = erasure::forget(db, id)?;
+    maybe_purge(db)?;
+    Ok(receipt)
+}
+
+/// `Db::forget_fields`: erases fields of a person by re-keying every profile
+/// of the person that holds one of them (see `forget.rs`), then
+/// purges when due. With an `explicit` erasure id (ledger replay) it never
+/// purges.
+pub(crate) fn forget_fields(
+    db: &Engine,
+    ids: &[ProfileId],
+    names: &[&str],
+    explicit: Option<u64>,
+) -> Result<ErasureReceipt> {
+    let receipt = erasure::forget_fields(db, ids, names, explicit)?;
+    if receipt.erasure_id.is_some() && explicit.is_none() {
+        maybe_purge(db)?;
+    }
+    Ok(receipt)
+}

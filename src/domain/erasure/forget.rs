@@ -1,0 +1,476 @@
+//! The erasure itself, without purge: one atomic batch per erasure that
+//! tombstones the person's profiles (or re-keys them without the erased
+//! fields), drops their keyrings, index entries, consent and merge records,
+//! and writes the ledger record and the purge work item. `erase.rs` adds
+//! the purge that follows when it is due; ledger replay (restore, backup
+//! re-keying) calls these directly with the erasure's original id.
+
+use std::collections::HashSet;
+
+use serde_json::json;
+
+use crate::domain::audit::Event;
+use crate::domain::consent;
+use crate::domain::identity::engine::{decode_ids, encode_ids, StoredId};
+use crate::domain::profiles::Working;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::storage::columns::{
+    Erasures, IdentityIndex, Keyrings, Keyspace, Merges, PendingPurges, ProfileMerges, Profiles,
+    Suppressions, ALL_CFS,
+};
+use crate::storage::format::{
+    ErasureRecord, ErasureScope, PendingPurge, ProfileRecord, RecordStatus, SuppressionEntry,
+};
+use crate::storage::keys::KeyCodec;
+use crate::storage::Batch;
+use crate::types::{ProfileId, Timestamp};
+
+use super::receipt::{key_id, ErasureReceipt};
+
+fn cf_index(cf: &str) -> u8 {
+    ALL_CFS
+        .iter()
+        .position(|c| *c == cf)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(0)
+}
+
+/// Key ranges an erasure touched, for purge.
+#[derive(Default)]
+struct Touched {
+    ranges: Vec<(u8, Vec<u8>, Vec<u8>)>,
+}
+
+impl Touched {
+    fn key<K: Keyspace>(&mut self, key: &K::Key) {
+        let k = K::key(key);
+        self.ranges.push((cf_index(K::CF), k.clone(), k));
+    }
+
+    /// Every key of `K` whose body starts with `prefix`.
+    fn prefix<K: Keyspace>(&mut self, prefix: &[u8]) {
+        let mut start = vec![K::PREFIX];
+        start.extend_from_slice(prefix);
+        let mut end = start.clone();
+        end.resize(1 + K::Key::LEN, 0xff);
+        self.ranges.push((cf_index(K::CF), start, end));
+    }
+}
+
+/// Everything staged for one profile's erasure.
+struct Staged {
+    batch: Batch,
+    touched: Touched,
+    index_removed: u32,
+    consents_removed: u32,
+    suppressed: u32,
+}
+
+/// Deletes the blind-index entries of `ids` that point at one of `owners`,
+/// and writes suppression entries when asked.
+fn drop_identifiers(
+    db: &Engine,
+    ids: &[StoredId],
+    owners: &HashSet<ProfileId>,
+    suppress: Option<u64>,
+    st: &mut Staged,
+) -> Result<()> {
+    let mut seen = HashSet::new();
+    let mut keys = Vec::new();
+    for i in ids {
+        let key = db.blind.key(i.id_type.name(), &i.normalized)?;
+        if seen.insert(key) {
+            keys.push((key, i));
+        }
+    }
+    let found = db
+        .store
+        .multi_get::<IdentityIndex>(&keys.iter().map(|(k, _)| *k).collect::<Vec<_>>())?;
+    let now = Timestamp::now().as_micros();
+    for ((key, i), entry) in keys.iter().zip(found) {
+        if entry.is_some_and(|e| owners.contains(&e.profile)) {
+            st.batch.delete::<IdentityIndex>(key);
+            st.touched.key::<IdentityIndex>(key);
+            st.index_removed += 1;
+        }
+        if let Some(erasure_id) = suppress {
+            let s = db.suppression.key(i.id_type.name(), &i.normalized)?;
+            st.batch.put::<Suppressions>(
+                &s,
+                &SuppressionEntry {
+                    erasure_id,
+                    at: now,
+                },
+            );
+            st.suppressed += 1;
+        }
+    }
+    Ok(())
+}
+
+fn tombstone(erasure_id: u64, now: Timestamp) -> ProfileRecord {
+    ProfileRecord {
+        generation: 0,
+        created_at: now,
+        updated_at: now,
+        status: RecordStatus::Erased { erasure_id },
+        origins: Vec::new(),
+        fields: Vec::new(),
+    }
+}
+
+/// Deletes merge records and listings involving `id`.
+fn drop_merges(db: &Engine, id: &ProfileId, st: &mut Staged) -> Result<()> {
+    for key in db.store.keys_with::<ProfileMerges>(id.as_bytes())? {
+        let (_, merge_id) = key?;
+        if let Some(rec) = db.store.get::<Merges>(&merge_id)? {
+            for party in [rec.survivor, rec.merged] {
+                let party = ProfileId::from_bytes(party);
+                st.batch.delete::<ProfileMerges>(&(party, merge_id));
+                st.touched.key::<ProfileMerges>(&(party, merge_id));
+            }
+        }
+        st.batch.delete::<ProfileMerges>(&(*id, merge_id));
+        st.batch.delete::<Merges>(&merge_id);
+        st.touched.key::<Merges>(&merge_id);
+    }
+    st.touched.prefix::<ProfileMerges>(id.as_bytes());
+    Ok(())
+}
+
+fn next_erasure_id(db: &Engine, explicit: Option<u64>) -> u64 {
+    let mut seq = db.erasure_seq.lock();
+    let id = explicit.unwrap_or(*seq + 1).max(1);
+    *seq = (*seq).max(id);
+    id
+}
+
+/// The people `ids` belong to: each one's active profile followed by the
+/// profiles merged into it. With `strict`, a missing or erased id is an
+/// error; otherwise (ledger replay) it is skipped.
+fn lineage_of(db: &Engine, ids: &[ProfileId], strict: bool) -> Result<Vec<ProfileId>> {
+    let mut out: Vec<ProfileId> = Vec::new();
+    for id in ids {
+        let target = match crate::domain::profiles::final_target(db, id) {
+            Ok(Some(t)) => t,
+            Ok(None) if strict => return Err(Error::ProfileNotFound(*id)),
+            Err(e @ Error::ProfileErased { .. }) if strict => return Err(e),
+            Ok(None) | Err(Error::ProfileErased { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if out.contains(&target) {
+            continue;
+        }
+        let rec = db
+            .store
+            .get::<Profiles>(&target)?
+            .ok_or(Error::ProfileNotFound(target))?;
+        out.push(target);
+        for o in rec.origins {
+            if !out.contains(&o) {
+                out.push(o);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn new_staged() -> Staged {
+    Staged {
+        batch: Batch::new(),
+        touched: Touched::default(),
+        index_removed: 0,
+        consents_removed: 0,
+        suppressed: 0,
+    }
+}
+
+/// Erases a person (the profile `id` resolves to and every profile merged
+/// into it), without purging. Idempotent: a second call returns the first
+/// erasure's receipt.
+pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
+    let _tree = db.keys.shared();
+    let _identity = db.identity_lock.lock();
+    let record = db
+        .store
+        .get::<Profiles>(id)?
+        .ok_or(Error::ProfileNotFound(*id))?;
+    if let RecordStatus::Erased { erasure_id } = record.status {
+        return already(db, erasure_id);
+    }
+    match forget_locked(db, &[*id], true, None) {
+        Err(Error::ProfileErased { erasure_id, .. }) => already(db, erasure_id),
+        other => other,
+    }
+}
+
+/// Ledger replay: erases the people `ids` belong to under `erasure_id`,
+/// skipping ids that are missing or already erased.
+pub(crate) fn forget_replay(
+    db: &Engine,
+    ids: &[ProfileId],
+    erasure_id: u64,
+) -> Result<ErasureReceipt> {
+    let _identity = db.identity_lock.lock();
+    forget_locked(db, ids, false, Some(erasure_id))
+}
+
+fn already(db: &Engine, erasure_id: u64) -> Result<ErasureReceipt> {
+    let rec = db.store.get::<Erasures>(&erasure_id)?.ok_or_else(|| {
+        Error::corrupt(
+            "erasure record",
+            format!("tombstone names erasure {erasure_id}, which is not in the ledger"),
+        )
+    })?;
+    Ok(ErasureReceipt::from_record(&rec, true))
+}
+
+fn nothing(subject: [u8; 16], fields: Vec<String>) -> ErasureReceipt {
+    ErasureReceipt {
+        erasure_id: None,
+        already_erased: true,
+        subject_ref: crate::hex::encode(&subject),
+        profiles: Vec::new(),
+        fields,
+        key_ids: Vec::new(),
+        index_entries_removed: 0,
+        consent_records_removed: 0,
+        suppressed: 0,
+        requested_at: Timestamp::now(),
+        audit_seq: 0,
+    }
+}
+
+fn forget_locked(
+    db: &Engine,
+    ids: &[ProfileId],
+    strict: bool,
+    explicit: Option<u64>,
+) -> Result<ErasureReceipt> {
+    let lineage = lineage_of(db, ids, strict)?;
+    let Some(first) = lineage.first().copied() else {
+        return Ok(nothing([0; 16], Vec::new()));
+    };
+    let owners: HashSet<ProfileId> = lineage.iter().copied().collect();
+    let _guards = db.locks.lock(&lineage);
+    let erasure_id = next_erasure_id(db, explicit);
+    let now = Timestamp::now();
+    let mut st = new_staged();
+    let mut all_ids: Vec<StoredId> = Vec::new();
+    let mut key_ids = Vec::new();
+    let mut erased = Vec::new();
+    for p in &lineage {
+        // Merged-away profiles keep their frozen record and keyring.
+        let Some(w) = Working::load(db, p)? else {
+            continue;
+        };
+        all_ids.extend(decode_ids(db, &w)?);
+        key_ids.push(key_id(&db.header_store_id(), p, w.record.generation));
+        st.batch.delete::<Keyrings>(p);
+        st.touched.key::<Keyrings>(p);
+        st.batch.put::<Profiles>(p, &tombstone(erasure_id, now));
+        st.touched.key::<Profiles>(p);
+        st.consents_removed += consent::erase_into(db, p, &mut st.batch, &mut |cf, a, b| {
+            st.touched.ranges.push((cf_index(cf), a, b))
+        })?;
+        drop_merges(db, p, &mut st)?;
+        erased.push(*p.as_bytes());
+    }
+    let suppress = db.suppress_forgotten.then_some(erasure_id);
+    drop_identifiers(db, &all_ids, &owners, suppress, &mut st)?;
+    if st.suppressed > 0 {
+        db.suppression_active
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+    let mut rec = ErasureRecord {
+        erasure_id,
+        scope: ErasureScope::Profile,
+        profiles: erased,
+        fields: Vec::new(),
+        subject_ref: db.subject_ref(&first)?,
+        key_ids,
+        index_entries_removed: st.index_removed,
+        consent_records_removed: st.consents_removed,
+        suppressed: st.suppressed,
+        requested_at: now.as_micros(),
+        audit_seq: 0,
+        purged_at: None,
+        certificate: None,
+    };
+    commit_erasure(db, st, &mut rec, "forget")?;
+    Ok(ErasureReceipt::from_record(&rec, false))
+}
+
+fn commit_erasure(
+    db: &Engine,
+    st: Staged,
+    rec: &mut ErasureRecord,
+    kind: &'static str,
+) -> Result<()> {
+    let event = Event::new(
+        kind,
+        Some(rec.subject_ref),
+        json!({
+            "erasure_id": rec.erasure_id,
+            "profiles": rec.profiles.len(),
+            "fields": rec.fields,
+            "key_ids_destroyed": rec.key_ids.iter().map(|k| crate::hex::encode(k)).collect::<Vec<_>>(),
+            "index_entries_removed": rec.index_entries_removed,
+            "consent_records_removed": rec.consent_records_removed,
+            "suppressed_identifiers": rec.suppressed,
+        }),
+    );
+    let pending = PendingPurge {
+        requested_at: rec.requested_at,
+        ranges: st.touched.ranges,
+    };
+    let mut out = rec.clone();
+    db.audit
+        .commit_with(&db.store, st.batch, &[event], |pos, batch| {
+            out.audit_seq = pos.first().map(|p| p.0).unwrap_or(0);
+            batch.put::<Erasures>(&out.erasure_id, &out);
+            batch.put::<PendingPurges>(&out.erasure_id, &pending);
+            Ok(())
+        })?;
+    db.pending.lock().add(rec.requested_at);
+    *rec = out;
+    Ok(())
+}
+
+/// Erases fields of a person, without purging, by re-keying every profile
+/// of the person that holds one of them. A field named like an identifier
+/// type (`email`, `phone`, ...) also takes that type's identifiers out of
+/// the profile and the blind index (without suppressing them).
+pub(crate) fn forget_fields(
+    db: &Engine,
+    ids: &[ProfileId],
+    names: &[&str],
+    explicit: Option<u64>,
+) -> Result<ErasureReceipt> {
+    if names.is_empty() {
+        return Err(Error::InvalidInput("no field named to forget".into()));
+    }
+    for n in names {
+        crate::domain::fields::validate_name(n)?;
+        if crate::domain::profiles::is_system_field(n) {
+            return Err(Error::InvalidFieldName {
+                name: (*n).to_string(),
+                reason: "names starting with '$' are reserved",
+            });
+        }
+    }
+    let _tree = db.keys.shared();
+    let _identity = db.identity_lock.lock();
+    forget_fields_locked(db, ids, names, explicit)
+}
+
+fn forget_fields_locked(
+    db: &Engine,
+    ids: &[ProfileId],
+    names: &[&str],
+    explicit: Option<u64>,
+) -> Result<ErasureReceipt> {
+    let lineage = lineage_of(db, ids, explicit.is_none())?;
+    let field_names: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
+    let Some(first) = lineage.first().copied() else {
+        return Ok(nothing([0; 16], field_names));
+    };
+    let owners: HashSet<ProfileId> = lineage.iter().copied().collect();
+    let _guards = db.locks.lock(&lineage);
+    let field_ids: Vec<u32> = names.iter().filter_map(|n| db.registry.id(n)).collect();
+    let now = Timestamp::now();
+    let subject = db.subject_ref(&first)?;
+    let mut st = new_staged();
+    let mut key_ids = Vec::new();
+    let mut profiles = Vec::new();
+    for p in &lineage {
+        let Some(old) = Working::load(db, p)? else {
+            continue;
+        };
+        let ids = decode_ids(db, &old)?;
+        let (dropped_ids, kept_ids): (Vec<StoredId>, Vec<StoredId>) = ids
+            .into_iter()
+            .partition(|i| names.contains(&i.id_type.name()));
+        let has_field = old
+            .record
+            .fields
+            .iter()
+            .any(|e| field_ids.contains(&e.field_id));
+        if !has_field && dropped_ids.is_empty() {
+            continue;
+        }
+        let mut new = rekey(db, &old, &field_ids)?;
+        if !dropped_ids.is_empty() {
+            encode_ids(db, &mut new, &kept_ids, old.record.updated_at)?;
+            drop_identifiers(db, &dropped_ids, &owners, None, &mut st)?;
+        }
+        consent::reseal(db, &old, &new, &mut st.batch)?;
+        new.put_into(&mut st.batch);
+        key_ids.push(key_id(&db.header_store_id(), p, old.record.generation));
+        st.touched.key::<Keyrings>(p);
+        st.touched.key::<Profiles>(p);
+        consent::touched_ranges(p, &mut |cf, a, b| {
+            st.touched.ranges.push((cf_index(cf), a, b))
+        });
+        profiles.push(*p.as_bytes());
+    }
+    if profiles.is_empty() {
+        return Ok(nothing(subject, field_names));
+    }
+    let erasure_id = next_erasure_id(db, explicit);
+    let mut rec = ErasureRecord {
+        erasure_id,
+        scope: ErasureScope::Fields,
+        profiles,
+        fields: field_names,
+        subject_ref: subject,
+        key_ids,
+        index_entries_removed: st.index_removed,
+        consent_records_removed: 0,
+        suppressed: 0,
+        requested_at: now.as_micros(),
+        audit_seq: 0,
+        purged_at: None,
+        certificate: None,
+    };
+    commit_erasure(db, st, &mut rec, "forget_fields")?;
+    Ok(ErasureReceipt::from_record(&rec, false))
+}
+
+/// A copy of `old` under a fresh keyring (generation + 1) without the
+/// fields in `drop`: every other entry is opened and re-sealed, keeping its
+/// origin and write time.
+fn rekey(db: &Engine, old: &Working, drop: &[u32]) -> Result<Working> {
+    let generation = old.record.generation.checked_add(1).ok_or_else(|| {
+        Error::InvalidInput(format!("profile {} cannot be re-keyed again", old.id))
+    })?;
+    let (keyring, wrapped) = db
+        .keys
+        .keyring_with_generation(&db.store, &old.id, generation)?;
+    let mut record = old.record.clone();
+    record.generation = generation;
+    record.fields.clear();
+    let mut new = Working {
+        id: old.id,
+        record,
+        keyring,
+        new_keyring: Some(wrapped),
+    };
+    for entry in &old.record.fields {
+        if drop.contains(&entry.field_id) {
+            continue;
+        }
+        let (name, value) = old.open(db, entry)?;
+        let class = if entry.sealed {
+            crate::types::FieldClass::Personal
+        } else {
+            crate::types::FieldClass::NonPersonal
+        };
+        let sealed = new.seal(db, &name, class, &value, entry.origin, entry.written_at)?;
+        new.record.set(sealed);
+    }
+    // `updated_at` is left alone: erasing a field is not activity of the
+    // person (inactive-profile retention keeps counting).
+    Ok(new)
+}

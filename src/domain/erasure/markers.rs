@@ -1,0 +1,57 @@
+//! What the store records about erasures that layers below erasure read:
+//! tombstones (the erased-profile error), whether suppression entries
+//! exist, the purge work queue and the backup marker. Plain reads of the
+//! store; nothing here takes the engine, so the engine and the write path
+//! can use it without depending on the erasure operations.
+
+use crate::error::{Error, Result};
+use crate::storage::columns::{BackupMarkers, PendingPurges, Suppressions};
+use crate::storage::format::{ProfileRecord, RecordStatus};
+use crate::storage::Store;
+use crate::types::ProfileId;
+
+/// The erased-profile error for `id`, if its record is a tombstone.
+pub(crate) fn erased_error(id: &ProfileId, record: &ProfileRecord) -> Option<Error> {
+    match record.status {
+        RecordStatus::Erased { erasure_id } => Some(Error::ProfileErased {
+            profile: *id,
+            erasure_id,
+        }),
+        _ => None,
+    }
+}
+
+/// Whether any suppression entry exists (read at open).
+pub(crate) fn any_suppressed(store: &crate::storage::Store) -> Result<bool> {
+    Ok(store.keys_with::<Suppressions>(&[])?.next().is_some())
+}
+
+/// Number of erasures waiting for purge and the request time of the oldest
+/// (scanned from the store; used at open).
+pub(crate) fn scan_pending(store: &crate::storage::Store) -> Result<Pending> {
+    let mut p = Pending::default();
+    for item in store.entries::<PendingPurges>(&[])? {
+        let (_, item) = item?;
+        p.add(item.requested_at);
+    }
+    Ok(p)
+}
+
+/// Erasures waiting for purge, kept in memory beside the `meta 'q'` items.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Pending {
+    pub(crate) count: usize,
+    pub(crate) oldest: Option<i64>,
+}
+
+impl Pending {
+    pub(crate) fn add(&mut self, requested_at: i64) {
+        self.count += 1;
+        self.oldest = Some(self.oldest.map_or(requested_at, |o| o.min(requested_at)));
+    }
+}
+
+/// Whether a store directory is marked as a backup.
+pub(crate) fn is_backup(store: &Store) -> Result<bool> {
+    Ok(store.get::<BackupMarkers>(&())?.is_some())
+}

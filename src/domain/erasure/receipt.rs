@@ -1,0 +1,92 @@
+//! The receipt an erasure returns before purge, and the ids of the keys it
+//! destroyed.
+
+use serde_json::json;
+
+use crate::storage::format::ErasureRecord;
+use crate::types::{ProfileId, Timestamp};
+
+/// What an erasure did, returned by `forget` and `forget_field` before
+/// purge. The certificate follows from `purge`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureReceipt {
+    /// Ledger id of the erasure (`None`: there was nothing left to erase).
+    pub erasure_id: Option<u64>,
+    /// True when the subject (or the fields) had already been erased.
+    pub already_erased: bool,
+    /// Pseudonymous subject reference (hex) used in the audit log and certificate.
+    pub subject_ref: String,
+    /// Profile ids erased: the one asked for first, then profiles merged into it.
+    pub profiles: Vec<ProfileId>,
+    /// Fields erased (field erasure only).
+    pub fields: Vec<String>,
+    /// Ids of the keys destroyed (hex).
+    pub key_ids: Vec<String>,
+    /// Blind-index entries removed.
+    pub index_entries_removed: u32,
+    /// Consent records (current states and history) removed.
+    pub consent_records_removed: u32,
+    /// Identifiers put on the suppression list.
+    pub suppressed: u32,
+    /// When the erasure was committed.
+    pub requested_at: Timestamp,
+    /// Audit-log position of the erasure entry.
+    pub audit_seq: u64,
+}
+
+impl ErasureReceipt {
+    /// The receipt as JSON (what `lethedb forget` prints).
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "erasure_id": self.erasure_id,
+            "already_erased": self.already_erased,
+            "subject_ref": self.subject_ref,
+            "profiles": self.profiles.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "fields": self.fields,
+            "key_ids_destroyed": self.key_ids,
+            "index_entries_removed": self.index_entries_removed,
+            "consent_records_removed": self.consent_records_removed,
+            "suppressed_identifiers": self.suppressed,
+            "requested_at": self.requested_at.to_string(),
+            "audit_seq": self.audit_seq,
+            "status": if self.erasure_id.is_some() { "pending_purge" } else { "nothing_to_erase" },
+        })
+    }
+
+    pub(crate) fn from_record(r: &ErasureRecord, already: bool) -> Self {
+        ErasureReceipt {
+            erasure_id: Some(r.erasure_id),
+            already_erased: already,
+            subject_ref: crate::hex::encode(&r.subject_ref),
+            profiles: r
+                .profiles
+                .iter()
+                .map(|p| ProfileId::from_bytes(*p))
+                .collect(),
+            fields: r.fields.clone(),
+            key_ids: r.key_ids.iter().map(|k| crate::hex::encode(k)).collect(),
+            index_entries_removed: r.index_entries_removed,
+            consent_records_removed: r.consent_records_removed,
+            suppressed: r.suppressed,
+            requested_at: Timestamp(r.requested_at),
+            audit_seq: r.audit_seq,
+        }
+    }
+}
+
+/// Id of a destroyed key, as named in receipts and certificates:
+/// `SHA-256("lethedb/key-id" || store id || profile id || generation)`,
+/// first 16 bytes. Computable by anyone holding the profile id, revealing
+/// nothing else.
+pub(crate) fn key_id(store_id: &[u8; 16], profile: &ProfileId, generation: u32) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"lethedb/key-id");
+    h.update(store_id);
+    h.update(profile.as_bytes());
+    h.update(generation.to_be_bytes());
+    let d = h.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}

@@ -1,0 +1,274 @@
+//! Key wrapping in the tree: the unwrapped node key and keyring types,
+//! the associated data that binds each wrapped key to its place (node,
+//! keyring, field, root), and sealing and loading of roots.
+
+#[cfg(feature = "testkit")]
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use super::root::RootKeyStore;
+use crate::crypto::aead;
+use crate::crypto::kdf::FieldKeys;
+use crate::crypto::{random_key, SecretKey, KEY_LEN};
+use crate::error::{Error, Result};
+use crate::storage::format::{FormatVersion, WrappedKey, WRAPPED_LEN};
+use crate::types::ProfileId;
+
+#[derive(Clone)]
+pub(super) struct NodeKey {
+    pub(super) version: u32,
+    pub(super) key: SecretKey,
+}
+
+/// An unwrapped profile keyring.
+pub(crate) struct Keyring {
+    pub(crate) generation: u32,
+    pub(super) seed: SecretKey,
+}
+
+impl Keyring {
+    /// The raw seed (test hook for remanence scans only).
+    #[cfg(feature = "testkit")]
+    pub(crate) fn seed_bytes(&self) -> &[u8] {
+        self.seed.as_ref()
+    }
+
+    pub(crate) fn field_keys(&self) -> Result<FieldKeys> {
+        FieldKeys::new(&self.seed, self.generation)
+    }
+}
+
+pub(super) fn node_ad(level: u8, index: u32, parent_version: u32, version: u32) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(32);
+    ad.extend_from_slice(b"lethedb/node");
+    ad.push(FormatVersion::CURRENT as u8);
+    ad.push(level);
+    ad.extend_from_slice(&index.to_be_bytes());
+    ad.extend_from_slice(&parent_version.to_be_bytes());
+    ad.extend_from_slice(&version.to_be_bytes());
+    ad
+}
+
+pub(super) fn root_ad(store_id: &[u8; 16], epoch: u32) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(40);
+    ad.extend_from_slice(b"lethedb/root");
+    ad.push(FormatVersion::CURRENT as u8);
+    ad.extend_from_slice(store_id);
+    ad.extend_from_slice(&epoch.to_be_bytes());
+    ad
+}
+
+pub(super) fn keyring_ad(
+    id: &ProfileId,
+    bucket: u32,
+    parent_version: u32,
+    generation: u32,
+) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(48);
+    ad.extend_from_slice(b"lethedb/keyring");
+    ad.push(FormatVersion::CURRENT as u8);
+    ad.extend_from_slice(id.as_bytes());
+    ad.extend_from_slice(&bucket.to_be_bytes());
+    ad.extend_from_slice(&parent_version.to_be_bytes());
+    ad.extend_from_slice(&generation.to_be_bytes());
+    ad
+}
+
+/// Associated data of a field entry: binds it to its profile, field name,
+/// key generation, format version and whether it is sealed or plain.
+pub(crate) fn field_ad(id: &ProfileId, generation: u32, field: &str, sealed: bool) -> Vec<u8> {
+    let mut ad = Vec::with_capacity(40 + field.len());
+    ad.extend_from_slice(b"lethedb/field");
+    ad.push(FormatVersion::CURRENT as u8);
+    ad.push(u8::from(sealed));
+    ad.extend_from_slice(id.as_bytes());
+    ad.extend_from_slice(&generation.to_be_bytes());
+    ad.extend_from_slice(&u16::try_from(field.len()).unwrap_or(u16::MAX).to_be_bytes());
+    ad.extend_from_slice(field.as_bytes());
+    ad
+}
+
+pub(super) fn wrap(
+    kek: &SecretKey,
+    ad: &[u8],
+    secret: &SecretKey,
+    parent_version: u32,
+    version: u32,
+) -> Result<WrappedKey> {
+    let mut out = Vec::with_capacity(WRAPPED_LEN);
+    aead::seal_into(kek, ad, secret.as_ref(), &mut out)?;
+    let sealed: [u8; WRAPPED_LEN] = out
+        .try_into()
+        .map_err(|_| Error::corrupt("wrapped key", "unexpected sealed length"))?;
+    Ok(WrappedKey {
+        parent_version,
+        version,
+        sealed,
+    })
+}
+
+pub(super) fn unwrap(kek: &SecretKey, ad: &[u8], w: &WrappedKey) -> Option<SecretKey> {
+    let plain = aead::open(kek, ad, &w.sealed)?;
+    let arr: [u8; KEY_LEN] = plain.as_slice().try_into().ok()?;
+    Some(SecretKey::new(arr))
+}
+
+/// A fresh random root of `epoch`, stored (durably) in `roots`.
+pub(super) fn store_new_root(
+    wrap_key: &SecretKey,
+    store_id: &[u8; 16],
+    roots: &dyn RootKeyStore,
+    epoch: u32,
+) -> Result<NodeKey> {
+    let key = random_key()?;
+    roots.put(epoch, &seal_root(wrap_key, store_id, epoch, &key)?)?;
+    Ok(NodeKey {
+        version: epoch,
+        key,
+    })
+}
+
+/// Fails unless `roots` holds no version (`whom`: who needs it empty).
+pub(crate) fn require_empty(roots: &dyn RootKeyStore, whom: &str) -> Result<()> {
+    match roots.epochs()?.first() {
+        Some(&epoch) => Err(Error::RootKey {
+            epoch,
+            reason: format!(
+                "{} already holds root keys; {whom} needs an empty root key store",
+                roots.describe()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn seal_root(
+    wrap_key: &SecretKey,
+    store_id: &[u8; 16],
+    epoch: u32,
+    root: &SecretKey,
+) -> Result<Vec<u8>> {
+    let mut out = vec![FormatVersion::CURRENT as u8];
+    aead::seal_into(wrap_key, &root_ad(store_id, epoch), root.as_ref(), &mut out)?;
+    Ok(out)
+}
+
+pub(super) fn load_root(
+    wrap_key: &SecretKey,
+    store_id: &[u8; 16],
+    roots: &dyn RootKeyStore,
+    epoch: u32,
+) -> Result<SecretKey> {
+    let Some(sealed) = roots.get(epoch)? else {
+        return Err(Error::RootKey {
+            epoch,
+            reason: format!(
+                "not held by the root key store ({}; holds {:?}): it was destroyed by a purge, or this is not the store's root key store",
+                roots.describe(),
+                roots.epochs()?
+            ),
+        });
+    };
+    match sealed.split_first() {
+        Some((&v, _)) if v != FormatVersion::CURRENT as u8 => Err(Error::UnsupportedFormat {
+            what: "sealed root key",
+            version: v,
+            supported: FormatVersion::CURRENT as u8,
+        }),
+        Some((_, body)) => {
+            let plain = aead::open(wrap_key, &root_ad(store_id, epoch), body).ok_or_else(|| {
+                Error::RootKey {
+                    epoch,
+                    reason: "does not authenticate under this store's master key (another store's root key store?)".into(),
+                }
+            })?;
+            let arr: [u8; KEY_LEN] = plain
+                .as_slice()
+                .try_into()
+                .map_err(|_| Error::corrupt("sealed root key", "wrong length"))?;
+            Ok(SecretKey::new(arr))
+        }
+        None => Err(Error::corrupt("sealed root key", "empty")),
+    }
+}
+
+pub(super) fn unwrap_node(
+    parent: &NodeKey,
+    level: u8,
+    index: u32,
+    w: &WrappedKey,
+) -> Result<SecretKey> {
+    if w.parent_version != parent.version {
+        return Err(Error::corrupt(
+            "key tree",
+            format!(
+                "node ({level}, {index}) is wrapped under parent version {}, the parent is at {}",
+                w.parent_version, parent.version
+            ),
+        ));
+    }
+    unwrap(
+        &parent.key,
+        &node_ad(level, index, w.parent_version, w.version),
+        w,
+    )
+    .ok_or_else(|| {
+        Error::corrupt(
+            "key tree",
+            format!("node ({level}, {index}) does not authenticate under its parent"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_ad_separates_profiles_fields_and_generations() {
+        let a = ProfileId::from_bytes([1; 16]);
+        let b = ProfileId::from_bytes([2; 16]);
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&b, 1, "email", true)
+        );
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&a, 2, "email", true)
+        );
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&a, 1, "phone", true)
+        );
+        assert_ne!(
+            field_ad(&a, 1, "email", true),
+            field_ad(&a, 1, "email", false)
+        );
+        // Length prefix: ("ab","c") style ambiguities cannot collide.
+        assert_ne!(field_ad(&a, 1, "e", true), field_ad(&a, 1, "e\0", true));
+    }
+
+    #[test]
+    fn same_key_other_profile_or_field_fails_to_open() {
+        // Even under one key, the associated data alone rejects a moved ciphertext.
+        let a = ProfileId::from_bytes([1; 16]);
+        let b = ProfileId::from_bytes([2; 16]);
+        let key = SecretKey::new([5; 32]);
+        let mut sealed = Vec::new();
+        aead::seal_into(&key, &field_ad(&a, 1, "email", true), b"v", &mut sealed).unwrap();
+        assert!(aead::open(&key, &field_ad(&a, 1, "email", true), &sealed).is_some());
+        assert!(aead::open(&key, &field_ad(&b, 1, "email", true), &sealed).is_none());
+        assert!(aead::open(&key, &field_ad(&a, 1, "phone", true), &sealed).is_none());
+        assert!(aead::open(&key, &field_ad(&a, 2, "email", true), &sealed).is_none());
+        assert!(aead::open(&key, &field_ad(&a, 1, "email", false), &sealed).is_none());
+    }
+
+    #[test]
+    fn wrap_round_trip_and_ad_binding() {
+        let kek = SecretKey::new([7; 32]);
+        let secret = SecretKey::new([8; 32]);
+        let w = wrap(&kek, b"ad", &secret, 1, 1).unwrap();
+        assert_eq!(*unwrap(&kek, b"ad", &w).unwrap(), *secret);
+        assert!(unwrap(&kek, b"other", &w).is_none());
+        assert!(unwrap(&SecretKey::new([9; 32]), b"ad", &w).is_none());
+    }
+}
