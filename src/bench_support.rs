@@ -28,7 +28,7 @@ use parking_lot::{Mutex, RwLock};
 use rocksdb::{ColumnFamilyDescriptor, WriteBatch, DB};
 
 use crate::error::{Error, Result};
-use crate::storage::format::{
+use crate::storage::records::{
     decode_value, encode_value, FieldEntry, ProfileRecord, RecordStatus, ValueCodec,
 };
 use crate::storage::{rocksdb_options, StorageConfig};

@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::storage::columns::{Erasures, Profiles, StoreHeaders};
-use crate::storage::format;
+use crate::storage::records;
 use crate::storage::{ColumnStats, MemoryUsage, StorageConfig, Store};
 use crate::types::{MergeId, ProfileId, Schema, Timestamp};
 
@@ -396,7 +396,7 @@ impl Db {
             .engine
             .store
             .get::<Profiles>(id)?
-            .is_some_and(|r| !matches!(r.status, format::RecordStatus::Erased { .. })))
+            .is_some_and(|r| !matches!(r.status, records::RecordStatus::Erased { .. })))
     }
 
     /// Iterates the ids of every active profile in key order (ids merged
@@ -407,7 +407,7 @@ impl Db {
             .store
             .entries_raw::<Profiles>(&[])?
             .filter_map(|item| match item {
-                Ok((id, bytes)) => match format::record_is_active(&bytes) {
+                Ok((id, bytes)) => match records::record_is_active(&bytes) {
                     Ok(true) => Some(Ok(id)),
                     Ok(false) => None,
                     Err(e) => Some(Err(e)),

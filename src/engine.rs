@@ -23,7 +23,7 @@ use crate::keytree::{KeyHierarchy, Shape};
 use crate::options::Options;
 use crate::random::os_random;
 use crate::storage::columns::{Configs, Erasures, KeyTreeHeaders, Schemas, StoreHeaders};
-use crate::storage::format::{self, Blob, StoreHeader, ValueCodec};
+use crate::storage::records::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, StorageConfig, Store};
 use crate::types::{ProfileId, Schema, Timestamp};
 
@@ -98,11 +98,11 @@ impl Engine {
         options: Options,
     ) -> Result<Engine> {
         let path = path.as_ref();
-        if options.limits.max_value_bytes > format::MAX_VALUE_BYTES {
+        if options.limits.max_value_bytes > records::MAX_VALUE_BYTES {
             return Err(Error::InvalidInput(format!(
                 "max_value_bytes {} exceeds the format's bound of {} bytes",
                 options.limits.max_value_bytes,
-                format::MAX_VALUE_BYTES
+                records::MAX_VALUE_BYTES
             )));
         }
         let exists = crate::storage::is_store_dir(path);
@@ -138,7 +138,7 @@ impl Engine {
         let mut schema_to_set = options.schema;
         let mut identity_to_set = options.identity;
         let header = match store.get_raw::<StoreHeaders>(&())? {
-            Some(bytes) if !format::has_store_magic(&bytes) => {
+            Some(bytes) if !records::has_store_magic(&bytes) => {
                 return Err(Error::NotAStore {
                     path: path.to_path_buf(),
                 })

@@ -385,7 +385,10 @@ fn long_files_say_why() {
             long.push((f, n));
         }
     }
-    assert!(long.is_empty(), "files over {MAX_LINES} lines without a reason: {long:?}");
+    assert!(
+        long.is_empty(),
+        "files over {MAX_LINES} lines without a reason: {long:?}"
+    );
 }
 
 /// `cargo test --release --test module_graph print_edges -- --ignored --nocapture`

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::storage::columns::{AuditHeads, AuditLog as AuditLogKs};
-use crate::storage::format::{AuditEntry, AuditHead, ValueCodec};
+use crate::storage::records::{AuditEntry, AuditHead, ValueCodec};
 use crate::storage::{Batch, Store};
 use crate::types::Timestamp;
 

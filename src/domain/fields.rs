@@ -10,7 +10,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::storage::columns::FieldNames;
-use crate::storage::format::{decode_field_names, encode_field_names, Blob};
+use crate::storage::records::{decode_field_names, encode_field_names, Blob};
 use crate::storage::{Batch, Store};
 
 /// Most distinct field names a store registers.

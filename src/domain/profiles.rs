@@ -16,14 +16,14 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keytree::{field_ad, Keyring};
 use crate::storage::columns::{Keyrings, Profiles};
-use crate::storage::format::{self, FieldEntry, ProfileRecord, RecordStatus, WrappedKey};
+use crate::storage::records::{self, FieldEntry, ProfileRecord, RecordStatus, WrappedKey};
 use crate::storage::Batch;
 use crate::types::{FieldClass, ProfileId, Schema, Timestamp, Value};
 
 /// Largest encoded value of one field, in bytes.
-pub const MAX_VALUE_BYTES: usize = format::MAX_VALUE_BYTES;
+pub const MAX_VALUE_BYTES: usize = records::MAX_VALUE_BYTES;
 /// Most fields one profile may hold.
-pub const MAX_FIELDS_PER_PROFILE: usize = format::MAX_FIELDS;
+pub const MAX_FIELDS_PER_PROFILE: usize = records::MAX_FIELDS;
 /// Deepest nesting accepted inside a [`Value::Json`] (serde_json reads up to 128).
 const MAX_JSON_DEPTH: usize = 100;
 
@@ -204,7 +204,7 @@ fn check_nesting(field: &str, v: &Value, depth: usize) -> Result<()> {
         reason: reason.to_string(),
     };
     match v {
-        Value::List(_) if depth >= format::MAX_DEPTH => Err(bad("lists nested more than 32 deep")),
+        Value::List(_) if depth >= records::MAX_DEPTH => Err(bad("lists nested more than 32 deep")),
         Value::List(items) => items
             .iter()
             .try_for_each(|i| check_nesting(field, i, depth + 1)),
@@ -256,7 +256,7 @@ pub(crate) fn prepare(
                     }
                     check_nesting(&name, &v, 0)?;
                     let mut buf = Zeroizing::new(Vec::new());
-                    format::encode_value(&v, &mut buf);
+                    records::encode_value(&v, &mut buf);
                     if buf.len() > max {
                         return Err(Error::InvalidValue {
                             field: name,
@@ -423,7 +423,7 @@ impl Working {
             .id(name)
             .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
         let mut plain = Zeroizing::new(Vec::new());
-        format::encode_value(value, &mut plain);
+        records::encode_value(value, &mut plain);
         let sealed = class.is_sealed();
         Ok(FieldEntry {
             field_id,
@@ -521,7 +521,7 @@ pub(crate) fn apply_system(
 ) -> Result<()> {
     db.registry.ensure(&db.store, [name])?;
     let mut encoded = Zeroizing::new(Vec::new());
-    format::encode_value(&value, &mut encoded);
+    records::encode_value(&value, &mut encoded);
     let op = (
         *id,
         OpKind::Modify,
@@ -659,7 +659,7 @@ fn open_entry(keys: &FieldKeys, id: &ProfileId, name: &str, entry: &FieldEntry) 
     };
     if entry.sealed {
         let plain = aead::open(&key, &ad, &entry.payload).ok_or_else(fail)?;
-        format::decode_value(&plain)
+        records::decode_value(&plain)
     } else {
         let split = entry
             .payload
@@ -669,7 +669,7 @@ fn open_entry(keys: &FieldKeys, id: &ProfileId, name: &str, entry: &FieldEntry) 
         let (value, tag) = entry.payload.split_at(split);
         ad.extend_from_slice(value);
         aead::open(&key, &ad, tag).ok_or_else(fail)?;
-        format::decode_value(value)
+        records::decode_value(value)
     }
 }
 

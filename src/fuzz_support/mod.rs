@@ -7,7 +7,7 @@ mod model;
 
 pub use model::model;
 
-use crate::storage::format::{
+use crate::storage::records::{
     self, AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
     MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord, StoreHeader,
     SuppressionEntry, ValueCodec, WrappedKey,
@@ -44,11 +44,11 @@ pub fn decode_records(data: &[u8]) {
     round_trip::<AuditEntry>(data);
     round_trip::<AuditHead>(data);
     if let Ok(b) = Blob::decode(data) {
-        let _ = format::decode_field_names(&b.0);
+        let _ = records::decode_field_names(&b.0);
     }
-    if let Ok(v) = format::decode_value(data) {
+    if let Ok(v) = records::decode_value(data) {
         let mut out = Vec::new();
-        format::encode_value(&v, &mut out);
+        records::encode_value(&v, &mut out);
         // JSON text may be re-serialised differently; other values round-trip exactly.
         if !matches!(v, crate::Value::Json(_)) && !contains_json(&v) {
             assert_eq!(out, data, "value re-encodes differently");

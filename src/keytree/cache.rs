@@ -1,8 +1,6 @@
 //! The bounded cache of unwrapped node keys.
 
 use std::collections::HashMap;
-#[cfg(feature = "testkit")]
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use parking_lot::Mutex;
 

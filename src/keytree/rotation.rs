@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 #[cfg(feature = "testkit")]
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::crypto::random_key;
 use crate::error::{Error, Result};
 use crate::storage::columns::{KeyTreeHeaders, Keyrings, TreeNodes};
-use crate::storage::format::KeyTreeHeader;
+use crate::storage::records::KeyTreeHeader;
 use crate::storage::{Batch, Store};
 
 use super::cache::*;

@@ -1,9 +1,6 @@
 //! The shape of the key tree: fan-out and depth, and which inner node and
 //! bucket a profile id falls under.
 
-#[cfg(feature = "testkit")]
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use crate::error::{Error, Result};
 use crate::types::ProfileId;
 

@@ -1,8 +1,5 @@
 //! The key tree's status report (`Db::key_tree_status`, `lethedb keys status`).
 
-#[cfg(feature = "testkit")]
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use crate::error::Result;
 use crate::storage::columns::TreeNodes;
 use crate::storage::Store;

@@ -3,7 +3,7 @@
 //! is in `rotation.rs`, status in `status.rs`.
 
 #[cfg(feature = "testkit")]
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::AtomicU8;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
@@ -13,7 +13,7 @@ use crate::crypto::kdf::{self};
 use crate::crypto::{random_key, MasterKey, SecretKey};
 use crate::error::{Error, Result};
 use crate::storage::columns::TreeNodes;
-use crate::storage::format::{KeyTreeHeader, WrappedKey};
+use crate::storage::records::{KeyTreeHeader, WrappedKey};
 use crate::storage::{Batch, Store};
 use crate::types::ProfileId;
 

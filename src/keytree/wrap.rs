@@ -2,15 +2,12 @@
 //! the associated data that binds each wrapped key to its place (node,
 //! keyring, field, root), and sealing and loading of roots.
 
-#[cfg(feature = "testkit")]
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use super::root::RootKeyStore;
 use crate::crypto::aead;
 use crate::crypto::kdf::FieldKeys;
 use crate::crypto::{random_key, SecretKey, KEY_LEN};
 use crate::error::{Error, Result};
-use crate::storage::format::{FormatVersion, WrappedKey, WRAPPED_LEN};
+use crate::storage::records::{FormatVersion, WrappedKey, WRAPPED_LEN};
 use crate::types::ProfileId;
 
 #[derive(Clone)]

@@ -25,12 +25,12 @@
 //! | `audit`       | `AuditLog`    | `a`    | sequence (8)    | `AuditEntry`   |
 //! | `audit`       | `AuditHeads`  | `h`    | (none)          | `AuditHead`    |
 
-use super::format::{
+use super::keys::{self, KeyCodec};
+use super::records::{
     AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
     KeyTreeHeader, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
     StoreHeader, SuppressionEntry, ValueCodec, WrappedKey,
 };
-use super::keys::{self, KeyCodec};
 use crate::error::Result;
 use crate::types::{MergeId, ProfileId};
 

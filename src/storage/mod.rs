@@ -2,8 +2,8 @@
 //! typed keyspaces, and the single write path.
 
 pub(crate) mod columns;
-pub(crate) mod format;
 pub(crate) mod keys;
+pub(crate) mod records;
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +14,7 @@ use rocksdb::{
 };
 
 use self::columns::{Keyspace, ALL_CFS};
-use self::format::ValueCodec;
+use self::records::ValueCodec;
 use crate::error::{Error, Result};
 
 /// Tuning for the RocksDB instance.

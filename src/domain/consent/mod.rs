@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keytree::field_ad;
 use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory, Keyspace};
-use crate::storage::format::{GrantEntry, RecordStatus, SealedConsent};
+use crate::storage::records::{GrantEntry, RecordStatus, SealedConsent};
 use crate::storage::Batch;
 use crate::types::{FieldClass, MergeId, ProfileId, Timestamp, Value};
 
@@ -315,7 +315,7 @@ fn consent_ad(id: &ProfileId, generation: u32, prefix: u8, key_body: &[u8]) -> V
 }
 
 fn bincode_opts() -> impl bincode::Options {
-    crate::storage::format::bincode_options(1 << 20)
+    crate::storage::records::bincode_options(1 << 20)
 }
 
 fn consent_key(db: &Engine, w: &Working) -> Result<crate::crypto::SecretKey> {

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::keytree::{FileRootKeyStore, RootKeyStore};
 use crate::options::Options;
 use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders};
-use crate::storage::format::{BackupRecord, Blob};
+use crate::storage::records::{BackupRecord, Blob};
 use crate::storage::{Batch, Store};
 use crate::types::{ProfileId, Timestamp};
 

@@ -22,7 +22,7 @@ use crate::domain::audit::{self, Event};
 use crate::error::{Error, Result};
 use crate::random::os_random;
 use crate::storage::columns::SigningKeys;
-use crate::storage::format::SigningKeyRecord;
+use crate::storage::records::SigningKeyRecord;
 use crate::storage::{Batch, Store};
 use crate::types::Timestamp;
 

@@ -19,7 +19,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::options::Options;
 use crate::storage::columns::{Backups, Erasures};
-use crate::storage::format::{BackupRecord, ErasureRecord, ErasureScope};
+use crate::storage::records::{BackupRecord, ErasureRecord, ErasureScope};
 use crate::storage::{Batch, StorageConfig};
 use crate::types::{ProfileId, Timestamp};
 

@@ -19,10 +19,10 @@ use crate::storage::columns::{
     Erasures, IdentityIndex, Keyrings, Keyspace, Merges, PendingPurges, ProfileMerges, Profiles,
     Suppressions, ALL_CFS,
 };
-use crate::storage::format::{
+use crate::storage::keys::KeyCodec;
+use crate::storage::records::{
     ErasureRecord, ErasureScope, PendingPurge, ProfileRecord, RecordStatus, SuppressionEntry,
 };
-use crate::storage::keys::KeyCodec;
 use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
 

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::storage::columns::{BackupMarkers, PendingPurges, Suppressions};
-use crate::storage::format::{ProfileRecord, RecordStatus};
+use crate::storage::records::{ProfileRecord, RecordStatus};
 use crate::storage::Store;
 use crate::types::ProfileId;
 

@@ -32,7 +32,7 @@ use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
-use crate::storage::format::PendingPurge;
+use crate::storage::records::PendingPurge;
 use crate::storage::{Batch, SstFile};
 use crate::types::{ProfileId, Timestamp};
 

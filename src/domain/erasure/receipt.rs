@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::storage::format::ErasureRecord;
+use crate::storage::records::ErasureRecord;
 use crate::types::{ProfileId, Timestamp};
 
 /// What an erasure did, returned by `forget` and `forget_field` before

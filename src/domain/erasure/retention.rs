@@ -9,7 +9,7 @@ use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::storage::columns::Profiles;
-use crate::storage::format::RecordStatus;
+use crate::storage::records::RecordStatus;
 use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
 

@@ -17,7 +17,7 @@ use crate::domain::profiles::{final_target, prepare, Prepared, Update, Working};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{IdentityIndex, Merges, ProfileMerges, Profiles};
-use crate::storage::format::{
+use crate::storage::records::{
     Blob, DisplacedField, FieldEntry, IdentityEntry, MergeRecord, RecordStatus,
 };
 use crate::storage::Batch;
@@ -628,7 +628,7 @@ fn resolve_locked(
             }),
         ));
     }
-    if s.record.fields.len() > crate::storage::format::MAX_FIELDS {
+    if s.record.fields.len() > crate::storage::records::MAX_FIELDS {
         // Nothing is written: the batch is dropped and the request retried without its weakest identifier.
         return Ok(Plan::Drop(RejectReason::MergeLimit));
     }
@@ -685,7 +685,7 @@ fn merge_into(
             s.record.origins.push(o);
         }
     }
-    if s.record.origins.len() > crate::storage::format::MAX_ORIGINS {
+    if s.record.origins.len() > crate::storage::records::MAX_ORIGINS {
         return Err(Error::InvalidInput(format!(
             "profile {} would absorb too many profiles",
             s.id
@@ -885,10 +885,10 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     }
     encode_ids(db, &mut s, &s_ids_new, now)?;
     encode_ids(db, &mut b, &b_ids, now)?;
-    if b.record.fields.len() > crate::storage::format::MAX_FIELDS {
+    if b.record.fields.len() > crate::storage::records::MAX_FIELDS {
         return Err(Error::InvalidInput(format!(
             "unmerging would give profile {b_id} more than {} fields",
-            crate::storage::format::MAX_FIELDS
+            crate::storage::records::MAX_FIELDS
         )));
     }
     s.record.updated_at = now;
@@ -965,7 +965,7 @@ pub(crate) fn identifiers_of(db: &Engine, id: &ProfileId) -> Result<Vec<Identifi
 #[cfg(test)]
 mod legacy_forms {
     use super::*;
-    use crate::storage::format::SuppressionEntry;
+    use crate::storage::records::SuppressionEntry;
     use crate::storage::Batch;
 
     /// Entries written by a build before the e-mail grammar (trimmed and

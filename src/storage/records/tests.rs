@@ -1,0 +1,202 @@
+//! Round trips and refusals of the record codecs.
+
+use super::codec::*;
+use super::value::*;
+use super::*;
+use crate::error::Error;
+use crate::types::{MergeId, ProfileId, Timestamp, Value};
+
+fn sample_record() -> ProfileRecord {
+    ProfileRecord {
+        generation: 3,
+        created_at: Timestamp(10),
+        updated_at: Timestamp(20),
+        status: RecordStatus::Active,
+        origins: vec![ProfileId::from_bytes([4; 16])],
+        fields: vec![
+            FieldEntry {
+                field_id: 0,
+                sealed: true,
+                origin: 1,
+                written_at: Timestamp(11),
+                payload: vec![1; 40],
+            },
+            FieldEntry {
+                field_id: 5,
+                sealed: false,
+                origin: 0,
+                written_at: Timestamp(12),
+                payload: vec![2, 0, 0, 0, 0, 0, 0, 0, 7],
+            },
+        ],
+    }
+}
+
+#[test]
+fn profile_record_round_trip_and_every_flip_detected() {
+    let rec = sample_record();
+    let bytes = rec.encode();
+    assert_eq!(
+        bytes.len(),
+        1 + 4 + 8 + 8 + 1 + (1 + 16) + 2 + (5 + 40) + (5 + 9) + 4
+    );
+    assert_eq!(ProfileRecord::decode(&bytes).unwrap(), rec);
+    for i in 0..bytes.len() {
+        for bit in [0x01u8, 0x80] {
+            let mut b = bytes.clone();
+            b[i] ^= bit;
+            assert!(
+                ProfileRecord::decode(&b).is_err(),
+                "flip {bit:#x} at {i} went undetected"
+            );
+        }
+    }
+    for cut in 0..bytes.len() {
+        assert!(ProfileRecord::decode(&bytes[..cut]).is_err());
+    }
+}
+
+#[test]
+fn merged_status_round_trips() {
+    let mut rec = sample_record();
+    rec.status = RecordStatus::Merged {
+        into: ProfileId::from_bytes([8; 16]),
+        merge_id: MergeId::from_bytes([9; 16]),
+    };
+    assert_eq!(ProfileRecord::decode(&rec.encode()).unwrap(), rec);
+    rec.fields[0].origin = 2;
+    assert!(
+        ProfileRecord::decode(&rec.encode()).is_err(),
+        "origin beyond the table"
+    );
+}
+
+#[test]
+fn unknown_version_is_typed() {
+    let mut bytes = sample_record().encode();
+    bytes[0] = 9;
+    assert!(matches!(
+        ProfileRecord::decode(&bytes),
+        Err(Error::UnsupportedFormat { version: 9, .. })
+    ));
+    let w = WrappedKey {
+        parent_version: 1,
+        version: 1,
+        sealed: [0; WRAPPED_LEN],
+    };
+    let mut b = w.encode();
+    assert_eq!(WrappedKey::decode(&b).unwrap(), w);
+    b[0] = 0;
+    assert!(matches!(
+        WrappedKey::decode(&b),
+        Err(Error::UnsupportedFormat { version: 0, .. })
+    ));
+}
+
+#[test]
+fn key_tree_header_round_trip() {
+    let h = KeyTreeHeader {
+        fanout_bits: 8,
+        depth: 3,
+        root_epoch: 77,
+    };
+    let b = h.encode();
+    assert_eq!(b.len(), 11);
+    assert_eq!(KeyTreeHeader::decode(&b).unwrap(), h);
+    for i in 0..b.len() {
+        let mut c = b.clone();
+        c[i] ^= 0x10;
+        assert!(KeyTreeHeader::decode(&c).is_err(), "flip at {i}");
+    }
+}
+
+#[test]
+fn header_round_trip() {
+    let h = StoreHeader {
+        store_id: [5; 16],
+        bucket_bits: 16,
+        key_check: [6; 32],
+        created_at: Timestamp(99),
+    };
+    let b = h.encode();
+    assert_eq!(b.len(), 70);
+    assert_eq!(StoreHeader::decode(&b).unwrap(), h);
+    let mut v2 = b.clone();
+    v2[0] = 2;
+    assert!(matches!(
+        StoreHeader::decode(&v2),
+        Err(Error::UnsupportedFormat { .. })
+    ));
+    let mut nomagic = b;
+    nomagic[3] = b'X';
+    assert!(matches!(
+        StoreHeader::decode(&nomagic),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn values_round_trip() {
+    let v = Value::List(vec![
+        Value::String("ä".into()),
+        Value::Int(-5),
+        Value::Float(1.5),
+        Value::Bool(true),
+        Value::Timestamp(Timestamp(123)),
+        Value::Json(serde_json::json!({"a":[1,2]})),
+        Value::List(vec![]),
+    ]);
+    let mut out = Vec::new();
+    encode_value(&v, &mut out);
+    assert_eq!(decode_value(&out).unwrap(), v);
+    out.push(0);
+    assert!(
+        decode_value(&out).is_err(),
+        "trailing byte must be rejected"
+    );
+}
+
+#[test]
+fn deep_nesting_is_rejected_not_overflowing() {
+    let mut bytes = Vec::new();
+    for _ in 0..10_000 {
+        bytes.extend_from_slice(&[TAG_LIST, 1]);
+    }
+    assert!(decode_value(&bytes).is_err());
+}
+
+#[test]
+fn varints_are_minimal_and_bounded() {
+    for v in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+        let mut out = Vec::new();
+        put_varint(&mut out, v);
+        let mut r = Reader::new("t", &out);
+        assert_eq!(r.varint().unwrap(), v);
+        r.finish().unwrap();
+    }
+    assert!(
+        Reader::new("t", &[0x80, 0x00]).varint().is_err(),
+        "non-minimal"
+    );
+    assert!(Reader::new("t", &[0xff; 11]).varint().is_err(), "too long");
+    assert!(Reader::new(
+        "t",
+        &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]
+    )
+    .varint()
+    .is_err());
+    for i in [0i64, -1, 1, i64::MIN, i64::MAX] {
+        assert_eq!(unzigzag(zigzag(i)), i);
+    }
+    assert_eq!(zigzag(-1), 1);
+}
+
+#[test]
+fn field_names_round_trip() {
+    let names = vec!["email".to_string(), "x".to_string()];
+    assert_eq!(
+        decode_field_names(&encode_field_names(&names)).unwrap(),
+        names
+    );
+    assert!(decode_field_names(&[0, 0, 0, 9]).is_err());
+}
