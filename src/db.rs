@@ -160,7 +160,7 @@ impl Db {
     /// ```
     pub fn resolve(&self, identifiers: &[Identifier], update: Update) -> Result<ResolveOutcome> {
         let _tree = self.engine.keys.shared();
-        identity::engine::resolve(&self.engine, identifiers, update, &[], "shared_identifier")
+        identity::resolve(&self.engine, identifiers, update, &[], "shared_identifier")
     }
 
     /// [`Db::resolve`] that also records consent records for the resolved
@@ -172,7 +172,7 @@ impl Db {
         consents: &[ConsentRecord],
     ) -> Result<ResolveOutcome> {
         let _tree = self.engine.keys.shared();
-        identity::engine::resolve(
+        identity::resolve(
             &self.engine,
             identifiers,
             update,
@@ -207,7 +207,7 @@ impl Db {
         } else {
             Identifier::anonymous_id(previous_id)
         };
-        identity::engine::resolve(
+        identity::resolve(
             &self.engine,
             &[Identifier::user_id(user_id), previous],
             Update::new(),
@@ -220,7 +220,7 @@ impl Db {
     /// One keyed hash and one index read.
     pub fn lookup(&self, identifier: &Identifier) -> Result<Option<ProfileId>> {
         let _tree = self.engine.keys.shared();
-        identity::engine::lookup(&self.engine, identifier)
+        identity::lookup(&self.engine, identifier)
     }
 
     /// Undoes a merge: both profiles are restored with their own
@@ -228,19 +228,19 @@ impl Db {
     /// "Unmerge"). Returns (survivor, restored profile).
     pub fn unmerge(&self, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
         let _tree = self.engine.keys.shared();
-        identity::engine::unmerge(&self.engine, merge_id)
+        identity::unmerge(&self.engine, merge_id)
     }
 
     /// Merges a profile took part in, oldest first.
     pub fn merges(&self, id: &ProfileId) -> Result<Vec<MergeInfo>> {
         let _tree = self.engine.keys.shared();
-        identity::engine::merges_of(&self.engine, id)
+        identity::merges_of(&self.engine, id)
     }
 
     /// The identifiers attached to a profile (raw values, decrypted).
     pub fn identifiers(&self, id: &ProfileId) -> Result<Vec<Identifier>> {
         let _tree = self.engine.keys.shared();
-        identity::engine::identifiers_of(&self.engine, id)
+        identity::identifiers_of(&self.engine, id)
     }
 
     /// Appends a consent record (history is append-only) and updates the
@@ -661,7 +661,7 @@ impl Db {
         }
         let w = profiles::load_active(&self.engine, id)?;
         out.push(w.keyring.seed_bytes().to_vec());
-        for i in identity::engine::decode_ids(&self.engine, &w)? {
+        for i in identity::stored::decode_ids(&self.engine, &w)? {
             let key = self.engine.blind.key(i.id_type.name(), &i.normalized)?;
             out.push(
                 <crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(

@@ -18,7 +18,7 @@ pub(crate) fn export(db: &Engine, id: &ProfileId) -> Result<serde_json::Value> {
     // the lock again).
     let profile = crate::domain::profiles::read(db, id, None)?;
     let subject = db.subject_ref(&profile.id)?;
-    let identifiers: Vec<serde_json::Value> = identity::engine::identifiers_of(db, &profile.id)?
+    let identifiers: Vec<serde_json::Value> = identity::identifiers_of(db, &profile.id)?
         .into_iter()
         .map(|i| json!({ "type": i.id_type.name(), "value": i.value }))
         .collect();
@@ -30,7 +30,7 @@ pub(crate) fn export(db: &Engine, id: &ProfileId) -> Result<serde_json::Value> {
         .iter()
         .map(|(via, c)| json!({ "profile_id": via.to_string(), "record": c.to_json() }))
         .collect();
-    let merges: Vec<serde_json::Value> = identity::engine::merges_of(db, &profile.id)?
+    let merges: Vec<serde_json::Value> = identity::merges_of(db, &profile.id)?
         .iter()
         .map(|m| m.to_json())
         .collect();

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::domain::audit::Event;
 use crate::domain::consent;
-use crate::domain::identity::engine::{decode_ids, encode_ids, StoredId};
+use crate::domain::identity::stored::{decode_ids, encode_ids, StoredId};
 use crate::domain::profiles::Working;
 use crate::engine::Engine;
 use crate::error::{Error, Result};

@@ -9,13 +9,20 @@
 
 pub(crate) mod blind;
 pub(crate) mod config;
-pub(crate) mod engine;
 pub(crate) mod ids;
+mod merge;
+mod outcome;
+mod resolve;
 pub(crate) mod rules;
+pub(crate) mod stored;
 
 pub use config::IdentityConfig;
-pub use engine::{MergeInfo, RejectReason, Rejection, ResolveOutcome};
+pub use outcome::{MergeInfo, RejectReason, Rejection, ResolveOutcome};
+
 pub use ids::{
     IdType, Identifier, IdentifierProblem, Normalization, PhoneValidation, MAX_IDENTIFIER_BYTES,
 };
+pub(crate) use merge::{merges_of, unmerge};
+pub(crate) use resolve::{lookup, resolve};
 pub use rules::{MergeRules, DEFAULT_BLOCKLIST};
+pub(crate) use stored::identifiers_of;

@@ -1,0 +1,290 @@
+//! Merge of two profiles (from resolution) and unmerge, which undoes one
+//! merge record, and the merges a profile took part in.
+
+use std::collections::HashSet;
+
+use super::outcome::*;
+use super::stored::*;
+use crate::domain::audit::Event;
+use crate::domain::consent::{self};
+use crate::domain::profiles::{final_target, Working};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::storage::columns::{IdentityIndex, Merges, ProfileMerges, Profiles};
+use crate::storage::records::{
+    Blob, DisplacedField, FieldEntry, IdentityEntry, MergeRecord, RecordStatus,
+};
+use crate::storage::Batch;
+use crate::types::{FieldClass, MergeId, ProfileId, Timestamp};
+
+/// Merges `q` into `s` (in memory and into `batch`); returns the merge id.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pieces are the merge's inputs"
+)]
+pub(super) fn merge_into(
+    db: &Engine,
+    s: &mut Working,
+    s_ids: &mut Vec<StoredId>,
+    q: Working,
+    q_ids: Vec<StoredId>,
+    now: Timestamp,
+    reason: &str,
+    cause: &[(String, [u8; 16])],
+    s_states: &mut consent::States,
+    batch: &mut Batch,
+) -> Result<MergeId> {
+    let merge_id = MergeId::random()?;
+    for o in std::iter::once(q.id).chain(q.record.origins.iter().copied()) {
+        if o != s.id && !s.record.origins.contains(&o) {
+            s.record.origins.push(o);
+        }
+    }
+    if s.record.origins.len() > crate::storage::records::MAX_ORIGINS {
+        return Err(Error::InvalidInput(format!(
+            "profile {} would absorb too many profiles",
+            s.id
+        )));
+    }
+    let ids_fid = db.registry.id(IDS_FIELD);
+    let mut displaced = Vec::new();
+    for entry in &q.record.fields {
+        if Some(entry.field_id) == ids_fid {
+            continue;
+        }
+        let current = s
+            .record
+            .fields
+            .iter()
+            .find(|e| e.field_id == entry.field_id)
+            .cloned();
+        if let Some(cur) = &current {
+            // Most recent write wins; the survivor wins ties.
+            if cur.written_at >= entry.written_at {
+                continue;
+            }
+            displaced.push(DisplacedField {
+                field_id: cur.field_id,
+                sealed: cur.sealed,
+                origin: *s.origin_id(cur.origin).as_bytes(),
+                written_at: cur.written_at.as_micros(),
+                payload: cur.payload.clone(),
+            });
+        }
+        let (name, value) = q.open(db, entry)?;
+        let class = if entry.sealed {
+            FieldClass::Personal
+        } else {
+            FieldClass::NonPersonal
+        };
+        let origin = s.origin_index(&q.origin_id(entry.origin));
+        let sealed = s.seal(db, &name, class, &value, origin, entry.written_at)?;
+        s.record.set(sealed);
+    }
+    for qi in q_ids {
+        if !s_ids.iter().any(|i| i.same(&qi.id_type, &qi.normalized)) {
+            let key = blind_key(db, &qi.id_type, &qi.normalized)?;
+            batch.put::<IdentityIndex>(&key, &IdentityEntry { profile: s.id });
+            s_ids.push(qi);
+        }
+    }
+    consent::on_merge(db, s, &q, merge_id, s_states, batch)?;
+    let mut frozen = q.record.clone();
+    frozen.status = RecordStatus::Merged {
+        into: s.id,
+        merge_id,
+    };
+    batch.put::<Profiles>(&q.id, &frozen);
+    let record = MergeRecord {
+        survivor: *s.id.as_bytes(),
+        merged: *q.id.as_bytes(),
+        reason: reason.to_string(),
+        at: now.as_micros(),
+        identifiers: cause.to_vec(),
+        survivor_generation: s.record.generation,
+        displaced,
+        undone_at: None,
+    };
+    record.check_size()?;
+    batch.put::<Merges>(&merge_id, &record);
+    batch.put::<ProfileMerges>(&(s.id, merge_id), &Blob(Vec::new()));
+    batch.put::<ProfileMerges>(&(q.id, merge_id), &Blob(Vec::new()));
+    s.record.updated_at = now;
+    Ok(merge_id)
+}
+
+/// `Db::unmerge`.
+pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, ProfileId)> {
+    let _identity = db.identity_lock.lock();
+    let mut rec = db
+        .store
+        .get::<Merges>(merge_id)?
+        .ok_or_else(|| Error::InvalidInput(format!("no merge {merge_id}")))?;
+    if rec.undone_at.is_some() {
+        return Err(Error::InvalidInput(format!(
+            "merge {merge_id} was already undone"
+        )));
+    }
+    let s_id = ProfileId::from_bytes(rec.survivor);
+    let b_id = ProfileId::from_bytes(rec.merged);
+    if final_target(db, &s_id)? != Some(s_id) {
+        return Err(Error::InvalidInput(format!(
+            "profile {s_id} was itself merged later; undo that merge first (see `lethedb merges --id {s_id}`)"
+        )));
+    }
+    let _guards = db.locks.lock([&s_id, &b_id]);
+    let mut s = Working::load(db, &s_id)?.ok_or(Error::ProfileNotFound(s_id))?;
+    let mut b = Working::load(db, &b_id)?.ok_or(Error::ProfileNotFound(b_id))?;
+    if b.record.status
+        != (RecordStatus::Merged {
+            into: s_id,
+            merge_id: *merge_id,
+        })
+    {
+        return Err(Error::InvalidInput(format!(
+            "profile {b_id} is not merged by {merge_id}"
+        )));
+    }
+    let now = Timestamp::now();
+    let side: HashSet<ProfileId> = std::iter::once(b_id)
+        .chain(b.record.origins.iter().copied())
+        .collect();
+    let ids_fid = db.registry.id(IDS_FIELD);
+    let s_ids = decode_ids(db, &s)?;
+    let mut b_ids = decode_ids(db, &b)?;
+
+    // Fields contributed by the merged side (at merge time or written later
+    // through its ids) go back to it; the survivor gets back what they displaced.
+    let mut s_keep: Vec<FieldEntry> = Vec::new();
+    let mut taken: HashSet<u32> = HashSet::new();
+    let s_entries = std::mem::take(&mut s.record.fields);
+    let mut s_origin_of: Vec<(usize, ProfileId)> = Vec::new();
+    for entry in s_entries {
+        let origin = s.origin_id(entry.origin);
+        if Some(entry.field_id) == ids_fid {
+            continue;
+        }
+        if side.contains(&origin) {
+            let (name, value) = s.open(db, &entry)?;
+            let newer = b
+                .record
+                .fields
+                .iter()
+                .find(|e| e.field_id == entry.field_id)
+                .is_none_or(|e| e.written_at <= entry.written_at);
+            if newer {
+                let class = if entry.sealed {
+                    FieldClass::Personal
+                } else {
+                    FieldClass::NonPersonal
+                };
+                let sealed = b.seal(
+                    db,
+                    &name,
+                    class,
+                    &value,
+                    b.origin_index(&origin),
+                    entry.written_at,
+                )?;
+                b.record.set(sealed);
+            }
+            taken.insert(entry.field_id);
+        } else {
+            s_origin_of.push((s_keep.len(), origin));
+            s_keep.push(entry);
+        }
+    }
+    for d in &rec.displaced {
+        let absent = !s_keep.iter().any(|e| e.field_id == d.field_id);
+        // A displaced value that came from a profile no longer merged here
+        // (a merge undone before this one) is not the survivor's to take back.
+        let d_origin = ProfileId::from_bytes(d.origin);
+        let still_here =
+            d_origin == s_id || (s.record.origins.contains(&d_origin) && !side.contains(&d_origin));
+        if !still_here {
+            continue;
+        }
+        if absent && taken.contains(&d.field_id) && rec.survivor_generation == s.record.generation {
+            s_origin_of.push((s_keep.len(), ProfileId::from_bytes(d.origin)));
+            s_keep.push(FieldEntry {
+                field_id: d.field_id,
+                sealed: d.sealed,
+                origin: 0,
+                written_at: Timestamp(d.written_at),
+                payload: d.payload.clone(),
+            });
+        }
+    }
+    // The survivor's origin table loses the merged side; re-index origins.
+    s.record.origins.retain(|o| !side.contains(o));
+    for (i, origin) in s_origin_of {
+        s_keep[i].origin = s.origin_index(&origin);
+    }
+    s_keep.sort_by_key(|e| e.field_id);
+    s.record.fields = s_keep;
+
+    let mut batch = Batch::new();
+    let mut s_ids_new = Vec::new();
+    for i in s_ids {
+        if side.contains(&i.origin) {
+            if !b_ids.iter().any(|x| x.same(&i.id_type, &i.normalized)) {
+                b_ids.push(i);
+            }
+        } else {
+            s_ids_new.push(i);
+        }
+    }
+    for i in &b_ids {
+        let key = blind_key(db, &i.id_type, &i.normalized)?;
+        batch.put::<IdentityIndex>(&key, &IdentityEntry { profile: b_id });
+    }
+    encode_ids(db, &mut s, &s_ids_new, now)?;
+    encode_ids(db, &mut b, &b_ids, now)?;
+    if b.record.fields.len() > crate::storage::records::MAX_FIELDS {
+        return Err(Error::InvalidInput(format!(
+            "unmerging would give profile {b_id} more than {} fields",
+            crate::storage::records::MAX_FIELDS
+        )));
+    }
+    s.record.updated_at = now;
+    b.record.updated_at = now;
+    b.record.status = RecordStatus::Active;
+    consent::on_unmerge(db, &b, &mut batch)?;
+    s.put_into(&mut batch);
+    b.put_into(&mut batch);
+    rec.undone_at = Some(now.as_micros());
+    rec.check_size()?;
+    batch.put::<Merges>(merge_id, &rec);
+    let event = Event::new(
+        "unmerge",
+        Some(db.subject_ref(&s_id)?),
+        serde_json::json!({
+            "merge_id": merge_id.to_string(),
+            "restored_subject_ref": crate::hex::encode(&db.subject_ref(&b_id)?),
+        }),
+    );
+    db.audit.commit(&db.store, batch, &[event])?;
+    Ok((s_id, b_id))
+}
+
+/// `Db::merges`.
+pub(crate) fn merges_of(db: &Engine, id: &ProfileId) -> Result<Vec<MergeInfo>> {
+    let mut out = Vec::new();
+    for key in db.store.keys_with::<ProfileMerges>(id.as_bytes())? {
+        let (_, merge_id) = key?;
+        let Some(r) = db.store.get::<Merges>(&merge_id)? else {
+            continue;
+        };
+        out.push(MergeInfo {
+            merge_id,
+            survivor: ProfileId::from_bytes(r.survivor),
+            merged: ProfileId::from_bytes(r.merged),
+            reason: r.reason,
+            at: Timestamp(r.at),
+            identifier_types: r.identifiers.into_iter().map(|(t, _)| t).collect(),
+            undone_at: r.undone_at.map(Timestamp),
+        });
+    }
+    out.sort_by_key(|m| m.at);
+    Ok(out)
+}
