@@ -1,0 +1,282 @@
+//! Consent records on disk: validation, purpose tags, sealing under the
+//! profile's consent key, the current-state / history / grant index
+//! entries staged into a batch, and `recorded_at` allocation.
+
+use std::collections::HashMap;
+
+
+use super::record::*;
+use crate::crypto::aead;
+use crate::domain::profiles::Working;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::keytree::field_ad;
+use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory};
+use crate::storage::records::{GrantEntry, SealedConsent};
+use crate::storage::Batch;
+use crate::types::{ProfileId, Timestamp};
+
+pub(super) const MAX_TEXT: usize = 4096;
+
+pub(super) fn check_record(db: &Engine, r: &ConsentRecord) -> Result<()> {
+    if !is_known_purpose(db, &r.purpose) {
+        return Err(Error::UnknownPurpose(r.purpose.chars().take(64).collect()));
+    }
+    let texts = [
+        Some(&r.source),
+        r.policy_version.as_ref(),
+        r.jurisdiction.as_ref(),
+        r.proof.as_ref(),
+        r.recorded_by.as_ref(),
+    ];
+    if texts.iter().flatten().any(|t| t.len() > MAX_TEXT) {
+        return Err(Error::InvalidInput(
+            "a consent text field is longer than 4096 bytes".into(),
+        ));
+    }
+    if !r.timestamp.is_valid() || r.expires_at.is_some_and(|t| !t.is_valid()) {
+        return Err(Error::InvalidInput(
+            "consent timestamp outside years 0001..=9999".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Built-in purposes, schema-declared ones, and `segment:<category>`.
+pub(crate) fn is_known_purpose(db: &Engine, p: &str) -> bool {
+    BUILTIN_PURPOSES.contains(&p)
+        || db.schema_snapshot().purposes.contains(p)
+        || p.strip_prefix("segment:")
+            .is_some_and(|c| !c.is_empty() && c.len() <= 128)
+}
+
+pub(super) fn purpose_tag(db: &Engine, purpose: &str) -> Result<[u8; 8]> {
+    let full = db.blind.key("$purpose", purpose)?;
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&full[..8]);
+    Ok(tag)
+}
+
+pub(super) fn consent_ad(id: &ProfileId, generation: u32, prefix: u8, key_body: &[u8]) -> Vec<u8> {
+    let mut ad = field_ad(id, generation, CONSENT_FIELD, true);
+    ad.push(prefix);
+    ad.extend_from_slice(key_body);
+    ad
+}
+
+pub(super) fn bincode_opts() -> impl bincode::Options {
+    crate::storage::records::bincode_options(1 << 20)
+}
+
+pub(super) fn consent_key(db: &Engine, w: &Working) -> Result<crate::crypto::SecretKey> {
+    db.registry.ensure(&db.store, [CONSENT_FIELD])?;
+    let fid = db
+        .registry
+        .id(CONSENT_FIELD)
+        .ok_or_else(|| Error::corrupt("field registry", "consent field not registered"))?;
+    w.keyring.field_keys()?.key(fid)
+}
+
+pub(super) fn seal(
+    db: &Engine,
+    w: &Working,
+    prefix: u8,
+    key_body: &[u8],
+    r: &ConsentRecord,
+) -> Result<SealedConsent> {
+    use bincode::Options;
+    let plain = zeroize::Zeroizing::new(
+        bincode_opts()
+            .serialize(r)
+            .map_err(|e| Error::Internal(format!("consent record: {e}")))?,
+    );
+    let mut sealed = Vec::new();
+    aead::seal_into(
+        &*consent_key(db, w)?,
+        &consent_ad(&w.id, w.record.generation, prefix, key_body),
+        &plain,
+        &mut sealed,
+    )?;
+    Ok(SealedConsent {
+        generation: w.record.generation,
+        sealed,
+    })
+}
+
+pub(super) fn open(
+    db: &Engine,
+    w: &Working,
+    prefix: u8,
+    key_body: &[u8],
+    s: &SealedConsent,
+) -> Result<ConsentRecord> {
+    use bincode::Options;
+    let fail = || Error::Decrypt {
+        profile: w.id,
+        what: "consent record".into(),
+    };
+    if s.generation != w.record.generation {
+        return Err(fail());
+    }
+    let plain = aead::open(
+        &*consent_key(db, w)?,
+        &consent_ad(&w.id, s.generation, prefix, key_body),
+        &s.sealed,
+    )
+    .ok_or_else(fail)?;
+    bincode_opts()
+        .deserialize(&plain)
+        .map_err(|e| Error::corrupt("consent record", e.to_string()))
+}
+
+pub(super) fn body<K: crate::storage::keys::KeyCodec>(k: &K) -> Vec<u8> {
+    let mut out = Vec::new();
+    k.write(&mut out);
+    out
+}
+
+/// Current states of a profile, by purpose tag.
+pub(super) fn current_states(db: &Engine, w: &Working) -> Result<HashMap<[u8; 8], ConsentRecord>> {
+    let mut out = HashMap::new();
+    for item in db.store.entries::<ConsentCurrent>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let r = open(db, w, b'c', &body(&key), &sealed)?;
+        out.insert(key.1, r);
+    }
+    Ok(out)
+}
+
+/// Adds a state change to `batch`: history entry, current state (when the
+/// record is at least as new as the current one), and the consent index.
+pub(super) fn stage_state(
+    db: &Engine,
+    w: &Working,
+    tag: [u8; 8],
+    r: &ConsentRecord,
+    batch: &mut Batch,
+) -> Result<()> {
+    let cur_key = (w.id, tag);
+    batch.put::<ConsentCurrent>(&cur_key, &seal(db, w, b'c', &body(&cur_key), r)?);
+    if r.status == ConsentStatus::Granted {
+        batch.put::<ConsentGranted>(
+            &(tag, w.id),
+            &GrantEntry {
+                expires_at: r.expires_at,
+            },
+        );
+    } else {
+        batch.delete::<ConsentGranted>(&(tag, w.id));
+    }
+    Ok(())
+}
+
+pub(super) fn stage_history(
+    db: &Engine,
+    w: &Working,
+    r: &ConsentRecord,
+    batch: &mut Batch,
+) -> Result<()> {
+    let mut hk = [0u8; 12];
+    hk[..8].copy_from_slice(&r.recorded_at.as_micros().to_be_bytes());
+    crate::random::os_random(&mut hk[8..])?;
+    let key = (w.id, hk);
+    batch.put::<ConsentHistory>(&key, &seal(db, w, b'h', &body(&key), r)?);
+    Ok(())
+}
+
+/// Current consent states of a profile by purpose tag, as staged so far in
+/// an operation (load once, then pass to every staging call).
+pub(crate) type States = HashMap<[u8; 8], ConsentRecord>;
+
+/// The stored current states of a profile.
+pub(crate) fn load_states(db: &Engine, w: &Working) -> Result<States> {
+    current_states(db, w)
+}
+
+/// Stages consent records for a locked, active profile into `batch`;
+/// `current` holds the states as staged so far and is kept up to date.
+pub(crate) fn stage_records(
+    db: &Engine,
+    w: &Working,
+    records: &[ConsentRecord],
+    current: &mut States,
+    batch: &mut Batch,
+) -> Result<Vec<ConsentRecord>> {
+    for rec in records {
+        check_record(db, rec)?;
+    }
+    let first = reserve_recorded_at(db, w, records.len())?;
+    let mut stored = Vec::with_capacity(records.len());
+    for (i, rec) in records.iter().enumerate() {
+        let mut r = rec.clone();
+        // Strictly increasing, in the order given: history keys sort by
+        // `recorded_at`, and "later recording wins ties" must mean the later
+        // record, within a call and across calls.
+        r.recorded_at = Timestamp(first.saturating_add(i as i64));
+        let tag = purpose_tag(db, &r.purpose)?;
+        stage_history(db, w, &r, batch)?;
+        let newer = current.get(&tag).is_none_or(|c| r.timestamp >= c.timestamp);
+        if newer {
+            stage_state(db, w, tag, &r, batch)?;
+            current.insert(tag, r.clone());
+        }
+        stored.push(r);
+    }
+    Ok(stored)
+}
+
+/// Reserves `n` consecutive `recorded_at` values (µs) for records of the
+/// locked profile `w` and returns the first: the current time, or one past
+/// the last value handed out in this process, or one past the profile's
+/// latest history entry (one reverse seek; covers other processes, reopens
+/// and a clock stepped back), whichever is latest. So a profile's recording
+/// order is strictly its history order.
+pub(crate) fn reserve_recorded_at(db: &Engine, w: &Working, n: usize) -> Result<i64> {
+    use std::sync::atomic::Ordering::SeqCst;
+    let stored = match db.store.last_key_with::<ConsentHistory>(w.id.as_bytes())? {
+        Some((_, hk)) => {
+            let mut t = [0u8; 8];
+            t.copy_from_slice(&hk[..8]);
+            i64::from_be_bytes(t)
+        }
+        None => i64::MIN,
+    };
+    let now = Timestamp::now().as_micros().max(stored.saturating_add(1));
+    let n = i64::try_from(n.max(1)).unwrap_or(i64::MAX);
+    let start = |last: i64| now.max(last.saturating_add(1));
+    let previous = db
+        .consent_clock
+        .fetch_update(SeqCst, SeqCst, |last| {
+            Some(start(last).saturating_add(n - 1))
+        })
+        .unwrap_or_else(|last| last);
+    Ok(start(previous))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A history entry recorded by a process whose clock ran an hour ahead
+    /// (or before the clock stepped back): new records sort after it.
+    #[test]
+    fn recorded_at_floors_at_the_latest_history_entry() {
+        let (_dir, handle, id) = crate::db::scratch_store();
+        let db = &*handle.engine;
+        let ahead = Timestamp::now().as_micros() + 3_600_000_000;
+        let mut hk = [0u8; 12];
+        hk[..8].copy_from_slice(&ahead.to_be_bytes());
+        let mut batch = Batch::new();
+        batch.put::<ConsentHistory>(
+            &(id, hk),
+            &SealedConsent {
+                generation: 0,
+                sealed: vec![0; 40],
+            },
+        );
+        db.store.write(batch).unwrap();
+        let w = crate::domain::profiles::load_active(db, &id).unwrap();
+        assert_eq!(reserve_recorded_at(db, &w, 3).unwrap(), ahead + 1);
+        assert_eq!(reserve_recorded_at(db, &w, 1).unwrap(), ahead + 4);
+    }
+}
