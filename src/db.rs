@@ -1,4 +1,8 @@
 //! The public database handle: a thin facade over the engine.
+//!
+//! Longer than 600 lines: this is the public API, one method per
+//! operation, each with its documentation and an example; the bodies are
+//! one call into the domain modules.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -31,7 +31,12 @@ fn modules() -> BTreeMap<String, PathBuf> {
     let mut out = BTreeMap::new();
     for f in files {
         let rel = f.strip_prefix(src()).unwrap().to_string_lossy().to_string();
-        if rel == "main.rs" || rel.starts_with("cli/") {
+        // The binary, and test-only files (`#[cfg(test)] mod tests;`).
+        if rel == "main.rs"
+            || rel.starts_with("cli/")
+            || rel.ends_with("/tests.rs")
+            || rel.ends_with("_tests.rs")
+        {
             continue;
         }
         let trimmed = rel.trim_end_matches(".rs");

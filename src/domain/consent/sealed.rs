@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-
 use super::record::*;
 use crate::crypto::aead;
 use crate::domain::profiles::Working;

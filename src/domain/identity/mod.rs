@@ -9,9 +9,11 @@
 
 pub(crate) mod blind;
 pub(crate) mod config;
+mod email;
 pub(crate) mod ids;
 mod merge;
 mod outcome;
+mod phone;
 mod resolve;
 pub(crate) mod rules;
 pub(crate) mod stored;
