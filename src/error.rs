@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::id::ProfileId;
+use crate::id::{MergeId, ProfileId};
 
 /// Longest accepted identifier value, in bytes.
 pub const MAX_IDENTIFIER_BYTES: usize = 512;
@@ -86,6 +86,10 @@ pub enum Error {
     /// The profile does not exist.
     #[error("profile {0} not found")]
     ProfileNotFound(ProfileId),
+
+    /// No merge record has this id (`unmerge`).
+    #[error("merge {0} not found")]
+    MergeNotFound(MergeId),
 
     /// The profile was erased (`forget`); its id is never provisioned again.
     #[error("profile {profile} was erased (erasure {erasure_id}); its data is gone and the id cannot be reused")]

@@ -24,16 +24,24 @@
 //! ```
 //!
 //! ## Layers
+//! Each layer uses only the ones above it in this list (checked by
+//! `tests/module_graph.rs`: no import cycle between files).
+//! * leaves — ids, errors, values and schema, OS randomness, [`Options`].
 //! * `storage` — one RocksDB instance, a column family per data kind, typed
-//!   keyspaces, key encoding in one module, one atomic write path.
-//! * `crypto` — master key providers, HKDF subkeys, AES-256-GCM sealing, the
-//!   key hierarchy (master → bucket keys → profile keyrings → field keys).
-//! * `domain` — profiles, fields and the field registry; identity
-//!   (normalisation, blind index, resolve, merge, unmerge); consent
-//!   (records, history, purpose-bound reads, TCF); erasure (forget,
-//!   suppression, purge, signed certificates, retention, export, backups
-//!   with ledger replay) and the hash-chained audit log.
-//! * interfaces — [`Db`], the `lethedb` CLI, benches and fuzz targets.
+//!   keyspaces, key encoding, `records/` (one codec per record kind over
+//!   one codec core), the single atomic write path.
+//! * `crypto` — master key providers, HKDF subkeys, AES-256-GCM sealing.
+//! * `keytree` — root → inner nodes → bucket keys → profile keyrings →
+//!   field keys: wrapping, the key cache, rotation at purge, root key stores.
+//! * `engine` — one struct owning store, key tree, field registry, locks,
+//!   audit, signer and configuration.
+//! * `domain` — `profiles/` (the write path and reads), `consent/`,
+//!   `identity/` (normalisation, blind index, resolve, merge, unmerge),
+//!   `erasure/` (forget, suppression, purge, certificates, retention,
+//!   export, backups) and the hash-chained audit log; every function takes
+//!   the engine.
+//! * interfaces — [`Db`] (a facade over the engine), the `lethedb` CLI
+//!   (feature `cli`), benches and fuzz targets.
 //!
 //! On-disk formats are described byte by byte in `docs/design.md`.
 

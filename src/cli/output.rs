@@ -14,6 +14,7 @@ impl From<Error> for Failure {
         let code = match e {
             Error::StoreNotFound { .. }
             | Error::ProfileNotFound(_)
+            | Error::MergeNotFound(_)
             | Error::ProfileErased { .. } => 3,
             Error::WrongKey => 4,
             _ => 1,

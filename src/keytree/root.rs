@@ -400,7 +400,7 @@ impl RootKeyStore for FileRootKeyStore {
             });
         }
         if sealed.len() > MAX_SEALED {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Internal(format!(
                 "sealed root of {} bytes",
                 sealed.len()
             )));

@@ -53,6 +53,9 @@ pub(crate) fn is_store_dir(path: &std::path::Path) -> bool {
 #[derive(Default)]
 pub(crate) struct Batch {
     ops: Vec<Op>,
+    /// The first value that could not be encoded: the batch is refused
+    /// whole by `Store::write` (nothing of it is written).
+    error: Option<Error>,
 }
 
 /// One write of a batch: a put, or a delete when `value` is `None`.
@@ -76,12 +79,20 @@ impl Batch {
         Batch::default()
     }
 
+    /// Stages a put. A value that cannot be encoded (over its record's
+    /// bound) is not staged; the batch then carries the error and
+    /// `Store::write` refuses all of it.
     pub(crate) fn put<K: Keyspace>(&mut self, key: &K::Key, value: &K::Value) {
-        self.ops.push(Op {
-            cf: K::CF,
-            key: K::key(key),
-            value: Some(value.encode()),
-        });
+        match value.try_encode() {
+            Ok(v) => self.ops.push(Op {
+                cf: K::CF,
+                key: K::key(key),
+                value: Some(v),
+            }),
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
     }
 
     pub(crate) fn delete<K: Keyspace>(&mut self, key: &K::Key) {
@@ -101,7 +112,7 @@ impl Batch {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.ops.is_empty() && self.error.is_none()
     }
 }
 
@@ -424,7 +435,10 @@ impl Store {
     }
 
     fn write_opt(&self, batch: Batch, opts: &WriteOptions) -> Result<()> {
-        if batch.is_empty() {
+        if let Some(e) = batch.error {
+            return Err(e);
+        }
+        if batch.ops.is_empty() {
             return Ok(());
         }
         let mut wb = WriteBatch::default();
@@ -572,5 +586,52 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod batch_bounds {
+    use super::columns::Backups;
+    use super::records::BackupRecord;
+    use super::*;
+
+    fn backup(path: String) -> BackupRecord {
+        BackupRecord {
+            path,
+            taken_at: 0,
+            last_erasure: 0,
+            purged_through: 0,
+            root_epoch: Some(1),
+            next_root_epoch: None,
+        }
+    }
+
+    /// A value over its record's bound fails the whole batch with a typed
+    /// error; no other write of the batch lands, and no half record (only
+    /// version byte and CRC) is ever written.
+    #[test]
+    fn a_batch_with_a_value_over_its_bound_is_refused_whole() {
+        let (_dir, db, _) = crate::db::scratch_store();
+        let store = &db.engine.store;
+        let mut batch = Batch::new();
+        batch.put::<Backups>(&7, &backup("/small".into()));
+        batch.put::<Backups>(&8, &backup("x".repeat(70_000)));
+        assert!(!batch.is_empty());
+        let err = store.write(batch).unwrap_err();
+        assert!(
+            matches!(err, Error::RecordTooLarge { what: "backup record", bytes, limit: 65_536 } if bytes > 70_000),
+            "{err:?}"
+        );
+        assert!(store.get::<Backups>(&7).unwrap().is_none());
+        assert!(store.get_raw::<Backups>(&8).unwrap().is_none());
+        // Under the bound both land.
+        let mut batch = Batch::new();
+        batch.put::<Backups>(&7, &backup("/small".into()));
+        batch.put::<Backups>(&8, &backup("y".repeat(60_000)));
+        store.write(batch).unwrap();
+        assert_eq!(
+            store.get::<Backups>(&8).unwrap().unwrap().path.len(),
+            60_000
+        );
     }
 }

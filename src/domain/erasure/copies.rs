@@ -98,7 +98,7 @@ pub(super) fn append_ledger(db: &Engine, dir: &Path) -> Result<usize> {
             continue;
         }
         let line = serde_json::to_string(&to_line(db, &rec)?)
-            .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            .map_err(|e| Error::Internal(format!("ledger line: {e}")))?;
         out.push_str(&line);
         out.push('\n');
         n += 1;

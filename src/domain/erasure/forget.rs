@@ -462,11 +462,7 @@ fn rekey(db: &Engine, old: &Working, drop: &[u32]) -> Result<Working> {
             continue;
         }
         let (name, value) = old.open(db, entry)?;
-        let class = if entry.sealed {
-            crate::types::FieldClass::Personal
-        } else {
-            crate::types::FieldClass::NonPersonal
-        };
+        let class = entry.class();
         let sealed = new.seal(db, &name, class, &value, entry.origin, entry.written_at)?;
         new.record.set(sealed);
     }

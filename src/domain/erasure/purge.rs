@@ -1,7 +1,7 @@
 //! Purge: makes erased key material physically absent from the store's
 //! live files, then issues the certificates.
 //!
-//! 0. Key-tree rotation (`crypto::hierarchy`): fresh keys on the path of
+//! 0. Key-tree rotation (`keytree::rotation`): fresh keys on the path of
 //!    every erased profile, the tree re-wrapped under a new root and
 //!    committed with a synced WAL; engine-made backups re-keyed the same
 //!    way; then every root version not in use is destroyed. From here on
@@ -76,10 +76,9 @@ pub struct PurgeReport {
 }
 
 impl PurgeReport {
-    /// Figures as JSON (without the certificates).
-    pub fn summary_json(&self) -> serde_json::Value {
-        json!({
-            "erasures": self.erasures.len(),
+    /// The figures the audit entry and the summary share.
+    fn figures(&self) -> serde_json::Map<String, serde_json::Value> {
+        let v = json!({
             "ranges_compacted": self.ranges_compacted,
             "files_rewritten": self.files_rewritten,
             "bytes_rewritten": self.bytes_rewritten,
@@ -90,12 +89,33 @@ impl PurgeReport {
             "keys_replaced": self.keys_replaced,
             "nodes_rewrapped": self.nodes_rewrapped,
             "keyrings_rewrapped": self.keyrings_rewrapped,
-            "key_bytes_written": self.key_bytes_written,
-            "rotation_seconds": self.rotation.as_secs_f64(),
             "backups_rekeyed": self.backups_rekeyed,
             "backups_invalidated": self.backups_invalidated,
-            "seconds": self.duration.as_secs_f64(),
-        })
+        });
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// Figures as JSON (without the certificates).
+    pub fn summary_json(&self) -> serde_json::Value {
+        let mut m = self.figures();
+        m.insert("erasures".into(), json!(self.erasures.len()));
+        m.insert("key_bytes_written".into(), json!(self.key_bytes_written));
+        m.insert(
+            "rotation_seconds".into(),
+            json!(self.rotation.as_secs_f64()),
+        );
+        m.insert("seconds".into(), json!(self.duration.as_secs_f64()));
+        serde_json::Value::Object(m)
+    }
+
+    /// The purge's audit entry details: the figures and the erasure ids.
+    fn audit_json(&self, erasures: &[u64]) -> serde_json::Value {
+        let mut m = self.figures();
+        m.insert("erasures".into(), json!(erasures));
+        serde_json::Value::Object(m)
     }
 }
 
@@ -288,25 +308,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     for id in &ids {
         batch.delete::<PendingPurges>(id);
     }
-    let event = Event::new(
-        "purge",
-        None,
-        json!({
-            "erasures": ids,
-            "ranges_compacted": report.ranges_compacted,
-            "files_rewritten": report.files_rewritten,
-            "bytes_rewritten": report.bytes_rewritten,
-            "store_bytes": report.store_bytes,
-            "root_epoch_destroyed": report.root_epoch_destroyed,
-            "root_epochs_destroyed": report.root_epochs_destroyed,
-            "root_epoch": report.root_epoch,
-            "keys_replaced": report.keys_replaced,
-            "nodes_rewrapped": report.nodes_rewrapped,
-            "keyrings_rewrapped": report.keyrings_rewrapped,
-            "backups_rekeyed": report.backups_rekeyed,
-            "backups_invalidated": report.backups_invalidated,
-        }),
-    );
+    let event = Event::new("purge", None, report.audit_json(&ids));
     let store_id = db.store_id();
     let public = crate::hex::encode(&signer.public_key());
     let bytes_rewritten = report.bytes_rewritten;

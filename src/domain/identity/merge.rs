@@ -15,7 +15,7 @@ use crate::storage::records::{
     Blob, DisplacedField, FieldEntry, IdentityEntry, MergeRecord, RecordStatus,
 };
 use crate::storage::Batch;
-use crate::types::{FieldClass, MergeId, ProfileId, Timestamp};
+use crate::types::{MergeId, ProfileId, Timestamp};
 
 /// Merges `q` into `s` (in memory and into `batch`); returns the merge id.
 #[expect(
@@ -72,11 +72,7 @@ pub(super) fn merge_into(
             });
         }
         let (name, value) = q.open(db, entry)?;
-        let class = if entry.sealed {
-            FieldClass::Personal
-        } else {
-            FieldClass::NonPersonal
-        };
+        let class = entry.class();
         let origin = s.origin_index(&q.origin_id(entry.origin));
         let sealed = s.seal(db, &name, class, &value, origin, entry.written_at)?;
         s.record.set(sealed);
@@ -119,7 +115,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     let mut rec = db
         .store
         .get::<Merges>(merge_id)?
-        .ok_or_else(|| Error::InvalidInput(format!("no merge {merge_id}")))?;
+        .ok_or(Error::MergeNotFound(*merge_id))?;
     if rec.undone_at.is_some() {
         return Err(Error::InvalidInput(format!(
             "merge {merge_id} was already undone"
@@ -173,11 +169,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
                 .find(|e| e.field_id == entry.field_id)
                 .is_none_or(|e| e.written_at <= entry.written_at);
             if newer {
-                let class = if entry.sealed {
-                    FieldClass::Personal
-                } else {
-                    FieldClass::NonPersonal
-                };
+                let class = entry.class();
                 let sealed = b.seal(
                     db,
                     &name,

@@ -31,6 +31,11 @@ pub(crate) trait ValueCodec: Sized {
     const WHAT: &'static str;
     fn encode(&self) -> Vec<u8>;
     fn decode(bytes: &[u8]) -> Result<Self>;
+    /// `encode`, or the typed error when the value cannot be encoded
+    /// within its record's bound (what the write path uses).
+    fn try_encode(&self) -> Result<Vec<u8>> {
+        Ok(self.encode())
+    }
 }
 
 pub(crate) fn check_version(what: &'static str, bytes: &[u8]) -> Result<FormatVersion> {
@@ -213,18 +218,33 @@ macro_rules! bincode_record {
             const WHAT: &'static str = $what;
 
             fn encode(&self) -> Vec<u8> {
+                // Only reached by callers other than the write path (which
+                // uses `try_encode`); a value over the bound encodes to a
+                // record its decoder refuses (typed), never to another value.
+                self.try_encode().unwrap_or_else(|_| {
+                    let mut out = vec![FormatVersion::CURRENT as u8];
+                    push_crc(&mut out);
+                    out
+                })
+            }
+
+            fn try_encode(&self) -> Result<Vec<u8>> {
                 use bincode::Options;
                 let mut out = vec![FormatVersion::CURRENT as u8];
-                // Serialising plain owned data to a Vec fails only over the
-                // size bound, which the write path checks first
-                // (`check_size`); a record that fails anyway is written
-                // without a body and its decoder refuses it (typed), never
-                // read as a different value.
-                if let Ok(body) = bincode_options($limit).serialize(self) {
-                    out.extend_from_slice(&body);
-                }
+                let body =
+                    bincode_options($limit)
+                        .serialize(self)
+                        .map_err(|e| match bincode_options(u64::MAX).serialized_size(self) {
+                            Ok(bytes) if bytes > $limit => Error::RecordTooLarge {
+                                what: $what,
+                                bytes,
+                                limit: $limit,
+                            },
+                            _ => Error::Internal(format!("encoding {}: {e}", $what)),
+                        })?;
+                out.extend_from_slice(&body);
                 push_crc(&mut out);
-                out
+                Ok(out)
             }
 
             fn decode(bytes: &[u8]) -> Result<Self> {

@@ -65,51 +65,6 @@ pub(crate) struct MergeRecord {
 /// Largest merge record accepted when decoding.
 pub(crate) const MAX_MERGE_RECORD_BYTES: u64 = 64 << 20;
 
-/// The pinned bincode configuration for sealed and framed payloads:
-/// fixed-width big-endian integers, no trailing bytes, at most `limit` bytes.
-pub(crate) fn bincode_options(limit: u64) -> impl bincode::Options {
-    use bincode::Options;
-    bincode::DefaultOptions::new()
-        .with_fixint_encoding()
-        .with_big_endian()
-        .reject_trailing_bytes()
-        .with_limit(limit)
-}
-
-/// Implements [`ValueCodec`] for a serde type framed as
-/// `version (1) || bincode body (pinned options) || crc32 (4)`.
-macro_rules! bincode_record {
-    ($ty:ty, $what:expr, $limit:expr) => {
-        impl ValueCodec for $ty {
-            const WHAT: &'static str = $what;
-
-            fn encode(&self) -> Vec<u8> {
-                use bincode::Options;
-                let mut out = vec![FormatVersion::CURRENT as u8];
-                // Serialising plain owned data to a Vec fails only over the
-                // size bound, which the write path checks first
-                // (`check_size`); a record that fails anyway is written
-                // without a body and its decoder refuses it (typed), never
-                // read as a different value.
-                if let Ok(body) = bincode_options($limit).serialize(self) {
-                    out.extend_from_slice(&body);
-                }
-                push_crc(&mut out);
-                out
-            }
-
-            fn decode(bytes: &[u8]) -> Result<Self> {
-                use bincode::Options;
-                check_version(Self::WHAT, bytes)?;
-                let body = check_crc(Self::WHAT, bytes)?;
-                bincode_options($limit)
-                    .deserialize(&body[1..])
-                    .map_err(|e| Error::corrupt(Self::WHAT, e.to_string()))
-            }
-        }
-    };
-}
-
 bincode_record!(MergeRecord, "merge record", MAX_MERGE_RECORD_BYTES);
 
 impl MergeRecord {

@@ -55,6 +55,19 @@ pub(crate) struct FieldEntry {
     pub(crate) payload: Vec<u8>,
 }
 
+impl FieldEntry {
+    /// The class that re-seals this entry with the protection it has: the
+    /// record keeps only whether a field is sealed, and every sealed class
+    /// seals the same way.
+    pub(crate) fn class(&self) -> crate::types::FieldClass {
+        if self.sealed {
+            crate::types::FieldClass::Personal
+        } else {
+            crate::types::FieldClass::NonPersonal
+        }
+    }
+}
+
 /// Largest encoded value of one field, in bytes.
 pub(crate) const MAX_VALUE_BYTES: usize = 1 << 20;
 /// Most fields one profile record may hold.
