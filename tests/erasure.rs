@@ -850,3 +850,51 @@ fn format_2_certificate_from_an_earlier_build_still_verifies() {
         );
     }
 }
+
+/// The attacker holds every file under the store's parent directory
+/// (store, RocksDB's LOG and LOG.old files, OPTIONS, MANIFEST, the root
+/// key file). After forget + purge none of them holds a forgotten
+/// subject's keyring, seed or blind-index key in raw, hex or base64 form,
+/// nor the subject's profile id in hex or base64 (RocksDB's info log
+/// printed manual-compaction bounds — `'p' ‖ profile id`, `'i' ‖ blind
+/// key` — in hex).
+#[test]
+fn purge_leaves_nothing_in_any_encoding_under_the_parent_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(6);
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    let ids = populate(&db, 60);
+    db.flush().unwrap();
+    let victims = [ids[3], ids[41]];
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for v in &victims {
+        for m in material(&db, v) {
+            needles.extend(common::encodings(&m));
+        }
+        // Raw ids stay as tombstone keys (reads answer "erased"); text
+        // forms of them must not exist anywhere.
+        needles.extend(
+            common::encodings(v.as_bytes())
+                .into_iter()
+                .filter(|e| e.as_slice() != v.as_bytes()),
+        );
+    }
+    // Two open/close cycles so RocksDB rotates its info log into LOG.old.*.
+    drop(db);
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    for v in &victims {
+        db.forget(v).unwrap();
+    }
+    db.purge().unwrap();
+    drop(db);
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    let report = scan_dir(dir.path(), &needles).unwrap();
+    assert!(report.files >= 6, "{report:?}");
+    assert!(
+        report.hits.is_empty(),
+        "forgotten subjects found under the parent directory: {:?}",
+        report.hits.iter().take(5).collect::<Vec<_>>()
+    );
+    assert_eq!(db.get(&ids[0]).unwrap().fields["score"], Value::Int(0));
+}

@@ -202,6 +202,10 @@ pub(crate) fn rocksdb_options(
     db_opts.create_missing_column_families(create);
     db_opts.set_max_background_jobs(2);
     db_opts.set_keep_log_file_num(4);
+    // RocksDB's info log prints key boundaries at INFO level (manual
+    // compaction ranges: `'p' ‖ profile id`, `'i' ‖ blind key`, in hex), so
+    // only warnings and errors are logged (docs/design.md, "Purge").
+    db_opts.set_log_level(rocksdb::LogLevel::Warn);
     // WAL files are never recycled: an old WAL's bytes are deleted with it.
     db_opts.set_recycle_log_file_num(0);
     // Index and filter blocks live in the block cache, so the cache bounds
@@ -463,6 +467,27 @@ impl Store {
     }
 
     /// Flushes every memtable to SST files and syncs the WAL.
+    /// Deletes RocksDB's rotated info logs (`LOG.old.*`) in the store
+    /// directory: a build that logged at INFO level, or RocksDB itself
+    /// before this setting existed, may have printed key boundaries into
+    /// them. The current `LOG` is written at WARN level and kept.
+    pub(crate) fn remove_rotated_info_logs(&self) -> Result<usize> {
+        let dir = self.path();
+        let mut n = 0;
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io_at(dir, e))? {
+            let path = entry.map_err(|e| Error::io_at(dir, e))?.path();
+            let old_log = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with("LOG.old."));
+            if old_log {
+                std::fs::remove_file(&path).map_err(|e| Error::io_at(&path, e))?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub(crate) fn flush(&self) -> Result<()> {
         for name in ALL_CFS {
             self.db.flush_cf(self.cf(name)?).map_err(Error::storage)?;

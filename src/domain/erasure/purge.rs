@@ -361,6 +361,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     db.store.compact_cf(CF_META)?;
     db.store.flush()?;
     wait_for_obsolete(db, Duration::from_secs(30))?;
+    db.store.remove_rotated_info_logs()?;
     super::copies::mirror_ledger(db)?;
     report.erasures = ids;
     report.certificates = certs;
