@@ -29,6 +29,9 @@ pub struct Options {
     pub(crate) suppress_forgotten: bool,
     pub(crate) purge_after_erasures: usize,
     pub(crate) purge_deadline: std::time::Duration,
+    /// How long purge waits for RocksDB to delete obsolete files before it
+    /// fails without issuing certificates.
+    pub(crate) obsolete_file_wait: std::time::Duration,
     pub(crate) limits: Limits,
     /// Set by `Db::restore` only: opens a directory marked as a backup.
     pub(crate) restoring: bool,
@@ -86,6 +89,7 @@ impl Default for Options {
             suppress_forgotten: true,
             purge_after_erasures: 1000,
             purge_deadline: std::time::Duration::from_secs(15 * 60),
+            obsolete_file_wait: std::time::Duration::from_secs(30),
             limits: Limits::default(),
             restoring: false,
             shared_roots: false,
@@ -202,6 +206,14 @@ impl Options {
     /// 1000; 0 never purges by count). Checked after each `forget`.
     pub fn purge_after_erasures(mut self, count: usize) -> Self {
         self.purge_after_erasures = count;
+        self
+    }
+
+    /// Test hook: how long purge waits for obsolete files (default 30 s).
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn obsolete_file_wait(mut self, wait: std::time::Duration) -> Self {
+        self.obsolete_file_wait = wait;
         self
     }
 

@@ -898,3 +898,30 @@ fn purge_leaves_nothing_in_any_encoding_under_the_parent_directory() {
     );
     assert_eq!(db.get(&ids[0]).unwrap().fields["score"], Value::Int(0));
 }
+
+/// A purge that cannot finish (an obsolete file stays) issues no
+/// certificate: it fails with a typed error, the erasure stays pending, and
+/// the next purge certifies it.
+#[test]
+fn no_certificate_before_the_purge_has_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(8);
+    let options = || opts().obsolete_file_wait(Duration::from_millis(300));
+    let db = Db::open(dir.path(), &k, options()).unwrap();
+    let ids = populate(&db, 10);
+    let r = db.forget(&ids[4]).unwrap();
+    // An SST file RocksDB does not know: the wait for obsolete files can
+    // never end while it is there.
+    let stray = dir.path().join("999999.sst");
+    std::fs::write(&stray, b"not a table").unwrap();
+    let err = db.purge().unwrap_err();
+    assert!(matches!(err, Error::Internal(_)), "{err:?}");
+    assert!(db.certificates().unwrap().is_empty());
+    assert_eq!(db.pending_erasures().unwrap().0, 1);
+    std::fs::remove_file(&stray).unwrap();
+    let report = db.purge().unwrap();
+    assert_eq!(report.erasures, vec![r.erasure_id.unwrap()]);
+    assert_eq!(db.certificates().unwrap().len(), 1);
+    assert_eq!(db.pending_erasures().unwrap().0, 0);
+    db.verify_audit().unwrap();
+}

@@ -12,11 +12,13 @@
 //!    that fall in one last-level SST are merged into one request, so each
 //!    affected file is rewritten once; the rest of the store is not touched.
 //!    At the last level a deletion drops every older version of its key.
-//! 3. One batch: pending items deleted, ledger records marked purged with
+//! 3. The pending items are rewritten without their key ranges (which
+//!    named blind keys and profile ids), flushed, and the small `meta`
+//!    column family compacted (rewriting the MANIFEST).
+//! 4. Wait until no obsolete file remains; a timeout fails the purge
+//!    before any certificate exists (the next purge certifies).
+//! 5. One batch: pending items deleted, ledger records marked purged with
 //!    their signed certificates, the purge audit entry.
-//! 4. Flush again and compact the small `meta` column family (the pending
-//!    items named blind keys), which also rewrites the MANIFEST (it is
-//!    rolled at every change), then wait until no obsolete file remains.
 //!
 //! lethedb takes no long-lived snapshots or pinned iterators (scans are
 //! short and bounded), so nothing holds old versions back.
@@ -298,6 +300,30 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
         }
     }
 
+    // The pending items name the key ranges they touched (profile ids,
+    // blind keys). They are emptied, flushed and compacted out of `meta`,
+    // and only when no obsolete file is left does the purge certify: a
+    // certificate never claims a purge that did not complete. A crash or a
+    // timeout before that leaves the items pending (with nothing left to
+    // compact); the next purge certifies them.
+    let mut batch = Batch::new();
+    for (id, p) in &pending {
+        if !p.ranges.is_empty() {
+            batch.put::<PendingPurges>(
+                id,
+                &PendingPurge {
+                    requested_at: p.requested_at,
+                    ranges: Vec::new(),
+                },
+            );
+        }
+    }
+    db.store.write(batch)?;
+    db.store.flush()?;
+    db.store.compact_cf(CF_META)?;
+    db.store.flush()?;
+    wait_for_obsolete(db, db.obsolete_file_wait)?;
+
     let purged_at = Timestamp::now();
     let signer = db
         .signer
@@ -355,12 +381,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
         })?;
     // Erasures committed while this purge ran stay pending.
     *db.pending.lock() = scan_pending(&db.store)?;
-    // The pending items named blind keys: flush them out of the WAL and
-    // compact them away with the rest of the (small) meta column family.
     db.store.flush()?;
-    db.store.compact_cf(CF_META)?;
-    db.store.flush()?;
-    wait_for_obsolete(db, Duration::from_secs(30))?;
     db.store.remove_rotated_info_logs()?;
     super::copies::mirror_ledger(db)?;
     report.erasures = ids;
