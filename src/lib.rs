@@ -24,12 +24,14 @@
 //! ```
 //!
 //! ## Layers
-//! Each layer uses only the ones above it in this list (checked by
-//! `tests/module_graph.rs`: no import cycle between files).
-//! * leaves — ids, errors, values and schema, OS randomness, [`Options`].
+//! Lowest first. Files import one another without cycles (checked by
+//! `tests/module_graph.rs`); the engine owns the domain's state-holding
+//! pieces (audit log, registry, locks, blind index, signer, erasure
+//! markers), which never take the engine. `docs/design.md` draws the tree.
+//! * leaves — ids, errors, values and schema, OS randomness; [`Options`].
 //! * `storage` — one RocksDB instance, a column family per data kind, typed
 //!   keyspaces, key encoding, `records/` (one codec per record kind over
-//!   one codec core), the single atomic write path.
+//!   one codec core), batches and the single atomic write path.
 //! * `crypto` — master key providers, HKDF subkeys, AES-256-GCM sealing.
 //! * `keytree` — root → inner nodes → bucket keys → profile keyrings →
 //!   field keys: wrapping, the key cache, rotation at purge, root key stores.

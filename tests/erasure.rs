@@ -925,3 +925,31 @@ fn no_certificate_before_the_purge_has_finished() {
     assert_eq!(db.pending_erasures().unwrap().0, 0);
     db.verify_audit().unwrap();
 }
+
+/// A repeated `forget` answers with the first erasure's receipt and does
+/// not purge, even when a purge is due (and would fail).
+#[test]
+fn a_repeated_forget_returns_its_receipt_without_purging() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(9);
+    let db = Db::open(
+        dir.path(),
+        &k,
+        opts()
+            .purge_after_erasures(1)
+            .obsolete_file_wait(Duration::from_millis(200)),
+    )
+    .unwrap();
+    let ids = populate(&db, 4);
+    let stray = dir.path().join("999998.sst");
+    std::fs::write(&stray, b"not a table").unwrap();
+    // The first forget commits, then its purge fails on the stray file.
+    assert!(matches!(db.forget(&ids[1]), Err(Error::Internal(_))));
+    assert_eq!(db.pending_erasures().unwrap().0, 1);
+    let again = db.forget(&ids[1]).unwrap();
+    assert!(again.already_erased);
+    assert_eq!(db.pending_erasures().unwrap().0, 1);
+    std::fs::remove_file(&stray).unwrap();
+    db.purge().unwrap();
+    assert_eq!(db.certificates().unwrap().len(), 1);
+}

@@ -56,8 +56,15 @@ fn modules() -> BTreeMap<String, PathBuf> {
 /// without comments.
 fn code(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    let text = match text.find("#[cfg(test)]\nmod ") {
-        Some(i) => &text[..i],
+    // An inline test module (`#[cfg(test)] mod name {`) ends the file's
+    // code; a declaration of a test file (`mod tests;`) does not.
+    let inline_test = text.match_indices("#[cfg(test)]\nmod ").find(|(i, m)| {
+        let rest = &text[i + m.len()..];
+        let end = rest.find(['{', ';', '\n']).unwrap_or(rest.len());
+        rest[end..].starts_with('{')
+    });
+    let text = match inline_test {
+        Some((i, _)) => &text[..i],
         None => &text[..],
     };
     text.lines()
@@ -139,7 +146,8 @@ fn paths(module: &str, is_mod_file: bool, code: &str) -> Vec<String> {
     for c in &children {
         roots.push((format!("{c}::"), format!("{own}::{c}")));
     }
-    let mut out = Vec::new();
+    // Declaring a child module depends on it.
+    let mut out: Vec<String> = children.iter().map(|c| format!("{own}::{c}")).collect();
     let bytes = code.as_bytes();
     let boundary = |at: usize| {
         at == 0
@@ -421,7 +429,25 @@ fn the_parser_sees_every_kind_of_path() {
         "crate::storage::Store::open",
         "crate::Error",
         "crate::types::Value",
+        // The declaration itself.
+        "crate::domain::profiles::child",
     ] {
         assert!(p.iter().any(|x| x == want), "{want} missing from {p:?}");
     }
+}
+
+/// A declared test file does not end a file's code (re-exports after it
+/// still count); an inline test module does.
+#[test]
+fn only_inline_test_modules_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("mod.rs");
+    std::fs::write(
+        &f,
+        "mod a;\n#[cfg(test)]\nmod tests;\npub(crate) use a::*;\nfn x() {}\n#[cfg(test)]\nmod inline {\n    use crate::db::Db;\n}\n",
+    )
+    .unwrap();
+    let c = code(&f);
+    assert!(c.contains("pub(crate) use a::*;"), "{c}");
+    assert!(!c.contains("crate::db::Db"), "{c}");
 }

@@ -4,6 +4,7 @@
 use super::columns::Backups;
 use super::records::BackupRecord;
 use super::*;
+use crate::error::Error;
 
 fn backup(path: String) -> BackupRecord {
     BackupRecord {

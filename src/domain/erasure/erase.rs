@@ -14,7 +14,11 @@ use crate::types::ProfileId;
 /// so. Idempotent: a second call returns the first erasure's receipt.
 pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
     let receipt = erasure::forget(db, id)?;
-    maybe_purge(db)?;
+    // A repeated forget answers with the first erasure's receipt and
+    // purges nothing (as before the split).
+    if !receipt.already_erased {
+        maybe_purge(db)?;
+    }
     Ok(receipt)
 }
 

@@ -38,6 +38,9 @@ use crate::storage::records::PendingPurge;
 use crate::storage::{Batch, SstFile};
 use crate::types::{ProfileId, Timestamp};
 
+/// Most erasure ids a purge's audit entry lists one by one.
+const AUDIT_IDS: usize = 10_000;
+
 /// What a purge did.
 #[derive(Clone, Debug, Default)]
 pub struct PurgeReport {
@@ -102,8 +105,9 @@ impl PurgeReport {
 
     /// Figures as JSON (without the certificates).
     pub fn summary_json(&self) -> serde_json::Value {
-        let mut m = self.figures();
+        let mut m = serde_json::Map::new();
         m.insert("erasures".into(), json!(self.erasures.len()));
+        m.extend(self.figures());
         m.insert("key_bytes_written".into(), json!(self.key_bytes_written));
         m.insert(
             "rotation_seconds".into(),
@@ -113,10 +117,26 @@ impl PurgeReport {
         serde_json::Value::Object(m)
     }
 
-    /// The purge's audit entry details: the figures and the erasure ids.
+    /// The purge's audit entry details: the erasure ids, then the figures.
+    /// Up to `AUDIT_IDS` ids are listed; more are given as runs
+    /// `[first, last]` of consecutive ids (`erasure_runs`), so one purge of
+    /// any number of erasures fits an audit entry.
     fn audit_json(&self, erasures: &[u64]) -> serde_json::Value {
-        let mut m = self.figures();
-        m.insert("erasures".into(), json!(erasures));
+        let mut m = serde_json::Map::new();
+        if erasures.len() <= AUDIT_IDS {
+            m.insert("erasures".into(), json!(erasures));
+        } else {
+            let mut runs: Vec<[u64; 2]> = Vec::new();
+            for &id in erasures {
+                match runs.last_mut() {
+                    Some(r) if r[1].checked_add(1) == Some(id) => r[1] = id,
+                    _ => runs.push([id, id]),
+                }
+            }
+            m.insert("erasure_count".into(), json!(erasures.len()));
+            m.insert("erasure_runs".into(), json!(runs));
+        }
+        m.extend(self.figures());
         serde_json::Value::Object(m)
     }
 }
@@ -393,6 +413,22 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Any number of erasures fits one audit entry (1 MiB): past
+    /// `AUDIT_IDS` the ids are listed as runs.
+    #[test]
+    fn a_purge_of_many_erasures_has_a_small_audit_entry() {
+        let r = PurgeReport::default();
+        let few: Vec<u64> = (1..=3).collect();
+        assert_eq!(r.audit_json(&few)["erasures"], json!([1, 2, 3]));
+        let mut many: Vec<u64> = (1..=150_000).collect();
+        many.push(200_000);
+        let v = r.audit_json(&many);
+        assert_eq!(v["erasure_count"], json!(150_001));
+        assert_eq!(v["erasure_runs"], json!([[1, 150_000], [200_000, 200_000]]));
+        assert!(v.to_string().len() < 1_000);
+        assert_eq!(v["ranges_compacted"], json!(0));
+    }
 
     fn file(level: i32, start: &[u8], end: &[u8]) -> SstFile {
         SstFile {

@@ -163,16 +163,6 @@ impl Working {
             .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
         let mut plain = Zeroizing::new(Vec::new());
         records::encode_value(value, &mut plain);
-        // The decoder refuses a value over the format's bound; a field the
-        // engine builds itself (`$ids` after many merges) is held to it here,
-        // before anything is written.
-        if plain.len() > records::MAX_VALUE_BYTES {
-            return Err(Error::RecordTooLarge {
-                what: "field value",
-                bytes: plain.len() as u64,
-                limit: records::MAX_VALUE_BYTES as u64,
-            });
-        }
         let sealed = class.is_sealed();
         Ok(FieldEntry {
             field_id,
@@ -213,6 +203,16 @@ pub(super) fn seal_entry(
     sealed: bool,
     plain: &[u8],
 ) -> Result<Vec<u8>> {
+    // The decoder refuses a value over the format's bound; every sealing
+    // path (user writes, system fields, `$ids` after many merges) is held
+    // to it here, before anything is written.
+    if plain.len() > records::MAX_VALUE_BYTES {
+        return Err(Error::RecordTooLarge {
+            what: "field value",
+            bytes: plain.len() as u64,
+            limit: records::MAX_VALUE_BYTES as u64,
+        });
+    }
     let key = keys.key(field_id)?;
     let mut ad = field_ad(id, keys.generation(), name, sealed);
     let mut out = Vec::with_capacity(plain.len() + aead::OVERHEAD);
