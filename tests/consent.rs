@@ -453,10 +453,17 @@ fn merge_keeps_the_most_restrictive_state_and_both_histories() {
         db.consent(&b, "email_marketing").unwrap().unwrap().status,
         ConsentStatus::Denied
     );
+    // Each side gets back what it had without the merge (issue 17: the
+    // survivor no longer keeps the merged side's choices).
     assert_eq!(
         db.consent(&a, "email_marketing").unwrap().unwrap().status,
-        ConsentStatus::Denied,
-        "survivor stays on the safe side"
+        ConsentStatus::Granted,
+        "the survivor's own state comes back"
+    );
+    assert_eq!(
+        db.consent(&a, "analytics").unwrap().unwrap().expires_at,
+        None,
+        "the survivor's own grant, not b's expiring one"
     );
     let analytics_who: BTreeSet<ProfileId> = db
         .consented_profiles("analytics")
@@ -574,5 +581,123 @@ fn later_recording_wins_ties_across_reopens() {
         h.windows(2)
             .all(|w| w[0].1.recorded_at < w[1].1.recorded_at),
         "recorded_at not strictly increasing"
+    );
+}
+
+/// Issue 17, item 1 (found with the CLI): A (no consent) and B (grants
+/// ads_targeting, denies analytics) are merged, then unmerged. Each side
+/// ends with the consent it would have had without the merge, plus what
+/// was recorded for it since: A never carries B's choices, B gets back its
+/// own and what was recorded through its id while merged; after B is
+/// forgotten and purged, nothing of B's remains in A's history or export.
+#[test]
+fn unmerge_gives_each_side_its_own_consent_and_nothing_of_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = key(21);
+    let db = Db::open(
+        dir.path(),
+        &k,
+        lethedb::Options::new().create_if_missing(true),
+    )
+    .unwrap();
+    let a = db
+        .resolve(&[Identifier::user_id("uA")], Update::new().set("plan", "a"))
+        .unwrap()
+        .profile
+        .unwrap();
+    let b = db
+        .resolve_with_consents(
+            &[Identifier::anonymous_id("anB")],
+            Update::new(),
+            &[
+                ConsentRecord::new("ads_targeting", ConsentStatus::Granted)
+                    .source("segment")
+                    .proof("segment:messageId:m2"),
+                ConsentRecord::new("analytics", ConsentStatus::Denied)
+                    .source("segment")
+                    .proof("segment:messageId:m2"),
+            ],
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    // alias anB -> uA: one person; the survivor is the older profile, A.
+    let out = db
+        .resolve(
+            &[Identifier::anonymous_id("anB"), Identifier::user_id("uA")],
+            Update::new(),
+        )
+        .unwrap();
+    assert_eq!(out.profile, Some(a));
+    let merge = out.merges[0];
+    let status = |id: &ProfileId, p: &str| {
+        db.consents(id)
+            .unwrap()
+            .into_iter()
+            .find(|r| r.purpose == p)
+            .map(|r| r.status)
+    };
+    // While merged, the person carries B's choices.
+    assert_eq!(status(&a, "ads_targeting"), Some(ConsentStatus::Granted));
+    // Recorded while merged: through B's id (B's), through A's id (A's).
+    db.record_consent(
+        &b,
+        ConsentRecord::new("email_marketing", ConsentStatus::Granted).proof("via-b"),
+    )
+    .unwrap();
+    db.record_consent(
+        &a,
+        ConsentRecord::new("personalization", ConsentStatus::Granted).proof("via-a"),
+    )
+    .unwrap();
+
+    db.unmerge(&merge).unwrap();
+    assert_eq!(status(&a, "ads_targeting"), None);
+    assert_eq!(status(&a, "analytics"), None);
+    assert_eq!(status(&a, "email_marketing"), None);
+    assert_eq!(status(&a, "personalization"), Some(ConsentStatus::Granted));
+    assert_eq!(status(&b, "ads_targeting"), Some(ConsentStatus::Granted));
+    assert_eq!(status(&b, "analytics"), Some(ConsentStatus::Denied));
+    assert_eq!(status(&b, "email_marketing"), Some(ConsentStatus::Granted));
+    assert_eq!(status(&b, "personalization"), None);
+    for (p, holder) in [
+        ("ads_targeting", b),
+        ("email_marketing", b),
+        ("personalization", a),
+    ] {
+        assert_eq!(db.consented_profiles(p).unwrap(), vec![holder], "{p}");
+    }
+    let proofs = |id: &ProfileId| -> Vec<String> {
+        db.consent_history(id)
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, r)| r.proof)
+            .collect()
+    };
+    assert_eq!(proofs(&a), vec!["via-a".to_string()]);
+    assert!(proofs(&b).contains(&"via-b".to_string()));
+    // B is forgotten: nothing of B's is left with A, in any answer.
+    db.forget(&b).unwrap();
+    db.purge().unwrap();
+    assert_eq!(proofs(&a), vec!["via-a".to_string()]);
+    let export = db.export(&a).unwrap().to_string();
+    for needle in [
+        "segment:messageId:m2",
+        "via-b",
+        "ads_targeting",
+        "email_marketing",
+    ] {
+        assert!(!export.contains(needle), "{needle} in A's export: {export}");
+    }
+    // The state survives a reopen.
+    drop(db);
+    let db = Db::open(dir.path(), &k, lethedb::Options::new()).unwrap();
+    assert_eq!(
+        db.consents(&a)
+            .unwrap()
+            .iter()
+            .map(|r| r.purpose.as_str())
+            .collect::<Vec<_>>(),
+        vec!["personalization"]
     );
 }

@@ -1,13 +1,14 @@
 //! Consent through a profile's life: merge policy (the more restrictive
 //! state wins), unmerge, erasure and re-keying.
 
+use std::collections::{HashMap, HashSet};
+
 use super::record::*;
 use super::sealed::*;
 use crate::domain::profiles::Working;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory, Keyspace};
-use crate::storage::records::GrantEntry;
 use crate::storage::Batch;
 use crate::types::{MergeId, ProfileId, Timestamp};
 
@@ -22,8 +23,10 @@ fn restrictiveness(r: &ConsentRecord, now: Timestamp) -> (u8, i64) {
 /// Merge policy: per purpose, the most restrictive current state wins
 /// (not granted < granted expiring sooner < granted expiring later). When
 /// the survivor's state changes, the change is recorded in its history with
-/// source `merge:<merge id>`. The merged profile's index entries are removed;
-/// its states and history stay (frozen) for unmerge and audit.
+/// source `merge:<merge id>`, attributed to the merged side (its origin is
+/// the profile the winning record came from). The merged profile's index
+/// entries are removed; its states and history stay (frozen) for unmerge
+/// and audit.
 pub(crate) fn on_merge(
     db: &Engine,
     s: &Working,
@@ -33,38 +36,125 @@ pub(crate) fn on_merge(
     batch: &mut Batch,
 ) -> Result<()> {
     let now = Timestamp::now();
-    let q_states = current_states(db, q)?;
-    for (tag, qr) in &q_states {
+    let q_states = current_with_origins(db, q)?;
+    for (tag, (qr, q_origin)) in &q_states {
         batch.delete::<ConsentGranted>(&(*tag, q.id));
-        let winner = match s_states.get(tag) {
-            Some(sr) if restrictiveness(sr, now) <= restrictiveness(qr, now) => continue,
-            _ => qr,
-        };
-        let mut r = winner.clone();
+        if s_states
+            .get(tag)
+            .is_some_and(|sr| restrictiveness(sr, now) <= restrictiveness(qr, now))
+        {
+            continue;
+        }
+        let mut r = qr.clone();
         r.source = format!("merge:{merge_id}");
         r.recorded_at = Timestamp(reserve_recorded_at(db, s, 1)?);
-        stage_history(db, s, &r, batch)?;
-        stage_state(db, s, *tag, &r, batch)?;
+        let origin = s.origin_index(&q.origin_id(*q_origin));
+        stage_history(db, s, &r, origin, batch)?;
+        stage_state(db, s, *tag, &r, origin, batch)?;
         s_states.insert(*tag, r);
     }
     Ok(())
 }
 
-/// Unmerge: the restored profile's consent index entries come back from its
-/// own (frozen) current states. The survivor keeps its states, including the
-/// more restrictive ones the merge gave it — the safe side.
-pub(crate) fn on_unmerge(db: &Engine, b: &Working, batch: &mut Batch) -> Result<()> {
-    for (tag, r) in current_states(db, b)? {
-        if r.status == ConsentStatus::Granted {
-            batch.put::<ConsentGranted>(
-                &(tag, b.id),
-                &GrantEntry {
-                    expires_at: r.expires_at,
-                },
-            );
+/// Current states with the origin index of each.
+type Attributed = HashMap<[u8; 8], (ConsentRecord, u32)>;
+
+/// The current states a history gives, replayed in recording order: a
+/// merge's record (source `merge:…`) was written because it won, so it
+/// replaces; any other record replaces when its timestamp is at least the
+/// current one's (later recording wins ties) — the rule of `stage_records`.
+fn replay(db: &Engine, start: Attributed, entries: &[(ConsentRecord, u32)]) -> Result<Attributed> {
+    let mut cur = start;
+    for (r, origin) in entries {
+        let tag = purpose_tag(db, &r.purpose)?;
+        let replaces = r.source.starts_with("merge:")
+            || cur
+                .get(&tag)
+                .is_none_or(|(c, _)| r.timestamp >= c.timestamp);
+        if replaces {
+            cur.insert(tag, (r.clone(), *origin));
         }
     }
+    Ok(cur)
+}
+
+/// Writes `new` as `w`'s current states and consent index entries (all of
+/// them: a restored profile's index entries were removed at merge),
+/// deleting the states of tags in `old` that `new` no longer has.
+fn restate(
+    db: &Engine,
+    w: &Working,
+    old: &Attributed,
+    new: &Attributed,
+    batch: &mut Batch,
+) -> Result<()> {
+    for (tag, (r, origin)) in new {
+        stage_state(db, w, *tag, r, *origin, batch)?;
+    }
+    for tag in old.keys().filter(|t| !new.contains_key(*t)) {
+        batch.delete::<ConsentCurrent>(&(w.id, *tag));
+        batch.delete::<ConsentGranted>(&(*tag, w.id));
+    }
     Ok(())
+}
+
+/// Unmerge of `merge_id`, which merged `b` (and `side`: b and the profiles
+/// b had absorbed) into `s`. Each side ends with the consent it would have
+/// had if the merge had never happened, plus the records attributable to
+/// it since (docs/design.md, "Unmerge"):
+/// * `s`'s history loses the records the merge copied in (source
+///   `merge:<merge_id>`); records attributed to `side` since the merge move
+///   to `b`'s history (re-sealed under `b`'s keys, same recording key);
+/// * each side's current states are replayed from what it keeps: `s` from
+///   its remaining history, `b` from its frozen states plus the moved
+///   records; the consent index follows.
+///
+/// A profile merged into `s` after `merge_id` whose grant lost to `side`'s
+/// more restrictive state at that merge is not re-offered: `s` stays on the
+/// restrictive side for that purpose.
+pub(crate) fn on_unmerge(
+    db: &Engine,
+    s: &Working,
+    s_old_origins: &[ProfileId],
+    b: &Working,
+    merge_id: MergeId,
+    side: &HashSet<ProfileId>,
+    batch: &mut Batch,
+) -> Result<()> {
+    // `s` already has its new origin table (without `side`); the stored
+    // records' origin indexes refer to the old one.
+    let old_origin = |i: u32| -> ProfileId {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| s_old_origins.get(i).copied())
+            .unwrap_or(s.id)
+    };
+    let copied = format!("merge:{merge_id}");
+    let mut kept = Vec::new();
+    let mut moved = Vec::new();
+    for (hk, r, origin) in history_entries(db, s)? {
+        let from = old_origin(origin);
+        if r.source == copied {
+            batch.delete::<ConsentHistory>(&(s.id, hk));
+        } else if side.contains(&from) {
+            batch.delete::<ConsentHistory>(&(s.id, hk));
+            let b_origin = b.origin_index(&from);
+            put_history(db, b, hk, &r, b_origin, batch)?;
+            moved.push((r, b_origin));
+        } else {
+            // Re-sealed with its index in the new origin table.
+            let s_origin = s.origin_index(&from);
+            put_history(db, s, hk, &r, s_origin, batch)?;
+            kept.push((r, s_origin));
+        }
+    }
+    let s_old = current_with_origins(db, s)?;
+    let s_new = replay(db, Attributed::new(), &kept)?;
+    restate(db, s, &s_old, &s_new, batch)?;
+    let b_old = current_with_origins(db, b)?;
+    let b_new = replay(db, b_old.clone(), &moved)?;
+    restate(db, b, &b_old, &b_new, batch)
 }
 
 /// Key ranges holding a profile's consent records (current and history).
@@ -111,13 +201,13 @@ pub(crate) fn erase_into(
 pub(crate) fn reseal(db: &Engine, old: &Working, new: &Working, batch: &mut Batch) -> Result<()> {
     for item in db.store.entries::<ConsentCurrent>(old.id.as_bytes())? {
         let (key, sealed) = item?;
-        let r = open(db, old, b'c', &body(&key), &sealed)?;
-        batch.put::<ConsentCurrent>(&key, &seal(db, new, b'c', &body(&key), &r)?);
+        let (r, origin) = open_with_origin(db, old, b'c', &body(&key), &sealed)?;
+        batch.put::<ConsentCurrent>(&key, &seal(db, new, b'c', &body(&key), &r, origin)?);
     }
     for item in db.store.entries::<ConsentHistory>(old.id.as_bytes())? {
         let (key, sealed) = item?;
-        let r = open(db, old, b'h', &body(&key), &sealed)?;
-        batch.put::<ConsentHistory>(&key, &seal(db, new, b'h', &body(&key), &r)?);
+        let (r, origin) = open_with_origin(db, old, b'h', &body(&key), &sealed)?;
+        batch.put::<ConsentHistory>(&key, &seal(db, new, b'h', &body(&key), &r, origin)?);
     }
     Ok(())
 }

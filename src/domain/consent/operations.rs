@@ -74,7 +74,9 @@ pub(crate) fn record(
 ) -> Result<Vec<ConsentRecord>> {
     with_locked_profile(db, id, |w, batch| {
         let mut states = load_states(db, w)?;
-        let stored = stage_records(db, w, records, &mut states, batch)?;
+        // Recorded through a merged-away id: attributed to that profile.
+        let origin = w.origin_index(id);
+        let stored = stage_records(db, w, records, origin, &mut states, batch)?;
         Ok((stored, records.len()))
     })
 }

@@ -76,19 +76,27 @@ pub(super) fn consent_key(db: &Engine, w: &Working) -> Result<crate::crypto::Sec
     w.keyring.field_keys()?.key(fid)
 }
 
+/// Seals `r` for the profile `w`. The plaintext is the bincode record,
+/// followed by the origin index (u32 BE) when it is not 0 — the profile
+/// among `w`'s origins the record is attributed to (docs/design.md,
+/// "Consent"; records without it are the profile's own).
 pub(super) fn seal(
     db: &Engine,
     w: &Working,
     prefix: u8,
     key_body: &[u8],
     r: &ConsentRecord,
+    origin: u32,
 ) -> Result<SealedConsent> {
     use bincode::Options;
-    let plain = zeroize::Zeroizing::new(
+    let mut plain = zeroize::Zeroizing::new(
         bincode_opts()
             .serialize(r)
             .map_err(|e| Error::Internal(format!("consent record: {e}")))?,
     );
+    if origin != 0 {
+        plain.extend_from_slice(&origin.to_be_bytes());
+    }
     let mut sealed = Vec::new();
     aead::seal_into(
         &*consent_key(db, w)?,
@@ -109,6 +117,17 @@ pub(super) fn open(
     key_body: &[u8],
     s: &SealedConsent,
 ) -> Result<ConsentRecord> {
+    open_with_origin(db, w, prefix, key_body, s).map(|(r, _)| r)
+}
+
+/// Opens a sealed consent record and its origin index (0: the profile's own).
+pub(super) fn open_with_origin(
+    db: &Engine,
+    w: &Working,
+    prefix: u8,
+    key_body: &[u8],
+    s: &SealedConsent,
+) -> Result<(ConsentRecord, u32)> {
     use bincode::Options;
     let fail = || Error::Decrypt {
         profile: w.id,
@@ -123,9 +142,18 @@ pub(super) fn open(
         &s.sealed,
     )
     .ok_or_else(fail)?;
-    bincode_opts()
-        .deserialize(&plain)
-        .map_err(|e| Error::corrupt("consent record", e.to_string()))
+    let corrupt = |e: String| Error::corrupt("consent record", e);
+    let mut rest: &[u8] = &plain;
+    let r: ConsentRecord = bincode_opts()
+        .allow_trailing_bytes()
+        .deserialize_from(&mut rest)
+        .map_err(|e| corrupt(e.to_string()))?;
+    let origin = match rest {
+        [] => 0,
+        [a, b, c, d] => u32::from_be_bytes([*a, *b, *c, *d]),
+        _ => return Err(corrupt(format!("{} trailing bytes", rest.len()))),
+    };
+    Ok((r, origin))
 }
 
 pub(super) fn body<K: crate::storage::keys::KeyCodec>(k: &K) -> Vec<u8> {
@@ -152,10 +180,11 @@ pub(super) fn stage_state(
     w: &Working,
     tag: [u8; 8],
     r: &ConsentRecord,
+    origin: u32,
     batch: &mut Batch,
 ) -> Result<()> {
     let cur_key = (w.id, tag);
-    batch.put::<ConsentCurrent>(&cur_key, &seal(db, w, b'c', &body(&cur_key), r)?);
+    batch.put::<ConsentCurrent>(&cur_key, &seal(db, w, b'c', &body(&cur_key), r, origin)?);
     if r.status == ConsentStatus::Granted {
         batch.put::<ConsentGranted>(
             &(tag, w.id),
@@ -173,14 +202,54 @@ pub(super) fn stage_history(
     db: &Engine,
     w: &Working,
     r: &ConsentRecord,
+    origin: u32,
     batch: &mut Batch,
 ) -> Result<()> {
     let mut hk = [0u8; 12];
     hk[..8].copy_from_slice(&r.recorded_at.as_micros().to_be_bytes());
     crate::random::os_random(&mut hk[8..])?;
+    put_history(db, w, hk, r, origin, batch)
+}
+
+/// Puts one history entry under its key `hk` (recorded at ‖ random).
+pub(super) fn put_history(
+    db: &Engine,
+    w: &Working,
+    hk: [u8; 12],
+    r: &ConsentRecord,
+    origin: u32,
+    batch: &mut Batch,
+) -> Result<()> {
     let key = (w.id, hk);
-    batch.put::<ConsentHistory>(&key, &seal(db, w, b'h', &body(&key), r)?);
+    batch.put::<ConsentHistory>(&key, &seal(db, w, b'h', &body(&key), r, origin)?);
     Ok(())
+}
+
+/// A profile's own history in recording order: key, record, origin index.
+pub(super) fn history_entries(
+    db: &Engine,
+    w: &Working,
+) -> Result<Vec<([u8; 12], ConsentRecord, u32)>> {
+    let mut out = Vec::new();
+    for item in db.store.entries::<ConsentHistory>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let (r, origin) = open_with_origin(db, w, b'h', &body(&key), &sealed)?;
+        out.push((key.1, r, origin));
+    }
+    Ok(out)
+}
+
+/// Current states of a profile with their origin indexes.
+pub(super) fn current_with_origins(
+    db: &Engine,
+    w: &Working,
+) -> Result<HashMap<[u8; 8], (ConsentRecord, u32)>> {
+    let mut out = HashMap::new();
+    for item in db.store.entries::<ConsentCurrent>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        out.insert(key.1, open_with_origin(db, w, b'c', &body(&key), &sealed)?);
+    }
+    Ok(out)
 }
 
 /// Current consent states of a profile by purpose tag, as staged so far in
@@ -198,6 +267,7 @@ pub(crate) fn stage_records(
     db: &Engine,
     w: &Working,
     records: &[ConsentRecord],
+    origin: u32,
     current: &mut States,
     batch: &mut Batch,
 ) -> Result<Vec<ConsentRecord>> {
@@ -213,10 +283,10 @@ pub(crate) fn stage_records(
         // record, within a call and across calls.
         r.recorded_at = Timestamp(first.saturating_add(i as i64));
         let tag = purpose_tag(db, &r.purpose)?;
-        stage_history(db, w, &r, batch)?;
+        stage_history(db, w, &r, origin, batch)?;
         let newer = current.get(&tag).is_none_or(|c| r.timestamp >= c.timestamp);
         if newer {
-            stage_state(db, w, tag, &r, batch)?;
+            stage_state(db, w, tag, &r, origin, batch)?;
             current.insert(tag, r.clone());
         }
         stored.push(r);

@@ -208,6 +208,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
         }
     }
     // The survivor's origin table loses the merged side; re-index origins.
+    let s_old_origins = s.record.origins.clone();
     s.record.origins.retain(|o| !side.contains(o));
     for (i, origin) in s_origin_of {
         s_keep[i].origin = s.origin_index(&origin);
@@ -241,7 +242,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     s.record.updated_at = now;
     b.record.updated_at = now;
     b.record.status = RecordStatus::Active;
-    consent::on_unmerge(db, &b, &mut batch)?;
+    consent::on_unmerge(db, &s, &s_old_origins, &b, *merge_id, &side, &mut batch)?;
     s.put_into(&mut batch);
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());

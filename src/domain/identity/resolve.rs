@@ -275,7 +275,7 @@ fn try_fast(
     let mut events = Vec::new();
     if !consents.is_empty() {
         let mut states = consent::load_states(db, &w)?;
-        consent::stage_records(db, &w, consents, &mut states, &mut batch)?;
+        consent::stage_records(db, &w, consents, origin, &mut states, &mut batch)?;
         events.push(consent::audit_event(db, &w.id, consents.len())?);
     }
     db.audit.commit(&db.store, batch, &events)?;
@@ -323,7 +323,7 @@ fn try_create(
     let mut events = Vec::new();
     if !consents.is_empty() {
         let mut states = consent::load_states(db, &s)?;
-        consent::stage_records(db, &s, consents, &mut states, &mut batch)?;
+        consent::stage_records(db, &s, consents, 0, &mut states, &mut batch)?;
         events.push(consent::audit_event(db, &id, consents.len())?);
     }
     s.put_into(&mut batch);
@@ -468,7 +468,7 @@ fn resolve_locked(
     encode_ids(db, &mut s, &s_ids, now)?;
     let origin = s.origin_index(&origin);
     s.apply_changes(db, changes.to_vec(), origin, now)?;
-    consent::stage_records(db, &s, consents, &mut s_states, &mut batch)?;
+    consent::stage_records(db, &s, consents, origin, &mut s_states, &mut batch)?;
     s.put_into(&mut batch);
     let mut events = merge_events;
     if !consents.is_empty() {
