@@ -650,6 +650,16 @@ impl Db {
 
     #[doc(hidden)]
     #[cfg(feature = "testkit")]
+    /// Test hook (feature `testkit` only): how many batches were written
+    /// with a synced WAL (rotations, erasures) since open.
+    pub fn debug_synced_writes(&self) -> u64 {
+        self.engine
+            .store
+            .synced_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[cfg(feature = "testkit")]
     /// Test hook (feature `testkit` only): the on-disk key material of a profile — its stored
     /// keyring value, its raw keyring seed, and the blind-index keys of its
     /// identifiers — so remanence tests can scan files for them.

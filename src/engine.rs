@@ -287,10 +287,6 @@ impl Engine {
         self.store.path()
     }
 
-    pub(crate) fn header_store_id(&self) -> [u8; 16] {
-        self.header.store_id
-    }
-
     /// Pseudonymous reference of a subject as used in the audit log and
     /// certificates: HMAC-SHA-256 of the profile id under a master-derived
     /// key, 128 bits.

@@ -893,3 +893,46 @@ fn forget_purge_certificate_audit_export_backup_restore_retention() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("\"fields_erased\":0"));
 }
+
+/// Issue 17, item 10: `init` refuses a key file inside the store directory
+/// however the paths are spelled (relative, `.`/`..`, a symbolic link),
+/// not only when one is a textual prefix of the other.
+#[test]
+fn init_refuses_a_key_file_inside_the_store_however_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    // An empty directory made in advance (as an operator would mount one).
+    std::fs::create_dir(dir.path().join("store")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("store"), dir.path().join("alias")).unwrap();
+    for (db, key) in [
+        ("./store", "store/k"),
+        ("store", "./store/sub/../k"),
+        ("store/../store", "store/k"),
+        ("store", "alias/k"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lethedb"))
+            .current_dir(dir.path())
+            .args(["init", "--db", db, "--key-file", key])
+            .env_remove("LETHEDB_DB")
+            .env_remove("LETHEDB_KEY_FILE")
+            .env_remove("LETHEDB_ROOT_KEYS")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{db} {key}: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("must not be inside the store directory"),
+            "{db} {key}: {}",
+            stderr(&out)
+        );
+        assert!(!dir.path().join("store/k").exists());
+    }
+    // Beside the store it is accepted.
+    let out = Command::new(env!("CARGO_BIN_EXE_lethedb"))
+        .current_dir(dir.path())
+        .args(["init", "--db", "./store", "--key-file", "./store.key"])
+        .env_remove("LETHEDB_DB")
+        .env_remove("LETHEDB_KEY_FILE")
+        .env_remove("LETHEDB_ROOT_KEYS")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

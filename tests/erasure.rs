@@ -953,3 +953,77 @@ fn a_repeated_forget_returns_its_receipt_without_purging() {
     db.purge().unwrap();
     assert_eq!(db.certificates().unwrap().len(), 1);
 }
+
+/// Issue 17, item 9: the key ids a certificate names are keyed, so whoever
+/// holds a profile id (a CDP, a partner) cannot link the certificate to it
+/// by recomputing them; the operator can, through the subject reference.
+#[test]
+fn certificate_key_ids_cannot_be_recomputed_from_a_profile_id() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(10);
+    let db = open(dir.path(), &k);
+    let ids = populate(&db, 3);
+    let victim = ids[1];
+    db.forget_field(&victim, "city").unwrap();
+    let r = db.forget(&victim).unwrap();
+    let report = db.purge().unwrap();
+    let store_id: Vec<u8> = (0..32)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&db.store_id()[i..i + 2], 16).unwrap())
+        .collect();
+    let public: Vec<String> = (0u32..8)
+        .map(|generation| {
+            let mut h = Sha256::new();
+            h.update(b"lethedb/key-id");
+            h.update(&store_id);
+            h.update(victim.as_bytes());
+            h.update(generation.to_be_bytes());
+            h.finalize()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        })
+        .collect();
+    assert!(!r.key_ids.is_empty());
+    for cert in &report.certificates {
+        for key_id in &public {
+            assert!(
+                !cert.contains(key_id.as_str()),
+                "certificate names a public key id"
+            );
+        }
+        assert!(!cert.contains(&victim.to_string()));
+    }
+    // Two erasures of the same profile name different keys (generations).
+    let pk = db.public_key().unwrap();
+    let certs: Vec<lethedb::Certificate> = report
+        .certificates
+        .iter()
+        .map(|c| lethedb::verify_certificate(c, &pk).unwrap().certificate)
+        .collect();
+    assert_eq!(certs.len(), 2);
+    assert_ne!(certs[0].key_ids_destroyed, certs[1].key_ids_destroyed);
+}
+
+/// Issue 17, item 10: an acknowledged erasure is on disk — its batch is
+/// written with a synced WAL even when `sync_writes` is off (the default),
+/// so a power loss cannot undo a `forget` the caller was told happened.
+#[test]
+fn forget_and_forget_field_are_synced_even_without_sync_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(11);
+    let db = open(dir.path(), &k);
+    let ids = populate(&db, 3);
+    let before = db.debug_synced_writes();
+    db.upsert(&ids[0], Update::new().set("score", 5)).unwrap();
+    assert_eq!(
+        db.debug_synced_writes(),
+        before,
+        "plain writes follow sync_writes"
+    );
+    db.forget(&ids[1]).unwrap();
+    assert_eq!(db.debug_synced_writes(), before + 1);
+    db.forget_field(&ids[2], "city").unwrap();
+    assert_eq!(db.debug_synced_writes(), before + 2);
+}

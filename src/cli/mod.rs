@@ -51,6 +51,40 @@ pub(crate) fn run() -> i32 {
 }
 
 /// `<DIR>.key`, beside the directory, never inside it.
+/// `path` as the file system will resolve it: absolute, `.` and `..`
+/// applied, and the symbolic links of its longest existing ancestor
+/// resolved — so `./store` and `store/../store/k` compare as paths, not text.
+fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut lexical = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            other => lexical.push(other),
+        }
+    }
+    let mut rest = Vec::new();
+    let mut base = lexical.as_path();
+    let mut out = loop {
+        if let Ok(c) = base.canonicalize() {
+            break c;
+        }
+        match (base.parent(), base.file_name()) {
+            (Some(p), Some(n)) => {
+                rest.push(n.to_os_string());
+                base = p;
+            }
+            _ => break base.to_path_buf(),
+        }
+    };
+    out.extend(rest.iter().rev());
+    out
+}
+
 pub(crate) fn default_key_file(dir: &Path) -> PathBuf {
     let mut s = dir.as_os_str().to_owned();
     while s.len() > 1 && s.to_string_lossy().ends_with('/') {
@@ -147,7 +181,7 @@ pub(crate) fn init_store(
         }
         .into());
     }
-    if key.starts_with(dir) {
+    if resolved(key).starts_with(resolved(dir)) {
         return Err(Failure::new(
             "the key file must not be inside the store directory",
         ));

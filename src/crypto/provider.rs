@@ -121,6 +121,15 @@ impl FileKeyProvider {
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(|e| Error::io_at(&path, e))?;
+        // The new directory entry is durable too: a crash after `init`
+        // returns must not lose the key of a store that exists.
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io_at(dir, e))?;
         Ok(FileKeyProvider { path })
     }
 }

@@ -129,9 +129,34 @@ impl AuditLog {
     pub(crate) fn commit_with(
         &self,
         store: &Store,
+        batch: Batch,
+        events: &[Event],
+        extra: impl FnOnce(&[Position], &mut Batch) -> Result<()>,
+    ) -> Result<Vec<Position>> {
+        self.commit_inner(store, batch, events, extra, false)
+    }
+
+    /// `commit_with`, with the WAL synced before it returns whatever
+    /// `Options::sync_writes` says: for operations whose acknowledgement is
+    /// a promise (an erasure must not be undone by a power loss after the
+    /// caller was told it happened).
+    pub(crate) fn commit_durable_with(
+        &self,
+        store: &Store,
+        batch: Batch,
+        events: &[Event],
+        extra: impl FnOnce(&[Position], &mut Batch) -> Result<()>,
+    ) -> Result<Vec<Position>> {
+        self.commit_inner(store, batch, events, extra, true)
+    }
+
+    fn commit_inner(
+        &self,
+        store: &Store,
         mut batch: Batch,
         events: &[Event],
         extra: impl FnOnce(&[Position], &mut Batch) -> Result<()>,
+        synced: bool,
     ) -> Result<Vec<Position>> {
         let mut head = self.head.lock();
         let mut next = *head;
@@ -158,7 +183,11 @@ impl AuditLog {
         if !events.is_empty() {
             batch.put::<AuditHeads>(&(), &next);
         }
-        store.write(batch)?;
+        if synced {
+            store.write_synced(batch)?;
+        } else {
+            store.write(batch)?;
+        }
         *head = next;
         Ok(positions)
     }

@@ -28,6 +28,9 @@ pub(crate) struct Store {
     path: PathBuf,
     write_opts: WriteOptions,
     pub(super) cache: Cache,
+    /// Test hook: batches written with a synced WAL.
+    #[cfg(feature = "testkit")]
+    pub(crate) synced_writes: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -59,6 +62,8 @@ impl Store {
             path: path.to_path_buf(),
             write_opts,
             cache,
+            #[cfg(feature = "testkit")]
+            synced_writes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -249,7 +254,11 @@ impl Store {
     pub(crate) fn write_synced(&self, batch: Batch) -> Result<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.write_opt(batch, &wo)
+        self.write_opt(batch, &wo)?;
+        #[cfg(feature = "testkit")]
+        self.synced_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The last raw entry of one keyspace whose body starts with

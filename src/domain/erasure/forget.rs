@@ -266,7 +266,7 @@ fn forget_locked(
             continue;
         };
         all_ids.extend(decode_ids(db, &w)?);
-        key_ids.push(key_id(&db.header_store_id(), p, w.record.generation));
+        key_ids.push(key_id(db, p, w.record.generation)?);
         st.batch.delete::<Keyrings>(p);
         st.touched.key::<Keyrings>(p);
         st.batch.put::<Profiles>(p, &tombstone(erasure_id, now));
@@ -327,7 +327,7 @@ fn commit_erasure(
     };
     let mut out = rec.clone();
     db.audit
-        .commit_with(&db.store, st.batch, &[event], |pos, batch| {
+        .commit_durable_with(&db.store, st.batch, &[event], |pos, batch| {
             out.audit_seq = pos.first().map(|p| p.0).unwrap_or(0);
             batch.put::<Erasures>(&out.erasure_id, &out);
             batch.put::<PendingPurges>(&out.erasure_id, &pending);
@@ -407,7 +407,7 @@ fn forget_fields_locked(
         }
         consent::reseal(db, &old, &new, &mut st.batch)?;
         new.put_into(&mut st.batch);
-        key_ids.push(key_id(&db.header_store_id(), p, old.record.generation));
+        key_ids.push(key_id(db, p, old.record.generation)?);
         st.touched.key::<Keyrings>(p);
         st.touched.key::<Profiles>(p);
         consent::touched_ranges(p, &mut |cf, a, b| {

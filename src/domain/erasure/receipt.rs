@@ -3,6 +3,9 @@
 
 use serde_json::json;
 
+use crate::crypto::kdf;
+use crate::engine::Engine;
+use crate::error::Result;
 use crate::storage::records::ErasureRecord;
 use crate::types::{ProfileId, Timestamp};
 
@@ -75,18 +78,17 @@ impl ErasureReceipt {
 }
 
 /// Id of a destroyed key, as named in receipts and certificates:
-/// `SHA-256("lethedb/key-id" || store id || profile id || generation)`,
-/// first 16 bytes. Computable by anyone holding the profile id, revealing
-/// nothing else.
-pub(crate) fn key_id(store_id: &[u8; 16], profile: &ProfileId, generation: u32) -> [u8; 16] {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"lethedb/key-id");
-    h.update(store_id);
-    h.update(profile.as_bytes());
-    h.update(generation.to_be_bytes());
-    let d = h.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&d[..16]);
-    out
+/// `HMAC-SHA-256(subject key, "lethedb/key-id" ‖ profile id ‖ generation
+/// u32 BE)`, first 16 bytes — keyed like the subject reference, so holding
+/// a profile id does not link a certificate to it (format /2 and /3
+/// certificates issued before used an unkeyed SHA-256 and stay as issued).
+pub(crate) fn key_id(db: &Engine, profile: &ProfileId, generation: u32) -> Result<[u8; 16]> {
+    kdf::mac16(
+        &db.subject_key,
+        &[
+            b"lethedb/key-id",
+            profile.as_bytes(),
+            &generation.to_be_bytes(),
+        ],
+    )
 }
