@@ -125,38 +125,18 @@ impl AuditLog {
     }
 
     /// Appends `events` to `batch`, lets `extra` add writes that need the
-    /// new positions, and commits the batch as one write.
+    /// new positions, and commits the batch as one write. With `synced` the
+    /// WAL is synced before this returns, whatever
+    /// `Options::sync_writes` says — for operations whose acknowledgement
+    /// is a promise (an erasure must not be undone by a power loss after
+    /// the caller was told it happened).
     pub(crate) fn commit_with(
-        &self,
-        store: &Store,
-        batch: Batch,
-        events: &[Event],
-        extra: impl FnOnce(&[Position], &mut Batch) -> Result<()>,
-    ) -> Result<Vec<Position>> {
-        self.commit_inner(store, batch, events, extra, false)
-    }
-
-    /// `commit_with`, with the WAL synced before it returns whatever
-    /// `Options::sync_writes` says: for operations whose acknowledgement is
-    /// a promise (an erasure must not be undone by a power loss after the
-    /// caller was told it happened).
-    pub(crate) fn commit_durable_with(
-        &self,
-        store: &Store,
-        batch: Batch,
-        events: &[Event],
-        extra: impl FnOnce(&[Position], &mut Batch) -> Result<()>,
-    ) -> Result<Vec<Position>> {
-        self.commit_inner(store, batch, events, extra, true)
-    }
-
-    fn commit_inner(
         &self,
         store: &Store,
         mut batch: Batch,
         events: &[Event],
-        extra: impl FnOnce(&[Position], &mut Batch) -> Result<()>,
         synced: bool,
+        extra: impl FnOnce(&[Position], &mut Batch) -> Result<()>,
     ) -> Result<Vec<Position>> {
         let mut head = self.head.lock();
         let mut next = *head;
@@ -199,7 +179,7 @@ impl AuditLog {
         batch: Batch,
         events: &[Event],
     ) -> Result<Vec<Position>> {
-        self.commit_with(store, batch, events, |_, _| Ok(()))
+        self.commit_with(store, batch, events, false, |_, _| Ok(()))
     }
 }
 

@@ -327,7 +327,7 @@ fn commit_erasure(
     };
     let mut out = rec.clone();
     db.audit
-        .commit_durable_with(&db.store, st.batch, &[event], |pos, batch| {
+        .commit_with(&db.store, st.batch, &[event], true, |pos, batch| {
             out.audit_seq = pos.first().map(|p| p.0).unwrap_or(0);
             batch.put::<Erasures>(&out.erasure_id, &out);
             batch.put::<PendingPurges>(&out.erasure_id, &pending);

@@ -360,7 +360,7 @@ pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     let bytes_rewritten = report.bytes_rewritten;
     let mut certs = Vec::new();
     db.audit
-        .commit_with(&db.store, batch, &[event], |pos, batch| {
+        .commit_with(&db.store, batch, &[event], false, |pos, batch| {
             let (seq, hash) = pos
                 .first()
                 .copied()
