@@ -85,7 +85,7 @@ impl Db {
         if !restoring {
             // Erasures left pending past their deadline (e.g. by a crash)
             // are purged now.
-            erasure::maybe_purge(&engine)?;
+            erasure::auto_purge(&engine);
         }
         Ok(Db {
             engine: Arc::new(engine),
@@ -538,6 +538,46 @@ impl Db {
         erasure::pending_count(&self.engine)
     }
 
+    /// Every registered backup (re-keyed by purges while registered).
+    pub fn backups(&self) -> Result<Vec<erasure::RegisteredBackup>> {
+        erasure::registered_backups(&self.engine)
+    }
+
+    /// Unregisters backup `number` (see [`Db::backups`]). Purges stop
+    /// re-keying it, so its roots are destroyed first: the copy can no
+    /// longer be decrypted or restored. For a backup that is gone, or one
+    /// that has been taken out of reach for good.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let keys = lethedb::MemoryKeyProvider::generate()?;
+    /// let db = lethedb::Db::open(dir.path().join("s"), &keys, lethedb::Options::new().create_if_missing(true))?;
+    /// db.backup(dir.path().join("b"))?;
+    /// let n = db.backups()?[0].number;
+    /// assert_eq!(db.unregister_backup(n)?.root_epoch.is_some(), true);
+    /// assert!(db.backups()?.is_empty());
+    /// # Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn unregister_backup(&self, number: u64) -> Result<erasure::RegisteredBackup> {
+        erasure::unregister_backup(&self.engine, number)
+    }
+
+    /// Why the last purge failed, until one succeeds. Automatic purges (at
+    /// open, after `forget`, from the scheduler) never fail the call that
+    /// ran them — the erasures stay pending and the next purge retries —
+    /// so this is where their failure shows.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let keys = lethedb::MemoryKeyProvider::generate()?;
+    /// let db = lethedb::Db::open(dir.path(), &keys, lethedb::Options::new().create_if_missing(true))?;
+    /// assert_eq!(db.last_purge_error(), None);
+    /// # Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn last_purge_error(&self) -> Option<String> {
+        self.engine.purge_error.lock().clone()
+    }
+
     /// Starts a thread that purges whenever the oldest pending erasure
     /// reaches [`Options::purge_deadline`]. It holds only a weak reference
     /// and ends when the last `Arc<Db>` is dropped.
@@ -551,8 +591,8 @@ impl Db {
         std::thread::spawn(move || loop {
             std::thread::sleep(tick);
             let Some(db) = weak.upgrade() else { return };
-            // Errors surface on the next explicit purge; the thread keeps going.
-            let _ = erasure::maybe_purge(&db.engine);
+            // A failure is kept for `last_purge_error`; the thread keeps going.
+            erasure::auto_purge(&db.engine);
         })
     }
 
@@ -626,7 +666,8 @@ impl Db {
     /// Writes a backup into the empty or new directory `dir` and registers
     /// it: later purges append their erasures to its ledger.
     pub fn backup(&self, dir: impl AsRef<Path>) -> Result<BackupInfo> {
-        let _tree = self.engine.keys.shared();
+        // The purge lock comes before the key-tree lock (docs/design.md,
+        // "Concurrency"): `backup` takes both, in that order.
         erasure::backup(&self.engine, dir.as_ref())
     }
 

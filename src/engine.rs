@@ -51,6 +51,8 @@ pub(crate) struct Engine {
     /// Highest erasure id in the ledger.
     pub(crate) erasure_seq: Mutex<u64>,
     pub(crate) purge_lock: Mutex<()>,
+    /// The last purge's failure, until a purge succeeds.
+    pub(crate) purge_error: Mutex<Option<String>>,
     /// Erasures waiting for purge (count, oldest request time).
     pub(crate) pending: Mutex<Pending>,
     pub(crate) suppress_forgotten: bool,
@@ -260,6 +262,7 @@ impl Engine {
             signer,
             erasure_seq: Mutex::new(erasure_seq),
             purge_lock: Mutex::new(()),
+            purge_error: Mutex::new(None),
             pending: Mutex::new(pending),
             suppress_forgotten: options.suppress_forgotten,
             suppression_active: AtomicBool::new(suppression_active),

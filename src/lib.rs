@@ -85,7 +85,7 @@ pub use domain::consent::{
 };
 pub use domain::erasure::{
     parse_public_key, verify_certificate, BackupInfo, Certificate, CertificateCheck,
-    ErasureReceipt, PurgeReport, RestoreReport, RetentionReport,
+    ErasureReceipt, PurgeReport, RegisteredBackup, RestoreReport, RetentionReport,
 };
 pub use domain::fields::MAX_FIELD_NAME_BYTES;
 pub use domain::identity::{

@@ -936,3 +936,28 @@ fn init_refuses_a_key_file_inside_the_store_however_spelled() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// `backup list` and `backup unregister` (issue 17, item 4).
+#[test]
+fn backups_are_listed_and_unregistered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let d = db.to_str().unwrap();
+    assert!(lethedb(&["init", "--db", d], None).status.success());
+    let b = tmp.path().join("b1");
+    let o = lethedb(&["backup", "--db", d, "--to", b.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = lethedb(&["backup", "--db", d, "list"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(listed["path"], b.canonicalize().unwrap().to_str().unwrap());
+    assert!(listed["root_epoch"].is_u64());
+    let n = listed["number"].as_u64().unwrap().to_string();
+    let o = lethedb(&["backup", "--db", d, "unregister", "--number", &n], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("unregistered"));
+    let o = lethedb(&["backup", "--db", d, "list"], None);
+    assert_eq!(stdout(&o), "");
+    // Neither --to nor a subcommand: a usage error.
+    assert_eq!(lethedb(&["backup", "--db", d], None).status.code(), Some(2));
+}

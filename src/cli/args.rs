@@ -155,11 +155,15 @@ pub(super) enum Cmd {
         #[command(flatten)]
         subject: SubjectArgs,
     },
-    /// Write a backup to a new directory and register it for ledger mirroring.
+    /// Write a backup to a new directory and register it for ledger
+    /// mirroring and re-keying (`backup --to DIR`); list or unregister
+    /// registered backups.
     Backup {
         /// Backup directory (new or empty).
         #[arg(long)]
-        to: PathBuf,
+        to: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: Option<BackupCmd>,
     },
     /// Restore a backup into the new directory given by --db, replaying later erasures.
     Restore {
@@ -387,5 +391,18 @@ pub(super) enum SchemaCmd {
     Set {
         /// `{"fields":{"name":{"class":"personal|sensitive|non_personal","kind":"string"}}}`
         file: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BackupCmd {
+    /// Registered backups: number, path, root epoch (null: invalidated).
+    List,
+    /// Stop re-keying a backup: its roots are destroyed first, so the copy
+    /// can no longer be decrypted or restored.
+    Unregister {
+        /// Its number, from `backup list`.
+        #[arg(long)]
+        number: u64,
     },
 }

@@ -15,9 +15,39 @@ pub(super) fn export(cli: &Cli, subject: &SubjectArgs) -> CliResult {
     Ok(())
 }
 
-/// `lethedb backup`.
-pub(super) fn backup(cli: &Cli, to: &Path) -> CliResult {
+/// `lethedb backup --to DIR`, `backup list`, `backup unregister`.
+pub(super) fn backup(cli: &Cli, to: Option<&Path>, cmd: Option<&BackupCmd>) -> CliResult {
     let db = open(cli)?;
+    let backup_json = |b: &lethedb::RegisteredBackup| {
+        serde_json::json!({
+            "number": b.number,
+            "path": b.path.display().to_string(),
+            "taken_at": b.taken_at.to_string(),
+            "last_erasure": b.last_erasure,
+            "purged_through": b.purged_through,
+            "root_epoch": b.root_epoch,
+        })
+    };
+    let to = match (to, cmd) {
+        (Some(to), None) => to,
+        (None, Some(BackupCmd::List)) => {
+            for b in db.backups()? {
+                print_json(&backup_json(&b));
+            }
+            return Ok(());
+        }
+        (None, Some(BackupCmd::Unregister { number })) => {
+            let b = db.unregister_backup(*number)?;
+            print_json(&serde_json::json!({ "unregistered": backup_json(&b) }));
+            return Ok(());
+        }
+        _ => {
+            return Err(Failure {
+                code: 2,
+                message: "backup needs --to DIR, or one of: list, unregister --number N".into(),
+            })
+        }
+    };
     let info = db.backup(to)?;
     print_json(&serde_json::json!({
         "backup": info.path.display().to_string(),

@@ -216,7 +216,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Cmd::Audit { cmd } => proofs::audit(&cli, cmd)?,
         Cmd::Keys { cmd } => proofs::keys(&cli, cmd)?,
         Cmd::Export { subject } => copies::export(&cli, subject)?,
-        Cmd::Backup { to } => copies::backup(&cli, to)?,
+        Cmd::Backup { to, cmd } => copies::backup(&cli, to.as_deref(), cmd.as_ref())?,
         Cmd::Restore {
             from,
             backup_root_keys,

@@ -85,6 +85,10 @@ pub(crate) fn backup(db: &Engine, dir: &Path) -> Result<BackupInfo> {
     }
     std::fs::create_dir_all(dir).map_err(|e| Error::io_at(dir, e))?;
     let dir = dir.canonicalize().map_err(|e| Error::io_at(dir, e))?;
+    // Backup and purge exclude each other: a purge's sweep of unused roots
+    // must never see a backup root that is stored but not yet registered.
+    let _purge = db.purge_lock.lock();
+    let _tree = db.keys.shared();
     // Erasures stay still while the checkpoint is taken.
     let _identity = db.identity_lock.lock();
     let last_erasure = db.store.last::<Erasures>()?.map_or(0, |(id, _)| id);

@@ -191,41 +191,17 @@ pub(crate) fn rekey_backups(
         let next = db.keys.next_epoch()?;
         rec.next_root_epoch = Some(next);
         put_record(db, n, &rec)?;
-        {
-            let mut opts = Options::new();
-            opts.restoring = true;
-            opts.shared_roots = true;
-            let copy = Engine::open(
-                &store_dir,
-                &MemoryKeyProvider::holding(&db.master),
-                opts.root_keys(Arc::clone(db.keys.roots_arc()))
-                    .purge_after_erasures(0)
-                    .block_cache_bytes(8 << 20)
-                    .write_buffer_bytes(4 << 20),
-            )?;
-            let mut buckets = BTreeSet::new();
-            for r in &held {
-                let ids: Vec<ProfileId> = r
-                    .profiles
-                    .iter()
-                    .map(|p| ProfileId::from_bytes(*p))
-                    .collect();
-                buckets.extend(ids.iter().map(|id| copy.keys.bucket_of(id)));
-                if copy.store.get::<Erasures>(&r.erasure_id)?.is_some() {
-                    continue;
-                }
-                match r.scope {
-                    ErasureScope::Profile => {
-                        forget_replay(&copy, &ids, r.erasure_id)?;
-                    }
-                    ErasureScope::Fields => {
-                        let names: Vec<&str> = r.fields.iter().map(String::as_str).collect();
-                        forget_fields(&copy, &ids, &names, Some(r.erasure_id))?;
-                    }
-                }
-            }
-            copy.keys.rotate(&copy.store, &buckets, next)?;
-            copy.store.flush()?;
+        if rekey_copy(db, &store_dir, &held, next).is_err() {
+            // A backup that exists but cannot be re-keyed (read-only mount,
+            // permissions, full disk, damage) is invalidated like an
+            // unreachable one — its roots destroyed with the old live root,
+            // counted in the certificate — never a reason to stop erasing.
+            out.doomed.push(next);
+            rec.root_epoch = None;
+            rec.next_root_epoch = None;
+            put_record(db, n, &rec)?;
+            out.invalidated += 1;
+            continue;
         }
         rec.root_epoch = Some(next);
         rec.next_root_epoch = None;
@@ -236,4 +212,116 @@ pub(crate) fn rekey_backups(
     }
     out.doomed.retain(|e| !out.referenced.contains(e));
     Ok(out)
+}
+
+/// Applies `held` (erasures the backup holds) to the copy at `store_dir`
+/// and rotates its tree under the reserved epoch `next`.
+fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32) -> Result<()> {
+    let mut opts = Options::new();
+    opts.restoring = true;
+    opts.shared_roots = true;
+    let copy = Engine::open(
+        store_dir,
+        &MemoryKeyProvider::holding(&db.master),
+        opts.root_keys(Arc::clone(db.keys.roots_arc()))
+            .purge_after_erasures(0)
+            .block_cache_bytes(8 << 20)
+            .write_buffer_bytes(4 << 20),
+    )?;
+    let mut buckets = BTreeSet::new();
+    for r in held {
+        let ids: Vec<ProfileId> = r
+            .profiles
+            .iter()
+            .map(|p| ProfileId::from_bytes(*p))
+            .collect();
+        buckets.extend(ids.iter().map(|id| copy.keys.bucket_of(id)));
+        if copy.store.get::<Erasures>(&r.erasure_id)?.is_some() {
+            continue;
+        }
+        match r.scope {
+            ErasureScope::Profile => {
+                forget_replay(&copy, &ids, r.erasure_id)?;
+            }
+            ErasureScope::Fields => {
+                let names: Vec<&str> = r.fields.iter().map(String::as_str).collect();
+                forget_fields(&copy, &ids, &names, Some(r.erasure_id))?;
+            }
+        }
+    }
+    copy.keys.rotate(&copy.store, &buckets, next)?;
+    copy.store.flush()?;
+    Ok(())
+}
+
+/// A backup registered with the store (`Db::backups`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredBackup {
+    /// Registration number (what `Db::unregister_backup` takes).
+    pub number: u64,
+    /// The backup directory.
+    pub path: PathBuf,
+    /// When it was taken.
+    pub taken_at: Timestamp,
+    /// Highest erasure id the backup itself contains.
+    pub last_erasure: u64,
+    /// Every erasure up to this id is purged from the backup.
+    pub purged_through: u64,
+    /// Root epoch of the backup's own key tree; `None`: invalidated (its
+    /// root destroyed — the copy can no longer be decrypted).
+    pub root_epoch: Option<u32>,
+}
+
+/// `Db::backups`: every registered backup, in registration order.
+pub(crate) fn registered(db: &Engine) -> Result<Vec<RegisteredBackup>> {
+    db.store
+        .entries::<Backups>(&[])?
+        .map(|item| {
+            let (number, r) = item?;
+            Ok(RegisteredBackup {
+                number,
+                path: PathBuf::from(r.path),
+                taken_at: Timestamp(r.taken_at),
+                last_erasure: r.last_erasure,
+                purged_through: r.purged_through,
+                root_epoch: r.root_epoch,
+            })
+        })
+        .collect()
+}
+
+/// `Db::unregister_backup`: a backup that is no longer re-keyed by purges
+/// must not stay decryptable (it would keep every subject erased after it
+/// readable), so its roots are destroyed, then its registration removed,
+/// in one audited step under the purge lock.
+pub(crate) fn unregister(db: &Engine, number: u64) -> Result<RegisteredBackup> {
+    let _purge = db.purge_lock.lock();
+    let rec = db
+        .store
+        .get::<Backups>(&number)?
+        .ok_or_else(|| Error::InvalidInput(format!("no registered backup {number}")))?;
+    let info = registered(db)?
+        .into_iter()
+        .find(|b| b.number == number)
+        .ok_or_else(|| Error::InvalidInput(format!("no registered backup {number}")))?;
+    let roots: Vec<u32> = rec
+        .root_epoch
+        .into_iter()
+        .chain(rec.next_root_epoch)
+        .collect();
+    db.keys.destroy_roots(&roots)?;
+    let mut batch = Batch::new();
+    batch.delete::<Backups>(&number);
+    db.audit.commit_with(
+        &db.store,
+        batch,
+        &[crate::domain::audit::Event::new(
+            "backup_unregister",
+            None,
+            serde_json::json!({ "backup": number, "roots_destroyed": roots }),
+        )],
+        true,
+        |_, _| Ok(()),
+    )?;
+    Ok(info)
 }

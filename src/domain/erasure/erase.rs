@@ -1,9 +1,10 @@
 //! The erasure operations of the public API: the erasure itself
-//! (`forget.rs`), then a purge when one is due (`purge.rs`). Ledger replay
+//! (`forget.rs`), then a purge when one is due (`purge.rs`; its failure is
+//! kept for `Db::last_purge_error`, never the erasure's). Ledger replay
 //! calls `forget.rs` directly and never purges from inside.
 
 use super::forget as erasure;
-use super::purge::maybe_purge;
+use super::purge::auto_purge;
 use super::receipt::ErasureReceipt;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -17,7 +18,7 @@ pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
     // A repeated forget answers with the first erasure's receipt and
     // purges nothing (as before the split).
     if !receipt.already_erased {
-        maybe_purge(db)?;
+        auto_purge(db);
     }
     Ok(receipt)
 }
@@ -34,7 +35,7 @@ pub(crate) fn forget_fields(
 ) -> Result<ErasureReceipt> {
     let receipt = erasure::forget_fields(db, ids, names, explicit)?;
     if receipt.erasure_id.is_some() && explicit.is_none() {
-        maybe_purge(db)?;
+        auto_purge(db);
     }
     Ok(receipt)
 }

@@ -30,14 +30,16 @@ pub(crate) mod suppression;
 
 pub use backup::{BackupInfo, RestoreReport};
 pub use certificate::{parse_public_key, verify_certificate, Certificate, CertificateCheck};
+pub use copies::RegisteredBackup;
 pub use purge::PurgeReport;
 pub use receipt::ErasureReceipt;
 pub use retention::RetentionReport;
 
 pub(crate) use backup::{backup, restore};
 pub(crate) use certificate::check_chain_position;
+pub(crate) use copies::{registered as registered_backups, unregister as unregister_backup};
 pub(crate) use erase::{forget, forget_fields};
 pub(crate) use export::export;
-pub(crate) use purge::{maybe_purge, pending_count, purge};
+pub(crate) use purge::{auto_purge, pending_count, purge};
 pub(crate) use retention::run as run_retention;
 pub(crate) use suppression::unsuppress;

@@ -147,6 +147,17 @@ pub(crate) fn pending_count(db: &Engine) -> Result<(usize, Option<Timestamp>)> {
     Ok((p.count, p.oldest.map(Timestamp)))
 }
 
+/// An automatic purge (at open, after an erasure, from the scheduler):
+/// `maybe_purge`, whose failure never fails the caller — the erasures stay
+/// pending, the error is kept for `Db::last_purge_error` and the next
+/// purge retries. A store must always open and an erasure, once committed,
+/// is acknowledged.
+pub(crate) fn auto_purge(db: &Engine) {
+    if let Err(e) = maybe_purge(db) {
+        *db.purge_error.lock() = Some(e.to_string());
+    }
+}
+
 /// Purges when the pending count or the age of the oldest pending erasure
 /// reaches the configured limits.
 pub(crate) fn maybe_purge(db: &Engine) -> Result<Option<PurgeReport>> {
@@ -239,6 +250,12 @@ fn wait_for_obsolete(db: &Engine, timeout: Duration) -> Result<()> {
 /// `Db::purge`.
 pub(crate) fn purge(db: &Engine) -> Result<PurgeReport> {
     let _one = db.purge_lock.lock();
+    let result = purge_locked(db);
+    *db.purge_error.lock() = result.as_ref().err().map(ToString::to_string);
+    result
+}
+
+fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     let started = Instant::now();
     let pending: Vec<(u64, PendingPurge)> = db
         .store
