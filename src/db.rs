@@ -643,6 +643,30 @@ impl Db {
         audit::verify(&self.engine.store)
     }
 
+    /// A signed checkpoint of the audit log as it is now: keep it outside
+    /// the store; [`verify_audit_log_with_checkpoint`] later shows whether
+    /// entries up to it were removed or rewritten (a cut tail with a
+    /// rewritten head, which the chain alone cannot show).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let keys = lethedb::MemoryKeyProvider::generate()?;
+    /// let db = lethedb::Db::open(dir.path(), &keys, lethedb::Options::new().create_if_missing(true))?;
+    /// let checkpoint = db.audit_checkpoint()?;
+    /// drop(db);
+    /// let c = lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, None)?;
+    /// assert_eq!(c.format, "lethedb-audit-checkpoint/1");
+    /// # Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn audit_checkpoint(&self) -> Result<String> {
+        let signer = self
+            .engine
+            .signer
+            .as_ref()
+            .ok_or_else(|| Error::Internal("store opened without its signing key".into()))?;
+        erasure::take_checkpoint(&self.engine.store, &self.engine.store_id(), signer)
+    }
+
     /// Every audit entry, in order.
     pub fn audit_log(&self) -> Result<Vec<AuditRecord>> {
         audit::all(&self.engine.store)
@@ -744,6 +768,21 @@ pub fn verify_audit_log(path: impl AsRef<Path>) -> Result<AuditReport> {
     audit::verify(&store)
 }
 
+/// Verifies the audit log of the store at `path` (read-only, no master key)
+/// against a checkpoint from [`Db::audit_checkpoint`]: the checkpoint's
+/// signature (by `public_key` when given, else by the key it names), its
+/// store id, and that the log still holds the checkpointed entry with its
+/// hash and chains on from it. A tail cut below the checkpoint fails with
+/// [`Error::AuditChain`].
+pub fn verify_audit_log_with_checkpoint(
+    path: impl AsRef<Path>,
+    checkpoint: &str,
+    public_key: Option<&[u8; 32]>,
+) -> Result<erasure::AuditCheckpoint> {
+    let (store, store_id) = open_keyless_with_id(path.as_ref())?;
+    erasure::verify_checkpoint(&store, &store_id, checkpoint, public_key)
+}
+
 /// Verifies a certificate against `public_key` and its position in the
 /// audit log of the store at `path` (opened read-only, no master key): the
 /// chain verifies, the certified entry has the certified hash, and the
@@ -754,17 +793,24 @@ pub fn verify_certificate_in_store(
     public_key: &[u8; 32],
 ) -> Result<erasure::CertificateCheck> {
     let check = erasure::verify_certificate(certificate, public_key)?;
-    let store = open_keyless(path.as_ref())?;
-    let header = store
-        .get::<StoreHeaders>(&())?
-        .ok_or_else(|| Error::NotAStore {
-            path: path.as_ref().to_path_buf(),
-        })?;
-    if crate::hex::encode(&header.store_id) != check.certificate.store_id {
+    let (store, store_id) = open_keyless_with_id(path.as_ref())?;
+    if store_id != check.certificate.store_id {
         return Err(Error::InvalidCertificate("issued by another store".into()));
     }
     erasure::check_chain_position(&store, &check.certificate)?;
     Ok(check)
+}
+
+/// `open_keyless`, and the store's id (hex) from its header.
+fn open_keyless_with_id(path: &Path) -> Result<(Store, String)> {
+    let store = open_keyless(path)?;
+    let header = store
+        .get::<StoreHeaders>(&())?
+        .ok_or_else(|| Error::NotAStore {
+            path: path.to_path_buf(),
+        })?;
+    let id = crate::hex::encode(&header.store_id);
+    Ok((store, id))
 }
 
 fn open_keyless(path: &Path) -> Result<Store> {

@@ -76,7 +76,9 @@ pub mod bench_support;
 pub mod fuzz_support;
 
 pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
-pub use db::{verify_audit_log, verify_certificate_in_store, Db, StoreStats};
+pub use db::{
+    verify_audit_log, verify_audit_log_with_checkpoint, verify_certificate_in_store, Db, StoreStats,
+};
 pub use domain::audit::{AuditRecord, AuditReport};
 pub use domain::consent::tcf;
 pub use domain::consent::{
@@ -84,8 +86,9 @@ pub use domain::consent::{
     BUILTIN_PURPOSES,
 };
 pub use domain::erasure::{
-    parse_public_key, verify_certificate, BackupInfo, Certificate, CertificateCheck,
-    ErasureReceipt, PurgeReport, RegisteredBackup, RestoreReport, RetentionReport,
+    parse_public_key, verify_certificate, AuditCheckpoint, BackupInfo, Certificate,
+    CertificateCheck, ErasureReceipt, PurgeReport, RegisteredBackup, RestoreReport,
+    RetentionReport,
 };
 pub use domain::fields::MAX_FIELD_NAME_BYTES;
 pub use domain::identity::{

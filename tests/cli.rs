@@ -961,3 +961,34 @@ fn backups_are_listed_and_unregistered() {
     // Neither --to nor a subcommand: a usage error.
     assert_eq!(lethedb(&["backup", "--db", d], None).status.code(), Some(2));
 }
+
+/// `audit checkpoint` and `audit verify --checkpoint` (issue 17, item 8).
+#[test]
+fn audit_checkpoints_are_written_and_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let d = db.to_str().unwrap();
+    assert!(lethedb(&["init", "--db", d], None).status.success());
+    let o = lethedb(&["audit", "checkpoint", "--db", d], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let file = tmp.path().join("checkpoint.json");
+    std::fs::write(&file, stdout(&o)).unwrap();
+    let o = lethedb(&["certificate", "public-key", "--db", d], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pk = tmp.path().join("store.pub");
+    std::fs::write(&pk, stdout(&o)).unwrap();
+    let f = file.to_str().unwrap().to_string();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--db", d, "--checkpoint", f.as_str()];
+        args.extend_from_slice(extra);
+        lethedb(&args, None)
+    };
+    let o = verify(&["--public-key", pk.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["valid"], true);
+    assert!(v["checkpoint_seq"].as_u64().unwrap() >= 1);
+    std::fs::write(&file, "{\"checkpoint\":{}}").unwrap();
+    let o = verify(&[]);
+    assert!(!o.status.success());
+}

@@ -1199,3 +1199,62 @@ fn backups_and_purges_running_together_lose_no_backup_root() {
     drop(db);
     Db::restore(&last.path, dir.path().join("restored"), &k, opts()).unwrap();
 }
+
+/// Issue 17, item 8: removing the last entries of the audit log and
+/// rewriting its head passes the chain check, but not a signed checkpoint
+/// taken before: `verify_audit_log_with_checkpoint` names the cut.
+#[test]
+fn a_cut_audit_tail_is_caught_by_a_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::key(16);
+    let db = open(dir.path(), &k);
+    let ids = populate(&db, 4);
+    db.forget(&ids[0]).unwrap();
+    let checkpoint = db.audit_checkpoint().unwrap();
+    let pk = db.public_key().unwrap();
+    let entries = db.verify_audit().unwrap().entries;
+    drop(db);
+    let c = lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, Some(&pk)).unwrap();
+    assert_eq!(c.seq, entries);
+    // The attacker deletes the last two entries and rewrites the head to
+    // the new last entry (what the chain check compares against).
+    {
+        let raw = common::raw(dir.path());
+        let cf = raw.cf_handle("audit").unwrap();
+        let key = |seq: u64| {
+            let mut k = vec![b'a'];
+            k.extend_from_slice(&seq.to_be_bytes());
+            k
+        };
+        raw.delete_cf(cf, key(entries)).unwrap();
+        raw.delete_cf(cf, key(entries - 1)).unwrap();
+        let new_last = raw.get_cf(cf, key(entries - 2)).unwrap().unwrap();
+        // AuditHead = version ‖ bincode(seq u64 BE, hash [u8; 32]) ‖ crc32.
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"lethedb/audit/v1");
+        h.update(&new_last);
+        let hash: [u8; 32] = h.finalize().into();
+        let mut head = vec![1u8];
+        head.extend_from_slice(&(entries - 2).to_be_bytes());
+        head.extend_from_slice(&hash);
+        let crc = crc32fast::hash(&head);
+        head.extend_from_slice(&crc.to_be_bytes());
+        raw.put_cf(cf, [b'h'], head).unwrap();
+    }
+    // The chain alone no longer sees it...
+    assert_eq!(
+        lethedb::verify_audit_log(dir.path()).unwrap().entries,
+        entries - 2
+    );
+    // ...the checkpoint does.
+    let err =
+        lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, Some(&pk)).unwrap_err();
+    assert!(matches!(err, Error::AuditChain { .. }), "{err:?}");
+    // A forged or foreign checkpoint is refused.
+    let forged = checkpoint.replacen(&format!("\"seq\":{entries}"), "\"seq\":1", 1);
+    assert!(lethedb::verify_audit_log_with_checkpoint(dir.path(), &forged, None).is_err());
+    assert!(
+        lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, Some(&[7; 32])).is_err()
+    );
+}

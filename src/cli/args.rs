@@ -367,8 +367,20 @@ pub(super) enum KeysCmd {
 
 #[derive(Subcommand)]
 pub(super) enum AuditCmd {
-    /// Verify the hash chain (no master key needed).
-    Verify,
+    /// Verify the hash chain (no master key needed); with --checkpoint,
+    /// also that no entry up to a saved checkpoint was removed or rewritten.
+    Verify {
+        /// A checkpoint written by `audit checkpoint` (kept outside the store).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Public-key file (`certificate public-key`) the checkpoint must be signed
+        /// by (default: the key the checkpoint names).
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Print a signed checkpoint of the log's head (one JSON line): keep it
+    /// outside the store, check it later with `audit verify --checkpoint`.
+    Checkpoint,
     /// Print every entry as JSON lines.
     List,
 }

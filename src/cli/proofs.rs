@@ -37,14 +37,38 @@ pub(super) fn certificate(cli: &Cli, cmd: &CertCmd) -> CliResult {
 /// `lethedb audit verify | list`.
 pub(super) fn audit(cli: &Cli, cmd: &AuditCmd) -> CliResult {
     match cmd {
-        AuditCmd::Verify => {
+        AuditCmd::Verify {
+            checkpoint,
+            public_key,
+        } => {
             let dir = need_db(&cli.db)?;
             let r = lethedb::verify_audit_log(&dir)?;
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| Failure::new(format!("reading {}: {e}", p.display())))
+            };
+            let pk = match public_key {
+                Some(p) => Some(lethedb::parse_public_key(&read(p)?)?),
+                None => None,
+            };
+            let checked = match checkpoint {
+                Some(c) => Some(lethedb::verify_audit_log_with_checkpoint(
+                    &dir,
+                    &read(c)?,
+                    pk.as_ref(),
+                )?),
+                None => None,
+            };
             print_json(&serde_json::json!({
                 "valid": true,
                 "entries": r.entries,
                 "head_hash": r.head_hash,
+                "checkpoint_seq": checked.map(|c| c.seq),
             }));
+        }
+        AuditCmd::Checkpoint => {
+            let db = open(cli)?;
+            println!("{}", db.audit_checkpoint()?);
         }
         AuditCmd::List => {
             let db = open(cli)?;

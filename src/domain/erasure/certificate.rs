@@ -213,6 +213,11 @@ impl Signer {
         self.key.verifying_key().to_bytes()
     }
 
+    /// Signs `message`, which must begin with its own signing context.
+    pub(crate) fn sign_message(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     /// Signs a certificate; returns its canonical (RFC 8785) one-line JSON
     /// form. Refuses integers beyond 2^53 - 1, which JCS cannot carry
     /// exactly.

@@ -18,6 +18,7 @@
 
 mod backup;
 pub(crate) mod certificate;
+mod checkpoint;
 mod copies;
 mod erase;
 mod export;
@@ -30,6 +31,7 @@ pub(crate) mod suppression;
 
 pub use backup::{BackupInfo, RestoreReport};
 pub use certificate::{parse_public_key, verify_certificate, Certificate, CertificateCheck};
+pub use checkpoint::AuditCheckpoint;
 pub use copies::RegisteredBackup;
 pub use purge::PurgeReport;
 pub use receipt::ErasureReceipt;
@@ -37,6 +39,7 @@ pub use retention::RetentionReport;
 
 pub(crate) use backup::{backup, restore};
 pub(crate) use certificate::check_chain_position;
+pub(crate) use checkpoint::{take as take_checkpoint, verify as verify_checkpoint};
 pub(crate) use copies::{registered as registered_backups, unregister as unregister_backup};
 pub(crate) use erase::{forget, forget_fields};
 pub(crate) use export::export;
