@@ -1258,3 +1258,75 @@ fn a_cut_audit_tail_is_caught_by_a_signed_checkpoint() {
         lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, Some(&[7; 32])).is_err()
     );
 }
+
+/// Issue 17, item 3: merge copies B's values and identifiers into the
+/// survivor under the survivor's keys; unmerge re-keys the survivor, and
+/// the next purge makes its old keyring (which sealed B's data in older
+/// record versions) undecryptable and absent, while both profiles read.
+#[test]
+fn unmerge_rekeys_the_survivor_and_purge_retires_its_old_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(17);
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    populate(&db, 20);
+    let a = db
+        .resolve(
+            &[Identifier::user_id("uA-17")],
+            Update::new().set("plan", "a"),
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    let b = db
+        .resolve(
+            &[Identifier::anonymous_id("anB-17")],
+            Update::new().set("name", "B-SECRET-NAME-17"),
+        )
+        .unwrap()
+        .profile
+        .unwrap();
+    let out = db
+        .resolve(
+            &[
+                Identifier::anonymous_id("anB-17"),
+                Identifier::user_id("uA-17"),
+            ],
+            Update::new(),
+        )
+        .unwrap();
+    assert_eq!(out.profile, Some(a));
+    db.flush().unwrap();
+    // The survivor's keyring while it held B's data.
+    let merged_keys = material(&db, &a);
+    db.unmerge(&out.merges[0]).unwrap();
+    assert_eq!(
+        db.pending_erasures().unwrap().0,
+        1,
+        "the re-key waits for purge"
+    );
+    let report = db.purge().unwrap();
+    assert!(report.erasures.is_empty() && report.certificates.is_empty());
+    let hits = scan_dir(&path, &merged_keys[..2]).unwrap();
+    assert!(
+        hits.hits.is_empty(),
+        "the survivor's old keyring survived: {:?}",
+        hits.hits
+    );
+    assert_eq!(db.get(&a).unwrap().fields["plan"], Value::from("a"));
+    assert!(!db.get(&a).unwrap().fields.contains_key("name"));
+    assert_eq!(
+        db.get(&b).unwrap().fields["name"],
+        Value::from("B-SECRET-NAME-17")
+    );
+    assert_eq!(db.lookup(&Identifier::user_id("uA-17")).unwrap(), Some(a));
+    assert_eq!(
+        db.lookup(&Identifier::anonymous_id("anB-17")).unwrap(),
+        Some(b)
+    );
+    assert_eq!(db.pending_erasures().unwrap().0, 0);
+    db.verify_audit().unwrap();
+    drop(db);
+    let db = Db::open(&path, &k, opts()).unwrap();
+    assert_eq!(db.get(&a).unwrap().fields["plan"], Value::from("a"));
+}

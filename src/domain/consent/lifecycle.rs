@@ -112,17 +112,24 @@ fn restate(
 /// A profile merged into `s` after `merge_id` whose grant lost to `side`'s
 /// more restrictive state at that merge is not re-offered: `s` stays on the
 /// restrictive side for that purpose.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, in unmerge; the pieces are the unmerge's state"
+)]
 pub(crate) fn on_unmerge(
     db: &Engine,
     s: &Working,
+    s_new: &Working,
     s_old_origins: &[ProfileId],
     b: &Working,
     merge_id: MergeId,
     side: &HashSet<ProfileId>,
     batch: &mut Batch,
 ) -> Result<()> {
-    // `s` already has its new origin table (without `side`); the stored
-    // records' origin indexes refer to the old one.
+    // `s` opens the stored records (its keys as they were); `s_new` is the
+    // survivor re-keyed, with its new origin table (without `side`): every
+    // record the survivor keeps is written again under it. The stored
+    // records' origin indexes refer to the old table.
     let old_origin = |i: u32| -> ProfileId {
         usize::try_from(i)
             .ok()
@@ -143,15 +150,15 @@ pub(crate) fn on_unmerge(
             put_history(db, b, hk, &r, b_origin, batch)?;
             moved.push((r, b_origin));
         } else {
-            // Re-sealed with its index in the new origin table.
-            let s_origin = s.origin_index(&from);
-            put_history(db, s, hk, &r, s_origin, batch)?;
+            // Re-sealed under the new keys, with its index in the new table.
+            let s_origin = s_new.origin_index(&from);
+            put_history(db, s_new, hk, &r, s_origin, batch)?;
             kept.push((r, s_origin));
         }
     }
     let s_old = current_with_origins(db, s)?;
-    let s_new = replay(db, Attributed::new(), &kept)?;
-    restate(db, s, &s_old, &s_new, batch)?;
+    let s_states = replay(db, Attributed::new(), &kept)?;
+    restate(db, s_new, &s_old, &s_states, batch)?;
     let b_old = current_with_origins(db, b)?;
     let b_new = replay(db, b_old.clone(), &moved)?;
     restate(db, b, &b_old, &b_new, batch)

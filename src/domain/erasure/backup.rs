@@ -97,7 +97,8 @@ pub(crate) fn backup(db: &Engine, dir: &Path) -> Result<BackupInfo> {
         .entries::<crate::storage::columns::PendingPurges>(&[])?
         .next()
         .transpose()?
-        .map(|(id, _)| id);
+        .map(|(id, _)| id)
+        .filter(|id| id & crate::storage::records::REKEY_ITEM == 0);
     let purged_through = first_pending.map_or(last_erasure, |p| p.saturating_sub(1));
     let store_dir = dir.join(STORE_DIR);
     db.store.checkpoint(&store_dir)?;

@@ -400,7 +400,7 @@ fn forget_fields_locked(
         if !has_field && dropped_ids.is_empty() {
             continue;
         }
-        let mut new = rekey(db, &old, &field_ids)?;
+        let mut new = old.rekeyed(db, &field_ids)?;
         if !dropped_ids.is_empty() {
             encode_ids(db, &mut new, &kept_ids, old.record.updated_at)?;
             drop_identifiers(db, &dropped_ids, &owners, None, &mut st)?;
@@ -436,37 +436,4 @@ fn forget_fields_locked(
     };
     commit_erasure(db, st, &mut rec, "forget_fields")?;
     Ok(ErasureReceipt::from_record(&rec, false))
-}
-
-/// A copy of `old` under a fresh keyring (generation + 1) without the
-/// fields in `drop`: every other entry is opened and re-sealed, keeping its
-/// origin and write time.
-fn rekey(db: &Engine, old: &Working, drop: &[u32]) -> Result<Working> {
-    let generation = old.record.generation.checked_add(1).ok_or_else(|| {
-        Error::InvalidInput(format!("profile {} cannot be re-keyed again", old.id))
-    })?;
-    let (keyring, wrapped) = db
-        .keys
-        .keyring_with_generation(&db.store, &old.id, generation)?;
-    let mut record = old.record.clone();
-    record.generation = generation;
-    record.fields.clear();
-    let mut new = Working {
-        id: old.id,
-        record,
-        keyring,
-        new_keyring: Some(wrapped),
-    };
-    for entry in &old.record.fields {
-        if drop.contains(&entry.field_id) {
-            continue;
-        }
-        let (name, value) = old.open(db, entry)?;
-        let class = entry.class();
-        let sealed = new.seal(db, &name, class, &value, entry.origin, entry.written_at)?;
-        new.record.set(sealed);
-    }
-    // `updated_at` is left alone: erasing a field is not activity of the
-    // person (inactive-profile retention keeps counting).
-    Ok(new)
 }

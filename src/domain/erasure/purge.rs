@@ -33,7 +33,7 @@ use super::markers::{scan_pending, Pending};
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
+use crate::storage::columns::{Erasures, Keyrings, Keyspace, PendingPurges, ALL_CFS, CF_META};
 use crate::storage::records::PendingPurge;
 use crate::storage::{Batch, SstFile};
 use crate::types::{ProfileId, Timestamp};
@@ -268,18 +268,33 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     }
     let mut records = Vec::new();
     let mut buckets = BTreeSet::new();
-    for (id, _) in &pending {
+    let keys_cf = ALL_CFS.iter().position(|c| *c == Keyrings::CF);
+    for (id, item) in &pending {
         if let Some(rec) = db.store.get::<Erasures>(id)? {
             for p in &rec.profiles {
                 buckets.insert(db.keys.bucket_of(&ProfileId::from_bytes(*p)));
             }
             records.push(rec);
         }
+        // Items that are not erasures (a survivor re-keyed by unmerge) name
+        // the keyrings whose old versions must become undecryptable.
+        for (cf, start, _) in &item.ranges {
+            if Some(usize::from(*cf)) == keys_cf
+                && start.len() == 17
+                && start[0] == Keyrings::PREFIX
+            {
+                let mut id = [0u8; 16];
+                id.copy_from_slice(&start[1..]);
+                buckets.insert(db.keys.bucket_of(&ProfileId::from_bytes(id)));
+            }
+        }
     }
     let rotation_started = Instant::now();
     let new_epoch = db.keys.next_epoch()?;
     let rot = db.keys.rotate(&db.store, &buckets, new_epoch)?;
-    let last_pending = pending.last().map_or(0, |(id, _)| *id);
+    // The last erasure id being purged (re-key items carry a high bit and
+    // are not erasures: backups' `purged_through` counts erasures only).
+    let last_pending = records.iter().map(|r| r.erasure_id).max().unwrap_or(0);
     let mut doomed = vec![rot.old_epoch];
     let mut rekey = super::copies::BackupRekey::default();
     if db.owns_roots {
@@ -367,11 +382,18 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         .as_ref()
         .ok_or_else(|| Error::Internal("store opened without its signing key".into()))?;
     let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
+    // The report and the audit entry name erasures; re-key items are counted.
+    let erasure_ids: Vec<u64> = records.iter().map(|r| r.erasure_id).collect();
+    let rekeys = ids.len() - erasure_ids.len();
     let mut batch = Batch::new();
     for id in &ids {
         batch.delete::<PendingPurges>(id);
     }
-    let event = Event::new("purge", None, report.audit_json(&ids));
+    let mut detail = report.audit_json(&erasure_ids);
+    if rekeys > 0 {
+        detail["rekeys"] = json!(rekeys);
+    }
+    let event = Event::new("purge", None, detail);
     let store_id = db.store_id();
     let public = crate::hex::encode(&signer.public_key());
     let bytes_rewritten = report.bytes_rewritten;
@@ -421,7 +443,7 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     db.store.flush()?;
     db.store.remove_rotated_info_logs()?;
     super::copies::mirror_ledger(db)?;
-    report.erasures = ids;
+    report.erasures = erasure_ids;
     report.certificates = certs;
     report.duration = started.elapsed();
     Ok(report)

@@ -242,8 +242,23 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     s.record.updated_at = now;
     b.record.updated_at = now;
     b.record.status = RecordStatus::Active;
-    consent::on_unmerge(db, &s, &s_old_origins, &b, *merge_id, &side, &mut batch)?;
-    s.put_into(&mut batch);
+    // The survivor is re-keyed: its older record and keyring versions (in
+    // SST files, images, backups) held the merged side's values and
+    // identifiers under keys that would otherwise stay live. The old
+    // versions go to the next purge, which rotates the survivor's bucket.
+    let s_new = s.rekeyed(db, &[])?;
+    consent::on_unmerge(
+        db,
+        &s,
+        &s_new,
+        &s_old_origins,
+        &b,
+        *merge_id,
+        &side,
+        &mut batch,
+    )?;
+    s_new.put_into(&mut batch);
+    let rekey = queue_rekey_purge(&s_id, now, &mut batch);
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());
     rec.check_size()?;
@@ -257,6 +272,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
         }),
     );
     db.audit.commit(&db.store, batch, &[event])?;
+    db.pending.lock().add(rekey);
     Ok((s_id, b_id))
 }
 
@@ -280,4 +296,34 @@ pub(crate) fn merges_of(db: &Engine, id: &ProfileId) -> Result<Vec<MergeInfo>> {
     }
     out.sort_by_key(|m| m.at);
     Ok(out)
+}
+
+/// Queues the survivor's old versions (record, keyring, consent records)
+/// for the next purge; returns the item's request time.
+fn queue_rekey_purge(id: &ProfileId, now: Timestamp, batch: &mut Batch) -> i64 {
+    use crate::storage::columns::{Keyrings, Keyspace, PendingPurges, Profiles, ALL_CFS};
+    let cf = |name: &str| {
+        ALL_CFS
+            .iter()
+            .position(|c| *c == name)
+            .and_then(|i| u8::try_from(i).ok())
+            .unwrap_or(0)
+    };
+    let mut ranges = Vec::new();
+    for (name, key) in [
+        (Profiles::CF, Profiles::key(id)),
+        (Keyrings::CF, Keyrings::key(id)),
+    ] {
+        ranges.push((cf(name), key.clone(), key));
+    }
+    consent::touched_ranges(id, &mut |name, a, b| ranges.push((cf(name), a, b)));
+    let at = now.as_micros();
+    batch.put::<PendingPurges>(
+        &(crate::storage::records::REKEY_ITEM | (at as u64 & !crate::storage::records::REKEY_ITEM)),
+        &crate::storage::records::PendingPurge {
+            requested_at: at,
+            ranges,
+        },
+    );
+    at
 }

@@ -92,6 +92,40 @@ impl Working {
             .unwrap_or(self.id)
     }
 
+    /// A copy of `old` under a fresh keyring (generation + 1) without the
+    /// fields in `drop`: every other entry is opened and re-sealed, keeping its
+    /// origin and write time.
+    pub(crate) fn rekeyed(&self, db: &Engine, drop: &[u32]) -> Result<Working> {
+        let old = self;
+        let generation = old.record.generation.checked_add(1).ok_or_else(|| {
+            Error::InvalidInput(format!("profile {} cannot be re-keyed again", old.id))
+        })?;
+        let (keyring, wrapped) = db
+            .keys
+            .keyring_with_generation(&db.store, &old.id, generation)?;
+        let mut record = old.record.clone();
+        record.generation = generation;
+        record.fields.clear();
+        let mut new = Working {
+            id: old.id,
+            record,
+            keyring,
+            new_keyring: Some(wrapped),
+        };
+        for entry in &old.record.fields {
+            if drop.contains(&entry.field_id) {
+                continue;
+            }
+            let (name, value) = old.open(db, entry)?;
+            let class = entry.class();
+            let sealed = new.seal(db, &name, class, &value, entry.origin, entry.written_at)?;
+            new.record.set(sealed);
+        }
+        // `updated_at` is left alone: erasing a field is not activity of the
+        // person (inactive-profile retention keeps counting).
+        Ok(new)
+    }
+
     /// Applies prepared changes, sealing new values under this profile's keys.
     pub(crate) fn apply_changes(
         &mut self,

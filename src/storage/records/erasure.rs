@@ -50,6 +50,10 @@ pub(crate) struct ErasureRecord {
 pub(crate) const MAX_ERASURE_RECORD_BYTES: u64 = 16 << 20;
 bincode_record!(ErasureRecord, "erasure record", MAX_ERASURE_RECORD_BYTES);
 
+/// Pending-purge items that are not erasures (a survivor re-keyed by
+/// unmerge) are keyed with this bit set, apart from the erasure ids.
+pub(crate) const REKEY_ITEM: u64 = 1 << 63;
+
 /// Work left for `purge`: the storage keys whose old versions must be
 /// compacted away (`meta` keyspace `q`). Holds blind keys, so purge deletes
 /// it and compacts the (small) `meta` column family last.
