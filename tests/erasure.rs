@@ -1330,3 +1330,48 @@ fn unmerge_rekeys_the_survivor_and_purge_retires_its_old_keys() {
     let db = Db::open(&path, &k, opts()).unwrap();
     assert_eq!(db.get(&a).unwrap().fields["plan"], Value::from("a"));
 }
+
+/// Issue 17, item 6: a restore is a fork, not a silent copy. It signs
+/// with a key of its own (its certificates cannot pass for the source's),
+/// and even with nothing to replay it rotates away from the backup's root,
+/// which it destroys in its own root key store.
+#[test]
+fn a_restored_store_signs_with_its_own_key_and_leaves_the_backup_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(18);
+    let db = Db::open(&path, &k, opts()).unwrap();
+    let ids = populate(&db, 5);
+    let backup = dir.path().join("b1");
+    db.backup(&backup).unwrap();
+    let source_key = db.public_key().unwrap();
+    let backup_root = db.backups().unwrap()[0].root_epoch.unwrap();
+    drop(db);
+    let to = dir.path().join("restored");
+    let (restored, report) = Db::restore(&backup, &to, &k, opts()).unwrap();
+    assert!(report.replayed.is_empty());
+    assert_ne!(restored.public_key().unwrap(), source_key);
+    let status = restored.key_tree_status().unwrap();
+    assert_ne!(status.root_epoch, backup_root);
+    assert!(
+        !status.root_epochs_held.contains(&backup_root),
+        "{status:?}"
+    );
+    assert!(restored
+        .audit_log()
+        .unwrap()
+        .iter()
+        .any(|e| e.kind == "signing_key_created"));
+    assert_eq!(
+        restored.get(&ids[1]).unwrap().fields["name"],
+        Value::from("MARKER-00001-name-QXJ")
+    );
+    // Its certificates name its own key.
+    restored.forget(&ids[2]).unwrap();
+    let cert = restored.purge().unwrap().certificates.remove(0);
+    let pk = restored.public_key().unwrap();
+    lethedb::verify_certificate(&cert, &pk).unwrap();
+    assert!(lethedb::verify_certificate(&cert, &source_key).is_err());
+    drop(restored);
+    Db::open(&to, &k, opts()).unwrap();
+}

@@ -34,7 +34,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keytree::{FileRootKeyStore, RootKeyStore};
 use crate::options::Options;
-use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders};
+use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders, SigningKeys};
 use crate::storage::records::{BackupRecord, Blob};
 use crate::storage::{Batch, Store};
 use crate::types::{ProfileId, Timestamp};
@@ -207,6 +207,12 @@ pub(crate) fn restore(
     copy_dir(&src, to)?;
     let epoch = {
         let copy = Store::open(to, &copy_config(), false)?;
+        // A restored store is a fork of its source: it signs with a key of
+        // its own (created at open, audited), so its certificates can never
+        // be taken for the source's.
+        let mut batch = Batch::new();
+        batch.delete::<SigningKeys>(&());
+        copy.write_synced(batch)?;
         copy.get::<KeyTreeHeaders>(&())?
             .ok_or_else(|| Error::corrupt("key tree header", "missing in the backup"))?
             .root_epoch
@@ -271,6 +277,18 @@ pub(crate) fn restore(
         )],
     )?;
     report.certificates = purge(&db)?.certificates;
+    // With nothing to purge the tree is still on the backup's root, which
+    // the source's root key store also holds: rotate away from it and
+    // destroy it here, so the restored store shares no live key with the
+    // backup.
+    if db.keys.root_epoch() == epoch {
+        let _purge = db.purge_lock.lock();
+        let next = db.keys.next_epoch()?;
+        let rot = db
+            .keys
+            .rotate(&db.store, &std::collections::BTreeSet::new(), next)?;
+        db.keys.destroy_roots(&[rot.old_epoch])?;
+    }
     Ok((db, report))
 }
 
