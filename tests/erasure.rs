@@ -1375,3 +1375,66 @@ fn a_restored_store_signs_with_its_own_key_and_leaves_the_backup_root() {
     drop(restored);
     Db::open(&to, &k, opts()).unwrap();
 }
+
+/// Issue 17, item 7: a suppression entry no longer re-identifies. Its key
+/// is a 32-bit bucket of the keyed hash (the other 96 bits zero), its value
+/// holds no erasure id (nothing leads to the ledger) and only the day; a
+/// lifted entry's key leaves the files at the next purge.
+#[test]
+fn suppression_entries_are_buckets_without_a_link_to_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(19);
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    let ids = populate(&db, 4);
+    db.forget(&ids[1]).unwrap();
+    db.purge().unwrap();
+    // Still suppressed: resolving the forgotten e-mail does not re-create the person.
+    let out = db
+        .resolve(&[Identifier::email(email(1))], Update::new())
+        .unwrap();
+    assert_eq!(out.profile, None);
+    drop(db);
+    let entries: Vec<(Vec<u8>, Vec<u8>)> = {
+        let raw = common::raw(&path);
+        let cf = raw.cf_handle("identities").unwrap();
+        raw.iterator_cf(cf, rocksdb::IteratorMode::Start)
+            .map(|r| r.unwrap())
+            .filter(|(k, _)| k[0] == b's')
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    };
+    assert_eq!(entries.len(), 2, "e-mail and phone");
+    for (key, value) in &entries {
+        assert_eq!(key.len(), 17);
+        assert!(
+            key[5..].iter().all(|b| *b == 0),
+            "only 32 bits kept: {key:?}"
+        );
+        // version ‖ erasure id u64 ‖ at i64 ‖ crc32
+        assert_eq!(value.len(), 1 + 8 + 8 + 4);
+        assert_eq!(&value[1..9], &[0; 8], "no erasure id");
+        let at = i64::from_be_bytes(value[9..17].try_into().unwrap());
+        assert_eq!(at % 86_400_000_000, 0, "the day only");
+    }
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    assert!(db.unsuppress(&Identifier::email(email(1))).unwrap());
+    assert_eq!(
+        db.pending_erasures().unwrap().0,
+        1,
+        "the lifted key waits for purge"
+    );
+    db.purge().unwrap();
+    drop(db);
+    let lifted: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| {
+            let raw = common::raw(&path);
+            let cf = raw.cf_handle("identities").unwrap();
+            raw.get_cf(cf, k).unwrap().is_none()
+        })
+        .collect();
+    assert_eq!(lifted.len(), 1);
+    assert!(scan_dir(&path, &lifted).unwrap().hits.is_empty());
+}

@@ -51,6 +51,16 @@ pub(crate) const ALL_CFS: [&str; 6] = [
     CF_AUDIT,
 ];
 
+/// The index of column family `cf` in `ALL_CFS` (how pending-purge items
+/// name it on disk).
+pub(crate) fn cf_index(cf: &str) -> u8 {
+    ALL_CFS
+        .iter()
+        .position(|c| *c == cf)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(0)
+}
+
 /// A typed keyspace: one record kind under one prefix of one column family.
 pub(crate) trait Keyspace {
     const CF: &'static str;

@@ -16,8 +16,8 @@ use crate::domain::profiles::Working;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{
-    Erasures, IdentityIndex, Keyrings, Keyspace, Merges, PendingPurges, ProfileMerges, Profiles,
-    Suppressions, ALL_CFS,
+    cf_index, Erasures, IdentityIndex, Keyrings, Keyspace, Merges, PendingPurges, ProfileMerges,
+    Profiles, Suppressions,
 };
 use crate::storage::keys::KeyCodec;
 use crate::storage::records::{
@@ -27,14 +27,6 @@ use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
 
 use super::receipt::{key_id, ErasureReceipt};
-
-fn cf_index(cf: &str) -> u8 {
-    ALL_CFS
-        .iter()
-        .position(|c| *c == cf)
-        .and_then(|i| u8::try_from(i).ok())
-        .unwrap_or(0)
-}
 
 /// Key ranges an erasure touched, for purge.
 #[derive(Default)]
@@ -94,13 +86,15 @@ fn drop_identifiers(
             st.touched.key::<IdentityIndex>(key);
             st.index_removed += 1;
         }
-        if let Some(erasure_id) = suppress {
-            let s = db.suppression.key(i.id_type.name(), &i.normalized)?;
+        if suppress.is_some() {
+            // Bucketed and unlinked: no erasure id, the day only
+            // (erasure/suppression.rs).
+            let s = super::suppression::bucket(db, i.id_type.name(), &i.normalized)?;
             st.batch.put::<Suppressions>(
                 &s,
                 &SuppressionEntry {
-                    erasure_id,
-                    at: now,
+                    erasure_id: 0,
+                    at: now - now.rem_euclid(86_400_000_000),
                 },
             );
             st.suppressed += 1;

@@ -301,22 +301,15 @@ pub(crate) fn merges_of(db: &Engine, id: &ProfileId) -> Result<Vec<MergeInfo>> {
 /// Queues the survivor's old versions (record, keyring, consent records)
 /// for the next purge; returns the item's request time.
 fn queue_rekey_purge(id: &ProfileId, now: Timestamp, batch: &mut Batch) -> i64 {
-    use crate::storage::columns::{Keyrings, Keyspace, PendingPurges, Profiles, ALL_CFS};
-    let cf = |name: &str| {
-        ALL_CFS
-            .iter()
-            .position(|c| *c == name)
-            .and_then(|i| u8::try_from(i).ok())
-            .unwrap_or(0)
-    };
+    use crate::storage::columns::{cf_index, Keyrings, Keyspace, PendingPurges, Profiles};
     let mut ranges = Vec::new();
     for (name, key) in [
         (Profiles::CF, Profiles::key(id)),
         (Keyrings::CF, Keyrings::key(id)),
     ] {
-        ranges.push((cf(name), key.clone(), key));
+        ranges.push((cf_index(name), key.clone(), key));
     }
-    consent::touched_ranges(id, &mut |name, a, b| ranges.push((cf(name), a, b)));
+    consent::touched_ranges(id, &mut |name, a, b| ranges.push((cf_index(name), a, b)));
     let at = now.as_micros();
     batch.put::<PendingPurges>(
         &(crate::storage::records::REKEY_ITEM | (at as u64 & !crate::storage::records::REKEY_ITEM)),
