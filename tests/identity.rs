@@ -490,3 +490,34 @@ fn concurrent_resolves_never_duplicate_profiles() {
         );
     }
 }
+
+/// Found by the reference model (issue 17): unmerge re-keys the survivor,
+/// and the values an earlier merge still in force displaced were sealed
+/// under the old keys — a later unmerge of that merge could not restore
+/// them. They are re-sealed with every re-key.
+#[test]
+fn a_value_displaced_by_a_merge_is_restored_after_another_unmerge_rekeyed_the_survivor() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = create(dir.path(), &key(31));
+    let dev = |s: &str| Identifier::device_id(s);
+    let s = db
+        .resolve(&[dev("d-s")], Update::new().set("plan", "s-plan"))
+        .unwrap()
+        .profile
+        .unwrap();
+    db.resolve(&[dev("d-b")], Update::new().set("plan", "b-plan"))
+        .unwrap();
+    let m1 = db
+        .resolve(&[dev("d-s"), dev("d-b")], Update::new())
+        .unwrap();
+    assert_eq!(m1.profile, Some(s));
+    assert_eq!(db.get(&s).unwrap().fields["plan"], Value::from("b-plan"));
+    db.resolve(&[dev("d-c")], Update::new().set("city", "Oslo"))
+        .unwrap();
+    let m2 = db
+        .resolve(&[dev("d-s"), dev("d-c")], Update::new())
+        .unwrap();
+    db.unmerge(&m2.merges[0]).unwrap();
+    db.unmerge(&m1.merges[0]).unwrap();
+    assert_eq!(db.get(&s).unwrap().fields["plan"], Value::from("s-plan"));
+}

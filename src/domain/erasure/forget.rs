@@ -400,6 +400,7 @@ fn forget_fields_locked(
             drop_identifiers(db, &dropped_ids, &owners, None, &mut st)?;
         }
         consent::reseal(db, &old, &new, &mut st.batch)?;
+        crate::domain::identity::reseal_displaced(db, &old, &new, &field_ids, None, &mut st.batch)?;
         new.put_into(&mut st.batch);
         key_ids.push(key_id(db, p, old.record.generation)?);
         st.touched.key::<Keyrings>(p);

@@ -247,6 +247,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     // identifiers under keys that would otherwise stay live. The old
     // versions go to the next purge, which rotates the survivor's bucket.
     let s_new = s.rekeyed(db, &[])?;
+    reseal_displaced(db, &s, &s_new, &[], Some(*merge_id), &mut batch)?;
     consent::on_unmerge(
         db,
         &s,
@@ -319,4 +320,63 @@ fn queue_rekey_purge(id: &ProfileId, now: Timestamp, batch: &mut Batch) -> i64 {
         },
     );
     at
+}
+
+/// After `old` (a survivor) is re-keyed into `new`: the values its merges
+/// still in force displaced (kept sealed under the survivor's keys, for
+/// unmerge to restore) are re-sealed under the new keyring, except those of
+/// fields in `drop` (erased), and their records name the new generation.
+/// Without this a later unmerge could not restore them (they would be
+/// sealed under a key that is gone). `skip`: a merge being undone in the
+/// same batch.
+pub(crate) fn reseal_displaced(
+    db: &Engine,
+    old: &Working,
+    new: &Working,
+    drop: &[u32],
+    skip: Option<MergeId>,
+    batch: &mut Batch,
+) -> Result<()> {
+    for key in db.store.keys_with::<ProfileMerges>(old.id.as_bytes())? {
+        let (_, merge_id) = key?;
+        if Some(merge_id) == skip {
+            continue;
+        }
+        let Some(mut rec) = db.store.get::<Merges>(&merge_id)? else {
+            continue;
+        };
+        let in_force = rec.undone_at.is_none()
+            && rec.survivor == *old.id.as_bytes()
+            && rec.survivor_generation == old.record.generation;
+        if !in_force {
+            continue;
+        }
+        let mut kept = Vec::with_capacity(rec.displaced.len());
+        for d in rec.displaced {
+            if drop.contains(&d.field_id) {
+                continue;
+            }
+            let entry = FieldEntry {
+                field_id: d.field_id,
+                sealed: d.sealed,
+                origin: 0,
+                written_at: Timestamp(d.written_at),
+                payload: d.payload,
+            };
+            let (name, value) = old.open(db, &entry)?;
+            let resealed = new.seal(db, &name, entry.class(), &value, 0, entry.written_at)?;
+            kept.push(crate::storage::records::DisplacedField {
+                field_id: d.field_id,
+                sealed: d.sealed,
+                origin: d.origin,
+                written_at: d.written_at,
+                payload: resealed.payload,
+            });
+        }
+        rec.displaced = kept;
+        rec.survivor_generation = new.record.generation;
+        rec.check_size()?;
+        batch.put::<Merges>(&merge_id, &rec);
+    }
+    Ok(())
 }
