@@ -1,7 +1,8 @@
 //! Forensic scan: searches every byte of every file under a directory for
 //! given plaintext strings. The demo and the tests use it to show that no
 //! personal data reaches disk; operators can point it at a store, a backup
-//! or a disk image.
+//! or a disk image. A file deleted while the scan runs (a live store
+//! deletes obsolete files) is skipped: its bytes are no longer in a file.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -86,7 +87,12 @@ pub fn scan_dir<N: AsRef<[u8]>>(dir: &Path, needles: &[N]) -> Result<ScanReport>
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).map_err(|e| Error::io_at(&d, e))? {
             let path = entry.map_err(|e| Error::io_at(&d, e))?.path();
-            let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io_at(&path, e))?;
+            // A live store deletes obsolete files while it is scanned: a
+            // file gone between listing and reading holds nothing any more.
+            let meta = match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                other => other.map_err(|e| Error::io_at(&path, e))?,
+            };
             if meta.is_dir() {
                 stack.push(path);
                 continue;
@@ -114,7 +120,10 @@ fn scan_file<N: AsRef<[u8]>>(
     report: &mut ScanReport,
 ) -> Result<()> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io_at(path, e))?;
+    let mut file = match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        other => other.map_err(|e| Error::io_at(path, e))?,
+    };
     let keep = max_len.saturating_sub(1);
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + keep);
     // File offset of buf[0].
