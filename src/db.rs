@@ -533,7 +533,9 @@ impl Db {
         self.engine.keys.stop_rotation_at(step);
     }
 
-    /// Number of erasures waiting for purge, and when the oldest was requested.
+    /// Number of items waiting for purge — erasures, and the re-keys of
+    /// unmerge and `unsuppress` whose old versions purge retires — and when
+    /// the oldest was requested.
     pub fn pending_erasures(&self) -> Result<(usize, Option<Timestamp>)> {
         erasure::pending_count(&self.engine)
     }

@@ -901,13 +901,16 @@ fn forget_purge_certificate_audit_export_backup_restore_retention() {
 fn init_refuses_a_key_file_inside_the_store_however_spelled() {
     let dir = tempfile::tempdir().unwrap();
     // An empty directory made in advance (as an operator would mount one).
-    std::fs::create_dir(dir.path().join("store")).unwrap();
+    std::fs::create_dir_all(dir.path().join("store/sub")).unwrap();
     std::os::unix::fs::symlink(dir.path().join("store"), dir.path().join("alias")).unwrap();
+    // `sublink/..` is the store itself on disk, the temp dir as text.
+    std::os::unix::fs::symlink(dir.path().join("store/sub"), dir.path().join("sublink")).unwrap();
     for (db, key) in [
         ("./store", "store/k"),
         ("store", "./store/sub/../k"),
         ("store/../store", "store/k"),
         ("store", "alias/k"),
+        ("store", "sublink/../k"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_lethedb"))
             .current_dir(dir.path())

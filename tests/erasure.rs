@@ -1307,6 +1307,11 @@ fn unmerge_rekeys_the_survivor_and_purge_retires_its_old_keys() {
     );
     let report = db.purge().unwrap();
     assert!(report.erasures.is_empty() && report.certificates.is_empty());
+    // The survivor's bucket was rotated (not only its keyring compacted).
+    assert!(
+        report.keys_replaced > 0 && report.keyrings_rewrapped > 0,
+        "{report:?}"
+    );
     let hits = scan_dir(&path, &merged_keys[..2]).unwrap();
     assert!(
         hits.hits.is_empty(),

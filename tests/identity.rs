@@ -521,3 +521,57 @@ fn a_value_displaced_by_a_merge_is_restored_after_another_unmerge_rekeyed_the_su
     db.unmerge(&m1.merges[0]).unwrap();
     assert_eq!(db.get(&s).unwrap().fields["plan"], Value::from("s-plan"));
 }
+
+/// Review finding (issue 17): undoing M1 (B into S) while a later M2 is in
+/// force must not leave B's value that M2 displaced in M2's record, re-sealed
+/// under S's live keys — it would outlive `forget(B)`. Checked in the raw
+/// merge record: M2 keeps only displaced values not attributed to B.
+#[test]
+fn unmerge_drops_the_leaving_sides_values_displaced_by_other_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = create(dir.path(), &key(32));
+    let dev = |s: &str| Identifier::device_id(s);
+    let s = db
+        .resolve(&[dev("x-s")], Update::new().set("city", "s1"))
+        .unwrap()
+        .profile
+        .unwrap();
+    db.resolve(&[dev("x-b")], Update::new().set("city", "b1"))
+        .unwrap();
+    let m1 = db
+        .resolve(&[dev("x-s"), dev("x-b")], Update::new())
+        .unwrap()
+        .merges[0];
+    db.resolve(&[dev("x-c")], Update::new().set("city", "c1"))
+        .unwrap();
+    let m2 = db
+        .resolve(&[dev("x-s"), dev("x-c")], Update::new())
+        .unwrap()
+        .merges[0];
+    assert_eq!(db.get(&s).unwrap().fields["city"], Value::from("c1"));
+    let displaced_in_m2 = |db: Db| -> usize {
+        drop(db);
+        let raw = raw(dir.path());
+        let mut k = vec![b'm'];
+        k.extend_from_slice(m2.as_bytes());
+        let v = raw_get(&raw, "identities", &k);
+        // version ‖ survivor 16 ‖ merged 16 ‖ reason (u64 len, bytes) ‖ at i64
+        // ‖ identifiers (u64 n, each: u64 len, bytes, [u8; 16]) ‖ generation
+        // u32 ‖ displaced (u64 n, …)
+        let u64_at = |i: usize| u64::from_be_bytes(v[i..i + 8].try_into().unwrap()) as usize;
+        let mut i = 1 + 32;
+        i += 8 + u64_at(i);
+        i += 8;
+        let n = u64_at(i);
+        i += 8;
+        for _ in 0..n {
+            i += 8 + u64_at(i) + 16;
+        }
+        i += 4;
+        u64_at(i)
+    };
+    assert_eq!(displaced_in_m2(db), 1, "b1 displaced by M2");
+    let db = reopen(dir.path(), &key(32));
+    db.unmerge(&m1).unwrap();
+    assert_eq!(displaced_in_m2(db), 0, "b1 left with B's side");
+}

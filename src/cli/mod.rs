@@ -51,37 +51,33 @@ pub(crate) fn run() -> i32 {
 }
 
 /// `<DIR>.key`, beside the directory, never inside it.
-/// `path` as the file system will resolve it: absolute, `.` and `..`
-/// applied, and the symbolic links of its longest existing ancestor
-/// resolved — so `./store` and `store/../store/k` compare as paths, not text.
+/// `path` as the file system will resolve it: its longest existing
+/// ancestor canonicalised (symbolic links and `..` resolved as the kernel
+/// does), then the rest applied with `.` and `..` — so `./store`,
+/// `store/../store/k` and `link/../k` compare as paths, not text.
 fn resolved(path: &Path) -> PathBuf {
-    use std::path::Component;
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut lexical = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                lexical.pop();
-            }
-            other => lexical.push(other),
-        }
-    }
     let mut rest = Vec::new();
-    let mut base = lexical.as_path();
+    let mut base = abs.as_path();
     let mut out = loop {
         if let Ok(c) = base.canonicalize() {
             break c;
         }
-        match (base.parent(), base.file_name()) {
-            (Some(p), Some(n)) => {
-                rest.push(n.to_os_string());
+        match (base.parent(), base.components().next_back()) {
+            (Some(p), Some(last)) => {
+                rest.push(last.as_os_str().to_os_string());
                 base = p;
             }
             _ => break base.to_path_buf(),
         }
     };
-    out.extend(rest.iter().rev());
+    for part in rest.iter().rev() {
+        if part == ".." {
+            out.pop();
+        } else if part != "." {
+            out.push(part);
+        }
+    }
     out
 }
 

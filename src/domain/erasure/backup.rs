@@ -279,7 +279,7 @@ pub(crate) fn restore(
     report.certificates = purge(&db)?.certificates;
     // With nothing to purge the tree is still on the backup's root, which
     // the source's root key store also holds: rotate away from it and
-    // destroy it here, so the restored store shares no live key with the
+    // destroy it here, so the restored store shares no live root with the
     // backup.
     if db.keys.root_epoch() == epoch {
         let _purge = db.purge_lock.lock();

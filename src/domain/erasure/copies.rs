@@ -139,6 +139,8 @@ pub(super) fn copy_config() -> StorageConfig {
 /// What re-keying the backups did.
 #[derive(Debug, Default)]
 pub(crate) struct BackupRekey {
+    /// Why each invalidated-on-failure backup could not be re-keyed.
+    pub(crate) failures: Vec<String>,
     pub(crate) rekeyed: u32,
     pub(crate) invalidated: u32,
     /// Root epochs backups still use.
@@ -191,7 +193,8 @@ pub(crate) fn rekey_backups(
         let next = db.keys.next_epoch()?;
         rec.next_root_epoch = Some(next);
         put_record(db, n, &rec)?;
-        if rekey_copy(db, &store_dir, &held, next).is_err() {
+        if let Err(e) = rekey_copy(db, &store_dir, &held, next) {
+            out.failures.push(format!("backup {n}: {e}"));
             // A backup that exists but cannot be re-keyed (read-only mount,
             // permissions, full disk, damage) is invalidated like an
             // unreachable one — its roots destroyed with the old live root,
@@ -249,6 +252,10 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
             }
         }
     }
+    // Keyrings the copy's own pending items name (a survivor re-keyed by an
+    // unmerge before the backup was taken): their old versions in the copy
+    // may hold a merged side's data, so their buckets rotate too.
+    buckets.extend(super::purge::pending_keyring_buckets(&copy)?);
     copy.keys.rotate(&copy.store, &buckets, next)?;
     copy.store.flush()?;
     Ok(())

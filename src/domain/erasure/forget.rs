@@ -386,11 +386,16 @@ fn forget_fields_locked(
         let (dropped_ids, kept_ids): (Vec<StoredId>, Vec<StoredId>) = ids
             .into_iter()
             .partition(|i| names.contains(&i.id_type.name()));
+        // The field counts where the profile holds it, or where a merge
+        // still in force keeps a value of it that the merge displaced.
         let has_field = old
             .record
             .fields
             .iter()
-            .any(|e| field_ids.contains(&e.field_id));
+            .any(|e| field_ids.contains(&e.field_id))
+            || crate::domain::identity::displaced_fields(db, &old)?
+                .iter()
+                .any(|f| field_ids.contains(f));
         if !has_field && dropped_ids.is_empty() {
             continue;
         }
@@ -400,7 +405,15 @@ fn forget_fields_locked(
             drop_identifiers(db, &dropped_ids, &owners, None, &mut st)?;
         }
         consent::reseal(db, &old, &new, &mut st.batch)?;
-        crate::domain::identity::reseal_displaced(db, &old, &new, &field_ids, None, &mut st.batch)?;
+        crate::domain::identity::reseal_displaced(
+            db,
+            &old,
+            &new,
+            &field_ids,
+            &HashSet::new(),
+            None,
+            &mut st.batch,
+        )?;
         new.put_into(&mut st.batch);
         key_ids.push(key_id(db, p, old.record.generation)?);
         st.touched.key::<Keyrings>(p);

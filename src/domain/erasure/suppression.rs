@@ -20,7 +20,7 @@ use crate::domain::identity::ids::Identifier;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::storage::columns::{cf_index, Keyspace, PendingPurges, Suppressions};
-use crate::storage::records::{PendingPurge, REKEY_ITEM};
+use crate::storage::records::{rekey_item_id, PendingPurge};
 use crate::storage::Batch;
 
 /// Bits of the keyed hash a suppression entry keeps.
@@ -76,7 +76,7 @@ pub(crate) fn unsuppress(db: &Engine, identifier: &Identifier) -> Result<bool> {
     // The lifted entry's key leaves the files at the next purge.
     let at = crate::types::Timestamp::now().as_micros();
     batch.put::<PendingPurges>(
-        &(REKEY_ITEM | (at as u64 & !REKEY_ITEM)),
+        &rekey_item_id()?,
         &PendingPurge {
             requested_at: at,
             ranges,

@@ -247,7 +247,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     // identifiers under keys that would otherwise stay live. The old
     // versions go to the next purge, which rotates the survivor's bucket.
     let s_new = s.rekeyed(db, &[])?;
-    reseal_displaced(db, &s, &s_new, &[], Some(*merge_id), &mut batch)?;
+    reseal_displaced(db, &s, &s_new, &[], &side, Some(*merge_id), &mut batch)?;
     consent::on_unmerge(
         db,
         &s,
@@ -259,7 +259,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
         &mut batch,
     )?;
     s_new.put_into(&mut batch);
-    let rekey = queue_rekey_purge(&s_id, now, &mut batch);
+    let rekey = queue_rekey_purge(&s_id, now, &mut batch)?;
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());
     rec.check_size()?;
@@ -301,7 +301,7 @@ pub(crate) fn merges_of(db: &Engine, id: &ProfileId) -> Result<Vec<MergeInfo>> {
 
 /// Queues the survivor's old versions (record, keyring, consent records)
 /// for the next purge; returns the item's request time.
-fn queue_rekey_purge(id: &ProfileId, now: Timestamp, batch: &mut Batch) -> i64 {
+fn queue_rekey_purge(id: &ProfileId, now: Timestamp, batch: &mut Batch) -> Result<i64> {
     use crate::storage::columns::{cf_index, Keyrings, Keyspace, PendingPurges, Profiles};
     let mut ranges = Vec::new();
     for (name, key) in [
@@ -313,19 +313,21 @@ fn queue_rekey_purge(id: &ProfileId, now: Timestamp, batch: &mut Batch) -> i64 {
     consent::touched_ranges(id, &mut |name, a, b| ranges.push((cf_index(name), a, b)));
     let at = now.as_micros();
     batch.put::<PendingPurges>(
-        &(crate::storage::records::REKEY_ITEM | (at as u64 & !crate::storage::records::REKEY_ITEM)),
+        &crate::storage::records::rekey_item_id()?,
         &crate::storage::records::PendingPurge {
             requested_at: at,
             ranges,
         },
     );
-    at
+    Ok(at)
 }
 
 /// After `old` (a survivor) is re-keyed into `new`: the values its merges
 /// still in force displaced (kept sealed under the survivor's keys, for
 /// unmerge to restore) are re-sealed under the new keyring, except those of
-/// fields in `drop` (erased), and their records name the new generation.
+/// fields in `drop` (erased) and those attributed to a profile in `leaving`
+/// (a side being unmerged: its values must not stay under the survivor's
+/// live keys), and their records name the new generation.
 /// Without this a later unmerge could not restore them (they would be
 /// sealed under a key that is gone). `skip`: a merge being undone in the
 /// same batch.
@@ -334,6 +336,7 @@ pub(crate) fn reseal_displaced(
     old: &Working,
     new: &Working,
     drop: &[u32],
+    leaving: &HashSet<ProfileId>,
     skip: Option<MergeId>,
     batch: &mut Batch,
 ) -> Result<()> {
@@ -353,7 +356,7 @@ pub(crate) fn reseal_displaced(
         }
         let mut kept = Vec::with_capacity(rec.displaced.len());
         for d in rec.displaced {
-            if drop.contains(&d.field_id) {
+            if drop.contains(&d.field_id) || leaving.contains(&ProfileId::from_bytes(d.origin)) {
                 continue;
             }
             let entry = FieldEntry {
@@ -379,4 +382,18 @@ pub(crate) fn reseal_displaced(
         batch.put::<Merges>(&merge_id, &rec);
     }
     Ok(())
+}
+
+/// Fields of which `s`'s merges still in force keep a displaced value.
+pub(crate) fn displaced_fields(db: &Engine, s: &Working) -> Result<HashSet<u32>> {
+    let mut out = HashSet::new();
+    for key in db.store.keys_with::<ProfileMerges>(s.id.as_bytes())? {
+        let (_, merge_id) = key?;
+        if let Some(rec) = db.store.get::<Merges>(&merge_id)? {
+            if rec.undone_at.is_none() && rec.survivor == *s.id.as_bytes() {
+                out.extend(rec.displaced.iter().map(|d| d.field_id));
+            }
+        }
+    }
+    Ok(out)
 }

@@ -24,7 +24,7 @@ pub use outcome::{MergeInfo, RejectReason, Rejection, ResolveOutcome};
 pub use ids::{
     IdType, Identifier, IdentifierProblem, Normalization, PhoneValidation, MAX_IDENTIFIER_BYTES,
 };
-pub(crate) use merge::{merges_of, reseal_displaced, unmerge};
+pub(crate) use merge::{displaced_fields, merges_of, reseal_displaced, unmerge};
 pub(crate) use resolve::{lookup, resolve};
 pub use rules::{MergeRules, DEFAULT_BLOCKLIST};
 pub(crate) use stored::identifiers_of;

@@ -54,6 +54,14 @@ bincode_record!(ErasureRecord, "erasure record", MAX_ERASURE_RECORD_BYTES);
 /// unmerge) are keyed with this bit set, apart from the erasure ids.
 pub(crate) const REKEY_ITEM: u64 = 1 << 63;
 
+/// A fresh key for such an item: the bit and 63 random bits (no two items,
+/// written by concurrent operations or across a clock step, share a key).
+pub(crate) fn rekey_item_id() -> Result<u64> {
+    let mut b = [0u8; 8];
+    crate::random::os_random(&mut b)?;
+    Ok(REKEY_ITEM | (u64::from_be_bytes(b) & !REKEY_ITEM))
+}
+
 /// Work left for `purge`: the storage keys whose old versions must be
 /// compacted away (`meta` keyspace `q`). Holds blind keys, so purge deletes
 /// it and compacts the (small) `meta` column family last.
