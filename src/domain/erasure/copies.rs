@@ -255,7 +255,10 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
     // Keyrings the copy's own pending items name (a survivor re-keyed by an
     // unmerge before the backup was taken): their old versions in the copy
     // may hold a merged side's data, so their buckets rotate too.
-    buckets.extend(super::purge::pending_keyring_buckets(&copy)?);
+    buckets.extend(super::markers::pending_keyring_buckets(
+        &copy.store,
+        &copy.keys,
+    )?);
     copy.keys.rotate(&copy.store, &buckets, next)?;
     copy.store.flush()?;
     Ok(())

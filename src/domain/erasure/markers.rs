@@ -5,7 +5,12 @@
 //! can use it without depending on the erasure operations.
 
 use crate::error::{Error, Result};
-use crate::storage::columns::{BackupMarkers, PendingPurges, Suppressions};
+use std::collections::BTreeSet;
+
+use crate::keytree::KeyHierarchy;
+use crate::storage::columns::{
+    cf_index, BackupMarkers, Keyrings, Keyspace, PendingPurges, Suppressions,
+};
 use crate::storage::records::{ProfileRecord, RecordStatus};
 use crate::storage::Store;
 use crate::types::ProfileId;
@@ -54,4 +59,33 @@ impl Pending {
 /// Whether a store directory is marked as a backup.
 pub(crate) fn is_backup(store: &Store) -> Result<bool> {
     Ok(store.get::<BackupMarkers>(&())?.is_some())
+}
+
+/// Buckets of the keyrings `ranges` name (the keyring keys of pending
+/// items).
+pub(crate) fn keyring_buckets<'a>(
+    keys: &'a KeyHierarchy,
+    ranges: &'a [(u8, Vec<u8>, Vec<u8>)],
+) -> impl Iterator<Item = u32> + 'a {
+    let keys_cf = cf_index(Keyrings::CF);
+    ranges
+        .iter()
+        .filter(move |(cf, start, _)| {
+            *cf == keys_cf && start.len() == 17 && start[0] == Keyrings::PREFIX
+        })
+        .map(move |(_, start, _)| {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&start[1..]);
+            keys.bucket_of(&ProfileId::from_bytes(id))
+        })
+}
+
+/// The buckets of every keyring a pending item of `db` names.
+pub(crate) fn pending_keyring_buckets(store: &Store, keys: &KeyHierarchy) -> Result<BTreeSet<u32>> {
+    let mut out = BTreeSet::new();
+    for item in store.entries::<PendingPurges>(&[])? {
+        let (_, p) = item?;
+        out.extend(keyring_buckets(keys, &p.ranges));
+    }
+    Ok(out)
 }

@@ -29,13 +29,11 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::certificate::{Certificate, CERT_FORMAT};
-use super::markers::{scan_pending, Pending};
+use super::markers::{keyring_buckets, scan_pending, Pending};
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::columns::{
-    cf_index, Erasures, Keyrings, Keyspace, PendingPurges, ALL_CFS, CF_META,
-};
+use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
 use crate::storage::records::PendingPurge;
 use crate::storage::{Batch, SstFile};
 use crate::types::{ProfileId, Timestamp};
@@ -141,35 +139,6 @@ impl PurgeReport {
         m.extend(self.figures());
         serde_json::Value::Object(m)
     }
-}
-
-/// Buckets of the keyrings `ranges` name (the keyring keys of pending
-/// items).
-fn keyring_buckets<'a>(
-    db: &'a Engine,
-    ranges: &'a [(u8, Vec<u8>, Vec<u8>)],
-) -> impl Iterator<Item = u32> + 'a {
-    let keys_cf = cf_index(Keyrings::CF);
-    ranges
-        .iter()
-        .filter(move |(cf, start, _)| {
-            *cf == keys_cf && start.len() == 17 && start[0] == Keyrings::PREFIX
-        })
-        .map(move |(_, start, _)| {
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&start[1..]);
-            db.keys.bucket_of(&ProfileId::from_bytes(id))
-        })
-}
-
-/// The buckets of every keyring a pending item of `db` names.
-pub(crate) fn pending_keyring_buckets(db: &Engine) -> Result<BTreeSet<u32>> {
-    let mut out = BTreeSet::new();
-    for item in db.store.entries::<PendingPurges>(&[])? {
-        let (_, p) = item?;
-        out.extend(keyring_buckets(db, &p.ranges));
-    }
-    Ok(out)
 }
 
 /// `Db::pending_erasures`.
@@ -308,7 +277,7 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         }
         // Items that are not erasures (a survivor re-keyed by unmerge) name
         // the keyrings whose old versions must become undecryptable.
-        buckets.extend(keyring_buckets(db, &item.ranges));
+        buckets.extend(keyring_buckets(&db.keys, &item.ranges));
     }
     let rotation_started = Instant::now();
     let new_epoch = db.keys.next_epoch()?;
