@@ -2,11 +2,13 @@
 //! tombstones (the erased-profile error), whether suppression entries
 //! exist, the purge work queue and the backup marker. Plain reads of the
 //! store; nothing here takes the engine, so the engine and the write path
-//! can use it without depending on the erasure operations.
+//! can use it without depending on the erasure operations. Also the
+//! buckets of the keyrings pending items name (purge and backup re-keying
+//! both rotate them).
 
-use crate::error::{Error, Result};
 use std::collections::BTreeSet;
 
+use crate::error::{Error, Result};
 use crate::keytree::KeyHierarchy;
 use crate::storage::columns::{
     cf_index, BackupMarkers, Keyrings, Keyspace, PendingPurges, Suppressions,
