@@ -259,7 +259,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
         &mut batch,
     )?;
     s_new.put_into(&mut batch);
-    let rekey = queue_rekey_purge(&s_id, now, &mut batch)?;
+    let rekey = queue_rekey_purge(db, &s, now, &mut batch)?;
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());
     rec.check_size()?;
@@ -301,9 +301,18 @@ pub(crate) fn merges_of(db: &Engine, id: &ProfileId) -> Result<Vec<MergeInfo>> {
 
 /// Queues the survivor's old versions (record, keyring, consent records)
 /// for the next purge; returns the item's request time.
-fn queue_rekey_purge(id: &ProfileId, now: Timestamp, batch: &mut Batch) -> Result<i64> {
-    use crate::storage::columns::{cf_index, Keyrings, Keyspace, PendingPurges, Profiles};
+fn queue_rekey_purge(db: &Engine, s: &Working, now: Timestamp, batch: &mut Batch) -> Result<i64> {
+    use crate::storage::columns::{
+        cf_index, ConsentGranted, Keyrings, Keyspace, PendingPurges, Profiles,
+    };
+    let id = &s.id;
     let mut ranges = Vec::new();
+    // The consent index entries the survivor had (they showed, by purpose
+    // tag and expiry, grants the merged side gave it).
+    for tag in consent::load_states(db, s)?.keys() {
+        let key = ConsentGranted::key(&(*tag, *id));
+        ranges.push((cf_index(ConsentGranted::CF), key.clone(), key));
+    }
     for (name, key) in [
         (Profiles::CF, Profiles::key(id)),
         (Keyrings::CF, Keyrings::key(id)),
