@@ -108,6 +108,15 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0, what }
     }
 
+    /// A reader over a CRC-framed record: the version byte is checked and
+    /// consumed, the CRC trailer checked and left out.
+    pub(crate) fn framed(what: &'static str, bytes: &'a [u8]) -> Result<Self> {
+        check_version(what, bytes)?;
+        let mut r = Reader::new(what, check_crc(what, bytes)?);
+        r.u8()?;
+        Ok(r)
+    }
+
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos

@@ -66,10 +66,7 @@ impl ValueCodec for GrantEntry {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        check_version(Self::WHAT, bytes)?;
-        let body = check_crc(Self::WHAT, bytes)?;
-        let mut r = Reader::new(Self::WHAT, body);
-        r.u8()?;
+        let mut r = Reader::framed(Self::WHAT, bytes)?;
         let expires_at = match r.u8()? {
             0 => None,
             1 => Some(Timestamp(r.i64()?)),

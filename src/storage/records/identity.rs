@@ -22,10 +22,7 @@ impl ValueCodec for IdentityEntry {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        check_version(Self::WHAT, bytes)?;
-        let body = check_crc(Self::WHAT, bytes)?;
-        let mut r = Reader::new(Self::WHAT, body);
-        r.u8()?;
+        let mut r = Reader::framed(Self::WHAT, bytes)?;
         let profile = ProfileId::from_bytes(r.array()?);
         r.finish()?;
         Ok(IdentityEntry { profile })

@@ -165,10 +165,7 @@ impl ValueCodec for ProfileRecord {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        check_version(Self::WHAT, bytes)?;
-        let body = check_crc(Self::WHAT, bytes)?;
-        let mut r = Reader::new(Self::WHAT, body);
-        r.u8()?;
+        let mut r = Reader::framed(Self::WHAT, bytes)?;
         let generation = r.u32()?;
         let created_at = Timestamp(r.i64()?);
         let updated_at = Timestamp(r.i64()?);

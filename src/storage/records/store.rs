@@ -84,10 +84,7 @@ impl ValueCodec for KeyTreeHeader {
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        check_version(Self::WHAT, bytes)?;
-        let body = check_crc(Self::WHAT, bytes)?;
-        let mut r = Reader::new(Self::WHAT, body);
-        r.u8()?;
+        let mut r = Reader::framed(Self::WHAT, bytes)?;
         let h = KeyTreeHeader {
             fanout_bits: r.u8()?,
             depth: r.u8()?,
