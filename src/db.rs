@@ -640,9 +640,21 @@ impl Db {
         self.engine.suppression_hits.load(Ordering::Relaxed)
     }
 
-    /// Verifies the audit log's hash chain (see also [`verify_audit_log`]).
+    /// Verifies the audit log's hash chain and the keyed seal of its head,
+    /// so a tail cut with the head rewritten fails with
+    /// [`Error::AuditChain`] (the keyless [`verify_audit_log`] cannot see
+    /// that; it reports `head_sealed: false`).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let keys = lethedb::MemoryKeyProvider::generate()?;
+    /// let db = lethedb::Db::open(dir.path(), &keys, lethedb::Options::new().create_if_missing(true))?;
+    /// let report = db.verify_audit()?;
+    /// assert!(report.head_sealed && report.entries >= 1);
+    /// # Ok::<_, lethedb::Error>(())
+    /// ```
     pub fn verify_audit(&self) -> Result<AuditReport> {
-        audit::verify(&self.engine.store)
+        audit::verify(&self.engine.store, Some(&self.engine.audit))
     }
 
     /// A signed checkpoint of the audit log as it is now: keep it outside
@@ -764,10 +776,13 @@ impl Db {
 }
 
 /// Verifies the audit log of the store at `path` without its master key
-/// (the log is plaintext and PII-free). Opens the store read-only.
+/// (the log is plaintext and PII-free). Opens the store read-only. Without
+/// the key the head's seal cannot be checked (`head_sealed: false`): use
+/// [`Db::verify_audit`] or a checkpoint
+/// ([`verify_audit_log_with_checkpoint`]) to detect a cut tail.
 pub fn verify_audit_log(path: impl AsRef<Path>) -> Result<AuditReport> {
     let store = open_keyless(path.as_ref())?;
-    audit::verify(&store)
+    audit::verify(&store, None)
 }
 
 /// Verifies the audit log of the store at `path` (read-only, no master key)

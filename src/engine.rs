@@ -226,7 +226,7 @@ impl Engine {
             &header.store_id,
             kdf::LABEL_SUPPRESSION,
         )?)?;
-        let audit = AuditLog::load(&store)?;
+        let audit = AuditLog::load(&store, &master, &header.store_id)?;
         let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
         let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
         let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;

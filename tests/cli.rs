@@ -832,6 +832,7 @@ fn forget_purge_certificate_audit_export_backup_restore_retention() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("\"valid\":true"));
+    assert!(stdout(&o).contains("\"head_sealed\":false"));
     let o = lethedb(&["audit", "list", "--db", d], None);
     assert!(stdout(&o)
         .lines()
@@ -990,6 +991,8 @@ fn audit_checkpoints_are_written_and_checked() {
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["valid"], true);
+    // The key file is beside the store: the head's seal was checked too.
+    assert_eq!(v["head_sealed"], true);
     assert!(v["checkpoint_seq"].as_u64().unwrap() >= 1);
     std::fs::write(&file, "{\"checkpoint\":{}}").unwrap();
     let o = verify(&[]);

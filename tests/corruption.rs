@@ -7,18 +7,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lethedb::{Db, Error, Identifier, Options, ProfileId, Update, Value};
 use rand::{Rng, SeedableRng};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let p = entry.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
-}
 
 fn typed(e: &Error) -> bool {
     matches!(
@@ -77,7 +69,7 @@ fn byte_flips_in_sst_files_give_typed_errors_never_wrong_data() {
     let (mut refused_open, mut read_errors, mut clean) = (0, 0, 0);
     for trial in 0..60 {
         let dir = tmp.path().join(format!("trial-{trial}"));
-        copy_dir(&src, &dir);
+        common::copy_dir(&src, &dir);
         let victim = dir.join(ssts[rng.gen_range(0..ssts.len())].file_name().unwrap());
         let mut bytes = std::fs::read(&victim).unwrap();
         let at = rng.gen_range(0..bytes.len());

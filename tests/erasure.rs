@@ -410,14 +410,6 @@ fn audit_key(seq: u64) -> Vec<u8> {
     k
 }
 
-fn copy_store(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 #[test]
 fn audit_chain_detects_altered_removed_and_reordered_entries() {
     let dir = tempfile::tempdir().unwrap();
@@ -494,7 +486,7 @@ fn audit_chain_detects_altered_removed_and_reordered_entries() {
     ];
     for (name, tamper) in tampers {
         let copy = dir.path().join(name.replace(' ', "-"));
-        copy_store(&path, &copy);
+        common::copy_dir(&path, &copy);
         {
             let raw = common::raw(&copy);
             tamper(&raw);
@@ -1200,63 +1192,102 @@ fn backups_and_purges_running_together_lose_no_backup_root() {
     Db::restore(&last.path, dir.path().join("restored"), &k, opts()).unwrap();
 }
 
+/// Removes the last two entries of the audit log of the closed store at
+/// `path` (which has `entries` entries) and rewrites its head to the new
+/// last entry (what the chain check compares against); with
+/// `remove_seal`, also deletes the head's seal.
+fn cut_audit_tail(path: &std::path::Path, entries: u64, remove_seal: bool) {
+    let raw = common::raw(path);
+    let cf = raw.cf_handle("audit").unwrap();
+    let key = |seq: u64| {
+        let mut k = vec![b'a'];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    };
+    raw.delete_cf(cf, key(entries)).unwrap();
+    raw.delete_cf(cf, key(entries - 1)).unwrap();
+    let new_last = raw.get_cf(cf, key(entries - 2)).unwrap().unwrap();
+    // AuditHead = version ‖ bincode(seq u64 BE, hash [u8; 32]) ‖ crc32.
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"lethedb/audit/v1");
+    h.update(&new_last);
+    let hash: [u8; 32] = h.finalize().into();
+    let mut head = vec![1u8];
+    head.extend_from_slice(&(entries - 2).to_be_bytes());
+    head.extend_from_slice(&hash);
+    let crc = crc32fast::hash(&head);
+    head.extend_from_slice(&crc.to_be_bytes());
+    raw.put_cf(cf, [b'h'], head).unwrap();
+    if remove_seal {
+        raw.delete_cf(cf, [b'm']).unwrap();
+    }
+}
+
 /// Issue 17, item 8: removing the last entries of the audit log and
-/// rewriting its head passes the chain check, but not a signed checkpoint
-/// taken before: `verify_audit_log_with_checkpoint` names the cut.
+/// rewriting its head passes the keyless chain check, but not a signed
+/// checkpoint taken before (`verify_audit_log_with_checkpoint` names the
+/// cut), nor the keyed head seal (`Db::verify_audit`), whether the seal is
+/// left stale or removed too.
 #[test]
-fn a_cut_audit_tail_is_caught_by_a_signed_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_cut_audit_tail_is_caught_by_a_signed_checkpoint_and_the_keyed_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
     let k = common::key(16);
-    let db = open(dir.path(), &k);
+    let db = open(&dir, &k);
     let ids = populate(&db, 4);
     db.forget(&ids[0]).unwrap();
     let checkpoint = db.audit_checkpoint().unwrap();
     let pk = db.public_key().unwrap();
-    let entries = db.verify_audit().unwrap().entries;
+    let report = db.verify_audit().unwrap();
+    assert!(report.head_sealed);
+    let entries = report.entries;
     drop(db);
-    let c = lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, Some(&pk)).unwrap();
+    // Reopening an intact store does not reseal (exactly one sealing entry).
+    let db = open(&dir, &k);
+    let sealings = |db: &Db| {
+        db.audit_log()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "audit_head_sealed")
+            .count()
+    };
+    assert_eq!(sealings(&db), 1);
+    assert_eq!(db.verify_audit().unwrap().entries, entries);
+    drop(db);
+    let c = lethedb::verify_audit_log_with_checkpoint(&dir, &checkpoint, Some(&pk)).unwrap();
     assert_eq!(c.seq, entries);
-    // The attacker deletes the last two entries and rewrites the head to
-    // the new last entry (what the chain check compares against).
-    {
-        let raw = common::raw(dir.path());
-        let cf = raw.cf_handle("audit").unwrap();
-        let key = |seq: u64| {
-            let mut k = vec![b'a'];
-            k.extend_from_slice(&seq.to_be_bytes());
-            k
-        };
-        raw.delete_cf(cf, key(entries)).unwrap();
-        raw.delete_cf(cf, key(entries - 1)).unwrap();
-        let new_last = raw.get_cf(cf, key(entries - 2)).unwrap().unwrap();
-        // AuditHead = version ‖ bincode(seq u64 BE, hash [u8; 32]) ‖ crc32.
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        h.update(b"lethedb/audit/v1");
-        h.update(&new_last);
-        let hash: [u8; 32] = h.finalize().into();
-        let mut head = vec![1u8];
-        head.extend_from_slice(&(entries - 2).to_be_bytes());
-        head.extend_from_slice(&hash);
-        let crc = crc32fast::hash(&head);
-        head.extend_from_slice(&crc.to_be_bytes());
-        raw.put_cf(cf, [b'h'], head).unwrap();
-    }
+    let stale = tmp.path().join("stale-seal");
+    let removed = tmp.path().join("removed-seal");
+    common::copy_store(&dir, &stale);
+    common::copy_store(&dir, &removed);
+    cut_audit_tail(&dir, entries, false);
     // The chain alone no longer sees it...
-    assert_eq!(
-        lethedb::verify_audit_log(dir.path()).unwrap().entries,
-        entries - 2
-    );
+    let keyless = lethedb::verify_audit_log(&dir).unwrap();
+    assert_eq!(keyless.entries, entries - 2);
+    assert!(!keyless.head_sealed);
     // ...the checkpoint does.
-    let err =
-        lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, Some(&pk)).unwrap_err();
+    let err = lethedb::verify_audit_log_with_checkpoint(&dir, &checkpoint, Some(&pk)).unwrap_err();
     assert!(matches!(err, Error::AuditChain { .. }), "{err:?}");
     // A forged or foreign checkpoint is refused.
     let forged = checkpoint.replacen(&format!("\"seq\":{entries}"), "\"seq\":1", 1);
-    assert!(lethedb::verify_audit_log_with_checkpoint(dir.path(), &forged, None).is_err());
-    assert!(
-        lethedb::verify_audit_log_with_checkpoint(dir.path(), &checkpoint, Some(&[7; 32])).is_err()
-    );
+    assert!(lethedb::verify_audit_log_with_checkpoint(&dir, &forged, None).is_err());
+    assert!(lethedb::verify_audit_log_with_checkpoint(&dir, &checkpoint, Some(&[7; 32])).is_err());
+    // With the key, the head's seal shows the cut, stale or removed, and
+    // keeps showing it after later writes (the finding is in the chain).
+    for (path, remove_seal) in [(&stale, false), (&removed, true)] {
+        cut_audit_tail(path, entries, remove_seal);
+        let db = open(path, &k);
+        let err = db.verify_audit().unwrap_err();
+        assert!(
+            matches!(err, Error::AuditChain { .. }),
+            "seal removed: {remove_seal}: {err:?}"
+        );
+        db.forget(&ids[1]).unwrap();
+        drop(db);
+        let db = open(path, &k);
+        assert!(db.verify_audit().is_err(), "seal removed: {remove_seal}");
+    }
 }
 
 /// Issue 17, item 3: merge copies B's values and identifiers into the

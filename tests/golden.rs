@@ -13,6 +13,8 @@
 //! `cargo test --release --test golden -- --ignored write_golden_store`
 //! writes it again (into `tests/data/golden-1/`, which must not exist).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -159,24 +161,11 @@ fn write_golden_store() {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dst = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dst);
-        } else {
-            std::fs::copy(&p, &dst).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_golden_store_reads_field_for_field() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
-    copy_dir(&fixture().join("store"), &dir);
+    common::copy_dir(&fixture().join("store"), &dir);
     std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
     let db = open(&dir, &roots, false);
 
@@ -281,7 +270,17 @@ fn the_golden_store_reads_field_for_field() {
     assert_eq!(db.public_key().unwrap(), pk);
     let check = lethedb::verify_certificate(&certs[0], &pk).unwrap();
     assert_eq!(check.certificate.format, "lethedb-erasure-certificate/3");
-    db.verify_audit().unwrap();
+    // The fixture predates the keyed head seal: opening it sealed the head
+    // once, with reason "missing", and the keyed check passes.
+    assert!(db.verify_audit().unwrap().head_sealed);
+    let sealings: Vec<_> = db
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "audit_head_sealed")
+        .collect();
+    assert_eq!(sealings.len(), 1);
+    assert_eq!(sealings[0].detail["reason"], "missing");
 
     // And it takes new writes.
     db.upsert(&a, Update::new().set("plan", "team")).unwrap();

@@ -54,18 +54,6 @@ fn populate(db: &Db, n: usize) -> Vec<(ProfileId, BTreeMap<String, Value>)> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 fn assert_reads(db: &Db, people: &[(ProfileId, BTreeMap<String, Value>)], ctx: &str) {
     for (id, fields) in people {
         let p = db
@@ -98,7 +86,7 @@ fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject() {
     // (a disk image, a snapshot, a stolen drive).
     let image = dir.path().join("image");
     drop(db);
-    copy_dir(&live, &image);
+    common::copy_dir(&live, &image);
     let db = Db::open(&live, &k, opts(&roots)).unwrap();
     let (subject, _) = people[7].clone();
     db.forget(&subject).unwrap();
@@ -341,7 +329,7 @@ fn backups_stay_restorable_without_the_subjects_erased_after_them() {
     let backup_epoch = db.key_tree_status().unwrap().backups[0].1.unwrap();
     // A copy of the backup directory made before the erasure (tape, cloud).
     let offline = dir.path().join("offline-copy");
-    copy_dir(&backup, &offline);
+    common::copy_dir(&backup, &offline);
     let subject = people[4].0;
     db.forget(&subject).unwrap();
     db.forget_field(&people[5].0, "city").unwrap();

@@ -367,8 +367,11 @@ pub(super) enum KeysCmd {
 
 #[derive(Subcommand)]
 pub(super) enum AuditCmd {
-    /// Verify the hash chain (no master key needed); with --checkpoint,
-    /// also that no entry up to a saved checkpoint was removed or rewritten.
+    /// Verify the hash chain, and, when the key file is present, the keyed
+    /// seal of its head (a cut tail with a rewritten head fails); without
+    /// the key the chain alone is checked ("head_sealed": false). With
+    /// --checkpoint, also that no entry up to a saved checkpoint was
+    /// removed or rewritten.
     Verify {
         /// A checkpoint written by `audit checkpoint` (kept outside the store).
         #[arg(long)]

@@ -17,6 +17,7 @@ pub(crate) const LABEL_SUPPRESSION: &str = "lethedb/v1/suppression";
 pub(crate) const LABEL_SUBJECT_REF: &str = "lethedb/v1/subject-ref";
 pub(crate) const LABEL_SIGNING_WRAP: &str = "lethedb/v1/signing-wrap";
 pub(crate) const LABEL_LEDGER_MAC: &str = "lethedb/v1/ledger-mac";
+pub(crate) const LABEL_AUDIT_SEAL: &str = "lethedb/v1/audit-seal";
 const LABEL_FIELD: &[u8] = b"lethedb/v1/field-key";
 const KEY_CHECK_MESSAGE: &[u8] = b"lethedb key check value v1";
 
@@ -91,14 +92,19 @@ impl FieldKeys {
     }
 }
 
-/// HMAC-SHA-256 of `parts` under `key`, truncated to 128 bits.
-pub(crate) fn mac16(key: &SecretKey, parts: &[&[u8]]) -> Result<[u8; 16]> {
+/// HMAC-SHA-256 of `parts` (concatenated) under `key`.
+pub(crate) fn mac32(key: &SecretKey, parts: &[&[u8]]) -> Result<[u8; 32]> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.as_ref())
         .map_err(|_| Error::Internal("HMAC key length".into()))?;
     for p in parts {
         mac.update(p);
     }
-    let full = mac.finalize().into_bytes();
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// HMAC-SHA-256 of `parts` under `key`, truncated to 128 bits.
+pub(crate) fn mac16(key: &SecretKey, parts: &[&[u8]]) -> Result<[u8; 16]> {
+    let full = mac32(key, parts)?;
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
     Ok(out)

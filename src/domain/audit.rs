@@ -1,11 +1,21 @@
-//! The audit log: append-only and hash-chained.
+//! The audit log: append-only, hash-chained, with a keyed head.
 //!
 //! Entry `n` stores the hash of entry `n - 1` (`prev`); its own hash is
 //! `SHA-256("lethedb/audit/v1" || encoded entry)`. The head (last sequence
 //! number and hash) is stored beside the entries and anchored in every
 //! erasure certificate, so an altered, removed or reordered entry breaks
 //! the chain, and a truncated tail disagrees with the head or with a
-//! certificate issued later. Entries carry no personal data: subjects
+//! certificate issued later. The head is sealed: every commit also writes
+//! `HMAC-SHA-256(seal key, "lethedb/audit-seal/v1" || store id || seq ||
+//! hash)` under a master-derived key, so cutting the tail and rewriting
+//! the head is caught by [`verify`] with the key (`Db::verify_audit`)
+//! unless the attacker holds the master key or an older head *and* its
+//! seal (a rollback — signed checkpoints kept elsewhere catch that). Open
+//! checks the seal before anything can re-seal over a rewritten head:
+//! every (re)sealing is itself an entry (`audit_head_sealed`, reason
+//! `created`, `missing` or `mismatch`), and the keyed verification accepts
+//! exactly one, the first, with reason `created` (a new store) or
+//! `missing` (a store from a build before seals). Entries carry no personal data: subjects
 //! appear as pseudonymous references (HMAC of the profile id under a
 //! master-derived key), details are counts, ids and field names.
 //!
@@ -15,9 +25,10 @@
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
+use crate::crypto::{kdf, MasterKey, SecretKey};
 use crate::error::{Error, Result};
-use crate::storage::columns::{AuditHeads, AuditLog as AuditLogKs};
-use crate::storage::records::{AuditEntry, AuditHead, ValueCodec};
+use crate::storage::columns::{AuditHeads, AuditLog as AuditLogKs, AuditSeals};
+use crate::storage::records::{AuditEntry, AuditHead, AuditSeal, ValueCodec};
 use crate::storage::{Batch, Store};
 use crate::types::Timestamp;
 
@@ -55,7 +66,7 @@ pub struct AuditRecord {
     pub at: Timestamp,
     /// What happened: `forget`, `forget_fields`, `purge`, `merge`, `unmerge`,
     /// `consent`, `processing_flags`, `export`, `unsuppress`, `backup`,
-    /// `restore`, `retention`, `signing_key_created`.
+    /// `restore`, `retention`, `signing_key_created`, `audit_head_sealed`.
     pub kind: String,
     /// Pseudonymous subject reference (hex), when the entry is about one person.
     pub subject_ref: Option<String>,
@@ -86,6 +97,11 @@ pub struct AuditReport {
     pub entries: u64,
     /// Hash of the last entry (hex; zeros for an empty log).
     pub head_hash: String,
+    /// Whether the head was also checked against its keyed seal: `true`
+    /// from [`Db::verify_audit`](crate::Db::verify_audit), `false` from the
+    /// keyless [`verify_audit_log`](crate::verify_audit_log), which cannot
+    /// tell a cut tail with a rewritten head from an intact log.
+    pub head_sealed: bool,
 }
 
 /// Hash of an entry as chained.
@@ -109,7 +125,13 @@ pub(crate) fn to_record(entry: &AuditEntry) -> AuditRecord {
 
 pub(crate) struct AuditLog {
     head: Mutex<AuditHead>,
+    seal_key: SecretKey,
+    store_id: [u8; 16],
 }
+
+/// Kind of the entry open writes when it seals a head: a new store's, or
+/// one that had no seal or a seal that does not match it.
+const SEALED: &str = "audit_head_sealed";
 
 const EMPTY_HEAD: AuditHead = AuditHead {
     seq: 0,
@@ -117,10 +139,47 @@ const EMPTY_HEAD: AuditHead = AuditHead {
 };
 
 impl AuditLog {
-    pub(crate) fn load(store: &Store) -> Result<Self> {
+    /// Loads the head and checks its seal. A new store's log, a head
+    /// without a seal (a store from a build before seals, or the seal
+    /// removed) and a head whose seal does not match (the tail cut and the
+    /// head rewritten, or a build before seals wrote after this one) are
+    /// sealed with an `audit_head_sealed` entry recording what was found,
+    /// so the evidence stays in the chain (see [`verify`]).
+    pub(crate) fn load(store: &Store, master: &MasterKey, store_id: &[u8; 16]) -> Result<Self> {
         let head = store.get::<AuditHeads>(&())?.unwrap_or(EMPTY_HEAD);
-        Ok(AuditLog {
+        let log = AuditLog {
             head: Mutex::new(head),
+            seal_key: kdf::derive(master, store_id, kdf::LABEL_AUDIT_SEAL)?,
+            store_id: *store_id,
+        };
+        let seal = store.get::<AuditSeals>(&())?;
+        let found = match seal {
+            Some(s) if s == log.seal(&head)? => return Ok(log),
+            None if head.seq == 0 => serde_json::json!({ "reason": "created" }),
+            None => serde_json::json!({ "reason": "missing", "head_seq": head.seq }),
+            Some(s) => serde_json::json!({
+                "reason": "mismatch",
+                "head_seq": head.seq,
+                "sealed_seq": s.seq,
+            }),
+        };
+        log.commit(store, Batch::new(), &[Event::new(SEALED, None, found)])?;
+        Ok(log)
+    }
+
+    /// The seal of `head` under this store's seal key.
+    fn seal(&self, head: &AuditHead) -> Result<AuditSeal> {
+        Ok(AuditSeal {
+            seq: head.seq,
+            mac: kdf::mac32(
+                &self.seal_key,
+                &[
+                    b"lethedb/audit-seal/v1",
+                    &self.store_id,
+                    &head.seq.to_be_bytes(),
+                    &head.hash,
+                ],
+            )?,
         })
     }
 
@@ -162,6 +221,7 @@ impl AuditLog {
         extra(&positions, &mut batch)?;
         if !events.is_empty() {
             batch.put::<AuditHeads>(&(), &next);
+            batch.put::<AuditSeals>(&(), &self.seal(&next)?);
         }
         if synced {
             store.write_synced(batch)?;
@@ -186,8 +246,17 @@ impl AuditLog {
 /// Walks the whole chain: sequence numbers consecutive from 1, each entry's
 /// `prev` equal to the previous hash, and the stored head equal to the last
 /// entry. Needs no key: entries are plaintext and PII-free.
-pub(crate) fn verify(store: &Store) -> Result<AuditReport> {
+///
+/// With `sealed_by` (the open store's log, which holds the seal key) it
+/// also checks the head's seal and the sealing entries: exactly one, with
+/// reason `created` or `missing`, and no other after it (a later one means
+/// the seal was found removed or not matching a rewritten head).
+pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<AuditReport> {
+    // With the key, hold the log's mutex: no append lands between reading
+    // the entries, the head and the seal.
+    let _appends = sealed_by.map(|log| log.head.lock());
     let mut expect = EMPTY_HEAD;
+    let mut first_sealed = None;
     for item in store.entries_raw::<AuditLogKs>(&[])? {
         let (seq, bytes) = item?;
         let broken = |reason: String| Error::AuditChain { seq, reason };
@@ -208,6 +277,24 @@ pub(crate) fn verify(store: &Store) -> Result<AuditReport> {
             return Err(broken(
                 "does not chain to the previous entry (an earlier entry was altered, removed or reordered)".into(),
             ));
+        }
+        if sealed_by.is_some() && entry.kind == SEALED {
+            let found: serde_json::Value =
+                serde_json::from_str(&entry.detail).unwrap_or(serde_json::Value::Null);
+            match (found["reason"].as_str(), first_sealed) {
+                (Some("created" | "missing"), None) => first_sealed = Some(seq),
+                (Some("mismatch"), _) => {
+                    return Err(broken(
+                        "records that the stored head did not match its seal when the store was opened: the tail was cut and the head rewritten (or a build without seals wrote to the store)".into(),
+                    ))
+                }
+                (_, first) => {
+                    return Err(broken(format!(
+                        "records that the head's seal was missing although the log was sealed before (entry {}): the seal was removed, the tail perhaps cut and the head rewritten",
+                        first.map_or_else(|| "unknown".to_string(), |f| f.to_string())
+                    )))
+                }
+            }
         }
         expect = AuditHead {
             seq,
@@ -230,9 +317,28 @@ pub(crate) fn verify(store: &Store) -> Result<AuditReport> {
             ),
         });
     }
+    if let Some(log) = sealed_by {
+        let seal = store
+            .get::<AuditSeals>(&())
+            .map_err(|e| Error::AuditChain {
+                seq: expect.seq,
+                reason: format!("head seal: {e}"),
+            })?;
+        let ok = match seal {
+            Some(s) => s == log.seal(&stored)? && first_sealed.is_some(),
+            None => stored.seq == 0,
+        };
+        if !ok {
+            return Err(Error::AuditChain {
+                seq: expect.seq,
+                reason: "the head does not match its keyed seal (the tail was cut and the head rewritten, or the seal removed)".into(),
+            });
+        }
+    }
     Ok(AuditReport {
         entries: expect.seq,
         head_hash: crate::hex::encode(&expect.hash),
+        head_sealed: sealed_by.is_some(),
     })
 }
 

@@ -8,9 +8,9 @@ mod model;
 pub use model::model;
 
 use crate::storage::records::{
-    self, AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
-    MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord, StoreHeader,
-    SuppressionEntry, ValueCodec, WrappedKey,
+    self, AuditEntry, AuditHead, AuditSeal, BackupRecord, Blob, ErasureRecord, GrantEntry,
+    IdentityEntry, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
+    StoreHeader, SuppressionEntry, ValueCodec, WrappedKey,
 };
 
 /// Decodes `data` as `T`; what decodes must re-encode to the same bytes.
@@ -43,6 +43,7 @@ pub fn decode_records(data: &[u8]) {
     round_trip::<BackupRecord>(data);
     round_trip::<AuditEntry>(data);
     round_trip::<AuditHead>(data);
+    round_trip::<AuditSeal>(data);
     if let Ok(b) = Blob::decode(data) {
         let _ = records::decode_field_names(&b.0);
     }

@@ -24,10 +24,11 @@
 //! | `meta`        | `BackupMarkers` | `m`  | (none)          | `Blob` (backup copies only) |
 //! | `audit`       | `AuditLog`    | `a`    | sequence (8)    | `AuditEntry`   |
 //! | `audit`       | `AuditHeads`  | `h`    | (none)          | `AuditHead`    |
+//! | `audit`       | `AuditSeals`  | `m`    | (none)          | `AuditSeal`    |
 
 use super::keys::{self, KeyCodec};
 use super::records::{
-    AuditEntry, AuditHead, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
+    AuditEntry, AuditHead, AuditSeal, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
     KeyTreeHeader, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
     StoreHeader, SuppressionEntry, ValueCodec, WrappedKey,
 };
@@ -174,6 +175,10 @@ keyspace!(
 keyspace!(
     /// Head (last sequence number and hash) of the audit log.
     AuditHeads, CF_AUDIT, b'h', (), AuditHead
+);
+keyspace!(
+    /// Keyed seal of the audit head.
+    AuditSeals, CF_AUDIT, b'm', (), AuditSeal
 );
 keyspace!(
     /// Present only in a backup copy: such a directory opens only through `restore`.

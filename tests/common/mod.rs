@@ -5,6 +5,33 @@ use std::path::Path;
 
 use lethedb::{Db, MemoryKeyProvider, Options, ProfileId};
 
+/// Copies the directory `from` (recursively) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Copies the store directory `from` to `to` with its default root key
+/// file (`<from>.rootkeys` → `<to>.rootkeys`), so the copy opens.
+pub fn copy_store(from: &Path, to: &Path) {
+    copy_dir(from, to);
+    let roots = |p: &Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(".rootkeys");
+        std::path::PathBuf::from(s)
+    };
+    if roots(from).exists() {
+        std::fs::copy(roots(from), roots(to)).unwrap();
+    }
+}
+
 pub const CFS: [&str; 6] = [
     "meta",
     "profiles",

@@ -29,3 +29,15 @@ pub(crate) struct AuditHead {
 }
 
 bincode_record!(AuditHead, "audit head", 64);
+
+/// The keyed seal of the audit head (`audit` keyspace `m`): HMAC-SHA-256,
+/// under a master-derived key, of the head it was written with. Without
+/// the master key a rewritten head cannot be given a matching seal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AuditSeal {
+    /// Sequence number of the head it seals (also inside the MAC).
+    pub(crate) seq: u64,
+    pub(crate) mac: [u8; 32],
+}
+
+bincode_record!(AuditSeal, "audit head seal", 64);
