@@ -22,7 +22,9 @@ use crate::keytree::{FileRootKeyStore, RootKeyStore};
 use crate::keytree::{KeyHierarchy, Shape};
 use crate::options::Options;
 use crate::random::os_random;
-use crate::storage::columns::{Configs, Erasures, KeyTreeHeaders, Schemas, StoreHeaders};
+use crate::storage::columns::{
+    Configs, Erasures, KeyTreeHeaders, Schemas, StoreHeaders, Tombstones,
+};
 use crate::storage::records::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, StorageConfig, Store};
 use crate::types::{ProfileId, Schema, Timestamp};
@@ -45,12 +47,19 @@ pub(crate) struct Engine {
     /// Keyed hash for suppression entries (a different key than the blind index).
     pub(crate) suppression: BlindIndex,
     pub(crate) subject_key: SecretKey,
+    /// Whether the store compresses its files (copies it edits do the same).
+    pub(crate) compression: bool,
+    /// Keys the tombstones of erased profile ids.
+    pub(crate) tombstone_key: SecretKey,
     pub(crate) ledger_key: SecretKey,
     pub(crate) audit: AuditLog,
     pub(crate) signer: Option<Signer>,
     /// Highest erasure id in the ledger.
     pub(crate) erasure_seq: Mutex<u64>,
     pub(crate) purge_lock: Mutex<()>,
+    /// Serialises appends to the registered backups' ledger files (an inner
+    /// lock: held only for the file writes).
+    pub(crate) ledger_lock: Mutex<()>,
     /// The last purge's failure, until a purge succeeds.
     pub(crate) purge_error: Mutex<Option<String>>,
     /// Erasures waiting for purge (count, oldest request time).
@@ -229,6 +238,7 @@ impl Engine {
         let audit = AuditLog::load(&store, &master, &header.store_id)?;
         let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
         let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
+        let tombstone_key = kdf::derive(&master, &header.store_id, kdf::LABEL_TOMBSTONE)?;
         let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;
         let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
         let suppression_active = markers::any_suppressed(&store)?;
@@ -257,11 +267,14 @@ impl Engine {
             blind,
             suppression,
             subject_key,
+            tombstone_key,
+            compression: options.compression,
             ledger_key,
             audit,
             signer,
             erasure_seq: Mutex::new(erasure_seq),
             purge_lock: Mutex::new(()),
+            ledger_lock: Mutex::new(()),
             purge_error: Mutex::new(None),
             pending: Mutex::new(pending),
             suppress_forgotten: options.suppress_forgotten,
@@ -295,6 +308,25 @@ impl Engine {
     /// key, 128 bits.
     pub(crate) fn subject_ref(&self, id: &ProfileId) -> Result<[u8; 16]> {
         kdf::mac16(&self.subject_key, &[b"lethedb/subject", id.as_bytes()])
+    }
+
+    /// Key of the tombstone of `id` once erased: HMAC-SHA-256 of the id
+    /// under a master-derived key, 128 bits (docs/design.md, "forget").
+    pub(crate) fn tombstone_of(&self, id: &ProfileId) -> Result<[u8; 16]> {
+        kdf::mac16(&self.tombstone_key, &[b"lethedb/tombstone", id.as_bytes()])
+    }
+
+    /// The erased-profile error for `id` when a keyed tombstone says it was
+    /// erased. (Tombstones of format version 1 are profile records with
+    /// status erased; `markers::erased_error` reads those.)
+    pub(crate) fn erased_error(&self, id: &ProfileId) -> Result<Option<Error>> {
+        Ok(self
+            .store
+            .get::<Tombstones>(&self.tombstone_of(id)?)?
+            .map(|t| Error::ProfileErased {
+                profile: *id,
+                erasure_id: t.erasure_id,
+            }))
     }
 
     /// Random id of this store, fixed at creation (hex).

@@ -171,6 +171,69 @@ fn scan_file<N: AsRef<[u8]>>(
     }
 }
 
+/// Every form an attacker scanning files might find `bytes` in: raw, hex
+/// (lower and upper case), and base64 (standard and URL-safe alphabets, at
+/// each of the three alignments inside a longer base64 text — only the
+/// characters that depend on `bytes` alone). Forms shorter than the
+/// scanner's minimum needle are left out. Give them all to [`scan_dir`] to
+/// search a copy of a store for a value in any of these forms.
+///
+/// ```
+/// let forms = lethedb::forensics::encodings(b"ada@example.com");
+/// assert!(forms.contains(&b"ada@example.com".to_vec()));
+/// assert!(forms.contains(&b"616461406578616d706c652e636f6d".to_vec()));
+/// assert!(forms.contains(&b"YWRhQGV4YW1wbGUuY29t".to_vec()));
+/// ```
+pub fn encodings(bytes: &[u8]) -> Vec<Vec<u8>> {
+    const STD: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    fn b64(data: &[u8], alphabet: &[u8; 64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in data.chunks(3) {
+            let n = chunk.len();
+            let v = (u32::from(chunk[0]) << 16)
+                | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+                | u32::from(*chunk.get(2).unwrap_or(&0));
+            for i in 0..=n {
+                out.push(alphabet[((v >> (18 - 6 * i)) & 63) as usize]);
+            }
+        }
+        out
+    }
+    let mut out = vec![
+        bytes.to_vec(),
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into_bytes(),
+        bytes
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<String>()
+            .into_bytes(),
+    ];
+    for alphabet in [STD, URL] {
+        for pad in 0..3 {
+            // `pad` unknown bytes before `bytes`: the characters that mix
+            // them in (the first group) and the trailing partial group are
+            // dropped.
+            let mut data = vec![0u8; pad];
+            data.extend_from_slice(bytes);
+            let enc = b64(&data, alphabet);
+            let skip = if pad == 0 { 0 } else { 4 };
+            let whole = (data.len() / 3) * 4;
+            if whole > skip {
+                out.push(enc[skip..whole].to_vec());
+            }
+        }
+    }
+    out.retain(|e| e.len() >= MIN_NEEDLE_BYTES);
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

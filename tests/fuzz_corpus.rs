@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+mod model;
+
 fn replay(target: &str, body: fn(&[u8])) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
@@ -44,6 +46,11 @@ fn replay_normalize_identifier_corpus() {
 #[test]
 fn replay_model_corpus() {
     replay("model", lethedb::fuzz_support::model);
+}
+
+#[test]
+fn replay_reference_model_corpus() {
+    replay("reference_model", model::run_bytes);
 }
 
 #[test]

@@ -10,7 +10,7 @@ pub use model::model;
 use crate::storage::records::{
     self, AuditEntry, AuditHead, AuditSeal, BackupRecord, Blob, ErasureRecord, GrantEntry,
     IdentityEntry, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
-    StoreHeader, SuppressionEntry, ValueCodec, WrappedKey,
+    StoreHeader, SuppressionEntry, Tombstone, ValueCodec, WrappedKey,
 };
 
 /// Decodes `data` as `T`; what decodes must re-encode to the same bytes.
@@ -44,6 +44,7 @@ pub fn decode_records(data: &[u8]) {
     round_trip::<AuditEntry>(data);
     round_trip::<AuditHead>(data);
     round_trip::<AuditSeal>(data);
+    round_trip::<Tombstone>(data);
     if let Ok(b) = Blob::decode(data) {
         let _ = records::decode_field_names(&b.0);
     }

@@ -6,6 +6,7 @@
 //! | `meta`        | `Schemas`     | `s`    | (none)          | `Blob` (JSON)  |
 //! | `meta`        | `FieldNames`  | `f`    | (none)          | `Blob`         |
 //! | `profiles`    | `Profiles`    | `p`    | profile id (16) | `ProfileRecord`|
+//! | `profiles`    | `Tombstones`  | `e`    | keyed tombstone (16) | `Tombstone` |
 //! | `keys`        | `TreeNodes`   | `n`    | level (1) ‖ index (u32) | `WrappedKey` |
 //! | `meta`        | `KeyTreeHeaders` | `t` | (none)         | `KeyTreeHeader` |
 //! | `keys`        | `Keyrings`    | `k`    | profile id (16) | `WrappedKey`   |
@@ -30,7 +31,7 @@ use super::keys::{self, KeyCodec};
 use super::records::{
     AuditEntry, AuditHead, AuditSeal, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
     KeyTreeHeader, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
-    StoreHeader, SuppressionEntry, ValueCodec, WrappedKey,
+    StoreHeader, SuppressionEntry, Tombstone, ValueCodec, WrappedKey,
 };
 use crate::error::Result;
 use crate::types::{MergeId, ProfileId};
@@ -106,6 +107,10 @@ keyspace!(
 keyspace!(
     /// One record per profile.
     Profiles, CF_PROFILES, b'p', ProfileId, ProfileRecord
+);
+keyspace!(
+    /// Keyed tombstones of erased profile ids.
+    Tombstones, CF_PROFILES, b'e', [u8; 16], Tombstone
 );
 keyspace!(
     /// Inner nodes of the key tree, wrapped under their parent (level 1:

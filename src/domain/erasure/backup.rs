@@ -37,7 +37,7 @@ use crate::options::Options;
 use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders, SigningKeys};
 use crate::storage::records::{BackupRecord, Blob};
 use crate::storage::{Batch, Store};
-use crate::types::{ProfileId, Timestamp};
+use crate::types::Timestamp;
 
 use super::copies::{
     append_ledger, copy_config, line_mac, read_ledger, INFO_FILE, LEDGER_FILE, STORE_DIR,
@@ -127,7 +127,9 @@ pub(crate) fn backup(db: &Engine, dir: &Path) -> Result<BackupInfo> {
     });
     let info_path = dir.join(INFO_FILE);
     std::fs::write(&info_path, format!("{info:#}\n")).map_err(|e| Error::io_at(&info_path, e))?;
-    append_ledger(db, &dir)?;
+    // The copy holds every erasure up to `last_erasure` itself: its ledger
+    // starts after them.
+    append_ledger(db, &dir, last_erasure)?;
     let number = db.store.last::<Backups>()?.map_or(1, |(n, _)| n + 1);
     let mut batch = Batch::new();
     batch.put::<Backups>(
@@ -249,11 +251,7 @@ pub(crate) fn restore(
             report.already_present += 1;
             continue;
         }
-        let ids = l
-            .profiles
-            .iter()
-            .map(|p| p.parse::<ProfileId>())
-            .collect::<Result<Vec<_>>>()?;
+        let ids = super::copies::line_profiles(&db, l)?;
         let r = if l.scope == "profile" {
             forget_replay(&db, &ids, l.erasure_id)?
         } else {

@@ -18,8 +18,8 @@ use crate::crypto::MemoryKeyProvider;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::options::Options;
-use crate::storage::columns::{Backups, Erasures};
-use crate::storage::records::{BackupRecord, ErasureRecord, ErasureScope};
+use crate::storage::columns::{Backups, Erasures, PendingPurges};
+use crate::storage::records::{BackupRecord, ErasureRecord, ErasureScope, PendingPurge};
 use crate::storage::{Batch, StorageConfig};
 use crate::types::{ProfileId, Timestamp};
 
@@ -29,13 +29,22 @@ pub(super) const STORE_DIR: &str = "store";
 pub(super) const INFO_FILE: &str = "BACKUP.json";
 pub(super) const LEDGER_FILE: &str = "erasure-ledger.ndjson";
 
-/// One ledger line.
+/// One ledger line. The erased profile ids are sealed (`sealed_profiles`,
+/// hex of AES-256-GCM `nonce ‖ ct ‖ tag` of the concatenated 16-byte ids
+/// under HKDF(master, store id, `lethedb/v1/ledger-seal`), AD
+/// `"lethedb/ledger/v2" ‖ store id ‖ erasure id u64 BE`): the file sits
+/// beside a backup, in every copy of it, and must not list who was erased.
+/// Lines of builds before issue 17 carry them in clear (`profiles`); they
+/// are still read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct LedgerLine {
     pub(super) erasure_id: u64,
     pub(super) scope: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) profiles: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) sealed_profiles: String,
     pub(super) fields: Vec<String>,
     pub(super) requested_at: String,
     pub(super) mac: String,
@@ -44,26 +53,78 @@ pub(super) struct LedgerLine {
 pub(super) fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(db.ledger_key.as_ref())
         .map_err(|_| Error::Internal("HMAC key length".into()))?;
-    let body = json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at]).to_string();
+    let body = if l.sealed_profiles.is_empty() {
+        json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at])
+    } else {
+        json!([
+            "v2",
+            l.erasure_id,
+            l.scope,
+            l.sealed_profiles,
+            l.fields,
+            l.requested_at
+        ])
+    }
+    .to_string();
     mac.update(body.as_bytes());
     Ok(crate::hex::encode(&mac.finalize().into_bytes()))
 }
 
+fn ledger_seal(db: &Engine, erasure_id: u64) -> Result<(crate::crypto::SecretKey, Vec<u8>)> {
+    let key = crate::crypto::kdf::derive(
+        &db.master,
+        &db.header.store_id,
+        crate::crypto::kdf::LABEL_LEDGER_SEAL,
+    )?;
+    let mut ad = b"lethedb/ledger/v2".to_vec();
+    ad.extend_from_slice(&db.header.store_id);
+    ad.extend_from_slice(&erasure_id.to_be_bytes());
+    Ok((key, ad))
+}
+
 pub(super) fn to_line(db: &Engine, r: &ErasureRecord) -> Result<LedgerLine> {
+    let (key, ad) = ledger_seal(db, r.erasure_id)?;
+    let mut sealed = Vec::new();
+    crate::crypto::aead::seal_into(&key, &ad, &r.erased_ids().concat(), &mut sealed)?;
     let mut l = LedgerLine {
         erasure_id: r.erasure_id,
         scope: r.scope.name().into(),
-        profiles: r
-            .profiles
-            .iter()
-            .map(|p| ProfileId::from_bytes(*p).to_string())
-            .collect(),
+        profiles: Vec::new(),
+        sealed_profiles: crate::hex::encode(&sealed),
         fields: r.fields.clone(),
         requested_at: Timestamp(r.requested_at).to_string(),
         mac: String::new(),
     };
     l.mac = line_mac(db, &l)?;
     Ok(l)
+}
+
+/// The profile ids a ledger line names (its MAC already checked).
+pub(super) fn line_profiles(db: &Engine, l: &LedgerLine) -> Result<Vec<ProfileId>> {
+    if l.sealed_profiles.is_empty() {
+        return l.profiles.iter().map(|p| p.parse::<ProfileId>()).collect();
+    }
+    let bad = |why: &str| {
+        Error::InvalidInput(format!(
+            "erasure ledger line {}: sealed profile ids {why}",
+            l.erasure_id
+        ))
+    };
+    let sealed = crate::hex::decode(&l.sealed_profiles).ok_or_else(|| bad("are not hex"))?;
+    let (key, ad) = ledger_seal(db, l.erasure_id)?;
+    let plain = crate::crypto::aead::open(&key, &ad, &sealed)
+        .ok_or_else(|| bad("do not authenticate under this store's key"))?;
+    if plain.len() % 16 != 0 {
+        return Err(bad("have a length that is not a multiple of 16"));
+    }
+    Ok(plain
+        .chunks_exact(16)
+        .map(|c| {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(c);
+            ProfileId::from_bytes(id)
+        })
+        .collect())
 }
 
 pub(super) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
@@ -82,19 +143,30 @@ pub(super) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
         .collect()
 }
 
-/// Appends the erasures missing from `dir`'s ledger file.
-pub(super) fn append_ledger(db: &Engine, dir: &Path) -> Result<usize> {
+/// Appends `text` (whole lines) to the ledger file at `path`, synced.
+fn append_lines(path: &Path, text: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io_at(path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io_at(path, e))
+}
+
+/// Appends the erasures after `floor` missing from `dir`'s ledger file
+/// (any such id the file lacks, so one a forget could not append is
+/// filled in later). Erasures up to `floor` are in the copy itself.
+pub(super) fn append_ledger(db: &Engine, dir: &Path, floor: u64) -> Result<usize> {
+    let _ledgers = db.ledger_lock.lock();
     let path = dir.join(LEDGER_FILE);
-    let have = read_ledger(&path)?
-        .iter()
-        .map(|l| l.erasure_id)
-        .max()
-        .unwrap_or(0);
+    let have: BTreeSet<u64> = read_ledger(&path)?.iter().map(|l| l.erasure_id).collect();
     let mut out = String::new();
     let mut n = 0;
     for item in db.store.entries::<Erasures>(&[])? {
         let (id, rec) = item?;
-        if id <= have {
+        if id <= floor || have.contains(&id) {
             continue;
         }
         let line = serde_json::to_string(&to_line(db, &rec)?)
@@ -104,16 +176,31 @@ pub(super) fn append_ledger(db: &Engine, dir: &Path) -> Result<usize> {
         n += 1;
     }
     if n > 0 {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| Error::io_at(&path, e))?;
-        f.write_all(out.as_bytes())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| Error::io_at(&path, e))?;
+        append_lines(&path, &out)?;
     }
     Ok(n)
+}
+
+/// Appends the ledger line of the erasure `erasure_id`, just committed, to
+/// every registered backup still in use and reachable, so a restore from
+/// it replays the erasure even before a purge re-keys the backup. Costs one
+/// synced append per backup; the purge appends whatever this missed.
+pub(crate) fn append_to_backups(db: &Engine, erasure_id: u64) -> Result<()> {
+    let Some(rec) = db.store.get::<Erasures>(&erasure_id)? else {
+        return Ok(());
+    };
+    let mut line = serde_json::to_string(&to_line(db, &rec)?)
+        .map_err(|e| Error::Internal(format!("ledger line: {e}")))?;
+    line.push('\n');
+    let _ledgers = db.ledger_lock.lock();
+    for item in db.store.entries::<Backups>(&[])? {
+        let (_, b) = item?;
+        let dir = PathBuf::from(&b.path);
+        if b.root_epoch.is_some() && dir.join(INFO_FILE).exists() {
+            append_lines(&dir.join(LEDGER_FILE), &line)?;
+        }
+    }
+    Ok(())
 }
 
 /// Mirrors the ledger into every registered backup that is reachable;
@@ -123,8 +210,8 @@ pub(crate) fn mirror_ledger(db: &Engine) -> Result<usize> {
     for item in db.store.entries::<Backups>(&[])? {
         let (_, b) = item?;
         let dir = PathBuf::from(&b.path);
-        if dir.join(INFO_FILE).exists() {
-            append_ledger(db, &dir)?;
+        if b.root_epoch.is_some() && dir.join(INFO_FILE).exists() {
+            append_ledger(db, &dir, b.purged_through.max(b.last_erasure))?;
             done += 1;
         }
     }
@@ -210,6 +297,10 @@ pub(crate) fn rekey_backups(
         rec.next_root_epoch = None;
         rec.purged_through = rec.purged_through.max(last);
         put_record(db, n, &rec)?;
+        if let Err(e) = prune_ledger(db, &PathBuf::from(&rec.path), rec.purged_through) {
+            out.failures
+                .push(format!("backup {n}: pruning its ledger: {e}"));
+        }
         out.referenced.insert(next);
         out.rekeyed += 1;
     }
@@ -228,6 +319,7 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
         &MemoryKeyProvider::holding(&db.master),
         opts.root_keys(Arc::clone(db.keys.roots_arc()))
             .purge_after_erasures(0)
+            .compression(db.compression)
             .block_cache_bytes(8 << 20)
             .write_buffer_bytes(4 << 20),
     )?;
@@ -260,8 +352,62 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
         &copy.keys,
     )?);
     copy.keys.rotate(&copy.store, &buckets, next)?;
+    // The replayed erasures left their old versions (keyrings, blind keys,
+    // records) in the copy's files, like a purge's: compact them away too,
+    // or an image of the backup directory would still hold them.
+    copy.store.flush()?;
+    let pending: Vec<(u64, PendingPurge)> = copy
+        .store
+        .entries::<PendingPurges>(&[])?
+        .collect::<Result<_>>()?;
+    let before = copy.store.live_files()?;
+    super::compaction::compact_pending(&copy, &pending, &before)?;
+    // The copy's ledger records of these erasures (replayed here, or
+    // copied from the live store while pending) keep no ids either: they
+    // take their purged form (ids replaced by keyed tombstones), and the
+    // copy's `meta` is compacted. A restore still certifies them.
+    let now = Timestamp::now().as_micros();
+    let mut batch = Batch::new();
+    for r in held {
+        if let Some(mut c) = copy.store.get::<Erasures>(&r.erasure_id)? {
+            if c.purged_at.is_none() {
+                c.profiles = super::compaction::tombstones(&copy, &c.profiles)?;
+                c.purged_at = Some(now);
+                batch.put::<Erasures>(&r.erasure_id, &c);
+            }
+        }
+    }
+    copy.store.write(batch)?;
+    copy.store.flush()?;
+    copy.store.compact_cf(crate::storage::columns::CF_META)?;
     copy.store.flush()?;
     Ok(())
+}
+
+/// Rewrites the ledger file of the backup in `dir` without the lines of
+/// erasures up to `through`, which the copy now holds itself: their (sealed)
+/// ids are not needed any more. Written to a temporary file, synced and
+/// renamed over the old one.
+fn prune_ledger(db: &Engine, dir: &Path, through: u64) -> Result<()> {
+    let _ledgers = db.ledger_lock.lock();
+    let path = dir.join(LEDGER_FILE);
+    let mut keep = String::new();
+    for l in read_ledger(&path)? {
+        if l.erasure_id > through {
+            keep.push_str(
+                &serde_json::to_string(&l)
+                    .map_err(|e| Error::Internal(format!("ledger line: {e}")))?,
+            );
+            keep.push('\n');
+        }
+    }
+    let tmp = dir.join(format!("{LEDGER_FILE}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    append_lines(&tmp, &keep)?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io_at(&path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io_at(dir, e))
 }
 
 /// A backup registered with the store (`Db::backups`).

@@ -18,6 +18,7 @@ pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
     // A repeated forget answers with the first erasure's receipt and
     // purges nothing (as before the split).
     if !receipt.already_erased {
+        to_backup_ledgers(db, receipt.erasure_id);
         auto_purge(db);
     }
     Ok(receipt)
@@ -35,7 +36,17 @@ pub(crate) fn forget_fields(
 ) -> Result<ErasureReceipt> {
     let receipt = erasure::forget_fields(db, ids, names, explicit)?;
     if receipt.erasure_id.is_some() && explicit.is_none() {
+        to_backup_ledgers(db, receipt.erasure_id);
         auto_purge(db);
     }
     Ok(receipt)
+}
+
+/// Appends a committed erasure to the registered backups' ledgers at once
+/// (a restore before the next purge must replay it). Never fails the
+/// erasure: what is missed here, the next purge appends (and reports).
+fn to_backup_ledgers(db: &Engine, erasure_id: Option<u64>) {
+    if let Some(id) = erasure_id {
+        let _ = super::copies::append_to_backups(db, id);
+    }
 }

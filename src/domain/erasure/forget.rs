@@ -17,11 +17,11 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{
     cf_index, Erasures, IdentityIndex, Keyrings, Keyspace, Merges, PendingPurges, ProfileMerges,
-    Profiles, Suppressions,
+    Profiles, Suppressions, Tombstones,
 };
 use crate::storage::keys::KeyCodec;
 use crate::storage::records::{
-    ErasureRecord, ErasureScope, PendingPurge, ProfileRecord, RecordStatus, SuppressionEntry,
+    ErasureRecord, ErasureScope, PendingPurge, RecordStatus, SuppressionEntry, Tombstone,
 };
 use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
@@ -103,17 +103,6 @@ fn drop_identifiers(
     Ok(())
 }
 
-fn tombstone(erasure_id: u64, now: Timestamp) -> ProfileRecord {
-    ProfileRecord {
-        generation: 0,
-        created_at: now,
-        updated_at: now,
-        status: RecordStatus::Erased { erasure_id },
-        origins: Vec::new(),
-        fields: Vec::new(),
-    }
-}
-
 /// Deletes merge records and listings involving `id`.
 fn drop_merges(db: &Engine, id: &ProfileId, st: &mut Staged) -> Result<()> {
     for key in db.store.keys_with::<ProfileMerges>(id.as_bytes())? {
@@ -186,10 +175,13 @@ fn new_staged() -> Staged {
 pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
     let _tree = db.keys.shared();
     let _identity = db.identity_lock.lock();
-    let record = db
-        .store
-        .get::<Profiles>(id)?
-        .ok_or(Error::ProfileNotFound(*id))?;
+    let record = match db.store.get::<Profiles>(id)? {
+        Some(r) => r,
+        None => match db.erased_error(id)? {
+            Some(Error::ProfileErased { erasure_id, .. }) => return already(db, erasure_id),
+            _ => return Err(Error::ProfileNotFound(*id)),
+        },
+    };
     if let RecordStatus::Erased { erasure_id } = record.status {
         return already(db, erasure_id);
     }
@@ -263,7 +255,10 @@ fn forget_locked(
         key_ids.push(key_id(db, p, w.record.generation)?);
         st.batch.delete::<Keyrings>(p);
         st.touched.key::<Keyrings>(p);
-        st.batch.put::<Profiles>(p, &tombstone(erasure_id, now));
+        // The record goes; a keyed tombstone (no id in it) answers for it.
+        st.batch.delete::<Profiles>(p);
+        st.batch
+            .put::<Tombstones>(&db.tombstone_of(p)?, &Tombstone { erasure_id });
         st.touched.key::<Profiles>(p);
         st.consents_removed += consent::erase_into(db, p, &mut st.batch, &mut |cf, a, b| {
             st.touched.ranges.push((cf_index(cf), a, b))
@@ -382,8 +377,8 @@ fn forget_fields_locked(
         let Some(old) = Working::load(db, p)? else {
             continue;
         };
-        let ids = decode_ids(db, &old)?;
-        let (dropped_ids, kept_ids): (Vec<StoredId>, Vec<StoredId>) = ids
+        let stored_ids = decode_ids(db, &old)?;
+        let (dropped_ids, kept_ids): (Vec<StoredId>, Vec<StoredId>) = stored_ids
             .into_iter()
             .partition(|i| names.contains(&i.id_type.name()));
         // The field counts where the profile holds it, or where a merge
@@ -396,7 +391,13 @@ fn forget_fields_locked(
             || crate::domain::identity::displaced_fields(db, &old)?
                 .iter()
                 .any(|f| field_ids.contains(f));
-        if !has_field && dropped_ids.is_empty() {
+        // A replay (backup re-key, restore) re-keys every profile the
+        // original erasure re-keyed, held field or not: in the copy's
+        // timeline the profile may not hold it, yet in the original its
+        // keys sealed the erased value, and those keys must not stay live
+        // in the copy (found by the reference model).
+        let replayed = explicit.is_some() && ids.contains(p);
+        if !has_field && dropped_ids.is_empty() && !replayed {
             continue;
         }
         let mut new = old.rekeyed(db, &field_ids)?;

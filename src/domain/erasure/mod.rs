@@ -4,9 +4,9 @@
 //! An erasure is one atomic batch that
 //! * writes the ledger record (`meta`/`e`) and the purge work item (`meta`/`q`),
 //! * deletes the keyrings of the person's profiles (the profile asked for
-//!   and every profile merged into it) and replaces their records by
-//!   tombstones (`RecordStatus::Erased`), so reads fail and the ids are
-//!   never provisioned again,
+//!   and every profile merged into it), deletes their records and writes
+//!   keyed tombstones (`Tombstones`, an HMAC of each id), so reads fail
+//!   and the ids are never provisioned again,
 //! * deletes their blind-index entries, consent records and merge records,
 //! * writes suppression entries (a separately keyed hash of each identifier),
 //! * appends the audit entry.
@@ -19,6 +19,7 @@
 mod backup;
 pub(crate) mod certificate;
 mod checkpoint;
+mod compaction;
 mod copies;
 mod erase;
 mod export;

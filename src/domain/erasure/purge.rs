@@ -23,7 +23,7 @@
 //! lethedb takes no long-lived snapshots or pinned iterators (scans are
 //! short and bounded), so nothing holds old versions back.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -33,7 +33,7 @@ use super::markers::{keyring_buckets, scan_pending, Pending};
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::columns::{Erasures, PendingPurges, ALL_CFS, CF_META};
+use crate::storage::columns::{Erasures, PendingPurges, CF_META};
 use crate::storage::records::PendingPurge;
 use crate::storage::{Batch, SstFile};
 use crate::types::{ProfileId, Timestamp};
@@ -177,41 +177,6 @@ pub(crate) fn maybe_purge(db: &Engine) -> Result<Option<PurgeReport>> {
 }
 
 /// An inclusive storage-key range `[first, last]`.
-type KeyRange = (Vec<u8>, Vec<u8>);
-
-/// Merges the ranges of one column family so that ranges inside the same
-/// last-level file become one compaction request.
-fn plan(mut ranges: Vec<KeyRange>, files: &[&SstFile]) -> Vec<KeyRange> {
-    let last_level = files.iter().map(|f| f.level).max().unwrap_or(0);
-    let mut bottom: Vec<&SstFile> = files
-        .iter()
-        .copied()
-        .filter(|f| f.level == last_level)
-        .collect();
-    bottom.sort_by(|a, b| a.start.cmp(&b.start));
-    let file_of = |key: &[u8]| {
-        bottom
-            .iter()
-            .position(|f| f.start.as_slice() <= key && key <= f.end.as_slice())
-    };
-    ranges.sort();
-    let mut out: Vec<(Vec<u8>, Vec<u8>, Option<usize>)> = Vec::new();
-    for (start, end) in ranges {
-        let f = file_of(&start);
-        if let Some(last) = out.last_mut() {
-            let same_file = f.is_some() && f == last.2;
-            if same_file || start <= last.1 {
-                if end > last.1 {
-                    last.1 = end;
-                }
-                continue;
-            }
-        }
-        out.push((start, end, f));
-    }
-    out.into_iter().map(|(s, e, _)| (s, e)).collect()
-}
-
 fn sst_names(files: &[SstFile]) -> HashSet<String> {
     files.iter().map(|f| f.name.clone()).collect()
 }
@@ -270,7 +235,7 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     let mut buckets = BTreeSet::new();
     for (id, item) in &pending {
         if let Some(rec) = db.store.get::<Erasures>(id)? {
-            for p in &rec.profiles {
+            for p in rec.erased_ids() {
                 buckets.insert(db.keys.bucket_of(&ProfileId::from_bytes(*p)));
             }
             records.push(rec);
@@ -315,25 +280,11 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     db.store.flush()?;
     let before = db.store.live_files()?;
     report.store_bytes = before.iter().map(|f| f.size).sum();
-    let mut by_cf: BTreeMap<u8, Vec<KeyRange>> = BTreeMap::new();
-    for (_, p) in &pending {
-        for (cf, a, b) in &p.ranges {
-            by_cf.entry(*cf).or_default().push((a.clone(), b.clone()));
-        }
-    }
-    for (cf, ranges) in by_cf {
-        let Some(name) = ALL_CFS.get(usize::from(cf)) else {
-            return Err(Error::corrupt(
-                "pending purge",
-                format!("column family {cf}"),
-            ));
-        };
-        let files: Vec<&SstFile> = before.iter().filter(|f| f.cf == *name).collect();
-        for (a, b) in plan(ranges, &files) {
-            db.store.compact_range(name, &a, &b)?;
-            report.ranges_compacted += 1;
-        }
-    }
+    report.ranges_compacted = super::compaction::compact_pending(db, &pending, &before)?;
+    // Only when no obsolete file is left does the purge certify: a
+    // certificate never claims a purge that did not complete. A crash or a
+    // timeout before that leaves the items pending (with nothing left to
+    // compact); the next purge certifies them.
     let after = sst_names(&db.store.live_files()?);
     for f in &before {
         if !after.contains(&f.name) && f.cf != CF_META {
@@ -342,28 +293,6 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         }
     }
 
-    // The pending items name the key ranges they touched (profile ids,
-    // blind keys). They are emptied, flushed and compacted out of `meta`,
-    // and only when no obsolete file is left does the purge certify: a
-    // certificate never claims a purge that did not complete. A crash or a
-    // timeout before that leaves the items pending (with nothing left to
-    // compact); the next purge certifies them.
-    let mut batch = Batch::new();
-    for (id, p) in &pending {
-        if !p.ranges.is_empty() {
-            batch.put::<PendingPurges>(
-                id,
-                &PendingPurge {
-                    requested_at: p.requested_at,
-                    ranges: Vec::new(),
-                },
-            );
-        }
-    }
-    db.store.write(batch)?;
-    db.store.flush()?;
-    db.store.compact_cf(CF_META)?;
-    db.store.flush()?;
     wait_for_obsolete(db, db.obsolete_file_wait)?;
 
     let purged_at = Timestamp::now();
@@ -424,6 +353,9 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
                     public_key: public.clone(),
                 };
                 let text = signer.sign(&cert)?;
+                if rec.purged_at.is_none() {
+                    rec.profiles = super::compaction::tombstones(db, &rec.profiles)?;
+                }
                 rec.purged_at = Some(purged_at.as_micros());
                 rec.certificate = Some(text.clone().into_bytes());
                 batch.put::<Erasures>(&rec.erasure_id, &rec);
@@ -433,6 +365,9 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         })?;
     // Erasures committed while this purge ran stay pending.
     *db.pending.lock() = scan_pending(&db.store)?;
+    // The ledger records' old versions (with the ids) go too.
+    db.store.flush()?;
+    db.store.compact_cf(CF_META)?;
     db.store.flush()?;
     db.store.remove_rotated_info_logs()?;
     super::copies::mirror_ledger(db)?;
@@ -460,60 +395,5 @@ mod tests {
         assert_eq!(v["erasure_runs"], json!([[1, 150_000], [200_000, 200_000]]));
         assert!(v.to_string().len() < 1_000);
         assert_eq!(v["ranges_compacted"], json!(0));
-    }
-
-    fn file(level: i32, start: &[u8], end: &[u8]) -> SstFile {
-        SstFile {
-            cf: "profiles".into(),
-            name: "x.sst".into(),
-            size: 1,
-            level,
-            start: start.to_vec(),
-            end: end.to_vec(),
-        }
-    }
-
-    #[test]
-    fn ranges_in_one_bottom_file_become_one_request() {
-        let files = [
-            file(6, b"a", b"m"),
-            file(6, b"n", b"z"),
-            file(0, b"a", b"z"),
-        ];
-        let refs: Vec<&SstFile> = files.iter().collect();
-        let plan = plan(
-            vec![
-                (b"b".to_vec(), b"b".to_vec()),
-                (b"c".to_vec(), b"c".to_vec()),
-                (b"p".to_vec(), b"p".to_vec()),
-            ],
-            &refs,
-        );
-        assert_eq!(
-            plan,
-            vec![
-                (b"b".to_vec(), b"c".to_vec()),
-                (b"p".to_vec(), b"p".to_vec())
-            ]
-        );
-    }
-
-    #[test]
-    fn overlapping_ranges_merge_even_outside_files() {
-        let plan = plan(
-            vec![
-                (b"b".to_vec(), b"d".to_vec()),
-                (b"c".to_vec(), b"e".to_vec()),
-                (b"x".to_vec(), b"x".to_vec()),
-            ],
-            &[],
-        );
-        assert_eq!(
-            plan,
-            vec![
-                (b"b".to_vec(), b"e".to_vec()),
-                (b"x".to_vec(), b"x".to_vec())
-            ]
-        );
     }
 }

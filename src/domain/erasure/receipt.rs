@@ -62,7 +62,7 @@ impl ErasureReceipt {
             already_erased: already,
             subject_ref: crate::hex::encode(&r.subject_ref),
             profiles: r
-                .profiles
+                .erased_ids()
                 .iter()
                 .map(|p| ProfileId::from_bytes(*p))
                 .collect(),

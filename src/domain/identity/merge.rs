@@ -406,3 +406,64 @@ pub(crate) fn displaced_fields(db: &Engine, s: &Working) -> Result<HashSet<u32>>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::storage::columns::{cf_index, ConsentGranted, Keyspace, PendingPurges};
+    use crate::{ConsentRecord, ConsentStatus, Identifier, Update};
+
+    /// Merging B (who granted a purpose) into A gives A a consent-index
+    /// entry; the unmerge removes it, and its re-key item must name that
+    /// key so the purge compacts its old version (an end-to-end test cannot
+    /// tell: in a small store the compaction of A's other consent ranges
+    /// rewrites the same file).
+    #[test]
+    fn the_unmerge_rekey_item_names_the_consent_index_entries_the_merge_produced() {
+        let (_dir, handle, _) = crate::db::scratch_store();
+        let a = handle
+            .resolve(&[Identifier::user_id("uA")], Update::new())
+            .unwrap()
+            .profile
+            .unwrap();
+        let b = handle
+            .resolve(&[Identifier::anonymous_id("anB")], Update::new())
+            .unwrap()
+            .profile
+            .unwrap();
+        handle
+            .record_consent(
+                &b,
+                ConsentRecord::new("ads_targeting", ConsentStatus::Granted),
+            )
+            .unwrap();
+        let out = handle
+            .resolve(
+                &[Identifier::anonymous_id("anB"), Identifier::user_id("uA")],
+                Update::new(),
+            )
+            .unwrap();
+        let db = &*handle.engine;
+        let full = db.blind.key("$purpose", "ads_targeting").unwrap();
+        let tag: [u8; 8] = full[..8].try_into().unwrap();
+        let key = ConsentGranted::key(&(tag, a));
+        assert!(db
+            .store
+            .get_raw::<ConsentGranted>(&(tag, a))
+            .unwrap()
+            .is_some());
+        handle.unmerge(&out.merges[0]).unwrap();
+        let items: Vec<_> = db
+            .store
+            .entries::<PendingPurges>(&[])
+            .unwrap()
+            .map(|i| i.unwrap().1)
+            .collect();
+        assert!(
+            items.iter().any(|p| p
+                .ranges
+                .iter()
+                .any(|(cf, x, y)| *cf == cf_index(ConsentGranted::CF) && *x <= key && key <= *y)),
+            "{items:?}"
+        );
+    }
+}

@@ -17,7 +17,12 @@ pub(crate) fn final_target(db: &Engine, id: &ProfileId) -> Result<Option<Profile
     let mut cur = *id;
     for _ in 0..MAX_REDIRECTS {
         match db.store.get::<Profiles>(&cur)? {
-            None => return Ok(None),
+            None => {
+                return match db.erased_error(&cur)? {
+                    Some(e) => Err(e),
+                    None => Ok(None),
+                }
+            }
             Some(rec) => match rec.status {
                 RecordStatus::Active => return Ok(Some(cur)),
                 RecordStatus::Merged { into, .. } => cur = into,

@@ -37,7 +37,10 @@ impl Working {
             return Err(e);
         }
         match (record, wrapped) {
-            (None, _) => Ok(None),
+            (None, _) => match db.erased_error(id)? {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
             (Some(_), None) => Err(Error::Decrypt {
                 profile: *id,
                 what: "keyring (missing)".into(),

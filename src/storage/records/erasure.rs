@@ -29,7 +29,11 @@ impl ErasureScope {
 pub(crate) struct ErasureRecord {
     pub(crate) erasure_id: u64,
     pub(crate) scope: ErasureScope,
-    /// The profile asked for (its active target), first, then merged-away ids.
+    /// The profile asked for (its active target), first, then merged-away
+    /// ids — until the purge. Once `purged_at` is set they are replaced by
+    /// their keyed tombstones (same order and count): the ids were needed
+    /// to rotate their buckets and re-key backups, afterwards only their
+    /// number is, and no file keeps an erased id.
     pub(crate) profiles: Vec<[u8; 16]>,
     /// Erased fields (scope `Fields`).
     pub(crate) fields: Vec<String>,
@@ -48,7 +52,30 @@ pub(crate) struct ErasureRecord {
 }
 
 pub(crate) const MAX_ERASURE_RECORD_BYTES: u64 = 16 << 20;
+
+/// A keyed tombstone (`profiles` keyspace `e`, keyed by the first 16 bytes
+/// of `HMAC-SHA-256(tombstone key, "lethedb/tombstone" ‖ profile id)`):
+/// the erased id reads as erased and is never provisioned again, yet no
+/// file holds the id itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Tombstone {
+    pub(crate) erasure_id: u64,
+}
+
+bincode_record!(Tombstone, "tombstone", 64);
 bincode_record!(ErasureRecord, "erasure record", MAX_ERASURE_RECORD_BYTES);
+
+impl ErasureRecord {
+    /// The erased profile ids, while the record still holds them (not
+    /// yet purged); empty afterwards.
+    pub(crate) fn erased_ids(&self) -> &[[u8; 16]] {
+        if self.purged_at.is_some() {
+            &[]
+        } else {
+            &self.profiles
+        }
+    }
+}
 
 /// Pending-purge items that are not erasures (a survivor re-keyed by
 /// unmerge) are keyed with this bit set, apart from the erasure ids.

@@ -1,0 +1,166 @@
+//! Making erased data physically absent: the key ranges pending items
+//! name, compacted at the last level with one request per affected file,
+//! and the keyed tombstones a purged ledger record keeps instead of ids.
+//! Used by purge (the live store) and by the re-key of a backup copy.
+
+use std::collections::BTreeMap;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::storage::columns::{PendingPurges, ALL_CFS, CF_META};
+use crate::storage::records::PendingPurge;
+use crate::storage::{Batch, SstFile};
+use crate::types::ProfileId;
+
+type KeyRange = (Vec<u8>, Vec<u8>);
+
+/// Merges the ranges of one column family so that ranges inside the same
+/// last-level file become one compaction request.
+pub(super) fn plan(mut ranges: Vec<KeyRange>, files: &[&SstFile]) -> Vec<KeyRange> {
+    let last_level = files.iter().map(|f| f.level).max().unwrap_or(0);
+    let mut bottom: Vec<&SstFile> = files
+        .iter()
+        .copied()
+        .filter(|f| f.level == last_level)
+        .collect();
+    bottom.sort_by(|a, b| a.start.cmp(&b.start));
+    let file_of = |key: &[u8]| {
+        bottom
+            .iter()
+            .position(|f| f.start.as_slice() <= key && key <= f.end.as_slice())
+    };
+    ranges.sort();
+    let mut out: Vec<(Vec<u8>, Vec<u8>, Option<usize>)> = Vec::new();
+    for (start, end) in ranges {
+        let f = file_of(&start);
+        if let Some(last) = out.last_mut() {
+            let same_file = f.is_some() && f == last.2;
+            if same_file || start <= last.1 {
+                if end > last.1 {
+                    last.1 = end;
+                }
+                continue;
+            }
+        }
+        out.push((start, end, f));
+    }
+    out.into_iter().map(|(s, e, _)| (s, e)).collect()
+}
+
+/// Compacts (bottommost, forced) every key range the `pending` items name,
+/// `before` being the store's live files, then empties the items' ranges
+/// and compacts them out of `meta`. Returns the number of compaction
+/// requests. Used by purge, and by the re-key of a backup copy (whose
+/// replayed erasures leave the same ranges in the copy's files).
+pub(crate) fn compact_pending(
+    db: &Engine,
+    pending: &[(u64, PendingPurge)],
+    before: &[SstFile],
+) -> Result<usize> {
+    let mut compacted = 0;
+    let mut by_cf: BTreeMap<u8, Vec<KeyRange>> = BTreeMap::new();
+    for (_, p) in pending {
+        for (cf, a, b) in &p.ranges {
+            by_cf.entry(*cf).or_default().push((a.clone(), b.clone()));
+        }
+    }
+    for (cf, ranges) in by_cf {
+        let Some(name) = ALL_CFS.get(usize::from(cf)) else {
+            return Err(Error::corrupt(
+                "pending purge",
+                format!("column family {cf}"),
+            ));
+        };
+        let files: Vec<&SstFile> = before.iter().filter(|f| f.cf == *name).collect();
+        for (a, b) in plan(ranges, &files) {
+            db.store.compact_range(name, &a, &b)?;
+            compacted += 1;
+        }
+    }
+    // The items themselves name the key ranges they touched (profile ids,
+    // blind keys): they are emptied, flushed and compacted out of `meta`.
+    let mut batch = Batch::new();
+    for (id, p) in pending {
+        if !p.ranges.is_empty() {
+            batch.put::<PendingPurges>(
+                id,
+                &PendingPurge {
+                    requested_at: p.requested_at,
+                    ranges: Vec::new(),
+                },
+            );
+        }
+    }
+    db.store.write(batch)?;
+    db.store.flush()?;
+    db.store.compact_cf(CF_META)?;
+    db.store.flush()?;
+    Ok(compacted)
+}
+
+/// The keyed tombstones of `ids` (what a purged ledger record keeps).
+pub(crate) fn tombstones(db: &Engine, ids: &[[u8; 16]]) -> Result<Vec<[u8; 16]>> {
+    ids.iter()
+        .map(|p| db.tombstone_of(&ProfileId::from_bytes(*p)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(level: i32, start: &[u8], end: &[u8]) -> SstFile {
+        SstFile {
+            cf: "profiles".into(),
+            name: "x.sst".into(),
+            size: 1,
+            level,
+            start: start.to_vec(),
+            end: end.to_vec(),
+        }
+    }
+
+    #[test]
+    fn ranges_in_one_bottom_file_become_one_request() {
+        let files = [
+            file(6, b"a", b"m"),
+            file(6, b"n", b"z"),
+            file(0, b"a", b"z"),
+        ];
+        let refs: Vec<&SstFile> = files.iter().collect();
+        let plan = plan(
+            vec![
+                (b"b".to_vec(), b"b".to_vec()),
+                (b"c".to_vec(), b"c".to_vec()),
+                (b"p".to_vec(), b"p".to_vec()),
+            ],
+            &refs,
+        );
+        assert_eq!(
+            plan,
+            vec![
+                (b"b".to_vec(), b"c".to_vec()),
+                (b"p".to_vec(), b"p".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn overlapping_ranges_merge_even_outside_files() {
+        let plan = plan(
+            vec![
+                (b"b".to_vec(), b"d".to_vec()),
+                (b"c".to_vec(), b"e".to_vec()),
+                (b"x".to_vec(), b"x".to_vec()),
+            ],
+            &[],
+        );
+        assert_eq!(
+            plan,
+            vec![
+                (b"b".to_vec(), b"e".to_vec()),
+                (b"x".to_vec(), b"x".to_vec())
+            ]
+        );
+    }
+}
