@@ -1572,6 +1572,79 @@ fn a_field_erasure_replayed_into_a_backup_rekeys_what_the_original_rekeyed() {
     );
 }
 
+/// Every file of the store directory that holds `id` raw, after a purge.
+fn files_holding(path: &Path, id: &ProfileId) -> Vec<lethedb::forensics::ScanHit> {
+    scan_dir(path, &common::encodings(id.as_bytes()))
+        .unwrap()
+        .hits
+}
+
+/// Found by the reference model (issue 17): a merge undone keeps its
+/// record, which kept the values it had displaced — among them one whose
+/// origin is another profile's raw id (B's name, displaced when C merged
+/// in). Forgetting B later left that id in C's undone merge record. Undone
+/// merges now drop their displaced values (restored or dropped already).
+#[test]
+fn an_undone_merge_record_keeps_no_id_of_a_profile_forgotten_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(24);
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    populate(&db, 5);
+    let ident = |n: &str| Identifier::device_id(format!("dev-{n}-24"));
+    let a = person(&db, ident("a"), Update::new().set("name", "A"));
+    let b = person(&db, ident("b"), Update::new().set("name", "B"));
+    let mb = db
+        .resolve(&[ident("a"), ident("b")], Update::new())
+        .unwrap()
+        .merges[0];
+    person(&db, ident("c"), Update::new().set("name", "C"));
+    let mc = db
+        .resolve(&[ident("a"), ident("c")], Update::new())
+        .unwrap()
+        .merges[0];
+    db.unmerge(&mc).unwrap();
+    db.unmerge(&mb).unwrap();
+    assert_eq!(db.get(&a).unwrap().fields["name"], Value::from("A"));
+    db.forget(&b).unwrap();
+    db.purge().unwrap();
+    let hits = files_holding(&path, &b);
+    assert!(hits.is_empty(), "{hits:?}");
+}
+
+/// Found by the reference model (issue 17): B merged into A and unmerged
+/// since; forgetting A left A's raw id in the older versions of B's record
+/// ("merged into A") and of B's identifiers' index entries (pointing to
+/// A). The forget now names their keys for the purge. End to end only:
+/// in a store this small the compaction of A's ranges rewrites B's files
+/// anyway; the unit test
+/// `forget_names_the_keys_a_former_member_kept_the_person_in` (forget.rs)
+/// is the one that fails without the fix.
+#[test]
+fn forgetting_a_survivor_compacts_what_a_former_member_kept_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let k = common::key(25);
+    let db = Db::open(&path, &k, opts().compression(false)).unwrap();
+    populate(&db, 5);
+    let ident = |n: &str| Identifier::device_id(format!("dev-{n}-25"));
+    let a = person(&db, ident("a"), Update::new().set("name", "A"));
+    let b = person(&db, ident("b"), Update::new().set("plan", "B"));
+    let m = db
+        .resolve(&[ident("a"), ident("b")], Update::new())
+        .unwrap()
+        .merges[0];
+    db.flush().unwrap();
+    db.unmerge(&m).unwrap();
+    db.purge().unwrap();
+    db.forget(&a).unwrap();
+    db.purge().unwrap();
+    let hits = files_holding(&path, &a);
+    assert!(hits.is_empty(), "{hits:?}");
+    assert_eq!(db.get(&b).unwrap().fields["plan"], Value::from("B"));
+    assert_eq!(db.lookup(&ident("b")).unwrap(), Some(b));
+}
+
 /// Issue 17, item 6: a restore is a fork, not a silent copy. It signs
 /// with a key of its own (its certificates cannot pass for the source's),
 /// and even with nothing to replay it rotates away from the backup's root,

@@ -262,6 +262,11 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
     let rekey = queue_rekey_purge(db, &s, now, &mut batch)?;
     b.put_into(&mut batch);
     rec.undone_at = Some(now.as_micros());
+    // An undone merge is kept for the record, without the values it
+    // displaced: they were restored or dropped above, and their origins
+    // are profile ids that must not outlive those profiles' erasure
+    // (found by the reference model).
+    rec.displaced = Vec::new();
     rec.check_size()?;
     batch.put::<Merges>(merge_id, &rec);
     let event = Event::new(
@@ -302,9 +307,7 @@ pub(crate) fn merges_of(db: &Engine, id: &ProfileId) -> Result<Vec<MergeInfo>> {
 /// Queues the survivor's old versions (record, keyring, consent records)
 /// for the next purge; returns the item's request time.
 fn queue_rekey_purge(db: &Engine, s: &Working, now: Timestamp, batch: &mut Batch) -> Result<i64> {
-    use crate::storage::columns::{
-        cf_index, ConsentGranted, Keyrings, Keyspace, PendingPurges, Profiles,
-    };
+    use crate::storage::columns::{cf_index, ConsentGranted, Keyrings, Keyspace, PendingPurges};
     let id = &s.id;
     let mut ranges = Vec::new();
     // The consent index entries the survivor had (they showed, by purpose
@@ -320,6 +323,14 @@ fn queue_rekey_purge(db: &Engine, s: &Working, now: Timestamp, batch: &mut Batch
         ranges.push((cf_index(name), key.clone(), key));
     }
     consent::touched_ranges(id, &mut |name, a, b| ranges.push((cf_index(name), a, b)));
+    // The survivor's merge records (the undone one, and those whose
+    // displaced values were re-sealed): their old versions hold displaced
+    // values sealed under the old keys and the profile ids they came from.
+    for key in db.store.keys_with::<ProfileMerges>(id.as_bytes())? {
+        let (_, merge_id) = key?;
+        let key = Merges::key(&merge_id);
+        ranges.push((cf_index(Merges::CF), key.clone(), key));
+    }
     let at = now.as_micros();
     batch.put::<PendingPurges>(
         &crate::storage::records::rekey_item_id()?,
