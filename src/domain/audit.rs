@@ -146,21 +146,38 @@ impl AuditLog {
     /// sealed with an `audit_head_sealed` entry recording what was found,
     /// so the evidence stays in the chain (see [`verify`]).
     pub(crate) fn load(store: &Store, master: &MasterKey, store_id: &[u8; 16]) -> Result<Self> {
-        let head = store.get::<AuditHeads>(&())?.unwrap_or(EMPTY_HEAD);
+        let stored = store.get::<AuditHeads>(&())?;
+        // A head removed while entries exist: go on after the last entry
+        // (never over it), and record the finding.
+        let last = match stored {
+            Some(_) => None,
+            None => store.last::<AuditLogKs>()?.map(|(seq, e)| AuditHead {
+                seq,
+                hash: entry_hash(&e),
+            }),
+        };
+        let head = stored.or(last).unwrap_or(EMPTY_HEAD);
         let log = AuditLog {
             head: Mutex::new(head),
             seal_key: kdf::derive(master, store_id, kdf::LABEL_AUDIT_SEAL)?,
             store_id: *store_id,
         };
-        let seal = store.get::<AuditSeals>(&())?;
+        // A seal that does not decode counts as one that does not match.
+        let seal = store.get::<AuditSeals>(&()).unwrap_or(Some(AuditSeal {
+            seq: u64::MAX,
+            mac: [0; 32],
+        }));
         let found = match seal {
-            Some(s) if s == log.seal(&head)? => return Ok(log),
+            Some(s) if s == log.seal(&head)? && last.is_none() => return Ok(log),
             None if head.seq == 0 => serde_json::json!({ "reason": "created" }),
-            None => serde_json::json!({ "reason": "missing", "head_seq": head.seq }),
-            Some(s) => serde_json::json!({
+            None if last.is_none() => {
+                serde_json::json!({ "reason": "missing", "head_seq": head.seq })
+            }
+            s => serde_json::json!({
                 "reason": "mismatch",
                 "head_seq": head.seq,
-                "sealed_seq": s.seq,
+                "head_missing": last.is_some(),
+                "sealed_seq": s.map(|s| s.seq),
             }),
         };
         log.commit(store, Batch::new(), &[Event::new(SEALED, None, found)])?;
@@ -252,13 +269,37 @@ impl AuditLog {
 /// reason `created` or `missing`, and no other after it (a later one means
 /// the seal was found removed or not matching a rewritten head).
 pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<AuditReport> {
-    // With the key, hold the log's mutex: no append lands between reading
-    // the entries, the head and the seal.
-    let _appends = sealed_by.map(|log| log.head.lock());
+    // The head and seal are read together (with the key, under the log's
+    // mutex, so no append lands between them); the walk then checks the
+    // chain up to that head, without holding up appends that come after.
+    let (stored, seal) = {
+        let _appends = sealed_by.map(|log| log.head.lock());
+        let stored = store
+            .get::<AuditHeads>(&())
+            .map_err(|e| Error::AuditChain {
+                seq: 0,
+                reason: format!("head: {e}"),
+            })?
+            .unwrap_or(EMPTY_HEAD);
+        let seal = match sealed_by {
+            Some(_) => store
+                .get::<AuditSeals>(&())
+                .map_err(|e| Error::AuditChain {
+                    seq: stored.seq,
+                    reason: format!("head seal: {e}"),
+                })?,
+            None => None,
+        };
+        (stored, seal)
+    };
     let mut expect = EMPTY_HEAD;
     let mut first_sealed = None;
     for item in store.entries_raw::<AuditLogKs>(&[])? {
         let (seq, bytes) = item?;
+        if seq > stored.seq && expect.seq == stored.seq {
+            // Appended after the head was read.
+            break;
+        }
         let broken = |reason: String| Error::AuditChain { seq, reason };
         let entry = AuditEntry::decode(&bytes).map_err(|e| broken(e.to_string()))?;
         if seq != expect.seq + 1 {
@@ -282,7 +323,10 @@ pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<Audi
             let found: serde_json::Value =
                 serde_json::from_str(&entry.detail).unwrap_or(serde_json::Value::Null);
             match (found["reason"].as_str(), first_sealed) {
-                (Some("created" | "missing"), None) => first_sealed = Some(seq),
+                // A new store seals at its first entry; an upgraded one
+                // records its finding once.
+                (Some("created"), None) if seq == 1 => first_sealed = Some(seq),
+                (Some("missing"), None) => first_sealed = Some(seq),
                 (Some("mismatch"), _) => {
                     return Err(broken(
                         "records that the stored head did not match its seal when the store was opened: the tail was cut and the head rewritten (or a build without seals wrote to the store)".into(),
@@ -301,13 +345,6 @@ pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<Audi
             hash: entry_hash(&entry),
         };
     }
-    let stored = store
-        .get::<AuditHeads>(&())
-        .map_err(|e| Error::AuditChain {
-            seq: expect.seq,
-            reason: format!("head: {e}"),
-        })?;
-    let stored = stored.unwrap_or(EMPTY_HEAD);
     if stored != expect {
         return Err(Error::AuditChain {
             seq: expect.seq,
@@ -318,12 +355,6 @@ pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<Audi
         });
     }
     if let Some(log) = sealed_by {
-        let seal = store
-            .get::<AuditSeals>(&())
-            .map_err(|e| Error::AuditChain {
-                seq: expect.seq,
-                reason: format!("head seal: {e}"),
-            })?;
         let ok = match seal {
             Some(s) => s == log.seal(&stored)? && first_sealed.is_some(),
             None => stored.seq == 0,

@@ -271,10 +271,11 @@ impl Model {
         gone
     }
 
-    /// Whether the person whose root is `root` holds `field`, as a value
-    /// or as one its merges displaced (docs/design.md: then it is re-keyed).
-    fn holds(&self, root: usize, field: &str) -> bool {
-        let p = &self.ps[root];
+    /// Whether profile `q` holds `field` in its record, or as a value one
+    /// of its merges displaced (docs/design.md: then a field erasure
+    /// re-keys it).
+    fn holds(&self, q: usize, field: &str) -> bool {
+        let p = &self.ps[q];
         p.rec.contains_key(field) || p.displaced.values().flatten().any(|(f, _)| *f == field)
     }
 }
@@ -670,8 +671,13 @@ impl Run {
 
     fn forget_field(&mut self, p: usize, f: &'static str) {
         if self.model.ps[p].forgotten {
-            // docs/design.md does not say what a field erasure of an erased
-            // id answers; both are safe, so the model does not ask.
+            // docs/design.md ("forget_field"): an erased id answers
+            // `ProfileErased`.
+            let r = self.db().forget_fields(&self.model.ids[p], &[f]);
+            assert!(
+                matches!(r, Err(Error::ProfileErased { .. })),
+                "field erasure of forgotten {p}: {r:?}"
+            );
             return;
         }
         let root = self.model.root(p);
@@ -692,15 +698,32 @@ impl Run {
         if trace() {
             eprintln!("  forget field {f} of {p} (root {root})");
         }
-        self.db()
+        let receipt = self
+            .db()
             .forget_fields(&self.model.ids[p], &[f])
             .expect("forget field");
-        let side = self.model.side(root);
+        // docs/design.md ("forget_field"): the erasure re-keys (and the
+        // ledger names) the profiles of the person that hold the field, or
+        // a value of it a merge displaced; with none, nothing is erased.
+        let holders: Vec<usize> = self
+            .model
+            .side(root)
+            .into_iter()
+            .filter(|q| self.model.holds(*q, f))
+            .collect();
+        let held = !holders.is_empty();
+        assert_eq!(
+            receipt.erasure_id.is_some(),
+            held,
+            "erasure of {f} of {p}: {receipt:?}"
+        );
         self.gone.extend(self.model.forget_field(root, f));
-        self.model.erasures.push(Erased {
-            profiles: side,
-            field: Some(f),
-        });
+        if held {
+            self.model.erasures.push(Erased {
+                profiles: holders,
+                field: Some(f),
+            });
+        }
     }
 
     fn purge(&mut self) {

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::columns::{PendingPurges, ALL_CFS, CF_META};
-use crate::storage::records::PendingPurge;
+use crate::storage::columns::{Erasures, PendingPurges, Profiles, Tombstones, ALL_CFS, CF_META};
+use crate::storage::records::{PendingPurge, RecordStatus, Tombstone};
 use crate::storage::{Batch, SstFile};
-use crate::types::ProfileId;
+use crate::types::{ProfileId, Timestamp};
 
 type KeyRange = (Vec<u8>, Vec<u8>);
 
@@ -48,15 +48,22 @@ pub(super) fn plan(mut ranges: Vec<KeyRange>, files: &[&SstFile]) -> Vec<KeyRang
 }
 
 /// Compacts (bottommost, forced) every key range the `pending` items name,
-/// `before` being the store's live files, then empties the items' ranges
-/// and compacts them out of `meta`. Returns the number of compaction
-/// requests. Used by purge, and by the re-key of a backup copy (whose
-/// replayed erasures leave the same ranges in the copy's files).
+/// `before` being the store's live files; then, in one batch, empties the
+/// items' ranges and gives the ledger records of `erasures` their purged
+/// form (ids replaced by keyed tombstones, `purged_at` set; a record
+/// already purged is left alone), and compacts `meta`. After this no file
+/// holds an erased id, whatever happens next (a crash before the
+/// certificates leaves the items pending; the next purge certifies them).
+/// Returns the number of compaction requests. Used by purge, and by the
+/// re-key of a backup copy (whose replayed erasures leave the same ranges
+/// in the copy's files).
 pub(crate) fn compact_pending(
     db: &Engine,
     pending: &[(u64, PendingPurge)],
     before: &[SstFile],
+    erasures: &[u64],
 ) -> Result<usize> {
+    legacy_tombstones(db, erasures)?;
     let mut compacted = 0;
     let mut by_cf: BTreeMap<u8, Vec<KeyRange>> = BTreeMap::new();
     for (_, p) in pending {
@@ -78,8 +85,20 @@ pub(crate) fn compact_pending(
         }
     }
     // The items themselves name the key ranges they touched (profile ids,
-    // blind keys): they are emptied, flushed and compacted out of `meta`.
+    // blind keys), and the ledger records name the erased ids: the items
+    // are emptied, the records take their purged form, and both are
+    // flushed and compacted out of `meta`.
     let mut batch = Batch::new();
+    let now = Timestamp::now().as_micros();
+    for id in erasures {
+        if let Some(mut rec) = db.store.get::<Erasures>(id)? {
+            if rec.purged_at.is_none() {
+                rec.profiles = tombstones(db, &rec.profiles)?;
+                rec.purged_at = Some(now);
+                batch.put::<Erasures>(id, &rec);
+            }
+        }
+    }
     for (id, p) in pending {
         if !p.ranges.is_empty() {
             batch.put::<PendingPurges>(
@@ -98,6 +117,29 @@ pub(crate) fn compact_pending(
     Ok(compacted)
 }
 
+/// Erasures committed by a build before keyed tombstones left a profile
+/// record with status erased under each raw id. Before their purge
+/// compacts (their pending items name those keys), each such record is
+/// replaced by a keyed tombstone, so the raw id goes with the compaction.
+fn legacy_tombstones(db: &Engine, erasures: &[u64]) -> Result<()> {
+    let mut batch = Batch::new();
+    for id in erasures {
+        let Some(rec) = db.store.get::<Erasures>(id)? else {
+            continue;
+        };
+        for p in rec.erased_ids() {
+            let p = ProfileId::from_bytes(*p);
+            if let Some(old) = db.store.get::<Profiles>(&p)? {
+                if let RecordStatus::Erased { erasure_id } = old.status {
+                    batch.delete::<Profiles>(&p);
+                    batch.put::<Tombstones>(&db.tombstone_of(&p)?, &Tombstone { erasure_id });
+                }
+            }
+        }
+    }
+    db.store.write(batch)
+}
+
 /// The keyed tombstones of `ids` (what a purged ledger record keeps).
 pub(crate) fn tombstones(db: &Engine, ids: &[[u8; 16]]) -> Result<Vec<[u8; 16]>> {
     ids.iter()
@@ -108,6 +150,49 @@ pub(crate) fn tombstones(db: &Engine, ids: &[[u8; 16]]) -> Result<Vec<[u8; 16]>>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An erasure committed by a build before keyed tombstones (a profile
+    /// record with status erased under the raw id) and purged by this one:
+    /// the purge replaces the record by a keyed tombstone before it
+    /// compacts, so the raw id goes; the id still reads as erased.
+    #[test]
+    fn a_legacy_tombstone_is_keyed_by_the_purge() {
+        let (_dir, handle, id) = crate::db::scratch_store();
+        handle.forget(&id).unwrap();
+        let db = &*handle.engine;
+        let tomb = db.tombstone_of(&id).unwrap();
+        let erasure_id = db
+            .store
+            .get::<Tombstones>(&tomb)
+            .unwrap()
+            .unwrap()
+            .erasure_id;
+        let mut batch = Batch::new();
+        batch.delete::<Tombstones>(&tomb);
+        batch.put::<Profiles>(
+            &id,
+            &crate::storage::records::ProfileRecord {
+                generation: 0,
+                created_at: Timestamp(0),
+                updated_at: Timestamp(0),
+                status: RecordStatus::Erased { erasure_id },
+                origins: Vec::new(),
+                fields: Vec::new(),
+            },
+        );
+        db.store.write(batch).unwrap();
+        assert!(matches!(
+            handle.get(&id),
+            Err(crate::Error::ProfileErased { .. })
+        ));
+        handle.purge().unwrap();
+        assert!(db.store.get::<Profiles>(&id).unwrap().is_none());
+        assert!(db.store.get::<Tombstones>(&tomb).unwrap().is_some());
+        assert!(matches!(
+            handle.get(&id),
+            Err(crate::Error::ProfileErased { .. })
+        ));
+    }
 
     fn file(level: i32, start: &[u8], end: &[u8]) -> SstFile {
         SstFile {

@@ -186,21 +186,33 @@ pub(super) fn append_ledger(db: &Engine, dir: &Path, floor: u64) -> Result<usize
 /// it replays the erasure even before a purge re-keys the backup. Costs one
 /// synced append per backup; the purge appends whatever this missed.
 pub(crate) fn append_to_backups(db: &Engine, erasure_id: u64) -> Result<()> {
+    // Under the ledger lock, so a purge's re-key and prune of a backup is
+    // entirely before or after: a purge that got there first left the
+    // record purged (or the backup past it), and then nothing is appended.
+    let _ledgers = db.ledger_lock.lock();
     let Some(rec) = db.store.get::<Erasures>(&erasure_id)? else {
         return Ok(());
     };
+    if rec.purged_at.is_some() {
+        return Ok(());
+    }
     let mut line = serde_json::to_string(&to_line(db, &rec)?)
         .map_err(|e| Error::Internal(format!("ledger line: {e}")))?;
     line.push('\n');
-    let _ledgers = db.ledger_lock.lock();
+    let mut first_error = None;
     for item in db.store.entries::<Backups>(&[])? {
         let (_, b) = item?;
         let dir = PathBuf::from(&b.path);
-        if b.root_epoch.is_some() && dir.join(INFO_FILE).exists() {
-            append_lines(&dir.join(LEDGER_FILE), &line)?;
+        if b.root_epoch.is_none() || b.purged_through >= erasure_id || !dir.join(INFO_FILE).exists()
+        {
+            continue;
+        }
+        // One unwritable backup does not keep the line from the others.
+        if let Err(e) = append_lines(&dir.join(LEDGER_FILE), &line) {
+            first_error.get_or_insert(e);
         }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Mirrors the ledger into every registered backup that is reachable;
@@ -326,7 +338,7 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
     let mut buckets = BTreeSet::new();
     for r in held {
         let ids: Vec<ProfileId> = r
-            .profiles
+            .erased_ids()
             .iter()
             .map(|p| ProfileId::from_bytes(*p))
             .collect();
@@ -361,26 +373,8 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
         .entries::<PendingPurges>(&[])?
         .collect::<Result<_>>()?;
     let before = copy.store.live_files()?;
-    super::compaction::compact_pending(&copy, &pending, &before)?;
-    // The copy's ledger records of these erasures (replayed here, or
-    // copied from the live store while pending) keep no ids either: they
-    // take their purged form (ids replaced by keyed tombstones), and the
-    // copy's `meta` is compacted. A restore still certifies them.
-    let now = Timestamp::now().as_micros();
-    let mut batch = Batch::new();
-    for r in held {
-        if let Some(mut c) = copy.store.get::<Erasures>(&r.erasure_id)? {
-            if c.purged_at.is_none() {
-                c.profiles = super::compaction::tombstones(&copy, &c.profiles)?;
-                c.purged_at = Some(now);
-                batch.put::<Erasures>(&r.erasure_id, &c);
-            }
-        }
-    }
-    copy.store.write(batch)?;
-    copy.store.flush()?;
-    copy.store.compact_cf(crate::storage::columns::CF_META)?;
-    copy.store.flush()?;
+    let held_ids: Vec<u64> = held.iter().map(|r| r.erasure_id).collect();
+    super::compaction::compact_pending(&copy, &pending, &before, &held_ids)?;
     Ok(())
 }
 

@@ -280,7 +280,9 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     db.store.flush()?;
     let before = db.store.live_files()?;
     report.store_bytes = before.iter().map(|f| f.size).sum();
-    report.ranges_compacted = super::compaction::compact_pending(db, &pending, &before)?;
+    let erasure_ids: Vec<u64> = records.iter().map(|r| r.erasure_id).collect();
+    report.ranges_compacted =
+        super::compaction::compact_pending(db, &pending, &before, &erasure_ids)?;
     // Only when no obsolete file is left does the purge certify: a
     // certificate never claims a purge that did not complete. A crash or a
     // timeout before that leaves the items pending (with nothing left to
@@ -302,7 +304,6 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         .ok_or_else(|| Error::Internal("store opened without its signing key".into()))?;
     let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
     // The report and the audit entry name erasures; re-key items are counted.
-    let erasure_ids: Vec<u64> = records.iter().map(|r| r.erasure_id).collect();
     let rekeys = ids.len() - erasure_ids.len();
     let mut batch = Batch::new();
     for id in &ids {
@@ -354,6 +355,7 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
                 };
                 let text = signer.sign(&cert)?;
                 if rec.purged_at.is_none() {
+                    // (Already so on disk since the compaction step.)
                     rec.profiles = super::compaction::tombstones(db, &rec.profiles)?;
                 }
                 rec.purged_at = Some(purged_at.as_micros());
@@ -365,10 +367,12 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         })?;
     // Erasures committed while this purge ran stay pending.
     *db.pending.lock() = scan_pending(&db.store)?;
-    // The ledger records' old versions (with the ids) go too.
     db.store.flush()?;
-    db.store.compact_cf(CF_META)?;
-    db.store.flush()?;
+    // Older versions of the audit head and its seal are what a rollback of
+    // the log's tail needs (a genuine earlier pair): compacting their two
+    // keys leaves only the current pair on disk.
+    db.store
+        .compact_range(crate::storage::columns::CF_AUDIT, b"h", b"m")?;
     db.store.remove_rotated_info_logs()?;
     super::copies::mirror_ledger(db)?;
     report.erasures = erasure_ids;
