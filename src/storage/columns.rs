@@ -6,7 +6,7 @@
 //! | `meta`        | `Schemas`     | `s`    | (none)          | `Blob` (JSON)  |
 //! | `meta`        | `FieldNames`  | `f`    | (none)          | `Blob`         |
 //! | `profiles`    | `Profiles`    | `p`    | profile id (16) | `ProfileRecord`|
-//! | `profiles`    | `Tombstones`  | `e`    | keyed tombstone (16) | `Tombstone` |
+//! | `meta`        | `Tombstones`  | `d`    | keyed tombstone (16) | `Tombstone` |
 //! | `keys`        | `TreeNodes`   | `n`    | level (1) ‖ index (u32) | `WrappedKey` |
 //! | `meta`        | `KeyTreeHeaders` | `t` | (none)         | `KeyTreeHeader` |
 //! | `keys`        | `Keyrings`    | `k`    | profile id (16) | `WrappedKey`   |
@@ -110,7 +110,7 @@ keyspace!(
 );
 keyspace!(
     /// Keyed tombstones of erased profile ids.
-    Tombstones, CF_PROFILES, b'e', [u8; 16], Tombstone
+    Tombstones, CF_META, b'd', [u8; 16], Tombstone
 );
 keyspace!(
     /// Inner nodes of the key tree, wrapped under their parent (level 1:

@@ -13,8 +13,10 @@
 //!    affected file is rewritten once; the rest of the store is not touched.
 //!    At the last level a deletion drops every older version of its key.
 //! 3. The pending items are rewritten without their key ranges (which
-//!    named blind keys and profile ids), flushed, and the small `meta`
-//!    column family compacted (rewriting the MANIFEST).
+//!    named blind keys and profile ids) and the ledger records take their
+//!    purged form (ids replaced by keyed tombstones) in one batch, flushed,
+//!    and the small `meta` column family compacted (rewriting the
+//!    MANIFEST). All of 1–3 is `compaction::compact_pending`.
 //! 4. Wait until no obsolete file remains; a timeout fails the purge
 //!    before any certificate exists (the next purge certifies).
 //! 5. One batch: pending items deleted, ledger records marked purged with

@@ -53,7 +53,7 @@ pub(crate) struct ErasureRecord {
 
 pub(crate) const MAX_ERASURE_RECORD_BYTES: u64 = 16 << 20;
 
-/// A keyed tombstone (`profiles` keyspace `e`, keyed by the first 16 bytes
+/// A keyed tombstone (`meta` keyspace `d`, keyed by the first 16 bytes
 /// of `HMAC-SHA-256(tombstone key, "lethedb/tombstone" ‖ profile id)`):
 /// the erased id reads as erased and is never provisioned again, yet no
 /// file holds the id itself.
