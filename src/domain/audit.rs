@@ -162,11 +162,16 @@ impl AuditLog {
             seal_key: kdf::derive(master, store_id, kdf::LABEL_AUDIT_SEAL)?,
             store_id: *store_id,
         };
-        // A seal that does not decode counts as one that does not match.
-        let seal = store.get::<AuditSeals>(&()).unwrap_or(Some(AuditSeal {
-            seq: u64::MAX,
-            mac: [0; 32],
-        }));
+        // A seal that does not decode counts as one that does not match
+        // (an I/O error is an error).
+        let seal = match store.get::<AuditSeals>(&()) {
+            Ok(s) => s,
+            Err(Error::Corrupt { .. } | Error::UnsupportedFormat { .. }) => Some(AuditSeal {
+                seq: u64::MAX,
+                mac: [0; 32],
+            }),
+            Err(e) => return Err(e),
+        };
         let found = match seal {
             Some(s) if s == log.seal(&head)? && last.is_none() => return Ok(log),
             None if head.seq == 0 => serde_json::json!({ "reason": "created" }),
@@ -294,10 +299,12 @@ pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<Audi
     };
     let mut expect = EMPTY_HEAD;
     let mut first_sealed = None;
+    let mut beyond = None;
     for item in store.entries_raw::<AuditLogKs>(&[])? {
         let (seq, bytes) = item?;
         if seq > stored.seq && expect.seq == stored.seq {
-            // Appended after the head was read.
+            // Appended after the head was read — checked below.
+            beyond = Some(seq);
             break;
         }
         let broken = |reason: String| Error::AuditChain { seq, reason };
@@ -327,6 +334,11 @@ pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<Audi
                 // records its finding once.
                 (Some("created"), None) if seq == 1 => first_sealed = Some(seq),
                 (Some("missing"), None) => first_sealed = Some(seq),
+                (Some("mismatch"), _) if found["head_missing"] == true => {
+                    return Err(broken(
+                        "records that the head was missing while entries existed when the store was opened (the head was removed)".into(),
+                    ))
+                }
                 (Some("mismatch"), _) => {
                     return Err(broken(
                         "records that the stored head did not match its seal when the store was opened: the tail was cut and the head rewritten (or a build without seals wrote to the store)".into(),
@@ -344,6 +356,27 @@ pub(crate) fn verify(store: &Store, sealed_by: Option<&AuditLog>) -> Result<Audi
             seq,
             hash: entry_hash(&entry),
         };
+    }
+    if let Some(first) = beyond {
+        // A concurrent append has moved the head past those entries by
+        // now (head and entries commit together); a removed or rolled-back
+        // head has not, and the entries after it were never checked.
+        let now = store
+            .get::<AuditHeads>(&())
+            .map_err(|e| Error::AuditChain {
+                seq: first,
+                reason: format!("head: {e}"),
+            })?
+            .unwrap_or(EMPTY_HEAD);
+        if now.seq < first {
+            return Err(Error::AuditChain {
+                seq: first,
+                reason: format!(
+                    "entries follow the stored head (entry {}): the head was removed or rolled back",
+                    stored.seq
+                ),
+            });
+        }
     }
     if stored != expect {
         return Err(Error::AuditChain {

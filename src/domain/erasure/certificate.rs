@@ -316,7 +316,13 @@ pub fn verify_certificate(text: &str, public_key: &[u8; 32]) -> Result<Certifica
 /// the chain verifies and the entry at `audit_seq` hashes to `audit_head`.
 /// Reads the store without its master key.
 pub(crate) fn check_chain_position(store: &Store, c: &Certificate) -> Result<()> {
-    audit::verify(store, None)?;
+    let report = audit::verify(store, None)?;
+    if c.audit_seq > report.entries {
+        return Err(Error::InvalidCertificate(format!(
+            "audit entry {} lies beyond the log's head (entry {})",
+            c.audit_seq, report.entries
+        )));
+    }
     let entry = audit::entry_at(store, c.audit_seq)?.ok_or_else(|| {
         Error::InvalidCertificate(format!("audit entry {} is missing", c.audit_seq))
     })?;

@@ -186,9 +186,11 @@ pub(super) fn append_ledger(db: &Engine, dir: &Path, floor: u64) -> Result<usize
 /// it replays the erasure even before a purge re-keys the backup. Costs one
 /// synced append per backup; the purge appends whatever this missed.
 pub(crate) fn append_to_backups(db: &Engine, erasure_id: u64) -> Result<()> {
-    // Under the ledger lock, so a purge's re-key and prune of a backup is
-    // entirely before or after: a purge that got there first left the
-    // record purged (or the backup past it), and then nothing is appended.
+    // Under the ledger lock, which the purge's prune of a backup's ledger
+    // also takes (after it has recorded the backup's new `purged_through`):
+    // a line appended before the prune is pruned with the rest; after it,
+    // the record is purged or the backup is past it, and nothing is
+    // appended.
     let _ledgers = db.ledger_lock.lock();
     let Some(rec) = db.store.get::<Erasures>(&erasure_id)? else {
         return Ok(());
@@ -345,6 +347,17 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
         buckets.extend(ids.iter().map(|id| copy.keys.bucket_of(id)));
         if copy.store.get::<Erasures>(&r.erasure_id)?.is_some() {
             continue;
+        }
+        if ids.is_empty() {
+            // A purged record no longer names its profiles: it cannot be
+            // applied to a copy that lacks it (the backup is invalidated).
+            return Err(Error::corrupt(
+                "erasure record",
+                format!(
+                    "erasure {} is purged and names no profiles, but the backup lacks it",
+                    r.erasure_id
+                ),
+            ));
         }
         match r.scope {
             ErasureScope::Profile => {

@@ -137,12 +137,16 @@ fn drop_merges(
 /// profile id outlives the purge in them (found by the reference model).
 fn touch_former_member(db: &Engine, party: &ProfileId, st: &mut Staged) -> Result<()> {
     st.touched.key::<Profiles>(party);
-    // Its identifiers are a best effort: a profile that cannot be read
-    // (erased, damaged) must not stop this erasure.
-    let Ok(Some(w)) = Working::load(db, party) else {
-        return Ok(());
+    // A profile that is gone has nothing to name; one that cannot be read
+    // (damaged) must not stop this erasure: then the whole identity index
+    // is named (a costlier purge, the same guarantee).
+    let ids = match Working::load(db, party) {
+        Ok(None) | Err(Error::ProfileErased { .. }) => return Ok(()),
+        Ok(Some(w)) => decode_ids(db, &w),
+        Err(e) => Err(e),
     };
-    let Ok(ids) = decode_ids(db, &w) else {
+    let Ok(ids) = ids else {
+        st.touched.prefix::<IdentityIndex>(&[]);
         return Ok(());
     };
     for i in ids {

@@ -20,7 +20,9 @@
 //! 4. Wait until no obsolete file remains; a timeout fails the purge
 //!    before any certificate exists (the next purge certifies).
 //! 5. One batch: pending items deleted, ledger records marked purged with
-//!    their signed certificates, the purge audit entry.
+//!    their signed certificates, the purge audit entry; then the audit
+//!    head and seal keys are compacted (older pairs gone), rotated info
+//!    logs deleted and the ledger mirrored into registered backups.
 //!
 //! lethedb takes no long-lived snapshots or pinned iterators (scans are
 //! short and bounded), so nothing holds old versions back.
