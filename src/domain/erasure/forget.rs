@@ -483,7 +483,8 @@ fn forget_fields_locked(
 
 #[cfg(test)]
 mod tests {
-    use crate::storage::columns::{cf_index, IdentityIndex, Keyspace, PendingPurges, Profiles};
+    use crate::domain::erasure::markers::pending_names;
+    use crate::storage::columns::{IdentityIndex, Profiles};
     use crate::{Identifier, Update};
 
     /// B merged into A and unmerged since: forgetting A names, for the
@@ -513,19 +514,8 @@ mod tests {
         handle.purge().unwrap();
         handle.forget(&a).unwrap();
         let db = &*handle.engine;
-        let ranges: Vec<(u8, Vec<u8>, Vec<u8>)> = db
-            .store
-            .entries::<PendingPurges>(&[])
-            .unwrap()
-            .flat_map(|i| i.unwrap().1.ranges)
-            .collect();
-        let covered = |cf: &str, key: Vec<u8>| {
-            ranges
-                .iter()
-                .any(|(c, x, y)| *c == cf_index(cf) && *x <= key && key <= *y)
-        };
-        assert!(covered(Profiles::CF, Profiles::key(&b)));
+        assert!(pending_names::<Profiles>(&db.store, &b));
         let blind = db.blind.key("device_id", "dev-b").unwrap();
-        assert!(covered(IdentityIndex::CF, IdentityIndex::key(&blind)));
+        assert!(pending_names::<IdentityIndex>(&db.store, &blind));
     }
 }

@@ -91,3 +91,18 @@ pub(crate) fn pending_keyring_buckets(store: &Store, keys: &KeyHierarchy) -> Res
     }
     Ok(out)
 }
+
+/// For tests: whether a pending purge item names the key `key` of
+/// keyspace `K` (its column family and a range holding it).
+#[cfg(test)]
+pub(crate) fn pending_names<K: crate::storage::columns::Keyspace>(
+    store: &Store,
+    key: &K::Key,
+) -> bool {
+    let key = K::key(key);
+    store
+        .entries::<PendingPurges>(&[])
+        .expect("pending items")
+        .flat_map(|i| i.expect("pending item").1.ranges)
+        .any(|(cf, x, y)| cf == cf_index(K::CF) && x <= key && key <= y)
+}

@@ -420,7 +420,8 @@ pub(crate) fn displaced_fields(db: &Engine, s: &Working) -> Result<HashSet<u32>>
 
 #[cfg(test)]
 mod tests {
-    use crate::storage::columns::{cf_index, ConsentGranted, Keyspace, PendingPurges};
+    use crate::domain::erasure::markers::pending_names;
+    use crate::storage::columns::ConsentGranted;
     use crate::{ConsentRecord, ConsentStatus, Identifier, Update};
 
     /// Merging B (who granted a purpose) into A gives A a consent-index
@@ -456,25 +457,12 @@ mod tests {
         let db = &*handle.engine;
         let full = db.blind.key("$purpose", "ads_targeting").unwrap();
         let tag: [u8; 8] = full[..8].try_into().unwrap();
-        let key = ConsentGranted::key(&(tag, a));
         assert!(db
             .store
             .get_raw::<ConsentGranted>(&(tag, a))
             .unwrap()
             .is_some());
         handle.unmerge(&out.merges[0]).unwrap();
-        let items: Vec<_> = db
-            .store
-            .entries::<PendingPurges>(&[])
-            .unwrap()
-            .map(|i| i.unwrap().1)
-            .collect();
-        assert!(
-            items.iter().any(|p| p
-                .ranges
-                .iter()
-                .any(|(cf, x, y)| *cf == cf_index(ConsentGranted::CF) && *x <= key && key <= *y)),
-            "{items:?}"
-        );
+        assert!(pending_names::<ConsentGranted>(&db.store, &(tag, a)));
     }
 }
