@@ -19,16 +19,21 @@
 #     all of these, for tests.
 #
 #   scripts/prereqs.sh           check, install what is missing, check again
+#   scripts/prereqs.sh --softhsm the same, plus SoftHSM2 (softhsm2-util and
+#                                libsofthsm2.so): the PKCS#11 token the tests
+#                                keep key-tree roots in
 #   scripts/prereqs.sh --check   report on libclang only (not c++ or make):
 #                                exit 0 when found, 1 when it would install
 #                                clang libclang-dev (no root needed)
 set -eu
 
 mode="install"
+softhsm=""
 case "${1:-}" in
     --check) mode="check" ;;
+    --softhsm) softhsm="yes" ;;
     "") ;;
-    *) echo "usage: $0 [--check]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--check | --softhsm]" >&2; exit 2 ;;
 esac
 
 # ELF magic, and class 1 (32-bit) or 2 (64-bit) matching this machine.
@@ -86,6 +91,17 @@ find_libclang() {
     done
 }
 
+# Prints the SoftHSM2 module's path, or nothing.
+find_softhsm() {
+    for f in /usr/lib/softhsm/libsofthsm2.so /usr/lib/*/softhsm/libsofthsm2.so \
+             /usr/local/lib/softhsm/libsofthsm2.so /usr/lib64/pkcs11/libsofthsm2.so; do
+        if [ -f "$f" ]; then
+            echo "$f"
+            return 0
+        fi
+    done
+}
+
 libclang="$(find_libclang)"
 
 if [ "$mode" = "check" ]; then
@@ -106,6 +122,11 @@ need=""
 [ -n "$libclang" ] || need="$need clang libclang-dev"
 command -v c++ >/dev/null 2>&1 || need="$need g++"
 command -v make >/dev/null 2>&1 || need="$need make"
+if [ -n "$softhsm" ]; then
+    if [ -z "$(find_softhsm)" ] || ! command -v softhsm2-util >/dev/null 2>&1; then
+        need="$need softhsm2"
+    fi
+fi
 
 if [ -n "$need" ]; then
     echo "installing:$need" >&2
@@ -147,3 +168,10 @@ for tool in c++ make; do
         exit 1
     fi
 done
+if [ -n "$softhsm" ]; then
+    if [ -z "$(find_softhsm)" ] || ! command -v softhsm2-util >/dev/null 2>&1; then
+        echo "error: SoftHSM2 still missing after installing softhsm2 (need softhsm2-util" >&2
+        echo "       and libsofthsm2.so; set LETHEDB_SOFTHSM_MODULE if it is elsewhere)" >&2
+        exit 1
+    fi
+fi

@@ -522,7 +522,37 @@ impl Db {
             let (_, b) = item?;
             s.backups.push((b.path, b.root_epoch));
         }
+        s.root_co_located = self.engine.root_co_located;
         Ok(s)
+    }
+
+    /// What opening the store found that its operator should know: where
+    /// the roots live and whether that layout weakens erasure.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let keys = lethedb::MemoryKeyProvider::generate()?;
+    /// let db = lethedb::Db::open(dir.path().join("db"), &keys, lethedb::Options::new())?;
+    /// let report = db.open_report();
+    /// // The default root file `<DIR>.rootkeys` sits beside the store.
+    /// assert!(report.root_co_located);
+    /// assert_eq!(report.warnings.len(), 1);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_report(&self) -> OpenReport {
+        let location = self.engine.keys.roots().location();
+        let mut warnings = Vec::new();
+        if self.engine.root_co_located {
+            warnings.push(format!(
+                "the root key file ({}) is on the store directory's file system: a snapshot or file-level backup of that volume keeps the roots a purge destroys, so erasure holds only against a copy of the store directory; put the roots on another device that is not backed up, or in an HSM (pkcs11:…)",
+                self.engine.keys.roots().describe()
+            ));
+        }
+        OpenReport {
+            root_location: location,
+            root_co_located: self.engine.root_co_located,
+            warnings,
+        }
     }
 
     /// Test hook: the next purge stops at `step` of the key-tree rotation
@@ -848,4 +878,15 @@ pub(crate) fn scratch_store() -> (tempfile::TempDir, Db, ProfileId) {
     let db = Db::open(dir.path(), &keys, Options::new().create_if_missing(true)).expect("open");
     let id = db.create(Update::new().set("plan", "pro")).expect("create");
     (dir, db, id)
+}
+
+/// What opening a store found ([`Db::open_report`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Where the key tree's roots live.
+    pub root_location: crate::RootLocation,
+    /// The root key file shares the store directory's file system.
+    pub root_co_located: bool,
+    /// Messages for the operator (the CLI prints them on stderr).
+    pub warnings: Vec<String>,
 }

@@ -18,7 +18,7 @@ use crate::domain::identity::blind::BlindIndex;
 use crate::domain::identity::config::IdentityConfig;
 use crate::domain::locks::StripedLocks;
 use crate::error::{Error, Result};
-use crate::keytree::{FileRootKeyStore, RootKeyStore};
+use crate::keytree::{FileRootKeyStore, RootKeys, RootLocation};
 use crate::keytree::{KeyHierarchy, Shape};
 use crate::options::Options;
 use crate::random::os_random;
@@ -39,6 +39,8 @@ pub(crate) struct Engine {
     pub(crate) master: crate::crypto::MasterKey,
     /// False for a backup copy opened by a purge (the roots are shared).
     pub(crate) owns_roots: bool,
+    /// The root key file shares the store directory's file system.
+    pub(crate) root_co_located: bool,
     pub(crate) registry: FieldRegistry,
     pub(crate) locks: StripedLocks,
     /// Serialises operations that move identifiers between profiles.
@@ -133,10 +135,18 @@ impl Engine {
             }
         }
         let master = keys.master_key()?;
-        let roots: Arc<dyn RootKeyStore> = match &options.root_keys {
-            Some(r) => Arc::clone(r),
-            None => Arc::new(FileRootKeyStore::beside(path)),
+        let roots: RootKeys = match &options.root_keys {
+            Some(r) => r.clone(),
+            None => RootKeys::Sealed(Arc::new(FileRootKeyStore::beside(path))),
         };
+        let root_co_located = co_located(path, &roots.location())?;
+        if root_co_located && options.refuse_co_located_roots {
+            return Err(Error::InvalidInput(format!(
+                "the root key store ({}) is on the file system of {}: a copy of that volume would keep roots a purge destroys; put the roots on another device or in an HSM (--root-keys pkcs11:…), or allow it",
+                roots.describe(),
+                path.display()
+            )));
+        }
         if !exists {
             std::fs::create_dir_all(path).map_err(|e| Error::io_at(path, e))?;
         }
@@ -170,7 +180,7 @@ impl Engine {
                 // store exists: a crash in between leaves an empty store
                 // and a root nobody uses (creation then refuses the
                 // non-empty root key store, naming it).
-                let tree = KeyHierarchy::init_root(&master, &store_id, shape, &*roots)?;
+                let tree = KeyHierarchy::init_root(&master, &store_id, shape, &roots)?;
                 let h = StoreHeader {
                     store_id,
                     bucket_bits: shape.bucket_bits(),
@@ -261,6 +271,7 @@ impl Engine {
             keys,
             master,
             owns_roots: !options.shared_roots,
+            root_co_located,
             registry,
             locks: StripedLocks::new(),
             identity_lock: Mutex::new(()),
@@ -373,4 +384,34 @@ impl Engine {
         *guard = Arc::new(config);
         Ok(())
     }
+}
+
+/// True when `location` is a file on the file system of the store
+/// directory `dir` (compared by device number; a file not created yet is
+/// judged by its directory, a store not created yet by its parent).
+pub(crate) fn co_located(dir: &Path, location: &RootLocation) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let RootLocation::File(file) = location else {
+        return Ok(false);
+    };
+    let device = |p: &Path| -> Result<Option<u64>> {
+        let mut cur = Some(p);
+        while let Some(c) = cur {
+            let c = if c.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                c
+            };
+            match std::fs::metadata(c) {
+                Ok(m) => return Ok(Some(m.dev())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => cur = c.parent(),
+                Err(e) => return Err(Error::io_at(c, e)),
+            }
+        }
+        Ok(None)
+    };
+    Ok(match (device(dir)?, device(file)?) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    })
 }

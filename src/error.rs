@@ -208,6 +208,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// The device holding the roots (a PKCS#11 token) failed or refused an
+    /// operation; `device` names it (token label), never a PIN.
+    #[error("root key device {device}: {reason}")]
+    RootKeyDevice {
+        /// The device (module, token).
+        device: String,
+        /// What failed.
+        reason: String,
+    },
+
     /// The operating system's random number generator failed.
     #[error("OS random number generator failed: {0}")]
     Random(String),

@@ -77,7 +77,8 @@ pub mod fuzz_support;
 
 pub use crypto::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
 pub use db::{
-    verify_audit_log, verify_audit_log_with_checkpoint, verify_certificate_in_store, Db, StoreStats,
+    verify_audit_log, verify_audit_log_with_checkpoint, verify_certificate_in_store, Db,
+    OpenReport, StoreStats,
 };
 pub use domain::audit::{AuditRecord, AuditReport};
 pub use domain::consent::tcf;
@@ -101,7 +102,8 @@ pub use domain::profiles::{
 };
 pub use error::{Error, Result, StorageErrorKind};
 pub use keytree::{
-    FileRootKeyStore, KeyTreeStatus, MemoryRootKeyStore, RootKeyStore, RotationStep,
+    FileRootKeyStore, KeyTreeStatus, MemoryRootKeyStore, PinSource, Pkcs11Config,
+    Pkcs11RootKeyStore, RootKeyDevice, RootKeyStore, RootKeys, RootLocation, RotationStep,
 };
 pub use options::{Limits, Options};
 pub use storage::{ColumnStats, MemoryUsage};

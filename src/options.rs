@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::domain::identity::config::IdentityConfig;
-use crate::keytree::RootKeyStore;
+use crate::keytree::{RootKeyDevice, RootKeyStore, RootKeys};
 use crate::types::Schema;
 
 /// How to open a store. Built with chained setters.
@@ -21,7 +21,8 @@ pub struct Options {
     pub(crate) sync_writes: bool,
     pub(crate) fanout_bits: u8,
     pub(crate) depth: u8,
-    pub(crate) root_keys: Option<Arc<dyn RootKeyStore>>,
+    pub(crate) root_keys: Option<RootKeys>,
+    pub(crate) refuse_co_located_roots: bool,
     pub(crate) key_cache_entries: usize,
     pub(crate) schema: Option<Schema>,
     pub(crate) identity: Option<IdentityConfig>,
@@ -38,7 +39,7 @@ pub struct Options {
     /// Set for a backup copy opened by a purge: its root key store is the
     /// live store's, so it must destroy nothing but its own old root.
     pub(crate) shared_roots: bool,
-    pub(crate) backup_root_keys: Option<Arc<dyn RootKeyStore>>,
+    pub(crate) backup_root_keys: Option<RootKeys>,
 }
 
 /// Size limits on writes, checked before anything is written: a write
@@ -82,6 +83,7 @@ impl Default for Options {
             fanout_bits: 10,
             depth: 2,
             root_keys: None,
+            refuse_co_located_roots: false,
             key_cache_entries: (1 << 20) + (1 << 10),
             schema: None,
             identity: None,
@@ -158,7 +160,38 @@ impl Options {
     /// [`crate::FileRootKeyStore`] at `<DIR>.rootkeys`, beside the store
     /// directory). Implement [`RootKeyStore`] to keep them in a KMS or HSM.
     pub fn root_keys(mut self, store: Arc<dyn RootKeyStore>) -> Self {
-        self.root_keys = Some(store);
+        self.root_keys = Some(RootKeys::Sealed(store));
+        self
+    }
+
+    /// Where the roots live, as [`RootKeys`] (either kind).
+    pub fn root_keys_in(mut self, roots: RootKeys) -> Self {
+        self.root_keys = Some(roots);
+        self
+    }
+
+    /// For [`crate::Db::restore`]: where the backup's root lives, either kind.
+    pub fn backup_root_keys_in(mut self, roots: RootKeys) -> Self {
+        self.backup_root_keys = Some(roots);
+        self
+    }
+
+    /// Keeps the roots inside a device instead (a PKCS#11 token:
+    /// [`crate::Pkcs11RootKeyStore`]); the roots never enter process
+    /// memory, and a copy of the whole volume holds none of them.
+    pub fn root_key_device(mut self, device: Arc<dyn RootKeyDevice>) -> Self {
+        self.root_keys = Some(RootKeys::Device(device));
+        self
+    }
+
+    /// Refuses to create or open a store whose root key file sits on the
+    /// store directory's file system (default: allowed, and flagged in the
+    /// open report, `keys status` and on the CLI's stderr). On one file
+    /// system, a snapshot or file-level backup of the volume carries the
+    /// roots a purge destroyed, so erasure holds only against a copy of the
+    /// store directory alone. See docs/design.md, "Where the roots live".
+    pub fn refuse_co_located_roots(mut self, refuse: bool) -> Self {
+        self.refuse_co_located_roots = refuse;
         self
     }
 
@@ -167,7 +200,13 @@ impl Options {
     /// `<DIR>.rootkeys`). The restored store's own roots go to
     /// [`Options::root_keys`] (default `<TO>.rootkeys`), which must be empty.
     pub fn backup_root_keys(mut self, store: Arc<dyn RootKeyStore>) -> Self {
-        self.backup_root_keys = Some(store);
+        self.backup_root_keys = Some(RootKeys::Sealed(store));
+        self
+    }
+
+    /// For [`crate::Db::restore`]: the device holding the backup's root.
+    pub fn backup_root_key_device(mut self, device: Arc<dyn RootKeyDevice>) -> Self {
+        self.backup_root_keys = Some(RootKeys::Device(device));
         self
     }
 

@@ -1,6 +1,8 @@
 //! The key tree: erasure that holds against raw disk images and old
 //! backups, crash safety of root rotation, the shape of a rotation, the
-//! bounded key cache.
+//! bounded key cache — against both root custodies: a root key file and
+//! a PKCS#11 token (SoftHSM2). And the whole-footprint image: the store
+//! directory with its parent's lethedb files, per layout.
 
 mod common;
 
@@ -9,17 +11,78 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::softhsm::Token;
 use lethedb::{
-    Db, Error, FileRootKeyStore, Identifier, MemoryKeyProvider, Options, ProfileId, RootKeyStore,
-    RotationStep, Update, Value,
+    Db, Error, FileKeyProvider, FileRootKeyStore, Identifier, MemoryKeyProvider, Options,
+    Pkcs11RootKeyStore, ProfileId, RootKeyDevice, RootKeyStore, RootKeys, RotationStep, Update,
+    Value,
 };
 
-fn opts(roots: &Arc<FileRootKeyStore>) -> Options {
+/// Where a test's roots live.
+#[derive(Clone)]
+enum Custody {
+    File(Arc<FileRootKeyStore>),
+    Token(Arc<Pkcs11RootKeyStore>),
+}
+
+impl Custody {
+    fn file(dir: &Path, name: &str) -> Custody {
+        Custody::File(Arc::new(FileRootKeyStore::new(
+            dir.join(format!("{name}.rootkeys")),
+        )))
+    }
+
+    /// Root objects `name` on a fresh token.
+    fn token(name: &str) -> Custody {
+        Custody::Token(Token::new("kt").store(name))
+    }
+
+    /// Another prefix on the same token (another store's roots).
+    fn sibling(&self, dir: &Path, name: &str, token: Option<&Token>) -> Custody {
+        match (self, token) {
+            (Custody::Token(_), Some(t)) => Custody::Token(t.store(name)),
+            _ => Custody::file(dir, name),
+        }
+    }
+
+    fn keys(&self) -> RootKeys {
+        match self {
+            Custody::File(f) => RootKeys::Sealed(Arc::clone(f) as Arc<dyn RootKeyStore>),
+            Custody::Token(t) => RootKeys::Device(Arc::clone(t) as Arc<dyn RootKeyDevice>),
+        }
+    }
+
+    /// Epochs held for `db`'s store, asked of the custody itself.
+    fn epochs(&self, store_id: &[u8; 16]) -> Vec<u32> {
+        match self {
+            Custody::File(f) => f.epochs().unwrap(),
+            Custody::Token(t) => t.epochs(store_id).unwrap(),
+        }
+    }
+
+    fn crash_before_step(&self, n: usize) {
+        match self {
+            Custody::File(f) => f.crash_before_step(n),
+            Custody::Token(t) => t.crash_before_step(n),
+        }
+    }
+}
+
+fn opts(roots: &Custody) -> Options {
     Options::new()
         .create_if_missing(true)
         .purge_after_erasures(0)
         .purge_deadline(Duration::from_secs(3600))
-        .root_keys(Arc::clone(roots) as Arc<dyn RootKeyStore>)
+        .root_keys_in(roots.keys())
+}
+
+fn store_id(db: &Db) -> [u8; 16] {
+    let hex = db.store_id();
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
 }
 
 fn email(i: usize) -> String {
@@ -74,17 +137,26 @@ fn tree_header(fanout_bits: u8, depth: u8, epoch: u32) -> Vec<u8> {
 }
 
 #[test]
-fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject() {
+fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject_file_roots() {
     let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("live");
-    let roots = Arc::new(FileRootKeyStore::new(dir.path().join("live.rootkeys")));
+    raw_image_cannot_decrypt(dir.path(), Custody::file(dir.path(), "live"));
+}
+
+#[test]
+fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject_pkcs11_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    raw_image_cannot_decrypt(dir.path(), Custody::token("live"));
+}
+
+fn raw_image_cannot_decrypt(dir: &Path, roots: Custody) {
+    let live = dir.join("live");
     let k = common::key(31);
     let db = Db::open(&live, &k, opts(&roots)).unwrap();
     let people = populate(&db, 60);
     db.flush().unwrap();
     // The whole directory, byte for byte, while the subject is still there
     // (a disk image, a snapshot, a stolen drive).
-    let image = dir.path().join("image");
+    let image = dir.join("image");
     drop(db);
     common::copy_dir(&live, &image);
     let db = Db::open(&live, &k, opts(&roots)).unwrap();
@@ -93,7 +165,14 @@ fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject() {
     let report = db.purge().unwrap();
     assert_eq!(report.root_epoch_destroyed, 1);
     assert_eq!(report.root_epoch, 2);
-    assert_eq!(roots.epochs().unwrap(), vec![2]);
+    assert_eq!(roots.epochs(&store_id(&db)), vec![2]);
+    if let Custody::Token(t) = &roots {
+        // The live root is a sensitive, non-extractable token object.
+        assert_eq!(
+            t.key_attributes(&store_id(&db), 2).unwrap(),
+            (true, false, true)
+        );
+    }
     let others: Vec<_> = people
         .iter()
         .filter(|(id, _)| *id != subject)
@@ -119,9 +198,11 @@ fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject() {
         Err(Error::Corrupt { .. } | Error::Decrypt { .. }) => {}
         other => panic!("subject in the old image: {other:?}"),
     }
-    // The root file never held the old epoch's key again.
-    let root_file = std::fs::read(roots.path()).unwrap();
-    assert!(root_file.len() < 200, "one sealed root, not two");
+    if let Custody::File(f) = &roots {
+        // The root file never held the old epoch's key again.
+        let root_file = std::fs::read(f.path()).unwrap();
+        assert!(root_file.len() < 200, "one sealed root, not two");
+    }
     drop(forged);
 
     // And the live store still reads every other profile after reopening.
@@ -131,7 +212,16 @@ fn raw_image_of_the_store_cannot_decrypt_a_forgotten_subject() {
 }
 
 #[test]
-fn crash_at_each_step_of_the_rotation_leaves_a_usable_store() {
+fn crash_at_each_step_of_the_rotation_leaves_a_usable_store_file_roots() {
+    crash_at_each_step(|dir| Custody::file(dir, "s"));
+}
+
+#[test]
+fn crash_at_each_step_of_the_rotation_leaves_a_usable_store_pkcs11_roots() {
+    crash_at_each_step(|_| Custody::token("s"));
+}
+
+fn crash_at_each_step(custody: impl Fn(&Path) -> Custody) {
     let steps = [
         RotationStep::AfterRootStored,
         RotationStep::AfterTreeCommitted,
@@ -140,7 +230,7 @@ fn crash_at_each_step_of_the_rotation_leaves_a_usable_store() {
     for step in steps {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let roots = Arc::new(FileRootKeyStore::new(dir.path().join("s.rootkeys")));
+        let roots = custody(dir.path());
         let k = common::key(32);
         let db = Db::open(&path, &k, opts(&roots)).unwrap();
         let people = populate(&db, 40);
@@ -160,12 +250,34 @@ fn crash_inside_the_root_file_update_leaves_a_usable_store() {
     // File-system steps of the root file during one purge: the put of the
     // new root (write tmp, link, rename, sync dir, zero old, unlink), then
     // the destruction of the old one (the same six).
-    let mut completed = false;
+    let crashed = crash_inside_custody(|dir, _| Custody::file(dir, "s"), 16);
+    assert_eq!(
+        crashed, 12,
+        "six steps to store the new root, six to destroy the old"
+    );
+}
+
+#[test]
+fn crash_inside_the_token_operations_leaves_a_usable_store() {
+    // Token steps during one purge: generating the new root, then
+    // destroying the old one.
+    let token = Token::new("crash");
+    let crashed = crash_inside_custody(|_, n| Custody::Token(token.store(&format!("s{n}"))), 6);
+    assert_eq!(
+        crashed, 2,
+        "one step to generate the new root, one to destroy the old"
+    );
+}
+
+/// Purges with the custody failing at step n = 0, 1, … (as a crash
+/// there would) until a purge completes; checks the store after each
+/// crash. Returns the number of crash points.
+fn crash_inside_custody(custody: impl Fn(&Path, usize) -> Custody, max: usize) -> usize {
     let mut crashed = 0;
-    for n in 0..16 {
+    for n in 0..max {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let roots = Arc::new(FileRootKeyStore::new(dir.path().join("s.rootkeys")));
+        let roots = custody(dir.path(), n);
         let k = common::key(33);
         let db = Db::open(&path, &k, opts(&roots)).unwrap();
         let people = populate(&db, 30);
@@ -176,23 +288,18 @@ fn crash_inside_the_root_file_update_leaves_a_usable_store() {
         roots.crash_before_step(usize::MAX);
         drop(db);
         if result.is_ok() {
-            completed = true;
-            break;
+            return crashed;
         }
         crashed += 1;
-        check_after_crash(&path, &k, &roots, &people, &gone, &format!("fs step {n}"));
+        check_after_crash(&path, &k, &roots, &people, &gone, &format!("step {n}"));
     }
-    assert!(completed, "a purge with no crash point reached completes");
-    assert_eq!(
-        crashed, 12,
-        "six steps to store the new root, six to destroy the old"
-    );
+    panic!("no purge completed within {max} crash points");
 }
 
 fn check_after_crash(
     path: &Path,
     k: &MemoryKeyProvider,
-    roots: &Arc<FileRootKeyStore>,
+    roots: &Custody,
     people: &[(ProfileId, BTreeMap<String, Value>)],
     gone: &[ProfileId],
     ctx: &str,
@@ -218,7 +325,7 @@ fn check_after_crash(
     assert_eq!(report.certificates.len(), gone.len(), "{ctx}");
     let status = db.key_tree_status().unwrap();
     assert_eq!(
-        roots.epochs().unwrap(),
+        roots.epochs(&store_id(&db)),
         vec![status.root_epoch],
         "{ctx}: only the current root survives"
     );
@@ -230,20 +337,22 @@ fn check_after_crash(
     assert_eq!(db.get(&id).unwrap().fields["name"], Value::from("after"));
     assert_reads(&db, &live, ctx);
     // No stray root files.
-    let dir = roots.path().parent().unwrap();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().to_string();
-        assert!(
-            !name.ends_with(".tmp") && !name.ends_with(".prev"),
-            "{ctx}: leftover {name}"
-        );
+    if let Custody::File(f) = roots {
+        let dir = f.path().parent().unwrap();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().to_string();
+            assert!(
+                !name.ends_with(".tmp") && !name.ends_with(".prev"),
+                "{ctx}: leftover {name}"
+            );
+        }
     }
 }
 
 #[test]
 fn purge_rewraps_exactly_the_touched_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let roots = Arc::new(FileRootKeyStore::new(dir.path().join("s.rootkeys")));
+    let roots = Custody::file(dir.path(), "s");
     let k = common::key(34);
     // Fan-out 16, depth 2: level 1 = top 4 bits of the id, buckets = top 8.
     let db = Db::open(dir.path().join("s"), &k, opts(&roots).key_tree(4, 2)).unwrap();
@@ -295,7 +404,7 @@ fn purge_rewraps_exactly_the_touched_paths() {
 #[test]
 fn key_cache_stays_bounded_and_reads_stay_correct() {
     let dir = tempfile::tempdir().unwrap();
-    let roots = Arc::new(FileRootKeyStore::new(dir.path().join("s.rootkeys")));
+    let roots = Custody::file(dir.path(), "s");
     let k = common::key(35);
     let db = Db::open(
         dir.path().join("s"),
@@ -317,18 +426,32 @@ fn key_cache_stays_bounded_and_reads_stay_correct() {
 }
 
 #[test]
-fn backups_stay_restorable_without_the_subjects_erased_after_them() {
+fn backups_stay_restorable_without_the_subjects_erased_after_them_file_roots() {
     let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("live");
-    let roots = Arc::new(FileRootKeyStore::new(dir.path().join("live.rootkeys")));
+    backups_stay_restorable(dir.path(), Custody::file(dir.path(), "live"), None);
+}
+
+#[test]
+fn backups_stay_restorable_without_the_subjects_erased_after_them_pkcs11_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = Token::new("backups");
+    backups_stay_restorable(
+        dir.path(),
+        Custody::Token(token.store("live")),
+        Some(&token),
+    );
+}
+
+fn backups_stay_restorable(dir: &Path, roots: Custody, token: Option<&Token>) {
+    let live = dir.join("live");
     let k = common::key(36);
     let db = Db::open(&live, &k, opts(&roots)).unwrap();
     let people = populate(&db, 50);
-    let backup = dir.path().join("backup");
+    let backup = dir.join("backup");
     db.backup(&backup).unwrap();
     let backup_epoch = db.key_tree_status().unwrap().backups[0].1.unwrap();
     // A copy of the backup directory made before the erasure (tape, cloud).
-    let offline = dir.path().join("offline-copy");
+    let offline = dir.join("offline-copy");
     common::copy_dir(&backup, &offline);
     let subject = people[4].0;
     db.forget(&subject).unwrap();
@@ -344,12 +467,10 @@ fn backups_stay_restorable_without_the_subjects_erased_after_them() {
     );
 
     // The old copy of the backup: its root is gone.
-    let restored_old = dir.path().join("from-offline");
+    let restored_old = dir.join("from-offline");
     let old_opts = Options::new()
-        .root_keys(Arc::new(FileRootKeyStore::new(
-            dir.path().join("r1.rootkeys"),
-        )))
-        .backup_root_keys(Arc::clone(&roots) as Arc<dyn RootKeyStore>);
+        .root_keys_in(roots.sibling(dir, "r1", token).keys())
+        .backup_root_keys_in(roots.keys());
     match Db::restore(&offline, &restored_old, &k, old_opts) {
         Err(Error::RootKey { epoch, .. }) => assert_eq!(epoch, backup_epoch),
         Err(e) => panic!("offline copy: {e:?}"),
@@ -357,14 +478,14 @@ fn backups_stay_restorable_without_the_subjects_erased_after_them() {
     }
 
     // The registered backup restores everyone else, without the subject.
-    let restored = dir.path().join("restored");
+    let restored = dir.join("restored");
     let (db2, report) = Db::restore(
         &backup,
         &restored,
         &k,
-        Options::new().root_keys(Arc::new(FileRootKeyStore::new(
-            dir.path().join("restored.rootkeys"),
-        ))),
+        Options::new()
+            .root_keys_in(roots.sibling(dir, "restored", token).keys())
+            .backup_root_keys_in(roots.keys()),
     )
     .unwrap();
     // The purge that erased them re-keyed the backup with them and pruned
@@ -385,32 +506,47 @@ fn backups_stay_restorable_without_the_subjects_erased_after_them() {
         .collect();
     assert_reads(&db2, &others, "restored backup");
     // The restored store has roots of its own; the live one is untouched.
+    let restored_roots = db2.key_tree_status().unwrap().root_epochs_held;
+    assert_eq!(restored_roots.len(), 1, "{restored_roots:?}");
+    assert!(
+        !roots.epochs(&store_id(&db)).contains(&restored_roots[0])
+            || matches!(roots, Custody::File(_)),
+        "the restored store's root is not the live store's"
+    );
     drop(db2);
     assert_reads(&db, &others, "live store");
 }
 
 #[test]
-fn an_unreachable_backup_is_invalidated_not_left_decryptable() {
+fn an_unreachable_backup_is_invalidated_not_left_decryptable_file_roots() {
     let dir = tempfile::tempdir().unwrap();
-    let roots = Arc::new(FileRootKeyStore::new(dir.path().join("s.rootkeys")));
+    unreachable_backup_is_invalidated(dir.path(), Custody::file(dir.path(), "s"), None);
+}
+
+#[test]
+fn an_unreachable_backup_is_invalidated_not_left_decryptable_pkcs11_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = Token::new("unreachable");
+    unreachable_backup_is_invalidated(dir.path(), Custody::Token(token.store("s")), Some(&token));
+}
+
+fn unreachable_backup_is_invalidated(dir: &Path, roots: Custody, token: Option<&Token>) {
     let k = common::key(37);
-    let db = Db::open(dir.path().join("s"), &k, opts(&roots)).unwrap();
+    let db = Db::open(dir.join("s"), &k, opts(&roots)).unwrap();
     let people = populate(&db, 10);
-    let backup = dir.path().join("b");
+    let backup = dir.join("b");
     db.backup(&backup).unwrap();
-    let moved = dir.path().join("b-moved");
+    let moved = dir.join("b-moved");
     std::fs::rename(&backup, &moved).unwrap();
     db.forget(&people[1].0).unwrap();
     let r = db.purge().unwrap();
     assert_eq!((r.backups_rekeyed, r.backups_invalidated), (0, 1));
     assert_eq!(db.key_tree_status().unwrap().backups[0].1, None);
-    assert_eq!(roots.epochs().unwrap().len(), 1);
-    let to = dir.path().join("r");
+    assert_eq!(roots.epochs(&store_id(&db)).len(), 1);
+    let to = dir.join("r");
     let o = Options::new()
-        .root_keys(Arc::new(FileRootKeyStore::new(
-            dir.path().join("r.rootkeys"),
-        )))
-        .backup_root_keys(Arc::clone(&roots) as Arc<dyn RootKeyStore>);
+        .root_keys_in(roots.sibling(dir, "r", token).keys())
+        .backup_root_keys_in(roots.keys());
     assert!(matches!(
         Db::restore(&moved, &to, &k, o),
         Err(Error::RootKey { .. })
@@ -420,7 +556,8 @@ fn an_unreachable_backup_is_invalidated_not_left_decryptable() {
 #[test]
 fn a_root_key_store_of_another_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let roots = Arc::new(FileRootKeyStore::new(dir.path().join("shared.rootkeys")));
+    let file = Arc::new(FileRootKeyStore::new(dir.path().join("shared.rootkeys")));
+    let roots = Custody::File(Arc::clone(&file));
     let k = common::key(38);
     drop(Db::open(dir.path().join("a"), &k, opts(&roots)).unwrap());
     // Creating a second store over the same root key store is refused.
@@ -429,19 +566,191 @@ fn a_root_key_store_of_another_store_is_refused() {
         Err(Error::RootKey { .. })
     ));
     // A store opened with a root file from another store fails cleanly.
-    let other = Arc::new(FileRootKeyStore::new(dir.path().join("c.rootkeys")));
+    let other = Custody::file(dir.path(), "c");
     drop(Db::open(dir.path().join("c"), &k, opts(&other)).unwrap());
     assert!(matches!(
         Db::open(dir.path().join("a"), &k, opts(&other)),
         Err(Error::RootKey { epoch: 1, .. })
     ));
     // A damaged root file is a typed error, never a panic.
-    let mut bytes = std::fs::read(roots.path()).unwrap();
+    let mut bytes = std::fs::read(file.path()).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0x40;
-    std::fs::write(roots.path(), &bytes).unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
     assert!(matches!(
         Db::open(dir.path().join("a"), &k, opts(&roots)),
         Err(Error::Corrupt { .. })
     ));
+}
+
+#[test]
+fn a_token_prefix_of_another_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = Token::new("other");
+    let k = common::key(40);
+    let a = Custody::Token(token.store("a"));
+    let db = Db::open(dir.path().join("a"), &k, opts(&a)).unwrap();
+    let a_id = store_id(&db);
+    drop(db);
+    let c = Custody::Token(token.store("c"));
+    drop(Db::open(dir.path().join("c"), &k, opts(&c)).unwrap());
+    assert!(matches!(
+        Db::open(dir.path().join("a"), &k, opts(&c)),
+        Err(Error::RootKey { epoch: 1, .. })
+    ));
+    // Each store sees only its own roots, even on one token.
+    assert_eq!(a.epochs(&a_id), vec![1]);
+    assert_eq!(c.epochs(&a_id), Vec::<u32>::new());
+    // The wrong PIN is a typed error naming the token, not the PIN (on a
+    // token this process has not logged in to: PKCS#11 login state is
+    // per application, so a second session would inherit the first's).
+    let fresh = Token::new("pin");
+    let bad_pin = dir.path().join("bad.pin");
+    std::fs::write(&bad_pin, "not-the-pin\n").unwrap();
+    let uri = fresh.uri("a").replace(
+        &fresh.pin_file.display().to_string(),
+        &bad_pin.display().to_string(),
+    );
+    match Pkcs11RootKeyStore::from_uri(&uri) {
+        Err(e @ Error::RootKeyDevice { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("PIN is incorrect") && !m.contains("not-the-pin"),
+                "{m}"
+            );
+        }
+        other => panic!("wrong PIN: {other:?}"),
+    }
+}
+
+/// What an attacker holding a copy of the whole volume gets: the store
+/// directory and the lethedb files beside it (master key file, root key
+/// file), imaged before the forget, opened after the purge with today's
+/// key material.
+fn whole_footprint(layout: &str) -> (bool, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let volume = dir.path().join("volume");
+    let elsewhere = dir.path().join("other-device");
+    std::fs::create_dir_all(&volume).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let store = volume.join("crm");
+    let key_file = volume.join("crm.key");
+    let keys = FileKeyProvider::create(&key_file).unwrap();
+    let roots = match layout {
+        // The default: `<DIR>.rootkeys` beside the store.
+        "beside" => Custody::File(Arc::new(FileRootKeyStore::beside(&store))),
+        // A root file on another device that is not backed up (here: a
+        // directory the image leaves out).
+        "other-device" => Custody::file(&elsewhere, "crm"),
+        _ => Custody::token("crm"),
+    };
+    let db = Db::open(&store, &keys, opts(&roots)).unwrap();
+    let co_located = db.open_report().root_co_located;
+    let people = populate(&db, 40);
+    drop(db);
+    let image = dir.path().join("image");
+    common::copy_dir(&volume, &image);
+    let db = Db::open(&store, &keys, opts(&roots)).unwrap();
+    let (subject, subject_fields) = people[9].clone();
+    db.forget(&subject).unwrap();
+    db.purge().unwrap();
+    let others: Vec<_> = people
+        .iter()
+        .filter(|(id, _)| *id != subject)
+        .cloned()
+        .collect();
+    assert_reads(&db, &others, layout);
+    drop(db);
+
+    // The attacker: the image, with the key file and root file it holds
+    // (or today's root key store when the image holds none).
+    let image_keys = FileKeyProvider::new(image.join("crm.key"));
+    assert_eq!(
+        std::fs::read(image.join("crm.key")).unwrap(),
+        std::fs::read(&key_file).unwrap(),
+        "today's master key is in the image"
+    );
+    let attacker_roots = match &roots {
+        Custody::File(f) if f.path().starts_with(&volume) => Custody::File(Arc::new(
+            FileRootKeyStore::new(image.join(f.path().strip_prefix(&volume).unwrap())),
+        )),
+        other => other.clone(),
+    };
+    let attacker_opts = opts(&attacker_roots).create_if_missing(false);
+    let decrypted = match Db::open(image.join("crm"), &image_keys, attacker_opts) {
+        Ok(old) => match old.get(&subject) {
+            Ok(p) => {
+                assert_eq!(
+                    p.fields, subject_fields,
+                    "{layout}: decrypted, and correctly"
+                );
+                true
+            }
+            Err(_) => false,
+        },
+        Err(Error::RootKey { .. }) => false,
+        Err(e) => panic!("{layout}: unexpected error {e:?}"),
+    };
+    // The live store still reads everyone else.
+    let db = Db::open(&store, &keys, opts(&roots)).unwrap();
+    assert_reads(&db, &others, layout);
+    assert!(matches!(db.get(&subject), Err(Error::ProfileErased { .. })));
+    (decrypted, co_located)
+}
+
+#[test]
+fn whole_footprint_image_with_the_root_file_beside_the_store_still_decrypts() {
+    // The weakness the co-location policy flags, shown honestly: the image
+    // carries the old root and the master key, and the subject decrypts.
+    let (decrypted, co_located) = whole_footprint("beside");
+    assert!(decrypted, "the image holds the destroyed root: it decrypts");
+    assert!(co_located, "and opening said so");
+}
+
+#[test]
+fn whole_footprint_image_without_the_roots_cannot_decrypt() {
+    let (decrypted, _) = whole_footprint("other-device");
+    assert!(!decrypted, "root file elsewhere: the subject is gone");
+    let (decrypted, co_located) = whole_footprint("pkcs11");
+    assert!(!decrypted, "roots in the token: the subject is gone");
+    assert!(!co_located);
+}
+
+#[test]
+fn a_co_located_root_file_can_be_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let keys = MemoryKeyProvider::generate().unwrap();
+    let beside = Custody::File(Arc::new(FileRootKeyStore::beside(&store)));
+    match Db::open(&store, &keys, opts(&beside).refuse_co_located_roots(true)) {
+        Err(Error::InvalidInput(m)) => assert!(m.contains("file system"), "{m}"),
+        Err(e) => panic!("co-located roots: unexpected error {e:?}"),
+        Ok(_) => panic!("co-located roots accepted"),
+    }
+    assert!(!Db::store_exists(&store), "nothing created");
+    let db = Db::open(&store, &keys, opts(&beside)).unwrap();
+    let status = db.key_tree_status().unwrap();
+    assert!(status.root_co_located);
+    assert!(status.root_object.contains("s.rootkeys") && status.root_object.ends_with("epoch 1"));
+    assert_eq!(db.open_report().warnings.len(), 1);
+    drop(db);
+    let token = Custody::token("refuse");
+    let db = Db::open(
+        dir.path().join("t"),
+        &keys,
+        opts(&token).refuse_co_located_roots(true),
+    )
+    .unwrap();
+    let status = db.key_tree_status().unwrap();
+    assert!(!status.root_co_located && db.open_report().warnings.is_empty());
+    assert!(
+        status.root_object.starts_with("pkcs11 token"),
+        "{}",
+        status.root_object
+    );
+    assert!(
+        status.root_object.contains("\"refuse.1\""),
+        "{}",
+        status.root_object
+    );
 }

@@ -20,10 +20,16 @@ pub(super) struct Cli {
     /// Master key file (default: `<DIR>.key` beside the store directory).
     #[arg(long, global = true, env = "LETHEDB_KEY_FILE")]
     pub(super) key_file: Option<PathBuf>,
-    /// Root key file of the key tree (default: `<DIR>.rootkeys` beside the
-    /// store directory). Keep it with the key file, out of file-level backups.
+    /// Where the key tree's roots live: a root key file (default:
+    /// `<DIR>.rootkeys` beside the store directory; keep it on another
+    /// device, out of backups) or an RFC 7512 PKCS#11 URI
+    /// (`pkcs11:token=T;object=O?module-path=LIB&pin-source=file:PATH`;
+    /// never a PIN on the command line).
     #[arg(long, global = true, env = "LETHEDB_ROOT_KEYS")]
-    pub(super) root_keys: Option<PathBuf>,
+    pub(super) root_keys: Option<String>,
+    /// Refuse a root key file on the store directory's file system.
+    #[arg(long, global = true, env = "LETHEDB_REFUSE_CO_LOCATED_ROOTS")]
+    pub(super) refuse_co_located_roots: bool,
     /// Largest encoded field value a write may carry, in bytes.
     #[arg(long, global = true, default_value_t = lethedb::Limits::default().max_value_bytes)]
     pub(super) max_value_bytes: usize,
@@ -170,11 +176,11 @@ pub(super) enum Cmd {
         /// Backup directory written by `lethedb backup`.
         #[arg(long)]
         from: PathBuf,
-        /// Root key file holding the backup's root (default: the one its
-        /// BACKUP.json names, the source store's). The restored store's own
+        /// Root key file or pkcs11: URI holding the backup's root (default:
+        /// the file its BACKUP.json names, the source store's). The restored store's own
         /// roots go to --root-keys (default `<DIR>.rootkeys`), which must not exist yet.
         #[arg(long)]
-        backup_root_keys: Option<PathBuf>,
+        backup_root_keys: Option<String>,
     },
     /// Retention: erase expired fields and inactive profiles per the schema.
     Retention {

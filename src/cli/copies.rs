@@ -58,19 +58,19 @@ pub(super) fn backup(cli: &Cli, to: Option<&Path>, cmd: Option<&BackupCmd>) -> C
 }
 
 /// `lethedb restore`: restore a backup and replay later erasures.
-pub(super) fn restore(cli: &Cli, from: &Path, backup_root_keys: &Option<PathBuf>) -> CliResult {
+pub(super) fn restore(cli: &Cli, from: &Path, backup_root_keys: &Option<String>) -> CliResult {
     let dir = need_db(&cli.db)?;
     let key = cli.key_file.clone().ok_or_else(|| Failure {
         code: 2,
         message: "--key-file (the backed-up store's master key) is required for restore".into(),
     })?;
     let keys = FileKeyProvider::new(key);
-    let mut options = Options::new();
+    let mut options = Options::new().refuse_co_located_roots(cli.refuse_co_located_roots);
     if let Some(r) = backup_root_keys {
-        options = options.backup_root_keys(Arc::new(FileRootKeyStore::new(r)));
+        options = options.backup_root_keys_in(RootKeys::from_spec(r)?);
     }
     if let Some(r) = &cli.root_keys {
-        options = options.root_keys(Arc::new(FileRootKeyStore::new(r)));
+        options = options.root_keys_in(RootKeys::from_spec(r)?);
     }
     let (_, report) = Db::restore(from, &dir, &keys, options)?;
     print_json(&serde_json::json!({

@@ -46,7 +46,7 @@ pub(crate) fn run(
     let db = init_store(
         &dir,
         &key,
-        None,
+        lethedb::Options::new(),
         Some(synth::schema()),
         lethedb::IdentityConfig::default(),
     )?;

@@ -13,13 +13,11 @@ mod proofs;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::Parser;
 use lethedb::{
-    ConsentRecord, ConsentStatus, Db, Error, FileKeyProvider, FileRootKeyStore, IdType, Identifier,
-    IdentityConfig, LegalBasis, MergeId, Normalization, Options, ProfileId, Schema, Timestamp,
-    Update,
+    ConsentRecord, ConsentStatus, Db, Error, FileKeyProvider, IdType, Identifier, IdentityConfig,
+    LegalBasis, MergeId, Normalization, Options, ProfileId, RootKeys, Schema, Timestamp, Update,
 };
 
 use args::*;
@@ -104,15 +102,23 @@ fn key_path(cli: &Cli, dir: &Path) -> PathBuf {
         .unwrap_or_else(|| default_key_file(dir))
 }
 
-/// Options every command shares: limits and the root key file.
-fn base_options(cli: &Cli) -> Options {
+/// Options every command shares: limits, the roots and their policy.
+fn base_options(cli: &Cli) -> std::result::Result<Options, Failure> {
     let mut options = Options::new()
         .max_value_bytes(cli.max_value_bytes)
-        .max_profile_bytes(cli.max_profile_bytes);
+        .max_profile_bytes(cli.max_profile_bytes)
+        .refuse_co_located_roots(cli.refuse_co_located_roots);
     if let Some(r) = &cli.root_keys {
-        options = options.root_keys(Arc::new(FileRootKeyStore::new(r)));
+        options = options.root_keys_in(RootKeys::from_spec(r)?);
     }
-    options
+    Ok(options)
+}
+
+/// Prints what opening found (the root layout warning) on stderr.
+pub(crate) fn warn_on_open(db: &Db) {
+    for w in db.open_report().warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 fn open(cli: &Cli) -> std::result::Result<Db, Failure> {
@@ -121,7 +127,9 @@ fn open(cli: &Cli) -> std::result::Result<Db, Failure> {
         return Err(Error::StoreNotFound { path: dir }.into());
     }
     let keys = FileKeyProvider::new(key_path(cli, &dir));
-    Ok(Db::open(&dir, &keys, base_options(cli))?)
+    let db = Db::open(&dir, &keys, base_options(cli)?)?;
+    warn_on_open(&db);
+    Ok(db)
 }
 
 fn read_arg(text: &str) -> std::result::Result<String, Failure> {
@@ -167,7 +175,7 @@ pub(crate) fn with_region(
 pub(crate) fn init_store(
     dir: &Path,
     key: &Path,
-    root_keys: Option<&Path>,
+    base: Options,
     schema: Option<Schema>,
     identity: IdentityConfig,
 ) -> std::result::Result<Db, Failure> {
@@ -183,15 +191,15 @@ pub(crate) fn init_store(
         ));
     }
     let provider = FileKeyProvider::create(key)?;
-    let mut opts = Options::new().create_if_missing(true).identity(identity);
-    if let Some(r) = root_keys {
-        opts = opts.root_keys(Arc::new(FileRootKeyStore::new(r)));
-    }
+    let mut opts = base.create_if_missing(true).identity(identity);
     if let Some(s) = schema {
         opts = opts.schema(s);
     }
     match Db::open(dir, &provider, opts) {
-        Ok(db) => Ok(db),
+        Ok(db) => {
+            warn_on_open(&db);
+            Ok(db)
+        }
         Err(e) => {
             // Do not leave a key file behind for a store that was never
             // created; once the store exists, its key must stay.
@@ -228,7 +236,7 @@ fn dispatch(cli: Cli) -> CliResult {
             if phone_validation == "lenient" {
                 identity.normalization.phone_validation = lethedb::PhoneValidation::Lenient;
             }
-            let db = init_store(&dir, &key, cli.root_keys.as_deref(), None, identity)?;
+            let db = init_store(&dir, &key, base_options(&cli)?, None, identity)?;
             print_json(&serde_json::json!({
                 "store": dir.display().to_string(),
                 "key_file": key.display().to_string(),

@@ -26,6 +26,7 @@
 //! `root` (where roots live: the [`RootKeyStore`] trait and its stores).
 
 mod cache;
+mod pkcs11;
 pub(crate) mod root;
 mod rotation;
 pub(crate) mod shape;
@@ -33,7 +34,10 @@ mod status;
 pub(crate) mod tree;
 pub(crate) mod wrap;
 
-pub use root::{FileRootKeyStore, MemoryRootKeyStore, RootKeyStore};
+pub use pkcs11::{PinSource, Pkcs11Config, Pkcs11RootKeyStore};
+pub use root::{
+    FileRootKeyStore, MemoryRootKeyStore, RootKeyDevice, RootKeyStore, RootKeys, RootLocation,
+};
 pub use rotation::RotationStep;
 pub use status::KeyTreeStatus;
 

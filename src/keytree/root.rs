@@ -18,6 +18,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 #[cfg(feature = "testkit")]
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -55,6 +56,219 @@ pub trait RootKeyStore: Send + Sync {
     fn destroy(&self, epochs: &[u32]) -> Result<()>;
     /// Where the roots live, for messages and `keys status`.
     fn describe(&self) -> String;
+    /// Where the roots live, for the co-location check, `keys status` and
+    /// certificates.
+    fn location(&self) -> RootLocation {
+        RootLocation::Other(self.describe())
+    }
+}
+
+/// Where a store's roots live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootLocation {
+    /// A [`FileRootKeyStore`]'s file.
+    File(PathBuf),
+    /// A [`MemoryRootKeyStore`] (gone with the process).
+    Memory,
+    /// Objects in a PKCS#11 token ([`crate::Pkcs11RootKeyStore`]).
+    Pkcs11 {
+        /// The token's label.
+        token: String,
+        /// The token's serial number.
+        serial: String,
+        /// Label prefix of the root objects: epoch *e* is `<object>.<e>`.
+        object: String,
+    },
+    /// Another store; its own description.
+    Other(String),
+}
+
+impl RootLocation {
+    /// The object or file that held root `epoch` of store `store_id`, for
+    /// certificates (an auditor matches it against the device's own log).
+    pub fn name_of(&self, store_id: &[u8; 16], epoch: u32) -> String {
+        match self {
+            RootLocation::File(p) => format!("file {} epoch {epoch}", p.display()),
+            RootLocation::Memory => format!("memory epoch {epoch}"),
+            RootLocation::Pkcs11 {
+                token,
+                serial,
+                object,
+            } => format!(
+                "pkcs11 token {token:?} serial {serial:?} object {:?} id {}",
+                device_label(object, epoch),
+                crate::hex::encode(&device_id(store_id, epoch))
+            ),
+            RootLocation::Other(d) => format!("{d} epoch {epoch}"),
+        }
+    }
+
+    /// As JSON (`keys status`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            RootLocation::File(p) => serde_json::json!({"kind": "file", "path": p}),
+            RootLocation::Memory => serde_json::json!({"kind": "memory"}),
+            RootLocation::Pkcs11 {
+                token,
+                serial,
+                object,
+            } => {
+                serde_json::json!({"kind": "pkcs11", "token": token, "serial": serial, "object": object})
+            }
+            RootLocation::Other(d) => serde_json::json!({"kind": "other", "description": d}),
+        }
+    }
+}
+
+/// Label of the device object holding root `epoch`: `<object>.<epoch>`.
+pub(crate) fn device_label(object: &str, epoch: u32) -> String {
+    format!("{object}.{epoch}")
+}
+
+/// `CKA_ID` of the device object holding root `epoch` of a store: store id
+/// (16 bytes) ‖ epoch (big-endian u32), so one token and prefix can serve
+/// several stores without one store ever touching another's roots.
+pub(crate) fn device_id(store_id: &[u8; 16], epoch: u32) -> [u8; 20] {
+    let mut id = [0u8; 20];
+    id[..16].copy_from_slice(store_id);
+    id[16..].copy_from_slice(&epoch.to_be_bytes());
+    id
+}
+
+/// Holds the roots as keys inside a device (an HSM over PKCS#11) that
+/// wraps and unwraps for the engine: a root never enters process memory.
+///
+/// Every call names the store (`store_id`); a device keeps the roots of
+/// different stores apart. The contract is that of [`RootKeyStore`]:
+/// `generate` returns once the new root is durable, `destroy` once the
+/// roots are irrevocably gone, and a crash leaves each root fully present
+/// or fully gone.
+///
+/// `wrap` encrypts a 32-byte key under root `epoch` with AES-256-GCM, a
+/// fresh 96-bit IV and `ad` as associated data, returning `IV (12) ‖
+/// ciphertext (32) ‖ tag (16)`; `unwrap` reverses it and returns `None`
+/// when the bytes do not authenticate.
+pub trait RootKeyDevice: Send + Sync {
+    /// Epochs of the roots held for `store_id`, ascending.
+    fn epochs(&self, store_id: &[u8; 16]) -> Result<Vec<u32>>;
+    /// Creates root `epoch` inside the device, durably and non-extractable.
+    /// Fails if it is already held.
+    fn generate(&self, store_id: &[u8; 16], epoch: u32) -> Result<()>;
+    /// Encrypts `key` under root `epoch` inside the device.
+    fn wrap(&self, store_id: &[u8; 16], epoch: u32, ad: &[u8], key: &[u8; 32]) -> Result<[u8; 60]>;
+    /// Decrypts what `wrap` returned; `None` when it does not authenticate.
+    fn unwrap(
+        &self,
+        store_id: &[u8; 16],
+        epoch: u32,
+        ad: &[u8],
+        sealed: &[u8; 60],
+    ) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>>;
+    /// Destroys roots durably and irrevocably; unknown epochs are ignored.
+    fn destroy(&self, store_id: &[u8; 16], epochs: &[u32]) -> Result<()>;
+    /// Where the roots live.
+    fn location(&self) -> RootLocation;
+}
+
+impl std::fmt::Debug for dyn RootKeyDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RootKeyDevice({:?})", self.location())
+    }
+}
+
+/// Where a store's roots live: sealed bytes in a [`RootKeyStore`] (the
+/// engine unseals them with a master-derived key) or keys inside a
+/// [`RootKeyDevice`].
+#[derive(Clone)]
+pub enum RootKeys {
+    /// Sealed roots held by a store (file, memory, your own).
+    Sealed(Arc<dyn RootKeyStore>),
+    /// Roots inside a device.
+    Device(Arc<dyn RootKeyDevice>),
+}
+
+impl std::fmt::Debug for RootKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RootKeys({})", self.describe())
+    }
+}
+
+impl From<Arc<dyn RootKeyStore>> for RootKeys {
+    fn from(s: Arc<dyn RootKeyStore>) -> Self {
+        RootKeys::Sealed(s)
+    }
+}
+
+impl From<Arc<dyn RootKeyDevice>> for RootKeys {
+    fn from(d: Arc<dyn RootKeyDevice>) -> Self {
+        RootKeys::Device(d)
+    }
+}
+
+impl RootKeys {
+    /// Epochs held for the store `store_id`, ascending.
+    pub fn epochs(&self, store_id: &[u8; 16]) -> Result<Vec<u32>> {
+        match self {
+            RootKeys::Sealed(s) => s.epochs(),
+            RootKeys::Device(d) => d.epochs(store_id),
+        }
+    }
+
+    /// Destroys roots of `store_id` durably.
+    pub fn destroy(&self, store_id: &[u8; 16], epochs: &[u32]) -> Result<()> {
+        match self {
+            RootKeys::Sealed(s) => s.destroy(epochs),
+            RootKeys::Device(d) => d.destroy(store_id, epochs),
+        }
+    }
+
+    /// Where the roots live.
+    pub fn location(&self) -> RootLocation {
+        match self {
+            RootKeys::Sealed(s) => s.location(),
+            RootKeys::Device(d) => d.location(),
+        }
+    }
+
+    /// Where the roots live, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            RootKeys::Sealed(s) => s.describe(),
+            RootKeys::Device(d) => match d.location() {
+                RootLocation::Pkcs11 {
+                    token,
+                    serial,
+                    object,
+                } => format!("pkcs11 token {token:?} (serial {serial:?}) objects {object:?}"),
+                other => format!("{other:?}"),
+            },
+        }
+    }
+
+    /// The roots a command-line argument names: an RFC 7512 `pkcs11:` URI
+    /// (a [`crate::Pkcs11RootKeyStore`], opened and logged in now) or the
+    /// path of a root key file.
+    ///
+    /// ```
+    /// let r = lethedb::RootKeys::from_spec("/var/lib/crm.rootkeys")?;
+    /// assert!(!r.is_device());
+    /// assert!(lethedb::RootKeys::from_spec("pkcs11:token=t;object=o?module-path=/m.so&pin-value=1").is_err());
+    /// # Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn from_spec(spec: &str) -> Result<RootKeys> {
+        if spec.starts_with("pkcs11:") {
+            Ok(RootKeys::Device(Arc::new(
+                crate::Pkcs11RootKeyStore::from_uri(spec)?,
+            )))
+        } else {
+            Ok(RootKeys::Sealed(Arc::new(FileRootKeyStore::new(spec))))
+        }
+    }
+
+    /// True for a device: roots never enter process memory.
+    pub fn is_device(&self) -> bool {
+        matches!(self, RootKeys::Device(_))
+    }
 }
 
 impl std::fmt::Debug for dyn RootKeyStore {
@@ -105,6 +319,9 @@ impl RootKeyStore for MemoryRootKeyStore {
     }
     fn describe(&self) -> String {
         "memory".into()
+    }
+    fn location(&self) -> RootLocation {
+        RootLocation::Memory
     }
 }
 
@@ -425,6 +642,10 @@ impl RootKeyStore for FileRootKeyStore {
 
     fn describe(&self) -> String {
         format!("file {}", self.path.display())
+    }
+
+    fn location(&self) -> RootLocation {
+        RootLocation::File(self.path.clone())
     }
 }
 

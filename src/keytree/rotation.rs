@@ -13,6 +13,7 @@ use crate::storage::records::KeyTreeHeader;
 use crate::storage::{Batch, Store};
 
 use super::cache::*;
+use super::root::RootKeys;
 use super::tree::KeyHierarchy;
 use super::wrap::*;
 
@@ -95,11 +96,11 @@ impl KeyHierarchy {
         let depth = shape.depth;
         let old_root = self.root.read().clone();
         let mut rot = Rotation {
-            old_epoch: old_root.version,
+            old_epoch: old_root.version(),
             new_epoch,
             ..Rotation::default()
         };
-        let new_root = store_new_root(&self.root_wrap, &self.store_id, &*self.roots, new_epoch)?;
+        let new_root = store_new_root(&self.root_wrap, &self.store_id, &self.roots, new_epoch)?;
         self.crash_point(RotationStep::AfterRootStored)?;
 
         // Touched nodes, per level (index 0 = level 1).
@@ -179,8 +180,8 @@ impl KeyHierarchy {
                     &mut rot,
                     child,
                     (first, end),
-                    o,
-                    n,
+                    &Kek::Key(o.clone()),
+                    &Kek::Key(n.clone()),
                     &fresh,
                 )?;
             }
@@ -226,8 +227,8 @@ impl KeyHierarchy {
         rot: &mut Rotation,
         level: u8,
         range: (u32, u32),
-        old_parent: &NodeKey,
-        new_parent: &NodeKey,
+        old_parent: &Kek,
+        new_parent: &Kek,
         fresh: &HashMap<NodeId, NodeKey>,
     ) -> Result<()> {
         // The upper bound keeps the scan inside this parent's children.
@@ -237,11 +238,9 @@ impl KeyHierarchy {
                 Some(f) => (f.version, f.key.clone()),
                 None => (w.version, unwrap_node(old_parent, level, i, &w)?),
             };
-            let w2 = wrap(
-                &new_parent.key,
-                &node_ad(level, i, new_parent.version, version),
+            let w2 = new_parent.wrap(
+                &node_ad(level, i, new_parent.version(), version),
                 &key,
-                new_parent.version,
                 version,
             )?;
             batch.put::<TreeNodes>(&([level], i), &w2);
@@ -254,7 +253,7 @@ impl KeyHierarchy {
     pub(crate) fn destroy_roots(&self, epochs: &[u32]) -> Result<()> {
         let current = self.root_epoch();
         let doomed: Vec<u32> = epochs.iter().copied().filter(|e| *e != current).collect();
-        self.roots.destroy(&doomed)?;
+        self.roots.destroy(&self.store_id, &doomed)?;
         self.crash_point(RotationStep::AfterRootDestroyed)
     }
 
@@ -263,9 +262,18 @@ impl KeyHierarchy {
     /// with a synced WAL. Returns the new epoch.
     pub(crate) fn root_copy(&self, copy: &Store) -> Result<u32> {
         let _shared = self.shared();
-        let old_root = self.root.read().clone();
         let epoch = self.next_epoch()?;
-        let root = store_new_root(&self.root_wrap, &self.store_id, &*self.roots, epoch)?;
+        self.root_copy_into(copy, &self.roots, epoch)
+    }
+
+    /// Gives `copy` (whose tree is this one's, on this tree's current
+    /// root) root `epoch`, created in `into`: every level-1 node is
+    /// re-wrapped under it and the header names it, committed with a
+    /// synced WAL. Restore uses it to move a copy from the backup's root
+    /// key store (file or device) to the restored store's own.
+    pub(crate) fn root_copy_into(&self, copy: &Store, into: &RootKeys, epoch: u32) -> Result<u32> {
+        let old_root = self.root.read().clone();
+        let root = store_new_root(&self.root_wrap, &self.store_id, into, epoch)?;
         let mut batch = Batch::new();
         let mut rot = Rotation::default();
         let end = 1u32 << self.shape.fanout_bits;

@@ -22,6 +22,15 @@ pub struct KeyTreeStatus {
     pub root_epochs_held: Vec<u32>,
     /// Where the roots live.
     pub root_key_store: String,
+    /// Where the roots live, structured.
+    pub root_location: crate::RootLocation,
+    /// The file or device object holding the current root.
+    pub root_object: String,
+    /// True when the roots sit in a file on the store directory's file
+    /// system: a copy of that volume (snapshot, file-level backup of the
+    /// parent directory) then carries roots a purge destroyed, and the
+    /// erasure guarantee covers only a copy of the store directory alone.
+    pub root_co_located: bool,
     /// Stored nodes per level (level 1 first; the last level are buckets).
     pub nodes_per_level: Vec<u64>,
     /// Unwrapped keys in the cache, and its bound.
@@ -44,6 +53,9 @@ impl KeyTreeStatus {
             "root_epoch": self.root_epoch,
             "root_epochs_held": self.root_epochs_held,
             "root_key_store": self.root_key_store,
+            "root_location": self.root_location.to_json(),
+            "root_object": self.root_object,
+            "root_co_located": self.root_co_located,
             "nodes_per_level": self.nodes_per_level,
             "cached_keys": self.cached_keys,
             "cache_capacity": self.cache_capacity,
@@ -69,8 +81,14 @@ impl KeyHierarchy {
             depth: self.shape.depth,
             buckets: 1u64 << self.shape.bucket_bits(),
             root_epoch: self.root_epoch(),
-            root_epochs_held: self.roots.epochs()?,
+            root_epochs_held: self.root_epochs()?,
             root_key_store: self.roots.describe(),
+            root_location: self.roots.location(),
+            root_object: self
+                .roots
+                .location()
+                .name_of(&self.store_id, self.root_epoch()),
+            root_co_located: false,
             nodes_per_level,
             cached_keys: self.cache.len(),
             cache_capacity: self.cache_capacity,

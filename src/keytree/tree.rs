@@ -2,13 +2,11 @@
 //! operations of the write and read paths (create, re-key, open). Rotation
 //! is in `rotation.rs`, status in `status.rs`.
 
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 #[cfg(feature = "testkit")]
 use std::sync::atomic::AtomicU8;
-use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock, RwLockReadGuard};
-
-use super::root::RootKeyStore;
+use super::root::RootKeys;
 use crate::crypto::kdf::{self};
 use crate::crypto::{random_key, MasterKey, SecretKey};
 use crate::error::{Error, Result};
@@ -25,8 +23,8 @@ pub(crate) struct KeyHierarchy {
     pub(super) shape: Shape,
     pub(super) store_id: [u8; 16],
     pub(super) root_wrap: SecretKey,
-    pub(super) roots: Arc<dyn RootKeyStore>,
-    pub(super) root: RwLock<NodeKey>,
+    pub(super) roots: RootKeys,
+    pub(super) root: RwLock<Kek>,
     pub(super) cache: NodeCache,
     pub(super) cache_capacity: usize,
     pub(super) create_lock: Mutex<()>,
@@ -45,10 +43,10 @@ impl KeyHierarchy {
         master: &MasterKey,
         store_id: &[u8; 16],
         shape: Shape,
-        roots: &dyn RootKeyStore,
+        roots: &RootKeys,
     ) -> Result<KeyTreeHeader> {
         shape.check()?;
-        require_empty(roots, "a new store")?;
+        require_empty(roots, store_id, "a new store")?;
         let wrap_key = kdf::derive(master, store_id, kdf::LABEL_ROOT_WRAP)?;
         store_new_root(&wrap_key, store_id, roots, 1)?;
         Ok(KeyTreeHeader {
@@ -63,7 +61,7 @@ impl KeyHierarchy {
         master: &MasterKey,
         store_id: &[u8; 16],
         header: &KeyTreeHeader,
-        roots: Arc<dyn RootKeyStore>,
+        roots: RootKeys,
         cache_capacity: usize,
     ) -> Result<Self> {
         let shape = Shape {
@@ -74,16 +72,13 @@ impl KeyHierarchy {
         .map_err(|e| Error::corrupt("key tree header", e.to_string()))?;
         let root_wrap = kdf::derive(master, store_id, kdf::LABEL_ROOT_WRAP)?;
         let epoch = header.root_epoch;
-        let root = load_root(&root_wrap, store_id, &*roots, epoch)?;
+        let root = load_root(&root_wrap, store_id, &roots, epoch)?;
         Ok(KeyHierarchy {
             shape,
             store_id: *store_id,
             root_wrap,
             roots,
-            root: RwLock::new(NodeKey {
-                version: epoch,
-                key: root,
-            }),
+            root: RwLock::new(root),
             cache: NodeCache::new(cache_capacity),
             cache_capacity,
             create_lock: Mutex::new(()),
@@ -93,16 +88,17 @@ impl KeyHierarchy {
         })
     }
 
-    pub(crate) fn roots(&self) -> &dyn RootKeyStore {
-        &*self.roots
-    }
-
-    pub(crate) fn roots_arc(&self) -> &Arc<dyn RootKeyStore> {
+    pub(crate) fn roots(&self) -> &RootKeys {
         &self.roots
     }
 
+    /// Epochs the root key store holds for this store.
+    pub(crate) fn root_epochs(&self) -> Result<Vec<u32>> {
+        self.roots.epochs(&self.store_id)
+    }
+
     pub(crate) fn root_epoch(&self) -> u32 {
-        self.root.read().version
+        self.root.read().version()
     }
 
     /// Held by every operation that reads or writes keyrings, so that a
@@ -116,17 +112,19 @@ impl KeyHierarchy {
         self.shape.bucket_of(id)
     }
 
-    pub(super) fn parent_key(&self, store: &Store, level: u8, index: u32) -> Result<NodeKey> {
+    pub(super) fn parent_key(&self, store: &Store, level: u8, index: u32) -> Result<Kek> {
         if level == 1 {
             return Ok(self.root.read().clone());
         }
         let p = self.shape.parent_index(index);
-        self.node_key(store, level - 1, p)?.ok_or_else(|| {
-            Error::corrupt(
-                "key tree",
-                format!("node ({level}, {index}) has no parent ({}, {p})", level - 1),
-            )
-        })
+        self.node_key(store, level - 1, p)?
+            .map(Kek::Key)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    "key tree",
+                    format!("node ({level}, {index}) has no parent ({}, {p})", level - 1),
+                )
+            })
     }
 
     /// The unwrapped key of node `(level, index)`, from the cache or the
@@ -164,32 +162,29 @@ impl KeyHierarchy {
         let mut batch = Batch::new();
         let mut created = Vec::new();
         let mut parent = self.root.read().clone();
+        let mut last = None;
         for level in 1..=depth {
             let index = bucket >> (u32::from(self.shape.fanout_bits) * u32::from(depth - level));
             if let Some(k) = self.node_key(store, level, index)? {
-                parent = k;
+                parent = Kek::Key(k.clone());
+                last = Some(k);
                 continue;
             }
             let k = NodeKey {
                 version: 1,
                 key: random_key()?,
             };
-            let w = wrap(
-                &parent.key,
-                &node_ad(level, index, parent.version, 1),
-                &k.key,
-                parent.version,
-                1,
-            )?;
+            let w = parent.wrap(&node_ad(level, index, parent.version(), 1), &k.key, 1)?;
             batch.put::<TreeNodes>(&([level], index), &w);
             created.push(((level, index), k.clone()));
-            parent = k;
+            parent = Kek::Key(k.clone());
+            last = Some(k);
         }
         store.write(batch)?;
         for (id, k) in created {
             self.cache.insert(id, k);
         }
-        Ok(parent)
+        last.ok_or_else(|| Error::corrupt("key tree header", "depth 0"))
     }
 
     /// A fresh keyring for `id` (generation 1) and its wrapped form, which
@@ -252,8 +247,7 @@ impl KeyHierarchy {
     }
     /// An epoch above every one the root key store holds or this tree uses.
     pub(crate) fn next_epoch(&self) -> Result<u32> {
-        self.roots
-            .epochs()?
+        self.root_epochs()?
             .into_iter()
             .chain([self.root_epoch()])
             .max()

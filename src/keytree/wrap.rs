@@ -2,7 +2,9 @@
 //! the associated data that binds each wrapped key to its place (node,
 //! keyring, field, root), and sealing and loading of roots.
 
-use super::root::RootKeyStore;
+use std::sync::Arc;
+
+use super::root::{RootKeyDevice, RootKeys};
 use crate::crypto::aead;
 use crate::crypto::kdf::FieldKeys;
 use crate::crypto::{random_key, SecretKey, KEY_LEN};
@@ -109,24 +111,87 @@ pub(super) fn unwrap(kek: &SecretKey, ad: &[u8], w: &WrappedKey) -> Option<Secre
     Some(SecretKey::new(arr))
 }
 
-/// A fresh random root of `epoch`, stored (durably) in `roots`.
+/// A key that wraps tree nodes: a node key (or a root unsealed from a
+/// [`crate::RootKeyStore`]) in memory, or a root inside a device.
+#[derive(Clone)]
+pub(super) enum Kek {
+    Key(NodeKey),
+    Device {
+        version: u32,
+        store_id: [u8; 16],
+        device: Arc<dyn RootKeyDevice>,
+    },
+}
+
+impl Kek {
+    pub(super) fn version(&self) -> u32 {
+        match self {
+            Kek::Key(k) => k.version,
+            Kek::Device { version, .. } => *version,
+        }
+    }
+
+    /// Wraps `secret` (of key version `version`) under this key.
+    pub(super) fn wrap(&self, ad: &[u8], secret: &SecretKey, version: u32) -> Result<WrappedKey> {
+        match self {
+            Kek::Key(k) => wrap(&k.key, ad, secret, k.version, version),
+            Kek::Device {
+                version: epoch,
+                store_id,
+                device,
+            } => Ok(WrappedKey {
+                parent_version: *epoch,
+                version,
+                sealed: device.wrap(store_id, *epoch, ad, secret)?,
+            }),
+        }
+    }
+
+    /// Unwraps `w`; `None` when it does not authenticate.
+    pub(super) fn unwrap(&self, ad: &[u8], w: &WrappedKey) -> Result<Option<SecretKey>> {
+        match self {
+            Kek::Key(k) => Ok(unwrap(&k.key, ad, w)),
+            Kek::Device {
+                version: epoch,
+                store_id,
+                device,
+            } => device.unwrap(store_id, *epoch, ad, &w.sealed),
+        }
+    }
+}
+
+/// A fresh root of `epoch`, stored durably: random and sealed into a
+/// root key store, or generated inside a device.
 pub(super) fn store_new_root(
     wrap_key: &SecretKey,
     store_id: &[u8; 16],
-    roots: &dyn RootKeyStore,
+    roots: &RootKeys,
     epoch: u32,
-) -> Result<NodeKey> {
-    let key = random_key()?;
-    roots.put(epoch, &seal_root(wrap_key, store_id, epoch, &key)?)?;
-    Ok(NodeKey {
-        version: epoch,
-        key,
-    })
+) -> Result<Kek> {
+    match roots {
+        RootKeys::Sealed(s) => {
+            let key = random_key()?;
+            s.put(epoch, &seal_root(wrap_key, store_id, epoch, &key)?)?;
+            Ok(Kek::Key(NodeKey {
+                version: epoch,
+                key,
+            }))
+        }
+        RootKeys::Device(d) => {
+            d.generate(store_id, epoch)?;
+            Ok(Kek::Device {
+                version: epoch,
+                store_id: *store_id,
+                device: Arc::clone(d),
+            })
+        }
+    }
 }
 
-/// Fails unless `roots` holds no version (`whom`: who needs it empty).
-pub(crate) fn require_empty(roots: &dyn RootKeyStore, whom: &str) -> Result<()> {
-    match roots.epochs()?.first() {
+/// Fails unless `roots` holds no version for `store_id` (`whom`: who needs
+/// it empty).
+pub(crate) fn require_empty(roots: &RootKeys, store_id: &[u8; 16], whom: &str) -> Result<()> {
+    match roots.epochs(store_id)?.first() {
         Some(&epoch) => Err(Error::RootKey {
             epoch,
             reason: format!(
@@ -149,21 +214,39 @@ pub(super) fn seal_root(
     Ok(out)
 }
 
+/// The root of `epoch`: unsealed from a root key store, or a handle on
+/// the device's key.
 pub(super) fn load_root(
     wrap_key: &SecretKey,
     store_id: &[u8; 16],
-    roots: &dyn RootKeyStore,
+    roots: &RootKeys,
     epoch: u32,
-) -> Result<SecretKey> {
-    let Some(sealed) = roots.get(epoch)? else {
-        return Err(Error::RootKey {
+) -> Result<Kek> {
+    let missing = || -> Result<Error> {
+        Ok(Error::RootKey {
             epoch,
             reason: format!(
                 "not held by the root key store ({}; holds {:?}): it was destroyed by a purge, or this is not the store's root key store",
                 roots.describe(),
-                roots.epochs()?
+                roots.epochs(store_id)?
             ),
-        });
+        })
+    };
+    let s = match roots {
+        RootKeys::Device(d) => {
+            if !d.epochs(store_id)?.contains(&epoch) {
+                return Err(missing()?);
+            }
+            return Ok(Kek::Device {
+                version: epoch,
+                store_id: *store_id,
+                device: Arc::clone(d),
+            });
+        }
+        RootKeys::Sealed(s) => s,
+    };
+    let Some(sealed) = s.get(epoch)? else {
+        return Err(missing()?);
     };
     match sealed.split_first() {
         Some((&v, _)) if v != FormatVersion::CURRENT as u8 => Err(Error::UnsupportedFormat {
@@ -182,38 +265,39 @@ pub(super) fn load_root(
                 .as_slice()
                 .try_into()
                 .map_err(|_| Error::corrupt("sealed root key", "wrong length"))?;
-            Ok(SecretKey::new(arr))
+            Ok(Kek::Key(NodeKey {
+                version: epoch,
+                key: SecretKey::new(arr),
+            }))
         }
         None => Err(Error::corrupt("sealed root key", "empty")),
     }
 }
 
 pub(super) fn unwrap_node(
-    parent: &NodeKey,
+    parent: &Kek,
     level: u8,
     index: u32,
     w: &WrappedKey,
 ) -> Result<SecretKey> {
-    if w.parent_version != parent.version {
+    if w.parent_version != parent.version() {
         return Err(Error::corrupt(
             "key tree",
             format!(
                 "node ({level}, {index}) is wrapped under parent version {}, the parent is at {}",
-                w.parent_version, parent.version
+                w.parent_version,
+                parent.version()
             ),
         ));
     }
-    unwrap(
-        &parent.key,
-        &node_ad(level, index, w.parent_version, w.version),
-        w,
-    )
-    .ok_or_else(|| {
-        Error::corrupt(
-            "key tree",
-            format!("node ({level}, {index}) does not authenticate under its parent"),
-        )
-    })
+    parent
+        .unwrap(&node_ad(level, index, w.parent_version, w.version), w)?
+        .ok_or_else(|| {
+            Error::corrupt(
+                "key tree",
+                format!("node ({level}, {index}) does not authenticate under its parent"),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod softhsm;
+
 use std::path::Path;
 
 use lethedb::{Db, MemoryKeyProvider, Options, ProfileId};

@@ -15,8 +15,9 @@
 //! erased subject's keys in it — or in any copy of it — can be opened. A
 //! backup the purge cannot reach has its root destroyed (invalidated).
 //!
-//! `restore(dir, to)` copies `dir/store/` to `to`, gives it its own root
-//! key store holding the backup's root, then replays every ledger line the
+//! `restore(dir, to)` copies `dir/store/` to `to`, moves it onto a root of
+//! its own in its own root key store (level-1 nodes unwrapped under the
+//! backup's root, re-wrapped under the new one), then replays every ledger line the
 //! backup does not already contain — by re-running the same erasure (same
 //! erasure id) on the restored data — and purges.
 //! A subject forgotten after the backup was taken therefore never comes
@@ -32,7 +33,7 @@ use crate::crypto::KeyProvider;
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::keytree::{FileRootKeyStore, RootKeyStore};
+use crate::keytree::{FileRootKeyStore, KeyHierarchy, RootKeys};
 use crate::options::Options;
 use crate::storage::columns::{BackupMarkers, Backups, Erasures, KeyTreeHeaders, SigningKeys};
 use crate::storage::records::{BackupRecord, Blob};
@@ -124,6 +125,8 @@ pub(crate) fn backup(db: &Engine, dir: &Path) -> Result<BackupInfo> {
         "last_erasure": last_erasure,
         "root_epoch": root_epoch,
         "root_keys": db.keys.roots().describe(),
+        "root_location": db.keys.roots().location().to_json(),
+        "root_object": db.keys.roots().location().name_of(&db.header.store_id, root_epoch),
     });
     let info_path = dir.join(INFO_FILE);
     std::fs::write(&info_path, format!("{info:#}\n")).map_err(|e| Error::io_at(&info_path, e))?;
@@ -199,35 +202,52 @@ pub(crate) fn restore(
     }
     let ledger = read_ledger(&from.join(LEDGER_FILE))?;
     let source_roots = match &options.backup_root_keys {
-        Some(r) => Arc::clone(r),
+        Some(r) => r.clone(),
         None => recorded_root_keys(from)?,
     };
-    let target_roots: Arc<dyn RootKeyStore> = match &options.root_keys {
-        Some(r) => Arc::clone(r),
-        None => Arc::new(FileRootKeyStore::beside(to)),
+    let target_roots: RootKeys = match &options.root_keys {
+        Some(r) => r.clone(),
+        None => RootKeys::Sealed(Arc::new(FileRootKeyStore::beside(to))),
     };
     copy_dir(&src, to)?;
-    let epoch = {
+    {
         let copy = Store::open(to, &copy_config(), false)?;
+        let header = copy
+            .get_raw::<crate::storage::columns::StoreHeaders>(&())?
+            .ok_or_else(|| Error::corrupt("store header", "missing in the backup"))
+            .and_then(|b| <crate::storage::records::StoreHeader as crate::storage::records::ValueCodec>::decode(&b))?;
+        let master = keys.master_key()?;
+        if !crate::crypto::kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
+            return Err(Error::WrongKey);
+        }
+        let tree = copy
+            .get::<KeyTreeHeaders>(&())?
+            .ok_or_else(|| Error::corrupt("key tree header", "missing in the backup"))?;
+        let epoch = tree.root_epoch;
+        if !source_roots.epochs(&header.store_id)?.contains(&epoch) {
+            return Err(Error::RootKey {
+                epoch,
+                reason: format!(
+                    "the backup's root is not held by {}: a purge destroyed it (the backup was unreachable when erasures it held were purged) or this is not the store's root key store",
+                    source_roots.describe()
+                ),
+            });
+        }
+        crate::keytree::require_empty(&target_roots, &header.store_id, "a restored store")?;
         // A restored store is a fork of its source: it signs with a key of
         // its own (created at open, audited), so its certificates can never
-        // be taken for the source's.
+        // be taken for the source's; and it gets a root of its own in its
+        // own root key store — the backup's root is never copied, so the
+        // restored store shares no root with the backup.
         let mut batch = Batch::new();
         batch.delete::<SigningKeys>(&());
         copy.write_synced(batch)?;
-        copy.get::<KeyTreeHeaders>(&())?
-            .ok_or_else(|| Error::corrupt("key tree header", "missing in the backup"))?
-            .root_epoch
-    };
-    let sealed = source_roots.get(epoch)?.ok_or_else(|| Error::RootKey {
-        epoch,
-        reason: format!(
-            "the backup's root is not held by {}: a purge destroyed it (the backup was unreachable when erasures it held were purged) or this is not the store's root key store",
-            source_roots.describe()
-        ),
-    })?;
-    crate::keytree::require_empty(&*target_roots, "a restored store")?;
-    target_roots.put(epoch, &sealed)?;
+        let source = KeyHierarchy::open(&master, &header.store_id, &tree, source_roots, 1 << 12)?;
+        let next = epoch
+            .checked_add(1)
+            .ok_or_else(|| Error::corrupt("key tree header", "root epoch exhausted"))?;
+        source.root_copy_into(&copy, &target_roots, next)?;
+    }
     let mut opts = options;
     opts.restoring = true;
     opts.create_if_missing = false;
@@ -275,29 +295,17 @@ pub(crate) fn restore(
         )],
     )?;
     report.certificates = purge(&db)?.certificates;
-    // With nothing to purge the tree is still on the backup's root, which
-    // the source's root key store also holds: rotate away from it and
-    // destroy it here, so the restored store shares no live root with the
-    // backup.
-    if db.keys.root_epoch() == epoch {
-        let _purge = db.purge_lock.lock();
-        let next = db.keys.next_epoch()?;
-        let rot = db
-            .keys
-            .rotate(&db.store, &std::collections::BTreeSet::new(), next)?;
-        db.keys.destroy_roots(&[rot.old_epoch])?;
-    }
     Ok((db, report))
 }
 
 /// The root key store `BACKUP.json` names (file stores only).
-fn recorded_root_keys(from: &Path) -> Result<Arc<dyn RootKeyStore>> {
+fn recorded_root_keys(from: &Path) -> Result<RootKeys> {
     let info_path = from.join(INFO_FILE);
     let text = std::fs::read_to_string(&info_path).map_err(|e| Error::io_at(&info_path, e))?;
     let info: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| Error::InvalidInput(format!("{}: {e}", info_path.display())))?;
     match info["root_keys"].as_str().and_then(|s| s.strip_prefix("file ")) {
-        Some(path) => Ok(Arc::new(FileRootKeyStore::new(path))),
+        Some(path) => Ok(RootKeys::Sealed(Arc::new(FileRootKeyStore::new(path)))),
         None => Err(Error::InvalidInput(format!(
             "{} names no root key file; pass the root key store holding the backup's root (Options::backup_root_keys, --backup-root-keys)",
             info_path.display()

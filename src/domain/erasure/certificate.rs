@@ -30,8 +30,11 @@ use crate::types::Timestamp;
 const SIGN_CONTEXT: &[u8] = b"lethedb/certificate/v3";
 /// Signing context of format `/2` (compact body in field order).
 const SIGN_CONTEXT_V2: &[u8] = b"lethedb/certificate/v1";
-/// Value of the `format` field of certificates issued now.
-pub(crate) const CERT_FORMAT: &str = "lethedb-erasure-certificate/3";
+/// Value of the `format` field of certificates issued now: `/4` adds
+/// `root_destroyed_in` to `/3` and is signed the same way.
+pub(crate) const CERT_FORMAT: &str = "lethedb-erasure-certificate/4";
+/// Format of certificates issued before `root_destroyed_in`; still verified.
+const CERT_FORMAT_V3: &str = "lethedb-erasure-certificate/3";
 /// Format of certificates issued before JCS; still verified.
 const CERT_FORMAT_V2: &str = "lethedb-erasure-certificate/2";
 /// Largest integer JSON carries exactly everywhere (I-JSON, RFC 7493:
@@ -43,8 +46,8 @@ const MAX_EXACT_INTEGER: u64 = (1 << 53) - 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Certificate {
-    /// `lethedb-erasure-certificate/3` (`/2` for certificates issued
-    /// before RFC 8785 signing).
+    /// `lethedb-erasure-certificate/4` (`/3` before `root_destroyed_in`,
+    /// `/2` before RFC 8785 signing).
     pub format: String,
     /// Store id (hex).
     pub store_id: String,
@@ -81,6 +84,12 @@ pub struct Certificate {
     pub root_epochs_destroyed: Vec<u32>,
     /// The store's root epoch after the purge.
     pub root_epoch: u32,
+    /// Where the destroyed root lived — the root key file, or the PKCS#11
+    /// token (label, serial) and object (label, `CKA_ID`) — so an auditor
+    /// can match the destruction against the HSM's own audit log. Present
+    /// from format `/4` on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_destroyed_in: Option<String>,
     /// Backups re-keyed so that they stay restorable without the erased
     /// subjects.
     pub backups_rekeyed: u32,
@@ -280,8 +289,16 @@ pub fn verify_certificate(text: &str, public_key: &[u8; 32]) -> Result<Certifica
     let signed: Signed = serde_json::from_str(text)
         .map_err(|e| Error::InvalidCertificate(format!("not a certificate: {e}")))?;
     let c = &signed.certificate;
+    let v4 = c.format == CERT_FORMAT;
+    if v4 != c.root_destroyed_in.is_some() {
+        return Err(Error::InvalidCertificate(format!(
+            "format {:?} {} root_destroyed_in",
+            c.format,
+            if v4 { "requires" } else { "does not carry" }
+        )));
+    }
     let message = match c.format.as_str() {
-        CERT_FORMAT => {
+        CERT_FORMAT | CERT_FORMAT_V3 => {
             if let Some(name) = inexact_number(c)? {
                 return Err(Error::InvalidCertificate(format!(
                     "{name} exceeds 2^53 - 1 (not representable in canonical JSON)"

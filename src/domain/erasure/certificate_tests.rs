@@ -22,6 +22,7 @@ fn sample() -> Certificate {
         root_epoch_destroyed: 5,
         root_epochs_destroyed: vec![4, 5],
         root_epoch: 6,
+        root_destroyed_in: Some("file /var/lib/crm.rootkeys epoch 5".into()),
         backups_rekeyed: 1,
         backups_invalidated: 0,
         erasure_audit_seq: 17,
@@ -138,11 +139,12 @@ fn canonical_bytes_match_rfc_8785_by_hand() {
             r#"{{"audit_head":"{head}","audit_seq":18,"backups_invalidated":0,"#,
             r#""backups_rekeyed":1,"consent_records_removed":4,"erasure_audit_seq":17,"#,
             r#""erasure_id":42,"fields":["email","naïve/field"],"#,
-            r#""format":"lethedb-erasure-certificate/3","index_entries_removed":3,"#,
+            r#""format":"lethedb-erasure-certificate/4","index_entries_removed":3,"#,
             r#""key_ids_destroyed":["{k1}","{k2}"],"profiles_erased":2,"#,
             r#""public_key":"{pk}","purge_bytes_rewritten":1234567,"#,
             r#""purged_at":"2026-11-29T10:00:01.500000Z","#,
-            r#""requested_at":"2026-11-29T10:00:00.000000Z","root_epoch":6,"#,
+            r#""requested_at":"2026-11-29T10:00:00.000000Z","#,
+            r#""root_destroyed_in":"file /var/lib/crm.rootkeys epoch 5","root_epoch":6,"#,
             r#""root_epoch_destroyed":5,"root_epochs_destroyed":[4,5],"scope":"profile","#,
             r#""store_id":"00112233445566778899aabbccddeeff","subject_ref":"{subject}","#,
             r#""suppressed_identifiers":1}}"#
@@ -257,6 +259,7 @@ fn format_2_certificates_still_verify_and_fail_on_changes() {
     let pk = key.verifying_key().to_bytes();
     let mut c = sample();
     c.format = CERT_FORMAT_V2.into();
+    c.root_destroyed_in = None;
     c.public_key = crate::hex::encode(&pk);
     let mut msg = b"lethedb/certificate/v1".to_vec();
     msg.extend_from_slice(&serde_json::to_vec(&c).unwrap());
@@ -278,6 +281,7 @@ fn format_2_certificates_still_verify_and_fail_on_changes() {
     let (s3, pk3) = signer();
     let mut as3 = sample();
     as3.format = CERT_FORMAT_V2.into();
+    as3.root_destroyed_in = None;
     let forged = s3.sign(&as3).unwrap();
     assert!(verify_certificate(&forged, &pk3).is_err());
 }
@@ -291,8 +295,12 @@ fn fuzz_corpus_seeds_are_current() {
     let key = SigningKey::from_bytes(&crate::fuzz_support::CERTIFICATE_FUZZ_SECRET);
     let mut c = sample();
     c.public_key = crate::hex::encode(&key.verifying_key().to_bytes());
-    let v3 = Signer { key: key.clone() }.sign(&c).unwrap();
-    let mut c2 = c.clone();
+    let v4 = Signer { key: key.clone() }.sign(&c).unwrap();
+    let mut c3 = c.clone();
+    c3.format = CERT_FORMAT_V3.into();
+    c3.root_destroyed_in = None;
+    let v3 = Signer { key: key.clone() }.sign(&c3).unwrap();
+    let mut c2 = c3.clone();
     c2.format = CERT_FORMAT_V2.into();
     let mut msg = SIGN_CONTEXT_V2.to_vec();
     msg.extend_from_slice(&serde_json::to_vec(&c2).unwrap());
@@ -301,7 +309,7 @@ fn fuzz_corpus_seeds_are_current() {
         signature: crate::hex::encode(&key.sign(&msg).to_bytes()),
     })
     .unwrap();
-    for (name, text) in [("v3_signed", v3), ("v2_signed", v2)] {
+    for (name, text) in [("v4_signed", v4), ("v3_signed", v3), ("v2_signed", v2)] {
         let path = dir.join(name);
         if std::env::var_os("LETHEDB_WRITE_CORPUS").is_some() {
             std::fs::write(&path, &text).unwrap();
@@ -309,4 +317,16 @@ fn fuzz_corpus_seeds_are_current() {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "{name}");
         verify_certificate(&text, &key.verifying_key().to_bytes()).unwrap();
     }
+}
+
+#[test]
+fn format_4_requires_the_root_location_and_earlier_formats_refuse_it() {
+    let (s, pk) = signer();
+    let mut c = sample();
+    c.root_destroyed_in = None;
+    assert!(verify_certificate(&s.sign(&c).unwrap(), &pk).is_err());
+    c.format = CERT_FORMAT_V3.into();
+    verify_certificate(&s.sign(&c).unwrap(), &pk).unwrap();
+    c.root_destroyed_in = Some("file x epoch 1".into());
+    assert!(verify_certificate(&s.sign(&c).unwrap(), &pk).is_err());
 }

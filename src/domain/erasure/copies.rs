@@ -7,7 +7,6 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -331,11 +330,14 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
     let copy = Engine::open(
         store_dir,
         &MemoryKeyProvider::holding(&db.master),
-        opts.root_keys(Arc::clone(db.keys.roots_arc()))
-            .purge_after_erasures(0)
-            .compression(db.compression)
-            .block_cache_bytes(8 << 20)
-            .write_buffer_bytes(4 << 20),
+        Options {
+            root_keys: Some(db.keys.roots().clone()),
+            ..opts
+        }
+        .purge_after_erasures(0)
+        .compression(db.compression)
+        .block_cache_bytes(8 << 20)
+        .write_buffer_bytes(4 << 20),
     )?;
     let mut buckets = BTreeSet::new();
     for r in held {

@@ -260,7 +260,7 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         rekey = super::copies::rekey_backups(db, &records, last_pending)?;
         doomed.extend(rekey.doomed.iter().copied());
         // Leftovers of an interrupted rotation or backup: roots no copy uses.
-        for e in db.keys.roots().epochs()? {
+        for e in db.keys.root_epochs()? {
             if e != rot.new_epoch && !rekey.referenced.contains(&e) {
                 doomed.push(e);
             }
@@ -323,6 +323,11 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     let event = Event::new("purge", None, detail);
     let store_id = db.store_id();
     let public = crate::hex::encode(&signer.public_key());
+    let root_destroyed_in = db
+        .keys
+        .roots()
+        .location()
+        .name_of(&db.header.store_id, report.root_epoch_destroyed);
     let bytes_rewritten = report.bytes_rewritten;
     let mut certs = Vec::new();
     db.audit
@@ -349,6 +354,7 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
                     root_epoch_destroyed: report.root_epoch_destroyed,
                     root_epochs_destroyed: report.root_epochs_destroyed.clone(),
                     root_epoch: report.root_epoch,
+                    root_destroyed_in: Some(root_destroyed_in.clone()),
                     backups_rekeyed: report.backups_rekeyed,
                     backups_invalidated: report.backups_invalidated,
                     erasure_audit_seq: rec.audit_seq,

@@ -1,0 +1,571 @@
+//! Roots inside a PKCS#11 token: an HSM, a cloud HSM, or SoftHSM2 in tests.
+//!
+//! Each root epoch is an AES-256 secret-key object generated in the token
+//! (`CKA_TOKEN`, `CKA_SENSITIVE`, not `CKA_EXTRACTABLE`), labelled
+//! `<object>.<epoch>` with `CKA_ID` = store id ‖ epoch. Level-1 nodes are
+//! wrapped and unwrapped by the token (`C_Encrypt`/`C_Decrypt`,
+//! `CKM_AES_GCM`, a 96-bit IV from the OS, the node's associated data as
+//! GCM AAD), so the root never enters process memory. Destroying a root is
+//! `C_DestroyObject`: the deletion the device's own audit log records.
+//!
+//! The token is named by an RFC 7512 URI:
+//!
+//! ```text
+//! pkcs11:token=lethedb;object=crm?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/lethedb/pin
+//! ```
+//!
+//! `pin-value` is refused: a PIN never goes into a URI or onto a command
+//! line. `pin-source` is `file:<path>` (the first line of the file) or, as
+//! an extension, `env:<VAR>`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+#[cfg(feature = "testkit")]
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::RvError;
+use cryptoki::mechanism::aead::GcmParams;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use parking_lot::Mutex;
+use zeroize::Zeroizing;
+
+use super::root::{device_id, device_label, RootKeyDevice, RootLocation};
+use crate::error::{Error, Result};
+use crate::random::os_random;
+
+/// Where the token's user PIN comes from. Never a command-line argument.
+#[derive(Clone)]
+pub enum PinSource {
+    /// The first line of a file (RFC 7512 `pin-source=file:…`).
+    File(PathBuf),
+    /// An environment variable (`pin-source=env:NAME`, an extension).
+    Env(String),
+    /// The PIN itself, for embedders that fetch it from a vault.
+    Value(Zeroizing<String>),
+}
+
+impl std::fmt::Debug for PinSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PinSource::File(p) => write!(f, "File({})", p.display()),
+            PinSource::Env(v) => write!(f, "Env({v})"),
+            PinSource::Value(_) => f.write_str("Value(..)"),
+        }
+    }
+}
+
+impl PinSource {
+    fn read(&self) -> Result<Zeroizing<String>> {
+        let pin = match self {
+            PinSource::File(p) => {
+                let text =
+                    Zeroizing::new(std::fs::read_to_string(p).map_err(|e| Error::io_at(p, e))?);
+                Zeroizing::new(text.lines().next().unwrap_or("").to_string())
+            }
+            PinSource::Env(v) => Zeroizing::new(std::env::var(v).map_err(|_| {
+                Error::InvalidInput(format!("PIN variable {v} is not set (or not UTF-8)"))
+            })?),
+            PinSource::Value(v) => v.clone(),
+        };
+        if pin.is_empty() {
+            return Err(Error::InvalidInput(format!("{self:?} gives an empty PIN")));
+        }
+        Ok(pin)
+    }
+}
+
+/// What selects a token and its root objects.
+#[derive(Clone, Debug)]
+pub struct Pkcs11Config {
+    /// The PKCS#11 module (shared library).
+    pub module: PathBuf,
+    /// Label of the token.
+    pub token: String,
+    /// Serial number of the token, when several carry the label.
+    pub serial: Option<String>,
+    /// Label prefix of the root objects (`<object>.<epoch>`).
+    pub object: String,
+    /// Where the user PIN comes from.
+    pub pin: PinSource,
+}
+
+impl Pkcs11Config {
+    /// Parses an RFC 7512 URI: path attributes `token`, `serial`, `object`
+    /// (and `type=secret-key`), query attributes `module-path` and
+    /// `pin-source`. Unknown attributes and `pin-value` are refused, so a
+    /// typo never selects another token and no PIN travels in the URI.
+    ///
+    /// ```
+    /// use lethedb::{Pkcs11Config, PinSource};
+    /// let c = Pkcs11Config::from_uri(
+    ///     "pkcs11:token=lethedb;object=crm%20roots?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=env:HSM_PIN",
+    /// )?;
+    /// assert_eq!(c.token, "lethedb");
+    /// assert_eq!(c.object, "crm roots");
+    /// assert!(matches!(c.pin, PinSource::Env(ref v) if v == "HSM_PIN"));
+    /// assert!(Pkcs11Config::from_uri("pkcs11:token=t;object=o?module-path=/m.so&pin-value=1234").is_err());
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn from_uri(uri: &str) -> Result<Self> {
+        let bad = |why: String| Error::InvalidInput(format!("PKCS#11 URI: {why}"));
+        let rest = uri
+            .strip_prefix("pkcs11:")
+            .ok_or_else(|| bad("does not start with `pkcs11:`".into()))?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let decode = |v: &str| -> Result<String> {
+            percent_encoding::percent_decode_str(v)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .map_err(|_| bad("an attribute is not UTF-8 after percent-decoding".into()))
+        };
+        let mut attrs: BTreeMap<String, String> = BTreeMap::new();
+        let path_parts = path.split(';').filter(|p| !p.is_empty());
+        let query_parts = query.split('&').filter(|p| !p.is_empty());
+        for (part, in_query) in path_parts
+            .map(|p| (p, false))
+            .chain(query_parts.map(|p| (p, true)))
+        {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| bad(format!("attribute `{part}` has no value")))?;
+            let allowed: &[&str] = if in_query {
+                &["module-path", "pin-source"]
+            } else {
+                &["token", "serial", "object", "type"]
+            };
+            if k == "pin-value" {
+                return Err(bad(
+                    "pin-value is refused: give the PIN through pin-source=file:<path> or env:<VAR>"
+                        .into(),
+                ));
+            }
+            if !allowed.contains(&k) {
+                return Err(bad(format!(
+                    "attribute `{k}` is not supported {} (supported: {})",
+                    if in_query {
+                        "in the query"
+                    } else {
+                        "in the path"
+                    },
+                    allowed.join(", ")
+                )));
+            }
+            if attrs.insert(k.to_string(), decode(v)?).is_some() {
+                return Err(bad(format!("attribute `{k}` given twice")));
+            }
+        }
+        if let Some(t) = attrs.get("type") {
+            if t != "secret-key" {
+                return Err(bad(format!("type `{t}`: roots are secret keys")));
+            }
+        }
+        let need = |k: &str| {
+            attrs
+                .get(k)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| bad(format!("`{k}` is required")))
+        };
+        let pin = match need("pin-source")? {
+            s if s.starts_with("env:") => PinSource::Env(s["env:".len()..].to_string()),
+            s if s.starts_with("file:") => PinSource::File(PathBuf::from(&s["file:".len()..])),
+            s if s.starts_with('/') => PinSource::File(PathBuf::from(s)),
+            _ => return Err(bad("pin-source must be file:<path> or env:<VAR>".into())),
+        };
+        Ok(Pkcs11Config {
+            module: PathBuf::from(need("module-path")?),
+            token: need("token")?,
+            serial: attrs.get("serial").cloned(),
+            object: need("object")?,
+            pin,
+        })
+    }
+}
+
+/// One initialised context per module per process: `C_Initialize` may be
+/// called once, and every store on the module shares it.
+fn context(module: &Path) -> Result<Pkcs11> {
+    static CONTEXTS: OnceLock<Mutex<BTreeMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let mut map = CONTEXTS.get_or_init(|| Mutex::new(BTreeMap::new())).lock();
+    let key = std::fs::canonicalize(module).map_err(|e| Error::io_at(module, e))?;
+    if let Some(c) = map.get(&key) {
+        return Ok(c.clone());
+    }
+    let dev = |reason: String| Error::RootKeyDevice {
+        device: key.display().to_string(),
+        reason,
+    };
+    let ctx = Pkcs11::new(&key).map_err(|e| dev(format!("loading the module: {e}")))?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(dev(format!("C_Initialize: {e}"))),
+    }
+    map.insert(key, ctx.clone());
+    Ok(ctx)
+}
+
+/// Roots as non-extractable AES-256 keys in a PKCS#11 token.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use lethedb::{Db, FileKeyProvider, Options, Pkcs11RootKeyStore};
+/// let roots = Pkcs11RootKeyStore::from_uri(
+///     "pkcs11:token=lethedb;object=crm?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/lethedb/pin",
+/// )?;
+/// let keys = FileKeyProvider::new("/var/lib/crm.key");
+/// let db = Db::open("/var/lib/crm", &keys, Options::new().root_key_device(Arc::new(roots)))?;
+/// # Ok::<_, lethedb::Error>(())
+/// ```
+pub struct Pkcs11RootKeyStore {
+    config: Pkcs11Config,
+    serial: String,
+    session: Mutex<Session>,
+    /// Object handles by (store id, epoch); dropped on destroy.
+    handles: Mutex<BTreeMap<([u8; 16], u32), ObjectHandle>>,
+    #[cfg(feature = "testkit")]
+    crash_before_step: AtomicUsize,
+    #[cfg(feature = "testkit")]
+    steps: AtomicUsize,
+}
+
+impl std::fmt::Debug for Pkcs11RootKeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pkcs11RootKeyStore({:?})", self.location())
+    }
+}
+
+impl Pkcs11RootKeyStore {
+    /// Opens the token an RFC 7512 URI names and logs in (see
+    /// [`Pkcs11Config::from_uri`]).
+    pub fn from_uri(uri: &str) -> Result<Self> {
+        Self::open(Pkcs11Config::from_uri(uri)?)
+    }
+
+    /// Opens the token `config` names and logs in as its user.
+    pub fn open(config: Pkcs11Config) -> Result<Self> {
+        let ctx = context(&config.module)?;
+        let dev = |reason: String| Error::RootKeyDevice {
+            device: format!("token {:?}", config.token),
+            reason,
+        };
+        let mut found: Option<(Slot, String)> = None;
+        for slot in ctx
+            .get_slots_with_initialized_token()
+            .map_err(|e| dev(format!("listing slots: {e}")))?
+        {
+            let info = ctx
+                .get_token_info(slot)
+                .map_err(|e| dev(format!("token info: {e}")))?;
+            if info.label().trim_end() != config.token {
+                continue;
+            }
+            let serial = info.serial_number().trim_end().to_string();
+            if config.serial.as_ref().is_some_and(|s| *s != serial) {
+                continue;
+            }
+            if found.is_some() {
+                return Err(dev(
+                    "several tokens carry this label; add serial=… to the URI".into(),
+                ));
+            }
+            found = Some((slot, serial));
+        }
+        let (slot, serial) = found.ok_or_else(|| dev("no such token".into()))?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(|e| dev(format!("opening a session: {e}")))?;
+        let pin = config.pin.read()?;
+        match session.login(
+            UserType::User,
+            Some(&AuthPin::from(pin.as_str().to_string())),
+        ) {
+            Ok(()) | Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+            Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => {
+                return Err(dev("the PIN is incorrect".into()))
+            }
+            Err(e) => return Err(dev(format!("C_Login: {e}"))),
+        }
+        Ok(Pkcs11RootKeyStore {
+            config,
+            serial,
+            session: Mutex::new(session),
+            handles: Mutex::new(BTreeMap::new()),
+            #[cfg(feature = "testkit")]
+            crash_before_step: AtomicUsize::new(usize::MAX),
+            #[cfg(feature = "testkit")]
+            steps: AtomicUsize::new(0),
+        })
+    }
+
+    /// Test hook: every later token step numbered `n` or above fails, as a
+    /// crash at that point would. Steps: `generate` is one step (before
+    /// `C_GenerateKey`); `destroy` one per object (before each
+    /// `C_DestroyObject`).
+    #[doc(hidden)]
+    #[cfg(feature = "testkit")]
+    pub fn crash_before_step(&self, n: usize) {
+        self.steps.store(0, Ordering::SeqCst);
+        self.crash_before_step.store(n, Ordering::SeqCst);
+    }
+
+    #[cfg(feature = "testkit")]
+    fn step(&self) -> Result<()> {
+        let n = self.steps.fetch_add(1, Ordering::SeqCst);
+        if n >= self.crash_before_step.load(Ordering::SeqCst) {
+            return Err(self.error(format!("injected crash before step {n}")));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "testkit"))]
+    #[inline(always)]
+    fn step(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn error(&self, reason: String) -> Error {
+        Error::RootKeyDevice {
+            device: format!("token {:?} (serial {:?})", self.config.token, self.serial),
+            reason,
+        }
+    }
+
+    /// The object of root `epoch`, if the token holds it.
+    fn find(
+        &self,
+        session: &Session,
+        store_id: &[u8; 16],
+        epoch: u32,
+    ) -> Result<Option<ObjectHandle>> {
+        if let Some(h) = self.handles.lock().get(&(*store_id, epoch)) {
+            return Ok(Some(*h));
+        }
+        let found = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Label(device_label(&self.config.object, epoch).into_bytes()),
+                Attribute::Id(device_id(store_id, epoch).to_vec()),
+            ])
+            .map_err(|e| self.error(format!("C_FindObjects: {e}")))?;
+        match found.as_slice() {
+            [] => Ok(None),
+            [h] => {
+                self.handles.lock().insert((*store_id, epoch), *h);
+                Ok(Some(*h))
+            }
+            _ => Err(self.error(format!(
+                "{} objects carry the label of root epoch {epoch}",
+                found.len()
+            ))),
+        }
+    }
+
+    fn handle(&self, session: &Session, store_id: &[u8; 16], epoch: u32) -> Result<ObjectHandle> {
+        self.find(session, store_id, epoch)?
+            .ok_or_else(|| Error::RootKey {
+                epoch,
+                reason: format!(
+                    "not held by {} (destroyed by a purge, or not this store's token)",
+                    self.describe_token()
+                ),
+            })
+    }
+
+    fn describe_token(&self) -> String {
+        format!(
+            "pkcs11 token {:?} (serial {:?}) objects {:?}",
+            self.config.token, self.serial, self.config.object
+        )
+    }
+
+    /// The attributes a test checks: (sensitive, extractable, token) of
+    /// root `epoch`.
+    #[doc(hidden)]
+    pub fn key_attributes(&self, store_id: &[u8; 16], epoch: u32) -> Result<(bool, bool, bool)> {
+        let session = self.session.lock();
+        let h = self.handle(&session, store_id, epoch)?;
+        let attrs = session
+            .get_attributes(
+                h,
+                &[
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::Token,
+                ],
+            )
+            .map_err(|e| self.error(format!("C_GetAttributeValue: {e}")))?;
+        let (mut s, mut x, mut t) = (false, true, false);
+        for a in attrs {
+            match a {
+                Attribute::Sensitive(v) => s = v,
+                Attribute::Extractable(v) => x = v,
+                Attribute::Token(v) => t = v,
+                _ => {}
+            }
+        }
+        Ok((s, x, t))
+    }
+}
+
+impl RootKeyDevice for Pkcs11RootKeyStore {
+    fn epochs(&self, store_id: &[u8; 16]) -> Result<Vec<u32>> {
+        let session = self.session.lock();
+        let handles = session
+            .find_objects(&[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+            ])
+            .map_err(|e| self.error(format!("C_FindObjects: {e}")))?;
+        let prefix = format!("{}.", self.config.object);
+        let mut out = Vec::new();
+        for h in handles {
+            let attrs = session
+                .get_attributes(h, &[AttributeType::Label, AttributeType::Id])
+                .map_err(|e| self.error(format!("C_GetAttributeValue: {e}")))?;
+            let (mut label, mut id) = (Vec::new(), Vec::new());
+            for a in attrs {
+                match a {
+                    Attribute::Label(l) => label = l,
+                    Attribute::Id(i) => id = i,
+                    _ => {}
+                }
+            }
+            let Some(epoch) = std::str::from_utf8(&label)
+                .ok()
+                .and_then(|l| l.strip_prefix(&prefix))
+                .and_then(|e| e.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if id == device_id(store_id, epoch) {
+                out.push(epoch);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn generate(&self, store_id: &[u8; 16], epoch: u32) -> Result<()> {
+        let session = self.session.lock();
+        if self.find(&session, store_id, epoch)?.is_some() {
+            return Err(Error::RootKey {
+                epoch,
+                reason: format!(
+                    "already held in {}; root versions are never overwritten",
+                    self.describe_token()
+                ),
+            });
+        }
+        self.step()?;
+        let h = session
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Encrypt(true),
+                    Attribute::Decrypt(true),
+                    Attribute::Wrap(false),
+                    Attribute::Unwrap(false),
+                    Attribute::Sign(false),
+                    Attribute::Verify(false),
+                    Attribute::Derive(false),
+                    Attribute::Modifiable(false),
+                    Attribute::Label(device_label(&self.config.object, epoch).into_bytes()),
+                    Attribute::Id(device_id(store_id, epoch).to_vec()),
+                ],
+            )
+            .map_err(|e| self.error(format!("C_GenerateKey: {e}")))?;
+        self.handles.lock().insert((*store_id, epoch), h);
+        Ok(())
+    }
+
+    fn wrap(&self, store_id: &[u8; 16], epoch: u32, ad: &[u8], key: &[u8; 32]) -> Result<[u8; 60]> {
+        let session = self.session.lock();
+        let h = self.handle(&session, store_id, epoch)?;
+        let mut iv = [0u8; 12];
+        os_random(&mut iv)?;
+        let mut iv_param = iv;
+        let params = GcmParams::new(&mut iv_param, ad, 128.into())
+            .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
+        let ct = session
+            .encrypt(&Mechanism::AesGcm(params), h, key)
+            .map_err(|e| self.error(format!("C_Encrypt: {e}")))?;
+        let mut out = [0u8; 60];
+        if ct.len() != 48 {
+            return Err(self.error(format!("AES-GCM returned {} bytes, not 48", ct.len())));
+        }
+        out[..12].copy_from_slice(&iv);
+        out[12..].copy_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn unwrap(
+        &self,
+        store_id: &[u8; 16],
+        epoch: u32,
+        ad: &[u8],
+        sealed: &[u8; 60],
+    ) -> Result<Option<Zeroizing<[u8; 32]>>> {
+        let session = self.session.lock();
+        let h = self.handle(&session, store_id, epoch)?;
+        let mut iv = [0u8; 12];
+        iv.copy_from_slice(&sealed[..12]);
+        let params = GcmParams::new(&mut iv, ad, 128.into())
+            .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
+        match session.decrypt(&Mechanism::AesGcm(params), h, &sealed[12..]) {
+            Ok(plain) => {
+                let plain = Zeroizing::new(plain);
+                let arr: [u8; 32] = plain
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| self.error(format!("unwrapped {} bytes, not 32", plain.len())))?;
+                Ok(Some(Zeroizing::new(arr)))
+            }
+            // A tag that does not verify: CKR_ENCRYPTED_DATA_INVALID per the
+            // standard; SoftHSM2 (through OpenSSL) says CKR_GENERAL_ERROR.
+            Err(cryptoki::error::Error::Pkcs11(
+                RvError::EncryptedDataInvalid
+                | RvError::EncryptedDataLenRange
+                | RvError::GeneralError,
+                _,
+            )) => Ok(None),
+            Err(e) => Err(self.error(format!("C_Decrypt: {e}"))),
+        }
+    }
+
+    fn destroy(&self, store_id: &[u8; 16], epochs: &[u32]) -> Result<()> {
+        let session = self.session.lock();
+        for &epoch in epochs {
+            let Some(h) = self.find(&session, store_id, epoch)? else {
+                continue;
+            };
+            self.step()?;
+            session
+                .destroy_object(h)
+                .map_err(|e| self.error(format!("C_DestroyObject (epoch {epoch}): {e}")))?;
+            self.handles.lock().remove(&(*store_id, epoch));
+        }
+        Ok(())
+    }
+
+    fn location(&self) -> RootLocation {
+        RootLocation::Pkcs11 {
+            token: self.config.token.clone(),
+            serial: self.serial.clone(),
+            object: self.config.object.clone(),
+        }
+    }
+}
