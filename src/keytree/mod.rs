@@ -26,6 +26,8 @@
 //! `root` (where roots live: the [`RootKeyStore`] trait and its stores).
 
 mod cache;
+mod custody;
+mod location;
 mod pkcs11;
 pub(crate) mod root;
 mod rotation;
@@ -34,10 +36,10 @@ mod status;
 pub(crate) mod tree;
 pub(crate) mod wrap;
 
+pub use custody::{RootKeyDevice, RootKeys};
+pub use location::RootLocation;
 pub use pkcs11::{PinSource, Pkcs11Config, Pkcs11RootKeyStore};
-pub use root::{
-    FileRootKeyStore, MemoryRootKeyStore, RootKeyDevice, RootKeyStore, RootKeys, RootLocation,
-};
+pub use root::{FileRootKeyStore, MemoryRootKeyStore, RootKeyStore};
 pub use rotation::RotationStep;
 pub use status::KeyTreeStatus;
 

@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 #[cfg(feature = "testkit")]
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::RvError;
@@ -35,7 +35,9 @@ use cryptoki::types::AuthPin;
 use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
-use super::root::{device_id, device_label, RootKeyDevice, RootLocation};
+use super::custody::{RootKeyDevice, RootKeys};
+use super::location::{device_id, device_label, RootLocation};
+use super::root::FileRootKeyStore;
 use crate::error::{Error, Result};
 use crate::random::os_random;
 
@@ -566,6 +568,28 @@ impl RootKeyDevice for Pkcs11RootKeyStore {
             token: self.config.token.clone(),
             serial: self.serial.clone(),
             object: self.config.object.clone(),
+        }
+    }
+}
+
+impl RootKeys {
+    /// The roots a command-line argument names: an RFC 7512 `pkcs11:` URI
+    /// (a [`crate::Pkcs11RootKeyStore`], opened and logged in now) or the
+    /// path of a root key file.
+    ///
+    /// ```
+    /// let r = lethedb::RootKeys::from_spec("/var/lib/crm.rootkeys")?;
+    /// assert!(!r.is_device());
+    /// assert!(lethedb::RootKeys::from_spec("pkcs11:token=t;object=o?module-path=/m.so&pin-value=1").is_err());
+    /// # Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn from_spec(spec: &str) -> Result<RootKeys> {
+        if spec.starts_with("pkcs11:") {
+            Ok(RootKeys::Device(Arc::new(Pkcs11RootKeyStore::from_uri(
+                spec,
+            )?)))
+        } else {
+            Ok(RootKeys::Sealed(Arc::new(FileRootKeyStore::new(spec))))
         }
     }
 }

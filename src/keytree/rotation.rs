@@ -13,7 +13,7 @@ use crate::storage::records::KeyTreeHeader;
 use crate::storage::{Batch, Store};
 
 use super::cache::*;
-use super::root::RootKeys;
+use super::custody::RootKeys;
 use super::tree::KeyHierarchy;
 use super::wrap::*;
 

@@ -23,7 +23,7 @@ pub struct KeyTreeStatus {
     /// Where the roots live.
     pub root_key_store: String,
     /// Where the roots live, structured.
-    pub root_location: crate::RootLocation,
+    pub root_location: super::location::RootLocation,
     /// The file or device object holding the current root.
     pub root_object: String,
     /// True when the roots sit in a file on the store directory's file

@@ -6,7 +6,7 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 #[cfg(feature = "testkit")]
 use std::sync::atomic::AtomicU8;
 
-use super::root::RootKeys;
+use super::custody::RootKeys;
 use crate::crypto::kdf::{self};
 use crate::crypto::{random_key, MasterKey, SecretKey};
 use crate::error::{Error, Result};

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::root::{RootKeyDevice, RootKeys};
+use super::custody::{RootKeyDevice, RootKeys};
 use crate::crypto::aead;
 use crate::crypto::kdf::FieldKeys;
 use crate::crypto::{random_key, SecretKey, KEY_LEN};
