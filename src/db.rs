@@ -757,6 +757,41 @@ impl Db {
         ))
     }
 
+    /// Rotates the master key of the (closed) store at `path` from `old`
+    /// to `new`, re-wrapping everything the master key protects — key
+    /// check, roots (moved to a new epoch; the old ones destroyed),
+    /// signing key, key set, audit seal, and every registered backup's
+    /// copy and ledger — without rewriting a profile. Store `new` durably
+    /// before calling: once step A commits, only `new` opens the store. A
+    /// crash anywhere is finished by calling again with the same two keys
+    /// (until then the store refuses to open). Audited
+    /// (`master_key_rotated`, `master_key_rotation_finished`).
+    ///
+    /// ```
+    /// use lethedb::{Db, MemoryKeyProvider, Options};
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("db");
+    /// let old = MemoryKeyProvider::generate()?;
+    /// let db = Db::open(&path, &old, Options::new().create_if_missing(true))?;
+    /// let id = db.create(lethedb::Update::new().set("name", "Ada"))?;
+    /// drop(db);
+    /// let new = MemoryKeyProvider::generate()?;
+    /// let report = Db::rotate_master(&path, &old, &new, Options::new())?;
+    /// assert_eq!(report.root_epochs_destroyed, vec![report.old_root_epoch]);
+    /// assert!(matches!(Db::open(&path, &old, Options::new()), Err(lethedb::Error::WrongKey)));
+    /// let db = Db::open(&path, &new, Options::new())?;
+    /// assert_eq!(db.get(&id)?.fields["name"], lethedb::Value::from("Ada"));
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rotate_master(
+        path: impl AsRef<Path>,
+        old: &dyn KeyProvider,
+        new: &dyn KeyProvider,
+        options: Options,
+    ) -> Result<crate::MasterRotationReport> {
+        erasure::master_key::rotate_master(path.as_ref(), old, new, options)
+    }
+
     #[doc(hidden)]
     #[cfg(feature = "testkit")]
     /// Test hook (feature `testkit` only): how many batches were written
@@ -785,7 +820,7 @@ impl Db {
         let w = profiles::load_active(&self.engine, id)?;
         out.push(w.keyring.seed_bytes().to_vec());
         for i in identity::stored::decode_ids(&self.engine, &w)? {
-            let key = self.engine.blind.key(i.id_type.name(), &i.normalized)?;
+            let key = self.engine.ids.key(i.id_type.name(), &i.normalized)?;
             out.push(
                 <crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(
                     &key,

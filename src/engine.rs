@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::crypto::keyset::KeySet;
 use crate::crypto::{kdf, KeyProvider, SecretKey};
 use crate::domain::audit::AuditLog;
 use crate::domain::erasure::certificate::Signer;
@@ -23,7 +24,7 @@ use crate::keytree::{KeyHierarchy, Shape};
 use crate::options::Options;
 use crate::random::os_random;
 use crate::storage::columns::{
-    Configs, Erasures, KeyTreeHeaders, Schemas, StoreHeaders, Tombstones,
+    Configs, Erasures, KeySets, KeyTreeHeaders, Schemas, StoreHeaders, Tombstones,
 };
 use crate::storage::records::{self, Blob, StoreHeader, ValueCodec};
 use crate::storage::{Batch, StorageConfig, Store};
@@ -45,7 +46,10 @@ pub(crate) struct Engine {
     pub(crate) locks: StripedLocks,
     /// Serialises operations that move identifiers between profiles.
     pub(crate) identity_lock: Mutex<()>,
+    /// Keyed hash for consent purpose tags (`$purpose`).
     pub(crate) blind: BlindIndex,
+    /// Keyed hash of the identifier index (the blind index proper).
+    pub(crate) ids: BlindIndex,
     /// Keyed hash for suppression entries (a different key than the blind index).
     pub(crate) suppression: BlindIndex,
     pub(crate) subject_key: SecretKey,
@@ -53,7 +57,6 @@ pub(crate) struct Engine {
     pub(crate) compression: bool,
     /// Keys the tombstones of erased profile ids.
     pub(crate) tombstone_key: SecretKey,
-    pub(crate) ledger_key: SecretKey,
     pub(crate) audit: AuditLog,
     pub(crate) signer: Option<Signer>,
     /// Highest erasure id in the ledger.
@@ -193,6 +196,9 @@ impl Engine {
                 if let Some(schema) = schema_to_set.take() {
                     batch.put::<Schemas>(&(), &schema_blob(&schema)?);
                 }
+                // The key set: random keys of this store's own, sealed
+                // under the master key (older stores derive them from it).
+                batch.put::<KeySets>(&(), &Blob(KeySet::random()?.seal(&master, &store_id)?));
                 let identity = identity_to_set.take().unwrap_or_default();
                 batch.put::<Configs>(&(), &identity_blob(&identity)?);
                 store.write(batch)?;
@@ -206,6 +212,15 @@ impl Engine {
         };
         if !kdf::key_check_matches(&master, &header.store_id, &header.key_check)? {
             return Err(Error::WrongKey);
+        }
+        if !options.rotating_master
+            && store
+                .get_raw::<crate::storage::columns::MasterRotations>(&())?
+                .is_some()
+        {
+            return Err(Error::InvalidInput(
+                "a master-key rotation of this store is unfinished: run `lethedb keys rotate-master` again (Db::rotate_master with the old and the new key) to finish it".into(),
+            ));
         }
         if markers::is_backup(&store)? && !options.restoring {
             return Err(Error::InvalidInput(format!(
@@ -235,21 +250,17 @@ impl Engine {
             roots,
             options.key_cache_entries,
         )?;
-        let blind = BlindIndex::new(&kdf::derive(
-            &master,
-            &header.store_id,
-            kdf::LABEL_BLIND_INDEX,
-        )?)?;
-        let suppression = BlindIndex::new(&kdf::derive(
-            &master,
-            &header.store_id,
-            kdf::LABEL_SUPPRESSION,
-        )?)?;
+        let keyset = match store.get::<KeySets>(&())? {
+            Some(blob) => KeySet::open(&master, &header.store_id, &blob.0)?,
+            None => KeySet::legacy(&master, &header.store_id)?,
+        };
+        let blind = BlindIndex::new(&keyset.purpose)?;
+        let ids = BlindIndex::new(&keyset.identity)?;
+        let suppression = BlindIndex::new(&keyset.suppression)?;
         let audit = AuditLog::load(&store, &master, &header.store_id)?;
         let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
-        let subject_key = kdf::derive(&master, &header.store_id, kdf::LABEL_SUBJECT_REF)?;
-        let tombstone_key = kdf::derive(&master, &header.store_id, kdf::LABEL_TOMBSTONE)?;
-        let ledger_key = kdf::derive(&master, &header.store_id, kdf::LABEL_LEDGER_MAC)?;
+        let subject_key = keyset.subject_ref.clone();
+        let tombstone_key = keyset.tombstone.clone();
         let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
         let suppression_active = markers::any_suppressed(&store)?;
         let pending = markers::scan_pending(&store)?;
@@ -276,11 +287,11 @@ impl Engine {
             locks: StripedLocks::new(),
             identity_lock: Mutex::new(()),
             blind,
+            ids,
             suppression,
             subject_key,
             tombstone_key,
             compression: options.compression,
-            ledger_key,
             audit,
             signer,
             erasure_seq: Mutex::new(erasure_seq),

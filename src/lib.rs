@@ -86,6 +86,7 @@ pub use domain::consent::{
     purpose_order, ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead,
     BUILTIN_PURPOSES,
 };
+pub use domain::erasure::master_key::MasterRotationReport;
 pub use domain::erasure::{
     parse_public_key, verify_certificate, AuditCheckpoint, BackupInfo, Certificate,
     CertificateCheck, ErasureReceipt, PurgeReport, RegisteredBackup, RestoreReport,

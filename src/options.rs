@@ -39,6 +39,10 @@ pub struct Options {
     /// Set for a backup copy opened by a purge: its root key store is the
     /// live store's, so it must destroy nothing but its own old root.
     pub(crate) shared_roots: bool,
+    /// Opened by a master-key rotation (which may find its marker).
+    pub(crate) rotating_master: bool,
+    #[cfg(feature = "testkit")]
+    pub(crate) stop_master_rotation: u8,
     pub(crate) backup_root_keys: Option<RootKeys>,
 }
 
@@ -95,6 +99,9 @@ impl Default for Options {
             limits: Limits::default(),
             restoring: false,
             shared_roots: false,
+            rotating_master: false,
+            #[cfg(feature = "testkit")]
+            stop_master_rotation: 0,
             backup_root_keys: None,
         }
     }
@@ -245,6 +252,16 @@ impl Options {
     /// 1000; 0 never purges by count). Checked after each `forget`.
     pub fn purge_after_erasures(mut self, count: usize) -> Self {
         self.purge_after_erasures = count;
+        self
+    }
+
+    /// Test hook: a master-key rotation stops (with an error, as a crash
+    /// would) after step `step`: 1 the store moved to the new key, 2 the
+    /// backups moved, 3 the old roots destroyed.
+    #[cfg(feature = "testkit")]
+    #[doc(hidden)]
+    pub fn stop_master_rotation_after(mut self, step: u8) -> Self {
+        self.stop_master_rotation = step;
         self
     }
 

@@ -273,7 +273,7 @@ fn crash_inside_the_token_operations_leaves_a_usable_store() {
 /// there would) until a purge completes; checks the store after each
 /// crash. Returns the number of crash points.
 fn crash_inside_custody(custody: impl Fn(&Path, usize) -> Custody, max: usize) -> usize {
-    let mut crashed = 0;
+    // Step n fails after n crash points were checked.
     for n in 0..max {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
@@ -288,9 +288,8 @@ fn crash_inside_custody(custody: impl Fn(&Path, usize) -> Custody, max: usize) -
         roots.crash_before_step(usize::MAX);
         drop(db);
         if result.is_ok() {
-            return crashed;
+            return n;
         }
-        crashed += 1;
         check_after_crash(&path, &k, &roots, &people, &gone, &format!("step {n}"));
     }
     panic!("no purge completed within {max} crash points");

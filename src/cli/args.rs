@@ -366,9 +366,15 @@ pub(super) enum CertCmd {
 
 #[derive(Subcommand)]
 pub(super) enum KeysCmd {
-    /// Tree shape, root epoch, root versions held, nodes per level, key
-    /// cache, pending purges and backups, as JSON.
+    /// Tree shape, root epoch, root versions held, where the roots live,
+    /// nodes per level, key cache, pending purges and backups, as JSON.
     Status,
+    /// Generate a new master key and re-wrap everything the old one
+    /// protects (key check, roots, signing key, key set, audit seal,
+    /// backups) without rewriting a profile; the store must not be open
+    /// elsewhere. The new key is written to `<KEY>.next` first and
+    /// replaces the key file at the end; after a crash, run it again.
+    RotateMaster,
 }
 
 #[derive(Subcommand)]

@@ -121,13 +121,32 @@ pub(crate) fn warn_on_open(db: &Db) {
     }
 }
 
+/// Where `keys rotate-master` stages the new key: `<KEY>.next`.
+pub(crate) fn staged_key_path(key: &Path) -> PathBuf {
+    let mut p = key.as_os_str().to_owned();
+    p.push(".next");
+    PathBuf::from(p)
+}
+
 fn open(cli: &Cli) -> std::result::Result<Db, Failure> {
     let dir = need_db(&cli.db)?;
     if !Db::store_exists(&dir) {
         return Err(Error::StoreNotFound { path: dir }.into());
     }
-    let keys = FileKeyProvider::new(key_path(cli, &dir));
-    let db = Db::open(&dir, &keys, base_options(cli)?)?;
+    let key = key_path(cli, &dir);
+    let keys = FileKeyProvider::new(&key);
+    let db = match Db::open(&dir, &keys, base_options(cli)?) {
+        Ok(db) => db,
+        Err(e @ (Error::WrongKey | Error::InvalidInput(_)))
+            if staged_key_path(&key).exists() =>
+        {
+            return Err(Failure::new(format!(
+                "{e}; a master-key rotation was interrupted ({} exists): run `lethedb keys rotate-master` to finish it",
+                staged_key_path(&key).display()
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
     warn_on_open(&db);
     Ok(db)
 }

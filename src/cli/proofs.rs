@@ -94,6 +94,38 @@ pub(super) fn keys(cli: &Cli, cmd: &KeysCmd) -> CliResult {
             let db = open(cli)?;
             print_json(&db.key_tree_status()?.to_json());
         }
+        KeysCmd::RotateMaster => rotate_master(cli)?,
     }
+    Ok(())
+}
+
+/// `lethedb keys rotate-master`: the new key goes to `<KEY>.next` (kept
+/// from an interrupted run), the store moves to it, then it replaces the
+/// key file (rename, directory fsync).
+fn rotate_master(cli: &Cli) -> CliResult {
+    let dir = need_db(&cli.db)?;
+    if !Db::store_exists(&dir) {
+        return Err(Error::StoreNotFound { path: dir }.into());
+    }
+    let key = key_path(cli, &dir);
+    let next = staged_key_path(&key);
+    let old = FileKeyProvider::new(&key);
+    let new = if next.exists() {
+        FileKeyProvider::new(&next)
+    } else {
+        FileKeyProvider::create(&next)?
+    };
+    let report = Db::rotate_master(&dir, &old, &new, base_options(cli)?)?;
+    std::fs::rename(&next, &key).map_err(|e| Failure::new(format!("{}: {e}", key.display())))?;
+    let parent = match key.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::File::open(&parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Failure::new(format!("{}: {e}", parent.display())))?;
+    let mut out = report.to_json();
+    out["key_file"] = serde_json::json!(key.display().to_string());
+    print_json(&out);
     Ok(())
 }

@@ -12,6 +12,7 @@
 pub(crate) mod aead;
 pub(crate) mod kdf;
 pub(crate) mod key;
+pub(crate) mod keyset;
 pub(crate) mod provider;
 
 pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};

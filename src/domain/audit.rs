@@ -255,6 +255,17 @@ impl AuditLog {
     }
 
     /// Commits `batch` with `events` appended to the log.
+    /// This log with its seal key derived from another master key (the
+    /// same head): what a master-key rotation commits through, so the
+    /// head it leaves is sealed under the new key.
+    pub(crate) fn under(&self, master: &MasterKey) -> Result<AuditLog> {
+        Ok(AuditLog {
+            head: Mutex::new(*self.head.lock()),
+            seal_key: kdf::derive(master, &self.store_id, kdf::LABEL_AUDIT_SEAL)?,
+            store_id: self.store_id,
+        })
+    }
+
     pub(crate) fn commit(
         &self,
         store: &Store,

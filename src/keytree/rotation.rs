@@ -272,14 +272,31 @@ impl KeyHierarchy {
     /// synced WAL. Restore uses it to move a copy from the backup's root
     /// key store (file or device) to the restored store's own.
     pub(crate) fn root_copy_into(&self, copy: &Store, into: &RootKeys, epoch: u32) -> Result<u32> {
-        let old_root = self.root.read().clone();
-        let root = store_new_root(&self.root_wrap, &self.store_id, into, epoch)?;
         let mut batch = Batch::new();
+        self.reroot(copy, into, epoch, &self.root_wrap, &mut batch)?;
+        copy.write_synced(batch)?;
+        Ok(epoch)
+    }
+
+    /// Stores root `epoch` durably in `into` (sealed under `wrap_key` when
+    /// `into` holds sealed roots) and puts into `batch` every level-1 node
+    /// of `copy` (whose tree is on this tree's current root) re-wrapped
+    /// under it, and the header naming it. The caller commits the batch.
+    pub(crate) fn reroot(
+        &self,
+        copy: &Store,
+        into: &RootKeys,
+        epoch: u32,
+        wrap_key: &crate::crypto::SecretKey,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let old_root = self.root.read().clone();
+        let root = store_new_root(wrap_key, &self.store_id, into, epoch)?;
         let mut rot = Rotation::default();
         let end = 1u32 << self.shape.fanout_bits;
         self.rewrap_children(
             copy,
-            &mut batch,
+            batch,
             &mut rot,
             1,
             (0, end),
@@ -295,7 +312,6 @@ impl KeyHierarchy {
                 root_epoch: epoch,
             },
         );
-        copy.write_synced(batch)?;
-        Ok(epoch)
+        Ok(())
     }
 }

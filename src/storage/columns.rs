@@ -105,6 +105,16 @@ keyspace!(
     FieldNames, CF_META, b'f', (), Blob
 );
 keyspace!(
+    /// The key set (blind-index, suppression, subject-reference and
+    /// tombstone keys), sealed under a master-derived key.
+    KeySets, CF_META, b'k', (), Blob
+);
+keyspace!(
+    /// A master-key rotation committed but not finished (backups to move,
+    /// old roots to destroy).
+    MasterRotations, CF_META, b'r', (), Blob
+);
+keyspace!(
     /// One record per profile.
     Profiles, CF_PROFILES, b'p', ProfileId, ProfileRecord
 );

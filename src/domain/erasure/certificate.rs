@@ -162,6 +162,27 @@ fn signing_ad(store_id: &[u8; 16]) -> Vec<u8> {
     ad
 }
 
+/// The signing key record re-sealed from one master key to another (a
+/// master-key rotation); `None` when the store has no signing key yet.
+pub(crate) fn reseal_signing_key(
+    store: &Store,
+    old: &MasterKey,
+    new: &MasterKey,
+    store_id: &[u8; 16],
+) -> Result<Option<SigningKeyRecord>> {
+    let Some(mut rec) = store.get::<SigningKeys>(&())? else {
+        return Ok(None);
+    };
+    let from = kdf::derive(old, store_id, kdf::LABEL_SIGNING_WRAP)?;
+    let to = kdf::derive(new, store_id, kdf::LABEL_SIGNING_WRAP)?;
+    let plain = aead::open(&from, &signing_ad(store_id), &rec.sealed_secret)
+        .ok_or_else(|| Error::corrupt("signing key", "does not authenticate"))?;
+    let mut sealed = Vec::new();
+    aead::seal_into(&to, &signing_ad(store_id), &plain, &mut sealed)?;
+    rec.sealed_secret = sealed;
+    Ok(Some(rec))
+}
+
 impl Signer {
     /// Loads the signing key, or creates it (one batch with its audit entry).
     pub(crate) fn load_or_create(

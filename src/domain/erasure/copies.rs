@@ -37,7 +37,7 @@ pub(super) const LEDGER_FILE: &str = "erasure-ledger.ndjson";
 /// are still read.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct LedgerLine {
+pub(crate) struct LedgerLine {
     pub(super) erasure_id: u64,
     pub(super) scope: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -49,84 +49,189 @@ pub(super) struct LedgerLine {
     pub(super) mac: String,
 }
 
-pub(super) fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(db.ledger_key.as_ref())
-        .map_err(|_| Error::Internal("HMAC key length".into()))?;
-    let body = if l.sealed_profiles.is_empty() {
-        json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at])
-    } else {
-        json!([
-            "v2",
-            l.erasure_id,
-            l.scope,
-            l.sealed_profiles,
-            l.fields,
-            l.requested_at
-        ])
-    }
-    .to_string();
-    mac.update(body.as_bytes());
-    Ok(crate::hex::encode(&mac.finalize().into_bytes()))
+/// The keys of a store's ledger lines under one master key: the line MAC
+/// key and the key sealing the profile ids.
+pub(crate) struct LedgerKeys {
+    mac: crate::crypto::SecretKey,
+    seal: crate::crypto::SecretKey,
+    store_id: [u8; 16],
 }
 
-fn ledger_seal(db: &Engine, erasure_id: u64) -> Result<(crate::crypto::SecretKey, Vec<u8>)> {
-    let key = crate::crypto::kdf::derive(
-        &db.master,
-        &db.header.store_id,
-        crate::crypto::kdf::LABEL_LEDGER_SEAL,
-    )?;
-    let mut ad = b"lethedb/ledger/v2".to_vec();
-    ad.extend_from_slice(&db.header.store_id);
-    ad.extend_from_slice(&erasure_id.to_be_bytes());
-    Ok((key, ad))
+impl LedgerKeys {
+    pub(crate) fn new(master: &crate::crypto::MasterKey, store_id: &[u8; 16]) -> Result<Self> {
+        use crate::crypto::kdf;
+        Ok(LedgerKeys {
+            mac: kdf::derive(master, store_id, kdf::LABEL_LEDGER_MAC)?,
+            seal: kdf::derive(master, store_id, kdf::LABEL_LEDGER_SEAL)?,
+            store_id: *store_id,
+        })
+    }
+
+    fn of(db: &Engine) -> Result<Self> {
+        Self::new(&db.master, &db.header.store_id)
+    }
+
+    fn mac(&self, l: &LedgerLine) -> Result<String> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.mac.as_ref())
+            .map_err(|_| Error::Internal("HMAC key length".into()))?;
+        let body = if l.sealed_profiles.is_empty() {
+            json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at])
+        } else {
+            json!([
+                "v2",
+                l.erasure_id,
+                l.scope,
+                l.sealed_profiles,
+                l.fields,
+                l.requested_at
+            ])
+        }
+        .to_string();
+        mac.update(body.as_bytes());
+        Ok(crate::hex::encode(&mac.finalize().into_bytes()))
+    }
+
+    fn seal_ad(&self, erasure_id: u64) -> Vec<u8> {
+        let mut ad = b"lethedb/ledger/v2".to_vec();
+        ad.extend_from_slice(&self.store_id);
+        ad.extend_from_slice(&erasure_id.to_be_bytes());
+        ad
+    }
+
+    /// A sealed, MACed line naming `ids`.
+    fn line(
+        &self,
+        erasure_id: u64,
+        scope: &str,
+        ids: &[[u8; 16]],
+        fields: &[String],
+        requested_at: String,
+    ) -> Result<LedgerLine> {
+        let mut sealed = Vec::new();
+        crate::crypto::aead::seal_into(
+            &self.seal,
+            &self.seal_ad(erasure_id),
+            &ids.concat(),
+            &mut sealed,
+        )?;
+        let mut l = LedgerLine {
+            erasure_id,
+            scope: scope.into(),
+            profiles: Vec::new(),
+            sealed_profiles: crate::hex::encode(&sealed),
+            fields: fields.to_vec(),
+            requested_at,
+            mac: String::new(),
+        };
+        l.mac = self.mac(&l)?;
+        Ok(l)
+    }
+
+    /// The profile ids of a line whose MAC verifies under these keys;
+    /// `None` when it does not.
+    pub(crate) fn open(&self, l: &LedgerLine) -> Result<Option<Vec<ProfileId>>> {
+        if self.mac(l)? != l.mac {
+            return Ok(None);
+        }
+        if l.sealed_profiles.is_empty() {
+            return l
+                .profiles
+                .iter()
+                .map(|p| p.parse::<ProfileId>())
+                .collect::<Result<_>>()
+                .map(Some);
+        }
+        let bad = |why: &str| {
+            Error::InvalidInput(format!(
+                "erasure ledger line {}: sealed profile ids {why}",
+                l.erasure_id
+            ))
+        };
+        let sealed = crate::hex::decode(&l.sealed_profiles).ok_or_else(|| bad("are not hex"))?;
+        let plain = crate::crypto::aead::open(&self.seal, &self.seal_ad(l.erasure_id), &sealed)
+            .ok_or_else(|| bad("do not authenticate under this store's key"))?;
+        if plain.len() % 16 != 0 {
+            return Err(bad("have a length that is not a multiple of 16"));
+        }
+        Ok(Some(
+            plain
+                .chunks_exact(16)
+                .map(|c| {
+                    let mut id = [0u8; 16];
+                    id.copy_from_slice(c);
+                    ProfileId::from_bytes(id)
+                })
+                .collect(),
+        ))
+    }
+
+    /// `l` as these keys seal it (lines from `old` keys, or already ours).
+    pub(crate) fn reseal(&self, old: &LedgerKeys, l: &LedgerLine) -> Result<LedgerLine> {
+        if self.open(l)?.is_some() {
+            return Ok(l.clone());
+        }
+        let ids = old.open(l)?.ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "erasure ledger line {} authenticates under neither the old nor the new master key",
+                l.erasure_id
+            ))
+        })?;
+        let ids: Vec<[u8; 16]> = ids.iter().map(|p| *p.as_bytes()).collect();
+        self.line(
+            l.erasure_id,
+            &l.scope,
+            &ids,
+            &l.fields,
+            l.requested_at.clone(),
+        )
+    }
+}
+
+pub(super) fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
+    LedgerKeys::of(db)?.mac(l)
 }
 
 pub(super) fn to_line(db: &Engine, r: &ErasureRecord) -> Result<LedgerLine> {
-    let (key, ad) = ledger_seal(db, r.erasure_id)?;
-    let mut sealed = Vec::new();
-    crate::crypto::aead::seal_into(&key, &ad, &r.erased_ids().concat(), &mut sealed)?;
-    let mut l = LedgerLine {
-        erasure_id: r.erasure_id,
-        scope: r.scope.name().into(),
-        profiles: Vec::new(),
-        sealed_profiles: crate::hex::encode(&sealed),
-        fields: r.fields.clone(),
-        requested_at: Timestamp(r.requested_at).to_string(),
-        mac: String::new(),
-    };
-    l.mac = line_mac(db, &l)?;
-    Ok(l)
+    LedgerKeys::of(db)?.line(
+        r.erasure_id,
+        r.scope.name(),
+        r.erased_ids(),
+        &r.fields,
+        Timestamp(r.requested_at).to_string(),
+    )
 }
 
 /// The profile ids a ledger line names (its MAC already checked).
 pub(super) fn line_profiles(db: &Engine, l: &LedgerLine) -> Result<Vec<ProfileId>> {
-    if l.sealed_profiles.is_empty() {
-        return l.profiles.iter().map(|p| p.parse::<ProfileId>()).collect();
-    }
-    let bad = |why: &str| {
+    LedgerKeys::of(db)?.open(l)?.ok_or_else(|| {
         Error::InvalidInput(format!(
-            "erasure ledger line {}: sealed profile ids {why}",
+            "erasure ledger line {} does not authenticate under this store's key (altered?)",
             l.erasure_id
         ))
-    };
-    let sealed = crate::hex::decode(&l.sealed_profiles).ok_or_else(|| bad("are not hex"))?;
-    let (key, ad) = ledger_seal(db, l.erasure_id)?;
-    let plain = crate::crypto::aead::open(&key, &ad, &sealed)
-        .ok_or_else(|| bad("do not authenticate under this store's key"))?;
-    if plain.len() % 16 != 0 {
-        return Err(bad("have a length that is not a multiple of 16"));
-    }
-    Ok(plain
-        .chunks_exact(16)
-        .map(|c| {
-            let mut id = [0u8; 16];
-            id.copy_from_slice(c);
-            ProfileId::from_bytes(id)
-        })
-        .collect())
+    })
 }
 
-pub(super) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
+/// Rewrites the ledger file at `path` with every line sealed under `new`
+/// (lines under `old` re-sealed), atomically: temporary file, fsync,
+/// rename, directory fsync.
+pub(crate) fn reseal_ledger_file(path: &Path, old: &LedgerKeys, new: &LedgerKeys) -> Result<usize> {
+    let lines = read_ledger(path)?;
+    if lines.is_empty() {
+        return Ok(0);
+    }
+    let mut out = String::new();
+    for l in &lines {
+        out.push_str(
+            &serde_json::to_string(&new.reseal(old, l)?)
+                .map_err(|e| Error::Internal(format!("ledger line: {e}")))?,
+        );
+        out.push('\n');
+    }
+    replace_ledger(path, &out)?;
+    Ok(lines.len())
+}
+
+pub(crate) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -410,10 +515,17 @@ fn prune_ledger(db: &Engine, dir: &Path, through: u64) -> Result<()> {
             keep.push('\n');
         }
     }
+    replace_ledger(&path, &keep)
+}
+
+/// Replaces the ledger file at `path` with `text`: temporary file, fsync,
+/// rename, directory fsync — old or new after a crash, never half.
+fn replace_ledger(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let tmp = dir.join(format!("{LEDGER_FILE}.tmp"));
     let _ = std::fs::remove_file(&tmp);
-    append_lines(&tmp, &keep)?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io_at(&path, e))?;
+    append_lines(&tmp, text)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io_at(path, e))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io_at(dir, e))

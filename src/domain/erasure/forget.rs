@@ -71,7 +71,7 @@ fn drop_identifiers(
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     for i in ids {
-        let key = db.blind.key(i.id_type.name(), &i.normalized)?;
+        let key = db.ids.key(i.id_type.name(), &i.normalized)?;
         if seen.insert(key) {
             keys.push((key, i));
         }
@@ -150,7 +150,7 @@ fn touch_former_member(db: &Engine, party: &ProfileId, st: &mut Staged) -> Resul
         return Ok(());
     };
     for i in ids {
-        let key = db.blind.key(i.id_type.name(), &i.normalized)?;
+        let key = db.ids.key(i.id_type.name(), &i.normalized)?;
         st.touched.key::<IdentityIndex>(&key);
     }
     Ok(())
@@ -515,7 +515,7 @@ mod tests {
         handle.forget(&a).unwrap();
         let db = &*handle.engine;
         assert!(pending_names::<Profiles>(&db.store, &b));
-        let blind = db.blind.key("device_id", "dev-b").unwrap();
+        let blind = db.ids.key("device_id", "dev-b").unwrap();
         assert!(pending_names::<IdentityIndex>(&db.store, &blind));
     }
 }

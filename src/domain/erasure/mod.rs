@@ -25,6 +25,7 @@ mod erase;
 mod export;
 mod forget;
 pub(crate) mod markers;
+pub(crate) mod master_key;
 mod purge;
 mod receipt;
 mod retention;

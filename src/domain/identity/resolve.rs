@@ -515,7 +515,7 @@ mod legacy_forms {
         let (indexed, suppressed) = ("josé@bücher.de", "zoë@straße.de");
         let mut batch = Batch::new();
         batch.put::<IdentityIndex>(
-            &db.blind.key("email", indexed).unwrap(),
+            &db.ids.key("email", indexed).unwrap(),
             &IdentityEntry { profile: id },
         );
         batch.put::<crate::storage::columns::Suppressions>(
@@ -534,7 +534,7 @@ mod legacy_forms {
             .normalize(&Identifier::email("José@BÜCHER.de"))
             .unwrap();
         assert_eq!(today, "josé@xn--bcher-kva.de");
-        let today_key = db.blind.key("email", &today).unwrap();
+        let today_key = db.ids.key("email", &today).unwrap();
         assert!(db.store.get::<IdentityIndex>(&today_key).unwrap().is_none());
         assert_eq!(
             handle

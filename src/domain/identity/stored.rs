@@ -94,7 +94,7 @@ pub(crate) fn encode_ids(
 }
 
 pub(super) fn blind_key(db: &Engine, t: &IdType, normalized: &str) -> Result<BlindKey> {
-    db.blind.key(t.name(), normalized)
+    db.ids.key(t.name(), normalized)
 }
 
 /// `Db::identifiers`.
