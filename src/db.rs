@@ -523,6 +523,9 @@ impl Db {
             s.backups.push((b.path, b.root_epoch));
         }
         s.root_co_located = self.engine.root_co_located;
+        let ids = self.engine.ids.state();
+        s.blind_index_generation = ids.generation;
+        s.blind_index_rotating = ids.previous.is_some();
         Ok(s)
     }
 
@@ -757,6 +760,59 @@ impl Db {
         ))
     }
 
+    /// Rotates the identifier-index (blind-index) key, online: starts a
+    /// rotation (or resumes one) and runs it to the end, calling
+    /// `progress` after each step of 1 000 profiles. Every entry is
+    /// re-keyed under a new random key; lookups, resolves, merges and
+    /// erasures go on meanwhile (both keys are consulted until the end).
+    /// Crash-safe and audited (`blind_index_rotation_started`,
+    /// `…_finished`); see docs/design.md, "Blind-index rotation".
+    ///
+    /// ```
+    /// use lethedb::{Db, Identifier, MemoryKeyProvider, Options, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let keys = MemoryKeyProvider::generate()?;
+    /// let db = Db::open(dir.path().join("db"), &keys, Options::new().create_if_missing(true))?;
+    /// let id = db.resolve(&[Identifier::email("ada@example.com")], Update::new())?.profile;
+    /// let done = db.rotate_blind_index(|_| {})?;
+    /// assert!(done.finished && done.generation == 2 && done.entries_moved == 1);
+    /// assert_eq!(db.lookup(&Identifier::email("ada@example.com"))?, id);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rotate_blind_index(
+        &self,
+        mut progress: impl FnMut(&crate::BlindIndexRotation),
+    ) -> Result<crate::BlindIndexRotation> {
+        let mut total = crate::BlindIndexRotation::default();
+        loop {
+            let s = self.rotate_blind_index_step(1000)?;
+            total.generation = s.generation;
+            total.profiles += s.profiles;
+            total.entries_moved += s.entries_moved;
+            total.finished = s.finished;
+            progress(&total);
+            if s.finished {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// One step of a blind-index rotation (started if none runs): the
+    /// next `max_profiles` profiles re-indexed, for embedders that drive
+    /// it from their own scheduler. Returns `finished` once the old key is
+    /// gone.
+    pub fn rotate_blind_index_step(
+        &self,
+        max_profiles: usize,
+    ) -> Result<crate::BlindIndexRotation> {
+        identity::rotation::start(&self.engine)?;
+        let s = identity::rotation::step(&self.engine, max_profiles)?;
+        if s.finished {
+            identity::rotation::compact_after(&self.engine)?;
+        }
+        Ok(s)
+    }
+
     /// Rotates the master key of the (closed) store at `path` from `old`
     /// to `new`, re-wrapping everything the master key protects — key
     /// check, roots (moved to a new epoch; the old ones destroyed),
@@ -820,12 +876,13 @@ impl Db {
         let w = profiles::load_active(&self.engine, id)?;
         out.push(w.keyring.seed_bytes().to_vec());
         for i in identity::stored::decode_ids(&self.engine, &w)? {
-            let key = self.engine.ids.key(i.id_type.name(), &i.normalized)?;
-            out.push(
-                <crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(
-                    &key,
-                ),
-            );
+            for key in self.engine.ids.keys(i.id_type.name(), &i.normalized)? {
+                out.push(
+                    <crate::storage::columns::IdentityIndex as crate::storage::columns::Keyspace>::key(
+                        &key,
+                    ),
+                );
+            }
         }
         Ok(out)
     }

@@ -15,7 +15,7 @@ use crate::domain::audit::AuditLog;
 use crate::domain::erasure::certificate::Signer;
 use crate::domain::erasure::markers::{self, Pending};
 use crate::domain::fields::FieldRegistry;
-use crate::domain::identity::blind::BlindIndex;
+use crate::domain::identity::blind::{BlindIndex, IdentityKeyState, IdentityKeys};
 use crate::domain::identity::config::IdentityConfig;
 use crate::domain::locks::StripedLocks;
 use crate::error::{Error, Result};
@@ -49,7 +49,7 @@ pub(crate) struct Engine {
     /// Keyed hash for consent purpose tags (`$purpose`).
     pub(crate) blind: BlindIndex,
     /// Keyed hash of the identifier index (the blind index proper).
-    pub(crate) ids: BlindIndex,
+    pub(crate) ids: IdentityKeys,
     /// Keyed hash for suppression entries (a different key than the blind index).
     pub(crate) suppression: BlindIndex,
     pub(crate) subject_key: SecretKey,
@@ -255,7 +255,15 @@ impl Engine {
             None => KeySet::legacy(&master, &header.store_id)?,
         };
         let blind = BlindIndex::new(&keyset.purpose)?;
-        let ids = BlindIndex::new(&keyset.identity)?;
+        let ids = IdentityKeys::new(IdentityKeyState {
+            current: Arc::new(BlindIndex::new(&keyset.identity)?),
+            generation: keyset.identity_generation,
+            previous: match &keyset.previous_identity {
+                Some(k) => Some(Arc::new(BlindIndex::new(k)?)),
+                None => None,
+            },
+            cursor: keyset.cursor,
+        });
         let suppression = BlindIndex::new(&keyset.suppression)?;
         let audit = AuditLog::load(&store, &master, &header.store_id)?;
         let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;

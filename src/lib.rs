@@ -93,6 +93,7 @@ pub use domain::erasure::{
     RetentionReport,
 };
 pub use domain::fields::MAX_FIELD_NAME_BYTES;
+pub use domain::identity::rotation::BlindIndexRotation;
 pub use domain::identity::{
     IdType, Identifier, IdentifierProblem, IdentityConfig, MergeInfo, MergeRules, Normalization,
     PhoneValidation, RejectReason, Rejection, ResolveOutcome, DEFAULT_BLOCKLIST,

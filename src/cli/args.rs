@@ -375,6 +375,10 @@ pub(super) enum KeysCmd {
     /// elsewhere. The new key is written to `<KEY>.next` first and
     /// replaces the key file at the end; after a crash, run it again.
     RotateMaster,
+    /// Rotate the identifier-index (blind-index) key online: every entry
+    /// re-keyed under a new random key, in steps (resumable: run it again
+    /// after a crash); lookups keep answering meanwhile.
+    RotateBlindIndex,
 }
 
 #[derive(Subcommand)]

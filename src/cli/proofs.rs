@@ -95,6 +95,27 @@ pub(super) fn keys(cli: &Cli, cmd: &KeysCmd) -> CliResult {
             print_json(&db.key_tree_status()?.to_json());
         }
         KeysCmd::RotateMaster => rotate_master(cli)?,
+        KeysCmd::RotateBlindIndex => {
+            let db = open(cli)?;
+            let bar = indicatif::ProgressBar::new_spinner();
+            let started = std::time::Instant::now();
+            let done = db.rotate_blind_index(|p| {
+                bar.set_message(format!(
+                    "re-indexing: {} profiles, {} entries",
+                    p.profiles, p.entries_moved
+                ));
+                bar.tick();
+            })?;
+            bar.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            print_json(&serde_json::json!({
+                "generation": done.generation,
+                "profiles": done.profiles,
+                "entries_moved": done.entries_moved,
+                "seconds": secs,
+                "profiles_per_second": if secs > 0.0 { done.profiles as f64 / secs } else { 0.0 },
+            }));
+        }
     }
     Ok(())
 }

@@ -66,7 +66,9 @@ pub struct AuditRecord {
     pub at: Timestamp,
     /// What happened: `forget`, `forget_fields`, `purge`, `merge`, `unmerge`,
     /// `consent`, `processing_flags`, `export`, `unsuppress`, `backup`,
-    /// `restore`, `retention`, `signing_key_created`, `audit_head_sealed`.
+    /// `restore`, `retention`, `signing_key_created`, `audit_head_sealed`,
+    /// `master_key_rotated`, `master_key_rotation_finished`,
+    /// `blind_index_rotation_started`, `blind_index_rotation_finished`.
     pub kind: String,
     /// Pseudonymous subject reference (hex), when the entry is about one person.
     pub subject_ref: Option<String>,

@@ -31,6 +31,10 @@ pub struct KeyTreeStatus {
     /// parent directory) then carries roots a purge destroyed, and the
     /// erasure guarantee covers only a copy of the store directory alone.
     pub root_co_located: bool,
+    /// Generation of the identifier-index (blind-index) key.
+    pub blind_index_generation: u32,
+    /// A blind-index rotation is under way.
+    pub blind_index_rotating: bool,
     /// Stored nodes per level (level 1 first; the last level are buckets).
     pub nodes_per_level: Vec<u64>,
     /// Unwrapped keys in the cache, and its bound.
@@ -56,6 +60,8 @@ impl KeyTreeStatus {
             "root_location": self.root_location.to_json(),
             "root_object": self.root_object,
             "root_co_located": self.root_co_located,
+            "blind_index_generation": self.blind_index_generation,
+            "blind_index_rotating": self.blind_index_rotating,
             "nodes_per_level": self.nodes_per_level,
             "cached_keys": self.cached_keys,
             "cache_capacity": self.cache_capacity,
@@ -89,6 +95,8 @@ impl KeyHierarchy {
                 .location()
                 .name_of(&self.store_id, self.root_epoch()),
             root_co_located: false,
+            blind_index_generation: 0,
+            blind_index_rotating: false,
             nodes_per_level,
             cached_keys: self.cache.len(),
             cache_capacity: self.cache_capacity,

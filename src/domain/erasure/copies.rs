@@ -8,10 +8,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use sha2::Sha256;
 
 use crate::crypto::MemoryKeyProvider;
 use crate::engine::Engine;
@@ -23,6 +20,7 @@ use crate::storage::{Batch, StorageConfig};
 use crate::types::{ProfileId, Timestamp};
 
 use super::forget::{forget_fields, forget_replay};
+pub(crate) use super::ledger::{reseal_ledger_file, LedgerKeys};
 
 pub(super) const STORE_DIR: &str = "store";
 pub(super) const INFO_FILE: &str = "BACKUP.json";
@@ -49,144 +47,6 @@ pub(crate) struct LedgerLine {
     pub(super) mac: String,
 }
 
-/// The keys of a store's ledger lines under one master key: the line MAC
-/// key and the key sealing the profile ids.
-pub(crate) struct LedgerKeys {
-    mac: crate::crypto::SecretKey,
-    seal: crate::crypto::SecretKey,
-    store_id: [u8; 16],
-}
-
-impl LedgerKeys {
-    pub(crate) fn new(master: &crate::crypto::MasterKey, store_id: &[u8; 16]) -> Result<Self> {
-        use crate::crypto::kdf;
-        Ok(LedgerKeys {
-            mac: kdf::derive(master, store_id, kdf::LABEL_LEDGER_MAC)?,
-            seal: kdf::derive(master, store_id, kdf::LABEL_LEDGER_SEAL)?,
-            store_id: *store_id,
-        })
-    }
-
-    fn of(db: &Engine) -> Result<Self> {
-        Self::new(&db.master, &db.header.store_id)
-    }
-
-    fn mac(&self, l: &LedgerLine) -> Result<String> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.mac.as_ref())
-            .map_err(|_| Error::Internal("HMAC key length".into()))?;
-        let body = if l.sealed_profiles.is_empty() {
-            json!([l.erasure_id, l.scope, l.profiles, l.fields, l.requested_at])
-        } else {
-            json!([
-                "v2",
-                l.erasure_id,
-                l.scope,
-                l.sealed_profiles,
-                l.fields,
-                l.requested_at
-            ])
-        }
-        .to_string();
-        mac.update(body.as_bytes());
-        Ok(crate::hex::encode(&mac.finalize().into_bytes()))
-    }
-
-    fn seal_ad(&self, erasure_id: u64) -> Vec<u8> {
-        let mut ad = b"lethedb/ledger/v2".to_vec();
-        ad.extend_from_slice(&self.store_id);
-        ad.extend_from_slice(&erasure_id.to_be_bytes());
-        ad
-    }
-
-    /// A sealed, MACed line naming `ids`.
-    fn line(
-        &self,
-        erasure_id: u64,
-        scope: &str,
-        ids: &[[u8; 16]],
-        fields: &[String],
-        requested_at: String,
-    ) -> Result<LedgerLine> {
-        let mut sealed = Vec::new();
-        crate::crypto::aead::seal_into(
-            &self.seal,
-            &self.seal_ad(erasure_id),
-            &ids.concat(),
-            &mut sealed,
-        )?;
-        let mut l = LedgerLine {
-            erasure_id,
-            scope: scope.into(),
-            profiles: Vec::new(),
-            sealed_profiles: crate::hex::encode(&sealed),
-            fields: fields.to_vec(),
-            requested_at,
-            mac: String::new(),
-        };
-        l.mac = self.mac(&l)?;
-        Ok(l)
-    }
-
-    /// The profile ids of a line whose MAC verifies under these keys;
-    /// `None` when it does not.
-    pub(crate) fn open(&self, l: &LedgerLine) -> Result<Option<Vec<ProfileId>>> {
-        if self.mac(l)? != l.mac {
-            return Ok(None);
-        }
-        if l.sealed_profiles.is_empty() {
-            return l
-                .profiles
-                .iter()
-                .map(|p| p.parse::<ProfileId>())
-                .collect::<Result<_>>()
-                .map(Some);
-        }
-        let bad = |why: &str| {
-            Error::InvalidInput(format!(
-                "erasure ledger line {}: sealed profile ids {why}",
-                l.erasure_id
-            ))
-        };
-        let sealed = crate::hex::decode(&l.sealed_profiles).ok_or_else(|| bad("are not hex"))?;
-        let plain = crate::crypto::aead::open(&self.seal, &self.seal_ad(l.erasure_id), &sealed)
-            .ok_or_else(|| bad("do not authenticate under this store's key"))?;
-        if plain.len() % 16 != 0 {
-            return Err(bad("have a length that is not a multiple of 16"));
-        }
-        Ok(Some(
-            plain
-                .chunks_exact(16)
-                .map(|c| {
-                    let mut id = [0u8; 16];
-                    id.copy_from_slice(c);
-                    ProfileId::from_bytes(id)
-                })
-                .collect(),
-        ))
-    }
-
-    /// `l` as these keys seal it (lines from `old` keys, or already ours).
-    pub(crate) fn reseal(&self, old: &LedgerKeys, l: &LedgerLine) -> Result<LedgerLine> {
-        if self.open(l)?.is_some() {
-            return Ok(l.clone());
-        }
-        let ids = old.open(l)?.ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "erasure ledger line {} authenticates under neither the old nor the new master key",
-                l.erasure_id
-            ))
-        })?;
-        let ids: Vec<[u8; 16]> = ids.iter().map(|p| *p.as_bytes()).collect();
-        self.line(
-            l.erasure_id,
-            &l.scope,
-            &ids,
-            &l.fields,
-            l.requested_at.clone(),
-        )
-    }
-}
-
 pub(super) fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
     LedgerKeys::of(db)?.mac(l)
 }
@@ -209,26 +69,6 @@ pub(super) fn line_profiles(db: &Engine, l: &LedgerLine) -> Result<Vec<ProfileId
             l.erasure_id
         ))
     })
-}
-
-/// Rewrites the ledger file at `path` with every line sealed under `new`
-/// (lines under `old` re-sealed), atomically: temporary file, fsync,
-/// rename, directory fsync.
-pub(crate) fn reseal_ledger_file(path: &Path, old: &LedgerKeys, new: &LedgerKeys) -> Result<usize> {
-    let lines = read_ledger(path)?;
-    if lines.is_empty() {
-        return Ok(0);
-    }
-    let mut out = String::new();
-    for l in &lines {
-        out.push_str(
-            &serde_json::to_string(&new.reseal(old, l)?)
-                .map_err(|e| Error::Internal(format!("ledger line: {e}")))?,
-        );
-        out.push('\n');
-    }
-    replace_ledger(path, &out)?;
-    Ok(lines.len())
 }
 
 pub(crate) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
@@ -520,7 +360,7 @@ fn prune_ledger(db: &Engine, dir: &Path, through: u64) -> Result<()> {
 
 /// Replaces the ledger file at `path` with `text`: temporary file, fsync,
 /// rename, directory fsync — old or new after a crash, never half.
-fn replace_ledger(path: &Path, text: &str) -> Result<()> {
+pub(super) fn replace_ledger(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let tmp = dir.join(format!("{LEDGER_FILE}.tmp"));
     let _ = std::fs::remove_file(&tmp);

@@ -71,9 +71,11 @@ fn drop_identifiers(
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     for i in ids {
-        let key = db.ids.key(i.id_type.name(), &i.normalized)?;
-        if seen.insert(key) {
-            keys.push((key, i));
+        // Both generations' keys during a blind-index rotation.
+        for key in db.ids.keys(i.id_type.name(), &i.normalized)? {
+            if seen.insert(key) {
+                keys.push((key, i));
+            }
         }
     }
     let found = db
@@ -150,8 +152,9 @@ fn touch_former_member(db: &Engine, party: &ProfileId, st: &mut Staged) -> Resul
         return Ok(());
     };
     for i in ids {
-        let key = db.ids.key(i.id_type.name(), &i.normalized)?;
-        st.touched.key::<IdentityIndex>(&key);
+        for key in db.ids.keys(i.id_type.name(), &i.normalized)? {
+            st.touched.key::<IdentityIndex>(&key);
+        }
     }
     Ok(())
 }

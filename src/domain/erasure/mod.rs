@@ -24,6 +24,7 @@ mod copies;
 mod erase;
 mod export;
 mod forget;
+mod ledger;
 pub(crate) mod markers;
 pub(crate) mod master_key;
 mod purge;

@@ -61,6 +61,73 @@ impl BlindIndex {
     }
 }
 
+/// The identifier index's keys: the current blind index and, while a
+/// blind-index rotation runs, the one it replaces with the cursor below
+/// which every profile is re-indexed (docs/design.md, "Blind-index
+/// rotation"). An entry pointing at profile `p` is under the current key
+/// when `p` is below the cursor (or no rotation runs), else under the
+/// previous one; lookups and deletions try both. Changed only under the
+/// identity lock.
+pub(crate) struct IdentityKeys {
+    state: RwLock<IdentityKeyState>,
+}
+
+#[derive(Clone)]
+pub(crate) struct IdentityKeyState {
+    pub(crate) current: std::sync::Arc<BlindIndex>,
+    pub(crate) generation: u32,
+    pub(crate) previous: Option<std::sync::Arc<BlindIndex>>,
+    pub(crate) cursor: Option<[u8; 16]>,
+}
+
+impl IdentityKeys {
+    pub(crate) fn new(state: IdentityKeyState) -> Self {
+        IdentityKeys {
+            state: RwLock::new(state),
+        }
+    }
+
+    pub(crate) fn state(&self) -> IdentityKeyState {
+        self.state.read().clone()
+    }
+
+    pub(crate) fn set(&self, state: IdentityKeyState) {
+        *self.state.write() = state;
+    }
+
+    /// The current key of a normalised value.
+    #[cfg(test)]
+    pub(crate) fn key(&self, type_name: &str, normalized: &str) -> Result<BlindKey> {
+        let current = std::sync::Arc::clone(&self.state.read().current);
+        current.key(type_name, normalized)
+    }
+
+    /// Every key the value's entry may be under: the current one first,
+    /// then (during a rotation) the previous one.
+    pub(crate) fn keys(&self, type_name: &str, normalized: &str) -> Result<Vec<BlindKey>> {
+        let st = self.state();
+        let mut out = vec![st.current.key(type_name, normalized)?];
+        if let Some(p) = &st.previous {
+            out.push(p.key(type_name, normalized)?);
+        }
+        Ok(out)
+    }
+
+    /// The key an entry pointing at `profile` must be under now.
+    pub(crate) fn key_for(
+        &self,
+        profile: &[u8; 16],
+        type_name: &str,
+        normalized: &str,
+    ) -> Result<BlindKey> {
+        let st = self.state();
+        match (&st.previous, &st.cursor) {
+            (Some(p), Some(c)) if profile >= c => p.key(type_name, normalized),
+            _ => st.current.key(type_name, normalized),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,10 +10,8 @@ use crate::domain::consent::{self};
 use crate::domain::profiles::{final_target, Working};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::columns::{IdentityIndex, Merges, ProfileMerges, Profiles};
-use crate::storage::records::{
-    Blob, DisplacedField, FieldEntry, IdentityEntry, MergeRecord, RecordStatus,
-};
+use crate::storage::columns::{Merges, ProfileMerges, Profiles};
+use crate::storage::records::{Blob, DisplacedField, FieldEntry, MergeRecord, RecordStatus};
 use crate::storage::Batch;
 use crate::types::{MergeId, ProfileId, Timestamp};
 
@@ -79,8 +77,7 @@ pub(super) fn merge_into(
     }
     for qi in q_ids {
         if !s_ids.iter().any(|i| i.same(&qi.id_type, &qi.normalized)) {
-            let key = blind_key(db, &qi.id_type, &qi.normalized)?;
-            batch.put::<IdentityIndex>(&key, &IdentityEntry { profile: s.id });
+            put_index(db, batch, &qi.id_type, &qi.normalized, s.id)?;
             s_ids.push(qi);
         }
     }
@@ -228,8 +225,7 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
         }
     }
     for i in &b_ids {
-        let key = blind_key(db, &i.id_type, &i.normalized)?;
-        batch.put::<IdentityIndex>(&key, &IdentityEntry { profile: b_id });
+        put_index(db, &mut batch, &i.id_type, &i.normalized, b_id)?;
     }
     encode_ids(db, &mut s, &s_ids_new, now)?;
     encode_ids(db, &mut b, &b_ids, now)?;

@@ -15,6 +15,7 @@ mod merge;
 mod outcome;
 mod phone;
 mod resolve;
+pub(crate) mod rotation;
 pub(crate) mod rules;
 pub(crate) mod stored;
 

@@ -20,7 +20,7 @@ use crate::domain::profiles::{final_target, prepare, Prepared, Update, Working};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::IdentityIndex;
-use crate::storage::records::{IdentityEntry, RecordStatus};
+use crate::storage::records::RecordStatus;
 use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
 
@@ -29,7 +29,10 @@ use crate::types::{ProfileId, Timestamp};
 struct Req {
     given: Identifier,
     normalized: String,
+    /// The current generation's key (identity of the request entry).
     key: BlindKey,
+    /// During a blind-index rotation, the previous generation's key.
+    alt: Option<BlindKey>,
     rank: usize,
 }
 
@@ -65,7 +68,8 @@ fn normalise_request(
             rejected.push(reject(RejectReason::Blocked));
             continue;
         }
-        let key = blind_key(db, &id.id_type, &normalized)?;
+        let keys = db.ids.keys(id.id_type.name(), &normalized)?;
+        let key = keys[0];
         if out.iter().any(|r| r.key == key) {
             continue;
         }
@@ -74,15 +78,30 @@ fn normalise_request(
             given: id.clone(),
             normalized,
             key,
+            alt: keys.get(1).copied(),
         });
     }
     Ok(out)
 }
 
-fn index_lookup(db: &Engine, keys: &[BlindKey]) -> Result<Vec<Option<ProfileId>>> {
-    db.store
-        .multi_get::<IdentityIndex>(keys)
-        .map(|v| v.into_iter().map(|e| e.map(|e| e.profile)).collect())
+/// The profile each request identifier's entry points at, under either
+/// generation's key during a blind-index rotation (one multi-get: one
+/// consistent view).
+fn index_lookup(db: &Engine, req: &[Req]) -> Result<Vec<Option<ProfileId>>> {
+    let mut keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
+    keys.extend(req.iter().filter_map(|r| r.alt));
+    let found = db.store.multi_get::<IdentityIndex>(&keys)?;
+    let mut alts = found[req.len()..].iter();
+    Ok(req
+        .iter()
+        .zip(&found[..req.len()])
+        .map(|(r, cur)| {
+            let alt = if r.alt.is_some() { alts.next() } else { None };
+            cur.as_ref()
+                .or(alt.and_then(Option::as_ref))
+                .map(|e| e.profile)
+        })
+        .collect())
 }
 
 /// Origin to attribute a request's writes to: the one origin of all the
@@ -194,8 +213,7 @@ fn drop_suppressed(db: &Engine, req: &mut Vec<Req>, rejected: &mut Vec<Rejection
     if !hits.contains(&true) {
         return Ok(());
     }
-    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
-    let known = index_lookup(db, &keys)?;
+    let known = index_lookup(db, &req)?;
     let mut i = 0;
     req.retain(|r| {
         let drop = hits[i] && known[i].is_none();
@@ -235,8 +253,7 @@ fn try_fast(
     changes: &[Prepared],
     consents: &[ConsentRecord],
 ) -> Result<Fast> {
-    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
-    let found = index_lookup(db, &keys)?;
+    let found = index_lookup(db, req)?;
     if found.iter().all(Option::is_none) {
         return Ok(Fast::AllUnknown);
     }
@@ -248,7 +265,7 @@ fn try_fast(
     }
     let _guard = db.locks.lock([&first]);
     // Re-check under the lock: merges and unmerges hold this lock to move identifiers.
-    if index_lookup(db, &keys)?.iter().any(|p| *p != Some(first)) {
+    if index_lookup(db, req)?.iter().any(|p| *p != Some(first)) {
         return Ok(Fast::Other);
     }
     let Some(mut w) = Working::load(db, &first)? else {
@@ -308,14 +325,11 @@ fn try_create(
     let mut batch = Batch::new();
     let ids: Vec<StoredId> = req
         .iter()
-        .map(|r| {
-            batch.put::<IdentityIndex>(&r.key, &IdentityEntry { profile: id });
-            StoredId {
-                id_type: r.given.id_type.clone(),
-                raw: r.given.value.clone(),
-                normalized: r.normalized.clone(),
-                origin: id,
-            }
+        .map(|r| StoredId {
+            id_type: r.given.id_type.clone(),
+            raw: r.given.value.clone(),
+            normalized: r.normalized.clone(),
+            origin: id,
         })
         .collect();
     encode_ids(db, &mut s, &ids, now)?;
@@ -327,10 +341,14 @@ fn try_create(
         events.push(consent::audit_event(db, &id, consents.len())?);
     }
     s.put_into(&mut batch);
-    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
     let _identity = db.identity_lock.lock();
-    if index_lookup(db, &keys)?.iter().any(Option::is_some) {
+    if index_lookup(db, req)?.iter().any(Option::is_some) {
         return Ok(false);
+    }
+    // Keyed under the lock: a blind-index rotation moves its cursor only
+    // under it, so the generation chosen here is the one the entry needs.
+    for r in req {
+        put_index(db, &mut batch, &r.given.id_type, &r.normalized, id)?;
     }
     db.audit.commit(&db.store, batch, &events)?;
     outcome.created = true;
@@ -354,9 +372,8 @@ fn resolve_locked(
 ) -> Result<Plan> {
     let cfg = db.identity_snapshot();
     let rules = &cfg.rules;
-    let keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
     let mut targets: Vec<ProfileId> = Vec::new();
-    for p in index_lookup(db, &keys)?.into_iter().flatten() {
+    for p in index_lookup(db, req)?.into_iter().flatten() {
         if let Some(t) = final_target(db, &p)? {
             if !targets.contains(&t) {
                 targets.push(t);
@@ -461,7 +478,7 @@ fn resolve_locked(
                 normalized: r.normalized.clone(),
                 origin,
             });
-            batch.put::<IdentityIndex>(&r.key, &IdentityEntry { profile: s.id });
+            put_index(db, &mut batch, &r.given.id_type, &r.normalized, s.id)?;
             outcome.attached += 1;
         }
     }
@@ -490,9 +507,10 @@ pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> 
     // re-point them, forget deletes them, each in the same batch as the
     // profile change. So one index read answers, without the record.
     for form in forms {
-        let key = blind_key(db, &id.id_type, &form)?;
-        if let Some(e) = db.store.get::<IdentityIndex>(&key)? {
-            return Ok(Some(e.profile));
+        for key in db.ids.keys(id.id_type.name(), &form)? {
+            if let Some(e) = db.store.get::<IdentityIndex>(&key)? {
+                return Ok(Some(e.profile));
+            }
         }
     }
     Ok(None)

@@ -2,7 +2,6 @@
 //! (raw and normalised value and origin profile), and their blind-index
 //! keys.
 
-use super::blind::BlindKey;
 use super::ids::{IdType, Identifier};
 use crate::domain::profiles::Working;
 use crate::engine::Engine;
@@ -93,8 +92,24 @@ pub(crate) fn encode_ids(
     Ok(())
 }
 
-pub(super) fn blind_key(db: &Engine, t: &IdType, normalized: &str) -> Result<BlindKey> {
-    db.ids.key(t.name(), normalized)
+/// Points the index entry of an identifier at `profile`: under the key
+/// the current rotation state wants for that profile, with any entry under
+/// the other generation's key removed (one atomic batch).
+pub(crate) fn put_index(
+    db: &Engine,
+    batch: &mut crate::storage::Batch,
+    t: &IdType,
+    normalized: &str,
+    profile: ProfileId,
+) -> Result<()> {
+    for k in db.ids.keys(t.name(), normalized)? {
+        batch.delete::<crate::storage::columns::IdentityIndex>(&k);
+    }
+    batch.put::<crate::storage::columns::IdentityIndex>(
+        &db.ids.key_for(profile.as_bytes(), t.name(), normalized)?,
+        &crate::storage::records::IdentityEntry { profile },
+    );
+    Ok(())
 }
 
 /// `Db::identifiers`.
