@@ -5,10 +5,7 @@
 //! in `backup.rs`.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use crate::crypto::MemoryKeyProvider;
 use crate::engine::Engine;
@@ -20,32 +17,12 @@ use crate::storage::{Batch, StorageConfig};
 use crate::types::{ProfileId, Timestamp};
 
 use super::forget::{forget_fields, forget_replay};
+pub(crate) use super::ledger::{append_lines, read_ledger, replace_ledger, LedgerLine};
 pub(crate) use super::ledger::{reseal_ledger_file, LedgerKeys};
 
 pub(super) const STORE_DIR: &str = "store";
 pub(super) const INFO_FILE: &str = "BACKUP.json";
 pub(super) const LEDGER_FILE: &str = "erasure-ledger.ndjson";
-
-/// One ledger line. The erased profile ids are sealed (`sealed_profiles`,
-/// hex of AES-256-GCM `nonce ‖ ct ‖ tag` of the concatenated 16-byte ids
-/// under HKDF(master, store id, `lethedb/v1/ledger-seal`), AD
-/// `"lethedb/ledger/v2" ‖ store id ‖ erasure id u64 BE`): the file sits
-/// beside a backup, in every copy of it, and must not list who was erased.
-/// Lines of builds before issue 17 carry them in clear (`profiles`); they
-/// are still read.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct LedgerLine {
-    pub(super) erasure_id: u64,
-    pub(super) scope: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) profiles: Vec<String>,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub(super) sealed_profiles: String,
-    pub(super) fields: Vec<String>,
-    pub(super) requested_at: String,
-    pub(super) mac: String,
-}
 
 pub(super) fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
     LedgerKeys::of(db)?.mac(l)
@@ -69,34 +46,6 @@ pub(super) fn line_profiles(db: &Engine, l: &LedgerLine) -> Result<Vec<ProfileId
             l.erasure_id
         ))
     })
-}
-
-pub(crate) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io_at(path, e)),
-    };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::InvalidInput(format!("{} line {}: {e}", path.display(), i + 1)))
-        })
-        .collect()
-}
-
-/// Appends `text` (whole lines) to the ledger file at `path`, synced.
-fn append_lines(path: &Path, text: &str) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| Error::io_at(path, e))?;
-    f.write_all(text.as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io_at(path, e))
 }
 
 /// Appends the erasures after `floor` missing from `dir`'s ledger file
@@ -356,19 +305,6 @@ fn prune_ledger(db: &Engine, dir: &Path, through: u64) -> Result<()> {
         }
     }
     replace_ledger(&path, &keep)
-}
-
-/// Replaces the ledger file at `path` with `text`: temporary file, fsync,
-/// rename, directory fsync — old or new after a crash, never half.
-pub(super) fn replace_ledger(path: &Path, text: &str) -> Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = dir.join(format!("{LEDGER_FILE}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    append_lines(&tmp, text)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io_at(path, e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io_at(dir, e))
 }
 
 /// A backup registered with the store (`Db::backups`).

@@ -1,7 +1,8 @@
-//! The keys of the backup ledger lines (`LedgerKeys`): MAC and sealing of
-//! the erased profile ids under one master key, and re-sealing a ledger
-//! file from one master key to another (master-key rotation). The lines
-//! themselves and the ledger files' life are in `copies.rs`.
+//! The backup ledger: its lines (`LedgerLine`), reading and atomically
+//! replacing its file, and the keys of its lines (`LedgerKeys`): MAC and
+//! sealing of the erased profile ids under one master key, and re-sealing
+//! a ledger file from one master key to another (master-key rotation).
+//! When lines are appended and pruned is in `copies.rs`.
 
 use std::path::Path;
 
@@ -13,7 +14,9 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::types::ProfileId;
 
-use super::copies::{read_ledger, replace_ledger, LedgerLine};
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
 
 /// The keys of a store's ledger lines under one master key: the line MAC
 /// key and the key sealing the profile ids.
@@ -171,4 +174,68 @@ pub(crate) fn reseal_ledger_file(path: &Path, old: &LedgerKeys, new: &LedgerKeys
     }
     replace_ledger(path, &out)?;
     Ok(lines.len())
+}
+
+/// One ledger line. The erased profile ids are sealed (`sealed_profiles`,
+/// hex of AES-256-GCM `nonce ‖ ct ‖ tag` of the concatenated 16-byte ids
+/// under HKDF(master, store id, `lethedb/v1/ledger-seal`), AD
+/// `"lethedb/ledger/v2" ‖ store id ‖ erasure id u64 BE`): the file sits
+/// beside a backup, in every copy of it, and must not list who was erased.
+/// Lines of builds before issue 17 carry them in clear (`profiles`); they
+/// are still read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LedgerLine {
+    pub(super) erasure_id: u64,
+    pub(super) scope: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) profiles: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(super) sealed_profiles: String,
+    pub(super) fields: Vec<String>,
+    pub(super) requested_at: String,
+    pub(super) mac: String,
+}
+
+pub(crate) fn read_ledger(path: &Path) -> Result<Vec<LedgerLine>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io_at(path, e)),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| Error::InvalidInput(format!("{} line {}: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+/// Appends `text` (whole lines) to the ledger file at `path`, synced.
+pub(crate) fn append_lines(path: &Path, text: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io_at(path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io_at(path, e))
+}
+
+/// Replaces the ledger file at `path` with `text`: temporary file, fsync,
+/// rename, directory fsync — old or new after a crash, never half.
+pub(crate) fn replace_ledger(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
+    append_lines(&tmp, text)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io_at(path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io_at(dir, e))
 }

@@ -213,7 +213,7 @@ fn drop_suppressed(db: &Engine, req: &mut Vec<Req>, rejected: &mut Vec<Rejection
     if !hits.contains(&true) {
         return Ok(());
     }
-    let known = index_lookup(db, &req)?;
+    let known = index_lookup(db, req)?;
     let mut i = 0;
     req.retain(|r| {
         let drop = hits[i] && known[i].is_none();
@@ -519,7 +519,7 @@ pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> 
 #[cfg(test)]
 mod legacy_forms {
     use super::*;
-    use crate::storage::records::SuppressionEntry;
+    use crate::storage::records::{IdentityEntry, SuppressionEntry};
     use crate::storage::Batch;
 
     /// Entries written by a build before the e-mail grammar (trimmed and
