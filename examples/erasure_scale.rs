@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use lethedb::{Db, Identifier, MemoryKeyProvider, Options, ProfileId, Update};
+use lethedb::{Db, MemoryKeyProvider, Options, ProfileId};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -60,45 +60,7 @@ fn main() -> lethedb::Result<()> {
     )?);
 
     let started = Instant::now();
-    let threads = 2u64;
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let db = std::sync::Arc::clone(&db);
-            std::thread::spawn(move || -> lethedb::Result<Vec<ProfileId>> {
-                let mut ids = Vec::new();
-                let mut i = t;
-                while i < n {
-                    let p = lethedb::synth::profile(7, i);
-                    let email = p
-                        .fields
-                        .iter()
-                        .find(|(k, _)| k == "email")
-                        .and_then(|(_, v)| match v {
-                            lethedb::Value::String(s) => Some(s.clone()),
-                            _ => None,
-                        })
-                        .unwrap_or_default();
-                    let update: Update = p.fields.into_iter().collect();
-                    let out = db.resolve(
-                        &[
-                            Identifier::user_id(format!("user-{i:09}")),
-                            Identifier::email(email),
-                        ],
-                        update,
-                    )?;
-                    if let (Some(id), true) = (out.profile, out.created) {
-                        ids.push(id);
-                    }
-                    i += threads;
-                }
-                Ok(ids)
-            })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for h in handles {
-        ids.extend(h.join().expect("writer thread")?);
-    }
+    let ids = lethedb::bench_support::load_people(&db, n, 2)?;
     let load = started.elapsed();
     db.compact()?;
     let stats = db.stats()?;

@@ -15,10 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lethedb::{
-    Db, Identifier, MemoryKeyProvider, Options, Pkcs11RootKeyStore, ProfileId, RootKeyDevice,
-    Update,
-};
+use lethedb::{Db, MemoryKeyProvider, Options, Pkcs11RootKeyStore, ProfileId, RootKeyDevice};
 
 const PIN: &str = "bench-pin-1";
 
@@ -71,40 +68,6 @@ fn token(dir: &Path) -> String {
         softhsm_module().display(),
         pin.display()
     )
-}
-
-fn load(db: &Arc<Db>, n: u64) -> lethedb::Result<Vec<ProfileId>> {
-    let threads = 2u64;
-    let handles: Vec<_> = (0..threads)
-        .map(|t| {
-            let db = Arc::clone(db);
-            std::thread::spawn(move || -> lethedb::Result<Vec<ProfileId>> {
-                let mut ids = Vec::new();
-                let mut i = t;
-                while i < n {
-                    let p = lethedb::synth::profile(7, i);
-                    let update: Update = p.fields.into_iter().collect();
-                    let out = db.resolve(
-                        &[
-                            Identifier::user_id(format!("user-{i:09}")),
-                            Identifier::device_id(format!("device-{i:09}")),
-                        ],
-                        update,
-                    )?;
-                    if let (Some(id), true) = (out.profile, out.created) {
-                        ids.push(id);
-                    }
-                    i += threads;
-                }
-                Ok(ids)
-            })
-        })
-        .collect();
-    let mut ids = Vec::new();
-    for h in handles {
-        ids.extend(h.join().expect("writer thread")?);
-    }
-    Ok(ids)
 }
 
 fn median_range(mut v: Vec<f64>) -> serde_json::Value {
@@ -188,7 +151,7 @@ fn main() -> lethedb::Result<()> {
             &keys,
             s.options.clone().create_if_missing(true),
         )?);
-        let mut ids = load(&db, n)?;
+        let mut ids = lethedb::bench_support::load_people(&db, n, 2)?;
         db.compact()?;
         // Victims in a deterministic shuffled order.
         let mut x = 0x2545_f491_4f6c_dd1d_u64;

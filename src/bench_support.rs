@@ -294,3 +294,52 @@ impl PlainStore {
         Ok(())
     }
 }
+
+/// Loads synthetic people `0..n` into `db` through `resolve`, on `threads`
+/// writer threads (person `i` on thread `i % threads`): fields from
+/// `synth::profile(7, i)`, identifiers `user-<i>` and the person's e-mail.
+/// Returns the ids of the profiles created. For the scale examples.
+pub fn load_people(db: &std::sync::Arc<crate::Db>, n: u64, threads: u64) -> Result<Vec<ProfileId>> {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let db = std::sync::Arc::clone(db);
+            std::thread::spawn(move || -> Result<Vec<ProfileId>> {
+                let mut ids = Vec::new();
+                let mut i = t;
+                while i < n {
+                    let p = crate::synth::profile(7, i);
+                    let email = p
+                        .fields
+                        .iter()
+                        .find(|(k, _)| k == "email")
+                        .and_then(|(_, v)| match v {
+                            Value::String(s) => Some(s.clone()),
+                            _ => None,
+                        })
+                        .unwrap_or_default();
+                    let update: crate::Update = p.fields.into_iter().collect();
+                    let out = db.resolve(
+                        &[
+                            Identifier::user_id(format!("user-{i:09}")),
+                            Identifier::email(email),
+                        ],
+                        update,
+                    )?;
+                    if let (Some(id), true) = (out.profile, out.created) {
+                        ids.push(id);
+                    }
+                    i += threads;
+                }
+                Ok(ids)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for h in handles {
+        ids.extend(
+            h.join()
+                .map_err(|_| crate::Error::Internal("writer thread panicked".into()))??,
+        );
+    }
+    Ok(ids)
+}
