@@ -142,14 +142,7 @@ impl Engine {
             Some(r) => r.clone(),
             None => RootKeys::Sealed(Arc::new(FileRootKeyStore::beside(path))),
         };
-        let root_co_located = co_located(path, &roots.location())?;
-        if root_co_located && options.refuse_co_located_roots {
-            return Err(Error::InvalidInput(format!(
-                "the root key store ({}) is on the file system of {}: a copy of that volume would keep roots a purge destroys; put the roots on another device or in an HSM (--root-keys pkcs11:…), or allow it",
-                roots.describe(),
-                path.display()
-            )));
-        }
+        let root_co_located = check_co_location(path, &roots, options.refuse_co_located_roots)?;
         if !exists {
             std::fs::create_dir_all(path).map_err(|e| Error::io_at(path, e))?;
         }
@@ -403,6 +396,20 @@ impl Engine {
         *guard = Arc::new(config);
         Ok(())
     }
+}
+
+/// Whether the roots sit on the store directory's file system; an error
+/// (before anything is written) when they do and `refuse` says so.
+pub(crate) fn check_co_location(path: &Path, roots: &RootKeys, refuse: bool) -> Result<bool> {
+    let c = co_located(path, &roots.location())?;
+    if c && refuse {
+        return Err(Error::InvalidInput(format!(
+            "the root key store ({}) is on the file system of {}: a copy of that volume would keep roots a purge destroys; put the roots on another device or in an HSM (--root-keys pkcs11:…), or allow it",
+            roots.describe(),
+            path.display()
+        )));
+    }
+    Ok(c)
 }
 
 /// True when `location` is a file on the file system of the store

@@ -251,3 +251,46 @@ fn a_master_key_rotation_in_the_middle_keeps_the_blind_index_rotation() {
     assert!(done.finished);
     m.check(&db, "finished");
 }
+
+/// Resolves of known identifiers racing rotation starts, steps and
+/// finishes: each must find its person (never create one, never move an
+/// identifier). Keys chosen before the identity lock and used after it
+/// would miss an entry a step had moved meanwhile.
+#[test]
+fn resolves_racing_rotations_never_lose_an_identifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = MemoryKeyProvider::generate().unwrap();
+    let db = std::sync::Arc::new(Db::open(dir.path().join("s"), &keys, opts()).unwrap());
+    let (m, ids) = populate(&db, 24);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (db, stop, ids) = (db.clone(), stop.clone(), ids.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let i = (n % ids.len() as u64) as usize;
+                let out = db
+                    .resolve(&[Identifier::device_id(device(i))], Update::new())
+                    .unwrap();
+                assert!(!out.created, "resolve {n} created a profile for person {i}");
+                assert_eq!(out.profile, Some(ids[i]), "resolve {n}");
+                n += 1;
+            }
+            n
+        })
+    };
+    let started = std::time::Instant::now();
+    let mut rotations = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        if db.rotate_blind_index_step(1).unwrap().finished {
+            rotations += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let resolves = reader.join().expect("no resolve went wrong");
+    assert!(
+        rotations > 10 && resolves > 1000,
+        "{rotations} rotations, {resolves} resolves"
+    );
+    m.check(&db, "after the race");
+}

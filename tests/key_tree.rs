@@ -753,3 +753,60 @@ fn a_co_located_root_file_can_be_refused() {
         status.root_object
     );
 }
+
+#[test]
+fn a_restore_of_token_roots_needs_a_named_target_and_honours_the_co_location_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = Token::new("restore");
+    let roots = Custody::Token(token.store("live"));
+    let k = common::key(41);
+    let db = Db::open(dir.path().join("live"), &k, opts(&roots)).unwrap();
+    populate(&db, 5);
+    let backup = dir.path().join("b");
+    db.backup(&backup).unwrap();
+    let to = dir.path().join("restored");
+    // No silent move of the roots out of the token into a file.
+    match Db::restore(
+        &backup,
+        &to,
+        &k,
+        Options::new().backup_root_keys_in(roots.keys()),
+    ) {
+        Err(Error::InvalidInput(m)) => assert!(m.contains("device"), "{m}"),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("restored onto a root file by default"),
+    }
+    assert!(!to.exists(), "nothing written");
+    // A refused co-located target is refused before anything is written.
+    let beside = Custody::File(Arc::new(FileRootKeyStore::beside(&to)));
+    match Db::restore(
+        &backup,
+        &to,
+        &k,
+        Options::new()
+            .backup_root_keys_in(roots.keys())
+            .root_keys_in(beside.keys())
+            .refuse_co_located_roots(true),
+    ) {
+        Err(Error::InvalidInput(m)) => assert!(m.contains("file system"), "{m}"),
+        Err(e) => panic!("{e:?}"),
+        Ok(_) => panic!("co-located target accepted"),
+    }
+    assert!(!to.exists(), "nothing written");
+    assert!(!dir.path().join("restored.rootkeys").exists());
+    // Named: restores.
+    let (r, _) = Db::restore(
+        &backup,
+        &to,
+        &k,
+        Options::new()
+            .backup_root_keys_in(roots.keys())
+            .root_keys_in(Custody::Token(token.store("restored")).keys()),
+    )
+    .unwrap();
+    assert!(r
+        .key_tree_status()
+        .unwrap()
+        .root_object
+        .contains("restored."));
+}

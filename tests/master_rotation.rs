@@ -147,12 +147,55 @@ fn check_rotated(w: &World, new: &MemoryKeyProvider, held_before: &BTreeSet<u32>
     }
 }
 
+/// Every file under `dir` (recursively), with its bytes.
+fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push((p, b));
+        }
+    }
+    out
+}
+
 #[test]
 fn rotation_rewraps_everything_and_the_old_key_is_refused() {
     let w = world();
     let held_before: BTreeSet<u32> = w.roots.epochs().unwrap().into_iter().collect();
+    // What the old key seals, as stored: the key set and the signing key.
+    let sealed_before: Vec<Vec<u8>> = {
+        let raw = common::raw(&w.path);
+        // Ciphertexts (random nonces, so unique): the sealed key set past
+        // its version byte, and the signing key's sealed secret (the last
+        // 60 bytes before the record's CRC; its public key does not change).
+        let k = common::raw_get(&raw, "meta", b"k");
+        let e = common::raw_get(&raw, "keys", b"e");
+        vec![k[1..41].to_vec(), e[e.len() - 64..e.len() - 4].to_vec()]
+    };
+    let ledger = w.backup.join("erasure-ledger.ndjson");
+    let ledger_before = std::fs::read(&ledger).unwrap();
     let new = MemoryKeyProvider::generate().unwrap();
     let report = Db::rotate_master(&w.path, &w.old, &new, opts(&w.roots)).unwrap();
+    // No version sealed under the old key is left in the store's or the
+    // backup's files.
+    for (f, bytes) in files(w.path.parent().unwrap()) {
+        for needle in &sealed_before {
+            assert!(
+                !bytes.windows(needle.len()).any(|x| x == needle.as_slice()),
+                "{} still holds a record sealed under the old key",
+                f.display()
+            );
+        }
+    }
+    // A crash between moving the copy and swapping in its re-sealed ledger
+    // leaves the ledger staged: restore reads it.
+    {
+        std::fs::rename(&ledger, w.backup.join("erasure-ledger.ndjson.next")).unwrap();
+        std::fs::write(&ledger, &ledger_before).unwrap();
+    }
     assert!(!report.resumed);
     assert_eq!(report.backups_moved, 1);
     assert_eq!(report.backups_invalidated, 0);
@@ -201,6 +244,29 @@ fn every_crash_point_of_a_rotation_is_finished_by_running_it_again() {
         assert!(report.resumed, "step {step}");
         check_rotated(&w, &new, &held_before);
     }
+}
+
+#[test]
+fn a_new_rotation_is_refused_until_the_unfinished_one_is_finished() {
+    let w = world();
+    let held_before: BTreeSet<u32> = w.roots.epochs().unwrap().into_iter().collect();
+    let b = MemoryKeyProvider::generate().unwrap();
+    assert!(Db::rotate_master(
+        &w.path,
+        &w.old,
+        &b,
+        opts(&w.roots).stop_master_rotation_after(1)
+    )
+    .is_err());
+    // Starting over from the key the store moved to would strand the
+    // backups under the first key.
+    let c = MemoryKeyProvider::generate().unwrap();
+    match Db::rotate_master(&w.path, &b, &c, opts(&w.roots)) {
+        Err(Error::InvalidInput(m)) => assert!(m.contains("unfinished"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    Db::rotate_master(&w.path, &w.old, &b, opts(&w.roots)).unwrap();
+    check_rotated(&w, &b, &held_before);
 }
 
 #[test]

@@ -72,7 +72,8 @@ pub(super) fn restore(cli: &Cli, from: &Path, backup_root_keys: &Option<String>)
     if let Some(r) = &cli.root_keys {
         options = options.root_keys_in(RootKeys::from_spec(r)?);
     }
-    let (_, report) = Db::restore(from, &dir, &keys, options)?;
+    let (db, report) = Db::restore(from, &dir, &keys, options)?;
+    warn_on_open(&db);
     print_json(&serde_json::json!({
         "restored": dir.display().to_string(),
         "replayed_erasures": report.replayed,

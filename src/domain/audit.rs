@@ -256,7 +256,6 @@ impl AuditLog {
         Ok(positions)
     }
 
-    /// Commits `batch` with `events` appended to the log.
     /// This log with its seal key derived from another master key (the
     /// same head): what a master-key rotation commits through, so the
     /// head it leaves is sealed under the new key.
@@ -268,6 +267,7 @@ impl AuditLog {
         })
     }
 
+    /// Commits `batch` with `events` appended to the log.
     pub(crate) fn commit(
         &self,
         store: &Store,

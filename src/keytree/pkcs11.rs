@@ -133,9 +133,9 @@ impl Pkcs11Config {
             .map(|p| (p, false))
             .chain(query_parts.map(|p| (p, true)))
         {
-            let (k, v) = part
-                .split_once('=')
-                .ok_or_else(|| bad(format!("attribute `{part}` has no value")))?;
+            let (k, v) = part.split_once('=').ok_or_else(|| {
+                bad("an attribute has no `=` and value (not echoed: it may be a PIN)".into())
+            })?;
             let allowed: &[&str] = if in_query {
                 &["module-path", "pin-source"]
             } else {
@@ -386,6 +386,94 @@ impl Pkcs11RootKeyStore {
         )
     }
 
+    /// Runs `f` on the handle of root `epoch`; a handle the token no
+    /// longer knows (the object destroyed or re-created by another
+    /// process) is looked up again once.
+    fn with_handle<T>(
+        &self,
+        session: &Session,
+        store_id: &[u8; 16],
+        epoch: u32,
+        f: impl Fn(ObjectHandle) -> Result<T>,
+    ) -> Result<T> {
+        let h = self.handle(session, store_id, epoch)?;
+        match f(h) {
+            // cryptoki's text for CKR_OBJECT_HANDLE_INVALID and
+            // CKR_KEY_HANDLE_INVALID.
+            Err(Error::RootKeyDevice { reason, .. })
+                if reason.contains("object handle is not valid")
+                    || reason.contains("key handle is not valid") =>
+            {
+                self.handles.lock().remove(&(*store_id, epoch));
+                f(self.handle(session, store_id, epoch)?)
+            }
+            other => other,
+        }
+    }
+
+    /// `C_Decrypt` of a wrapped key; `None` when it does not authenticate.
+    /// SoftHSM2 reports a tag mismatch as `CKR_GENERAL_ERROR`, which a
+    /// faulty device reports too: that answer counts as "does not
+    /// authenticate" only when the device then wraps and unwraps a test
+    /// key under the same root correctly.
+    fn decrypt(
+        &self,
+        session: &Session,
+        store_id: &[u8; 16],
+        epoch: u32,
+        ad: &[u8],
+        sealed: &[u8; 60],
+    ) -> Result<Option<Zeroizing<[u8; 32]>>> {
+        let attempt = |h: ObjectHandle, sealed: &[u8; 60], ad: &[u8]| {
+            let mut iv = [0u8; 12];
+            iv.copy_from_slice(&sealed[..12]);
+            let params = GcmParams::new(&mut iv, ad, 128.into())
+                .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
+            Ok::<_, Error>(session.decrypt(&Mechanism::AesGcm(params), h, &sealed[12..]))
+        };
+        self.with_handle(session, store_id, epoch, |h| match attempt(h, sealed, ad)? {
+            Ok(plain) => {
+                let plain = Zeroizing::new(plain);
+                let arr: [u8; 32] = plain
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| self.error(format!("unwrapped {} bytes, not 32", plain.len())))?;
+                Ok(Some(Zeroizing::new(arr)))
+            }
+            Err(cryptoki::error::Error::Pkcs11(
+                RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange,
+                _,
+            )) => Ok(None),
+            Err(cryptoki::error::Error::Pkcs11(RvError::GeneralError, _)) => {
+                // Is the device sound? A fresh test key round trip says.
+                let mut probe = [0u8; 32];
+                os_random(&mut probe)?;
+                let mut iv = [0u8; 12];
+                os_random(&mut iv)?;
+                let ct = {
+                    let params = GcmParams::new(&mut iv, b"lethedb/probe", 128.into())
+                        .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
+                    session
+                        .encrypt(&Mechanism::AesGcm(params), h, &probe)
+                        .map_err(|e| self.error(format!("C_Encrypt (probe): {e}")))?
+                };
+                let mut sealed_probe = [0u8; 60];
+                if ct.len() != 48 {
+                    return Err(self.error("C_Decrypt failed and the device's probe failed too".into()));
+                }
+                sealed_probe[..12].copy_from_slice(&iv);
+                sealed_probe[12..].copy_from_slice(&ct);
+                match attempt(h, &sealed_probe, b"lethedb/probe")? {
+                    Ok(back) if back.as_slice() == probe => Ok(None),
+                    _ => Err(self.error(
+                        "C_Decrypt failed (CKR_GENERAL_ERROR) and a test key does not round-trip: the device is failing".into(),
+                    )),
+                }
+            }
+            Err(e) => Err(self.error(format!("C_Decrypt: {e}"))),
+        })
+    }
+
     /// The attributes a test checks: (sensitive, extractable, token) of
     /// root `epoch`.
     #[doc(hidden)]
@@ -456,6 +544,9 @@ impl RootKeyDevice for Pkcs11RootKeyStore {
 
     fn generate(&self, store_id: &[u8; 16], epoch: u32) -> Result<()> {
         let session = self.session.lock();
+        // Asked of the token, not the handle cache: another process may
+        // have destroyed the object.
+        self.handles.lock().remove(&(*store_id, epoch));
         if self.find(&session, store_id, epoch)?.is_some() {
             return Err(Error::RootKey {
                 epoch,
@@ -496,22 +587,35 @@ impl RootKeyDevice for Pkcs11RootKeyStore {
 
     fn wrap(&self, store_id: &[u8; 16], epoch: u32, ad: &[u8], key: &[u8; 32]) -> Result<[u8; 60]> {
         let session = self.session.lock();
-        let h = self.handle(&session, store_id, epoch)?;
-        let mut iv = [0u8; 12];
-        os_random(&mut iv)?;
-        let mut iv_param = iv;
-        let params = GcmParams::new(&mut iv_param, ad, 128.into())
-            .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
-        let ct = session
-            .encrypt(&Mechanism::AesGcm(params), h, key)
-            .map_err(|e| self.error(format!("C_Encrypt: {e}")))?;
-        let mut out = [0u8; 60];
-        if ct.len() != 48 {
-            return Err(self.error(format!("AES-GCM returned {} bytes, not 48", ct.len())));
+        let out = self.with_handle(&session, store_id, epoch, |h| {
+            let mut iv = [0u8; 12];
+            os_random(&mut iv)?;
+            let ct = {
+                // A token in FIPS mode may generate the IV itself and write
+                // it back into this buffer: the IV stored is what the
+                // buffer holds after the call.
+                let params = GcmParams::new(&mut iv, ad, 128.into())
+                    .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
+                session
+                    .encrypt(&Mechanism::AesGcm(params), h, key)
+                    .map_err(|e| self.error(format!("C_Encrypt: {e}")))?
+            };
+            if ct.len() != 48 {
+                return Err(self.error(format!("AES-GCM returned {} bytes, not 48", ct.len())));
+            }
+            let mut out = [0u8; 60];
+            out[..12].copy_from_slice(&iv);
+            out[12..].copy_from_slice(&ct);
+            Ok(out)
+        })?;
+        // Checked before it is stored: a wrapped key that does not open is
+        // caught here, not at the next open.
+        match self.decrypt(&session, store_id, epoch, ad, &out)? {
+            Some(back) if *back == *key => Ok(out),
+            _ => Err(self.error(format!(
+                "a key wrapped under root epoch {epoch} does not unwrap to itself"
+            ))),
         }
-        out[..12].copy_from_slice(&iv);
-        out[12..].copy_from_slice(&ct);
-        Ok(out)
     }
 
     fn unwrap(
@@ -522,35 +626,16 @@ impl RootKeyDevice for Pkcs11RootKeyStore {
         sealed: &[u8; 60],
     ) -> Result<Option<Zeroizing<[u8; 32]>>> {
         let session = self.session.lock();
-        let h = self.handle(&session, store_id, epoch)?;
-        let mut iv = [0u8; 12];
-        iv.copy_from_slice(&sealed[..12]);
-        let params = GcmParams::new(&mut iv, ad, 128.into())
-            .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
-        match session.decrypt(&Mechanism::AesGcm(params), h, &sealed[12..]) {
-            Ok(plain) => {
-                let plain = Zeroizing::new(plain);
-                let arr: [u8; 32] = plain
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| self.error(format!("unwrapped {} bytes, not 32", plain.len())))?;
-                Ok(Some(Zeroizing::new(arr)))
-            }
-            // A tag that does not verify: CKR_ENCRYPTED_DATA_INVALID per the
-            // standard; SoftHSM2 (through OpenSSL) says CKR_GENERAL_ERROR.
-            Err(cryptoki::error::Error::Pkcs11(
-                RvError::EncryptedDataInvalid
-                | RvError::EncryptedDataLenRange
-                | RvError::GeneralError,
-                _,
-            )) => Ok(None),
-            Err(e) => Err(self.error(format!("C_Decrypt: {e}"))),
+        match self.decrypt(&session, store_id, epoch, ad, sealed)? {
+            Some(k) => Ok(Some(k)),
+            None => Ok(None),
         }
     }
 
     fn destroy(&self, store_id: &[u8; 16], epochs: &[u32]) -> Result<()> {
         let session = self.session.lock();
         for &epoch in epochs {
+            self.handles.lock().remove(&(*store_id, epoch));
             let Some(h) = self.find(&session, store_id, epoch)? else {
                 continue;
             };

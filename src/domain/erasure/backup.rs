@@ -207,8 +207,16 @@ pub(crate) fn restore(
     };
     let target_roots: RootKeys = match &options.root_keys {
         Some(r) => r.clone(),
+        // A backup whose roots are in a device is not restored onto roots
+        // in a file beside the store unless asked for.
+        None if source_roots.is_device() => {
+            return Err(Error::InvalidInput(
+                "the backup's roots are in a device: name the restored store's own root key store (Options::root_keys / root_key_device, --root-keys)".into(),
+            ))
+        }
         None => RootKeys::Sealed(Arc::new(FileRootKeyStore::beside(to))),
     };
+    crate::engine::check_co_location(to, &target_roots, options.refuse_co_located_roots)?;
     copy_dir(&src, to)?;
     {
         let copy = Store::open(to, &copy_config(), false)?;
@@ -258,7 +266,24 @@ pub(crate) fn restore(
         already_present: 0,
         certificates: Vec::new(),
     };
+    // A master-key rotation interrupted between moving this copy and
+    // swapping in its re-sealed ledger leaves that ledger staged beside
+    // the old one: use it when the old one does not authenticate.
+    let verifies = |ls: &[super::copies::LedgerLine]| -> Result<bool> {
+        for l in ls {
+            if line_mac(&db, l)? != l.mac {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
     let mut lines = ledger;
+    if !verifies(&lines)? {
+        let staged = read_ledger(&super::copies::staged_ledger(&from.join(LEDGER_FILE)))?;
+        if !staged.is_empty() && verifies(&staged)? {
+            lines = staged;
+        }
+    }
     lines.sort_by_key(|l| l.erasure_id);
     for l in &lines {
         if line_mac(&db, l)? != l.mac {

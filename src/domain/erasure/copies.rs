@@ -18,7 +18,7 @@ use crate::types::{ProfileId, Timestamp};
 
 use super::forget::{forget_fields, forget_replay};
 pub(crate) use super::ledger::{append_lines, read_ledger, replace_ledger, LedgerLine};
-pub(crate) use super::ledger::{reseal_ledger_file, LedgerKeys};
+pub(crate) use super::ledger::{reseal_ledger_file, staged_ledger, LedgerKeys};
 
 pub(super) const STORE_DIR: &str = "store";
 pub(super) const INFO_FILE: &str = "BACKUP.json";

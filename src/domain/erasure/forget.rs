@@ -71,24 +71,33 @@ fn drop_identifiers(
     let mut seen = HashSet::new();
     let mut keys = Vec::new();
     for i in ids {
-        // Both generations' keys during a blind-index rotation.
-        for key in db.ids.keys(i.id_type.name(), &i.normalized)? {
+        // Both generations' keys during a blind-index rotation; the
+        // identifier's suppression goes with its first (current) key.
+        for (n, key) in db
+            .ids
+            .keys(i.id_type.name(), &i.normalized)?
+            .into_iter()
+            .enumerate()
+        {
             if seen.insert(key) {
-                keys.push((key, i));
+                keys.push((key, i, n == 0));
             }
         }
     }
     let found = db
         .store
-        .multi_get::<IdentityIndex>(&keys.iter().map(|(k, _)| *k).collect::<Vec<_>>())?;
+        .multi_get::<IdentityIndex>(&keys.iter().map(|(k, _, _)| *k).collect::<Vec<_>>())?;
     let now = Timestamp::now().as_micros();
-    for ((key, i), entry) in keys.iter().zip(found) {
+    for ((key, i, first), entry) in keys.iter().zip(found) {
         if entry.is_some_and(|e| owners.contains(&e.profile)) {
             st.batch.delete::<IdentityIndex>(key);
-            st.touched.key::<IdentityIndex>(key);
             st.index_removed += 1;
         }
-        if suppress.is_some() {
+        // Named for the purge whether or not it is there now: during a
+        // blind-index rotation the person's entry may have lived under the
+        // other generation's key, whose older versions must go too.
+        st.touched.key::<IdentityIndex>(key);
+        if suppress.is_some() && *first {
             // Bucketed and unlinked: no erasure id, the day only
             // (erasure/suppression.rs).
             let s = super::suppression::bucket(db, i.id_type.name(), &i.normalized)?;
@@ -520,5 +529,42 @@ mod tests {
         assert!(pending_names::<Profiles>(&db.store, &b));
         let blind = db.ids.key("device_id", "dev-b").unwrap();
         assert!(pending_names::<IdentityIndex>(&db.store, &blind));
+    }
+
+    /// During a blind-index rotation a person's entry may have lived under
+    /// either generation's key; forget names both for the purge, so older
+    /// versions under the key it was moved from are compacted away too.
+    #[test]
+    fn forget_during_a_blind_index_rotation_names_both_generations_keys() {
+        let (_dir, handle, _) = crate::db::scratch_store();
+        let p = handle
+            .resolve(&[Identifier::device_id("dev-r")], Update::new())
+            .unwrap()
+            .profile
+            .unwrap();
+        crate::domain::identity::rotation::start(&handle.engine).unwrap();
+        let db = &*handle.engine;
+        let keys = db.ids.keys("device_id", "dev-r").unwrap();
+        assert_eq!(keys.len(), 2);
+        // Move the entry to the new key by hand, as a step would, keeping
+        // the rotation open (cursor past the profile).
+        let mut st = db.ids.state();
+        st.cursor = Some([0xff; 16]);
+        db.ids.set(st);
+        let mut batch = crate::storage::Batch::new();
+        batch.delete::<IdentityIndex>(&keys[1]);
+        batch.put::<IdentityIndex>(
+            &keys[0],
+            &crate::storage::records::IdentityEntry { profile: p },
+        );
+        db.store.write(batch).unwrap();
+        handle.forget(&p).unwrap();
+        for k in &keys {
+            assert!(pending_names::<IdentityIndex>(&db.store, k), "{k:?}");
+        }
+        assert_eq!(
+            handle.lookup(&Identifier::device_id("dev-r")).unwrap(),
+            None
+        );
     }
 }

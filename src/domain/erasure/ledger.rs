@@ -156,10 +156,24 @@ impl LedgerKeys {
     }
 }
 
-/// Rewrites the ledger file at `path` with every line sealed under `new`
-/// (lines under `old` re-sealed), atomically: temporary file, fsync,
-/// rename, directory fsync.
-pub(crate) fn reseal_ledger_file(path: &Path, old: &LedgerKeys, new: &LedgerKeys) -> Result<usize> {
+/// Where a master-key rotation stages a backup's re-sealed ledger until
+/// the copy has moved: `<ledger>.next`.
+pub(crate) fn staged_ledger(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".next");
+    std::path::PathBuf::from(p)
+}
+
+/// Writes to `to` the ledger file at `path` with every line sealed under
+/// `new` (lines under `old` re-sealed, lines already under `new` kept),
+/// atomically: temporary file, fsync, rename, directory fsync. Nothing is
+/// written for an empty or missing ledger.
+pub(crate) fn reseal_ledger_file(
+    path: &Path,
+    to: &Path,
+    old: &LedgerKeys,
+    new: &LedgerKeys,
+) -> Result<usize> {
     let lines = read_ledger(path)?;
     if lines.is_empty() {
         return Ok(0);
@@ -172,7 +186,7 @@ pub(crate) fn reseal_ledger_file(path: &Path, old: &LedgerKeys, new: &LedgerKeys
         );
         out.push('\n');
     }
-    replace_ledger(path, &out)?;
+    replace_ledger(to, &out)?;
     Ok(lines.len())
 }
 

@@ -45,7 +45,7 @@ use crate::storage::records::Blob;
 use crate::storage::Batch;
 
 use super::certificate::reseal_signing_key;
-use super::copies::{reseal_ledger_file, LedgerKeys, LEDGER_FILE, STORE_DIR};
+use super::copies::{reseal_ledger_file, staged_ledger, LedgerKeys, LEDGER_FILE, STORE_DIR};
 
 /// What a master-key rotation did (`Db::rotate_master`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -130,6 +130,14 @@ pub(crate) fn rotate_master(
     }
     let mut report = MasterRotationReport::default();
     match open_with(path, &m_old, &options) {
+        Ok(db) if db.store.get::<MasterRotations>(&())?.is_some() => {
+            // `old` is the key an unfinished rotation moved to: starting
+            // another one would leave the backups (still under the key
+            // that rotation started from) behind.
+            return Err(Error::InvalidInput(
+                "a master-key rotation of this store is unfinished and `old` is the key it moved to: finish it first, with the key it started from as the old key and this key as the new one".into(),
+            ));
+        }
         Ok(db) => {
             let (old_epoch, new_epoch) = move_store(&db, &m_old, &m_new, true)?;
             report.old_root_epoch = old_epoch;
@@ -233,6 +241,11 @@ fn move_store(db: &Engine, m_old: &MasterKey, m_new: &MasterKey, live: bool) -> 
         true,
         |_, _| Ok(()),
     )?;
+    // The versions sealed under the old key (header, signing key, key set,
+    // level-1 nodes) out of the live files: memtables flushed, the two
+    // column families rewritten, the WAL that held them made obsolete.
+    db.store.compact_cf(crate::storage::columns::CF_META)?;
+    db.store.compact_cf(crate::storage::columns::CF_KEYS)?;
     Ok((old_epoch, new_epoch))
 }
 
@@ -258,7 +271,13 @@ fn move_backups(
         }
         let dir = PathBuf::from(&rec.path);
         let moved = (|| -> Result<(u32, u64)> {
-            let lines = reseal_ledger_file(&dir.join(LEDGER_FILE), &old_keys, &new_keys)?;
+            // The ledger under the new key is staged beside the old one and
+            // swapped in once the copy has moved: until then, copy and
+            // ledger stay under one key (restore also reads the staged
+            // ledger when the live one does not authenticate).
+            let ledger = dir.join(LEDGER_FILE);
+            let staged = staged_ledger(&ledger);
+            let lines = reseal_ledger_file(&ledger, &staged, &old_keys, &new_keys)?;
             let copy_path = dir.join(STORE_DIR);
             let mut opts = Options::new();
             opts.restoring = true;
@@ -267,20 +286,21 @@ fn move_backups(
                 root_keys: Some(db.keys.roots().clone()),
                 ..opts
             };
-            match open_with(&copy_path, m_old, &opts) {
-                Ok(copy) => {
-                    // The copy's new epoch is reserved in the shared root
-                    // key store: above every epoch held.
-                    let (_, new_epoch) = move_store(&copy, m_old, m_new, false)?;
-                    Ok((new_epoch, lines as u64))
-                }
+            let new_epoch = match open_with(&copy_path, m_old, &opts) {
+                // The copy's new epoch is reserved in the shared root key
+                // store: above every epoch held.
+                Ok(copy) => move_store(&copy, m_old, m_new, false)?.1,
                 // Moved before a crash: already on its new root.
-                Err(Error::WrongKey) => Ok((
-                    open_with(&copy_path, m_new, &opts)?.keys.root_epoch(),
-                    lines as u64,
-                )),
-                Err(e) => Err(e),
+                Err(Error::WrongKey) => open_with(&copy_path, m_new, &opts)?.keys.root_epoch(),
+                Err(e) => return Err(e),
+            };
+            if staged.exists() {
+                std::fs::rename(&staged, &ledger).map_err(|e| Error::io_at(&ledger, e))?;
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| Error::io_at(&dir, e))?;
             }
+            Ok((new_epoch, lines as u64))
         })();
         let mut batch = Batch::new();
         match moved {

@@ -29,10 +29,6 @@ use crate::types::{ProfileId, Timestamp};
 struct Req {
     given: Identifier,
     normalized: String,
-    /// The current generation's key (identity of the request entry).
-    key: BlindKey,
-    /// During a blind-index rotation, the previous generation's key.
-    alt: Option<BlindKey>,
     rank: usize,
 }
 
@@ -68,17 +64,16 @@ fn normalise_request(
             rejected.push(reject(RejectReason::Blocked));
             continue;
         }
-        let keys = db.ids.keys(id.id_type.name(), &normalized)?;
-        let key = keys[0];
-        if out.iter().any(|r| r.key == key) {
+        if out
+            .iter()
+            .any(|r| r.given.id_type == id.id_type && r.normalized == normalized)
+        {
             continue;
         }
         out.push(Req {
             rank: cfg.rules.rank(&id.id_type),
             given: id.clone(),
             normalized,
-            key,
-            alt: keys.get(1).copied(),
         });
     }
     Ok(out)
@@ -86,21 +81,21 @@ fn normalise_request(
 
 /// The profile each request identifier's entry points at, under either
 /// generation's key during a blind-index rotation (one multi-get: one
-/// consistent view).
+/// consistent view). The keys are computed here, from the rotation state
+/// of this moment — under the identity lock, the state the caller's writes
+/// will be keyed by.
 fn index_lookup(db: &Engine, req: &[Req]) -> Result<Vec<Option<ProfileId>>> {
-    let mut keys: Vec<BlindKey> = req.iter().map(|r| r.key).collect();
-    keys.extend(req.iter().filter_map(|r| r.alt));
+    let mut keys: Vec<BlindKey> = Vec::with_capacity(req.len() * 2);
+    let mut spans = Vec::with_capacity(req.len());
+    for r in req {
+        let k = db.ids.keys(r.given.id_type.name(), &r.normalized)?;
+        spans.push(keys.len()..keys.len() + k.len());
+        keys.extend(k);
+    }
     let found = db.store.multi_get::<IdentityIndex>(&keys)?;
-    let mut alts = found[req.len()..].iter();
-    Ok(req
-        .iter()
-        .zip(&found[..req.len()])
-        .map(|(r, cur)| {
-            let alt = if r.alt.is_some() { alts.next() } else { None };
-            cur.as_ref()
-                .or(alt.and_then(Option::as_ref))
-                .map(|e| e.profile)
-        })
+    Ok(spans
+        .into_iter()
+        .map(|span| found[span].iter().flatten().next().map(|e| e.profile))
         .collect())
 }
 
@@ -431,8 +426,13 @@ fn resolve_locked(
     };
     let cause: Vec<(String, [u8; 16])> = req
         .iter()
-        .map(|r| (r.given.id_type.name().to_string(), r.key))
-        .collect();
+        .map(|r| {
+            Ok((
+                r.given.id_type.name().to_string(),
+                db.ids.keys(r.given.id_type.name(), &r.normalized)?[0],
+            ))
+        })
+        .collect::<Result<_>>()?;
     // States as staged so far: several merges and the request's own
     // records must each see the previous ones.
     let mut s_states = consent::load_states(db, &s)?;
@@ -506,14 +506,19 @@ pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> 
     // Index entries always name an active profile: merge and unmerge
     // re-point them, forget deletes them, each in the same batch as the
     // profile change. So one index read answers, without the record.
+    // Every form under every generation's key in one multi-get: one
+    // consistent view, even while a rotation step commits.
+    let mut keys = Vec::new();
     for form in forms {
-        for key in db.ids.keys(id.id_type.name(), &form)? {
-            if let Some(e) = db.store.get::<IdentityIndex>(&key)? {
-                return Ok(Some(e.profile));
-            }
-        }
+        keys.extend(db.ids.keys(id.id_type.name(), &form)?);
     }
-    Ok(None)
+    Ok(db
+        .store
+        .multi_get::<IdentityIndex>(&keys)?
+        .into_iter()
+        .flatten()
+        .next()
+        .map(|e| e.profile))
 }
 
 #[cfg(test)]
