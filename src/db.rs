@@ -535,7 +535,7 @@ impl Db {
     /// ```
     /// let dir = tempfile::tempdir()?;
     /// let keys = lethedb::MemoryKeyProvider::generate()?;
-    /// let db = lethedb::Db::open(dir.path().join("db"), &keys, lethedb::Options::new())?;
+    /// let db = lethedb::Db::open(dir.path().join("db"), &keys, lethedb::Options::new().create_if_missing(true))?;
     /// let report = db.open_report();
     /// // The default root file `<DIR>.rootkeys` sits beside the store.
     /// assert!(report.root_co_located);

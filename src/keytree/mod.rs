@@ -29,6 +29,7 @@ mod cache;
 mod custody;
 mod location;
 mod pkcs11;
+mod pkcs11_uri;
 pub(crate) mod root;
 mod rotation;
 pub(crate) mod shape;
