@@ -79,7 +79,7 @@ fn world() -> World {
     }
 }
 
-fn check_rotated(w: &World, new: &MemoryKeyProvider, held_before: &BTreeSet<u32>) {
+fn check_rotated(w: &World, new: &MemoryKeyProvider, held_before: &BTreeSet<u32>, staged: bool) {
     assert!(matches!(
         Db::open(&w.path, &w.old, opts(&w.roots)),
         Err(Error::WrongKey)
@@ -128,13 +128,14 @@ fn check_rotated(w: &World, new: &MemoryKeyProvider, held_before: &BTreeSet<u32>
     )
     .is_err());
     let to = dir.join("restored");
-    let (r, _) = Db::restore(
+    let (r, report) = Db::restore(
         &w.backup,
         &to,
         new,
         Options::new().root_keys(Arc::new(FileRootKeyStore::new(dir.join("r.rootkeys")))),
     )
     .unwrap();
+    assert_eq!(report.used_staged_ledger, staged);
     assert!(matches!(
         r.get(&w.gone_after),
         Err(Error::ProfileErased { .. })
@@ -191,10 +192,27 @@ fn rotation_rewraps_everything_and_the_old_key_is_refused() {
         }
     }
     // A crash between moving the copy and swapping in its re-sealed ledger
-    // leaves the ledger staged: restore reads it.
+    // leaves the ledger staged: restore reads it (and replays from it).
     {
-        std::fs::rename(&ledger, w.backup.join("erasure-ledger.ndjson.next")).unwrap();
+        let staged = w.backup.join("erasure-ledger.ndjson.next");
+        std::fs::rename(&ledger, &staged).unwrap();
         std::fs::write(&ledger, &ledger_before).unwrap();
+        let dir = w.path.parent().unwrap();
+        let (r, report) = Db::restore(
+            &w.backup,
+            dir.join("restored-staged"),
+            &new,
+            Options::new().root_keys(Arc::new(FileRootKeyStore::new(dir.join("rs.rootkeys")))),
+        )
+        .unwrap();
+        assert!(report.used_staged_ledger);
+        assert_eq!(report.replayed.len(), 1);
+        assert!(matches!(
+            r.get(&w.gone_after),
+            Err(Error::ProfileErased { .. })
+        ));
+        drop(r);
+        std::fs::rename(&staged, &ledger).unwrap();
     }
     assert!(!report.resumed);
     assert_eq!(report.backups_moved, 1);
@@ -208,7 +226,7 @@ fn rotation_rewraps_everything_and_the_old_key_is_refused() {
             .collect::<BTreeSet<_>>(),
         held_before
     );
-    check_rotated(&w, &new, &held_before);
+    check_rotated(&w, &new, &held_before, false);
     // The same key twice is refused, nothing changed.
     assert!(matches!(
         Db::rotate_master(&w.path, &new, &new, opts(&w.roots)),
@@ -242,7 +260,7 @@ fn every_crash_point_of_a_rotation_is_finished_by_running_it_again() {
         }
         let report = Db::rotate_master(&w.path, &w.old, &new, opts(&w.roots)).unwrap();
         assert!(report.resumed, "step {step}");
-        check_rotated(&w, &new, &held_before);
+        check_rotated(&w, &new, &held_before, false);
     }
 }
 
@@ -266,7 +284,7 @@ fn a_new_rotation_is_refused_until_the_unfinished_one_is_finished() {
         other => panic!("{other:?}"),
     }
     Db::rotate_master(&w.path, &w.old, &b, opts(&w.roots)).unwrap();
-    check_rotated(&w, &b, &held_before);
+    check_rotated(&w, &b, &held_before, false);
 }
 
 #[test]
@@ -286,7 +304,7 @@ fn a_crash_before_the_store_moves_leaves_it_on_the_old_key() {
         );
         drop(db);
         Db::rotate_master(&w.path, &w.old, &new, opts(&w.roots)).unwrap();
-        check_rotated(&w, &new, &held_before);
+        check_rotated(&w, &new, &held_before, false);
     }
 }
 

@@ -42,6 +42,9 @@ use super::root::FileRootKeyStore;
 use crate::error::{Error, Result};
 use crate::random::os_random;
 
+/// Prefix of the reason of an error whose cause is a stale object handle.
+const STALE_HANDLE: &str = "stale object handle: ";
+
 /// One initialised context per module per process: `C_Initialize` may be
 /// called once, and every store on the module shares it.
 fn context(module: &Path) -> Result<Pkcs11> {
@@ -183,6 +186,23 @@ impl Pkcs11RootKeyStore {
         Ok(())
     }
 
+    /// A failed PKCS#11 call; a handle the token no longer knows
+    /// (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`) is marked,
+    /// from the typed code, for `with_handle` to look up again.
+    fn p11(&self, call: &str, e: cryptoki::error::Error) -> Error {
+        let stale = matches!(
+            e,
+            cryptoki::error::Error::Pkcs11(
+                RvError::ObjectHandleInvalid | RvError::KeyHandleInvalid,
+                _
+            )
+        );
+        self.error(format!(
+            "{}{call}: {e}",
+            if stale { STALE_HANDLE } else { "" }
+        ))
+    }
+
     fn error(&self, reason: String) -> Error {
         Error::RootKeyDevice {
             device: format!("token {:?} (serial {:?})", self.config.token, self.serial),
@@ -250,12 +270,7 @@ impl Pkcs11RootKeyStore {
     ) -> Result<T> {
         let h = self.handle(session, store_id, epoch)?;
         match f(h) {
-            // cryptoki's text for CKR_OBJECT_HANDLE_INVALID and
-            // CKR_KEY_HANDLE_INVALID.
-            Err(Error::RootKeyDevice { reason, .. })
-                if reason.contains("object handle is not valid")
-                    || reason.contains("key handle is not valid") =>
-            {
+            Err(Error::RootKeyDevice { reason, .. }) if reason.starts_with(STALE_HANDLE) => {
                 self.handles.lock().remove(&(*store_id, epoch));
                 f(self.handle(session, store_id, epoch)?)
             }
@@ -307,7 +322,7 @@ impl Pkcs11RootKeyStore {
                         .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
                     session
                         .encrypt(&Mechanism::AesGcm(params), h, &probe)
-                        .map_err(|e| self.error(format!("C_Encrypt (probe): {e}")))?
+                        .map_err(|e| self.p11("C_Encrypt (probe)", e))?
                 };
                 let mut sealed_probe = [0u8; 60];
                 if ct.len() != 48 {
@@ -322,7 +337,7 @@ impl Pkcs11RootKeyStore {
                     )),
                 }
             }
-            Err(e) => Err(self.error(format!("C_Decrypt: {e}"))),
+            Err(e) => Err(self.p11("C_Decrypt", e)),
         })
     }
 
@@ -450,7 +465,7 @@ impl RootKeyDevice for Pkcs11RootKeyStore {
                     .map_err(|e| self.error(format!("GCM parameters: {e}")))?;
                 session
                     .encrypt(&Mechanism::AesGcm(params), h, key)
-                    .map_err(|e| self.error(format!("C_Encrypt: {e}")))?
+                    .map_err(|e| self.p11("C_Encrypt", e))?
             };
             if ct.len() != 48 {
                 return Err(self.error(format!("AES-GCM returned {} bytes, not 48", ct.len())));

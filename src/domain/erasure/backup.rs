@@ -66,6 +66,10 @@ pub struct RestoreReport {
     pub already_present: usize,
     /// Certificates issued by the purge that followed the replay.
     pub certificates: Vec<String>,
+    /// The ledger read was the one a master-key rotation staged
+    /// (`erasure-ledger.ndjson.next`): the rotation stopped between moving
+    /// the copy and swapping its ledger in.
+    pub used_staged_ledger: bool,
 }
 
 fn is_nonempty_dir(dir: &Path) -> Result<bool> {
@@ -218,7 +222,9 @@ pub(crate) fn restore(
     };
     crate::engine::check_co_location(to, &target_roots, options.refuse_co_located_roots)?;
     copy_dir(&src, to)?;
-    {
+    // Checks that need the copy run on it; one that fails removes it, so
+    // nothing is left behind and the restore can be retried.
+    let moved = (|| -> Result<()> {
         let copy = Store::open(to, &copy_config(), false)?;
         let header = copy
             .get_raw::<crate::storage::columns::StoreHeaders>(&())?
@@ -255,6 +261,11 @@ pub(crate) fn restore(
             .checked_add(1)
             .ok_or_else(|| Error::corrupt("key tree header", "root epoch exhausted"))?;
         source.root_copy_into(&copy, &target_roots, next)?;
+        Ok(())
+    })();
+    if let Err(e) = moved {
+        let _ = std::fs::remove_dir_all(to);
+        return Err(e);
     }
     let mut opts = options;
     opts.restoring = true;
@@ -265,6 +276,7 @@ pub(crate) fn restore(
         replayed: Vec::new(),
         already_present: 0,
         certificates: Vec::new(),
+        used_staged_ledger: false,
     };
     // A master-key rotation interrupted between moving this copy and
     // swapping in its re-sealed ledger leaves that ledger staged beside
@@ -278,12 +290,15 @@ pub(crate) fn restore(
         Ok(true)
     };
     let mut lines = ledger;
+    let mut used_staged_ledger = false;
     if !verifies(&lines)? {
         let staged = read_ledger(&super::copies::staged_ledger(&from.join(LEDGER_FILE)))?;
         if !staged.is_empty() && verifies(&staged)? {
             lines = staged;
+            used_staged_ledger = true;
         }
     }
+    report.used_staged_ledger = used_staged_ledger;
     lines.sort_by_key(|l| l.erasure_id);
     for l in &lines {
         if line_mac(&db, l)? != l.mac {

@@ -135,7 +135,7 @@ pub(crate) fn rotate_master(
             // another one would leave the backups (still under the key
             // that rotation started from) behind.
             return Err(Error::InvalidInput(
-                "a master-key rotation of this store is unfinished and `old` is the key it moved to: finish it first, with the key it started from as the old key and this key as the new one".into(),
+                "a master-key rotation of this store is unfinished and `old` is the key it moved to: finish it first, with the key it started from as the old key and the key it moved to as the new one (if the key it started from is lost, the backups still under it cannot be moved: finishing with any other old key invalidates them)".into(),
             ));
         }
         Ok(db) => {
@@ -155,6 +155,8 @@ pub(crate) fn rotate_master(
         e => e,
     })?;
     if report.resumed {
+        // A crash may have come between step A's commit and its compaction.
+        compact_sealed(&db)?;
         report.new_root_epoch = db.keys.root_epoch();
         if db.store.get::<MasterRotations>(&())?.is_none() {
             // Finished earlier: nothing left to do.
@@ -241,12 +243,31 @@ fn move_store(db: &Engine, m_old: &MasterKey, m_new: &MasterKey, live: bool) -> 
         true,
         |_, _| Ok(()),
     )?;
-    // The versions sealed under the old key (header, signing key, key set,
-    // level-1 nodes) out of the live files: memtables flushed, the two
-    // column families rewritten, the WAL that held them made obsolete.
-    db.store.compact_cf(crate::storage::columns::CF_META)?;
-    db.store.compact_cf(crate::storage::columns::CF_KEYS)?;
+    compact_sealed(db)?;
     Ok((old_epoch, new_epoch))
+}
+
+/// The versions sealed under the old key out of the live files: every
+/// memtable flushed (so the WAL holding them becomes obsolete), then the
+/// records sealed under the master key — store header, key set, signing
+/// key, level-1 nodes — compacted to the bottommost level. Idempotent; a
+/// resumed rotation runs it again.
+fn compact_sealed(db: &Engine) -> Result<()> {
+    use crate::storage::columns::{Keyspace, TreeNodes, CF_KEYS, CF_META};
+    db.store.flush()?;
+    let unit = |ks_key: Vec<u8>| (ks_key.clone(), ks_key);
+    for (cf, (from, to)) in [
+        (CF_META, unit(StoreHeaders::key(&()))),
+        (CF_META, unit(KeySets::key(&()))),
+        (CF_KEYS, unit(SigningKeys::key(&()))),
+        (
+            CF_KEYS,
+            (TreeNodes::key(&([1], 0)), TreeNodes::key(&([1], u32::MAX))),
+        ),
+    ] {
+        db.store.compact_range(cf, &from, &to)?;
+    }
+    Ok(())
 }
 
 /// (B) every registered backup still in use: ledger re-sealed, copy moved
@@ -290,8 +311,13 @@ fn move_backups(
                 // The copy's new epoch is reserved in the shared root key
                 // store: above every epoch held.
                 Ok(copy) => move_store(&copy, m_old, m_new, false)?.1,
-                // Moved before a crash: already on its new root.
-                Err(Error::WrongKey) => open_with(&copy_path, m_new, &opts)?.keys.root_epoch(),
+                // Moved before a crash: already on its new root (its
+                // compaction may not have run).
+                Err(Error::WrongKey) => {
+                    let copy = open_with(&copy_path, m_new, &opts)?;
+                    compact_sealed(&copy)?;
+                    copy.keys.root_epoch()
+                }
                 Err(e) => return Err(e),
             };
             if staged.exists() {
@@ -310,6 +336,7 @@ fn move_backups(
                 report.ledger_lines_resealed += lines;
             }
             Err(e) => {
+                let _ = std::fs::remove_file(staged_ledger(&dir.join(LEDGER_FILE)));
                 rec.root_epoch = None;
                 report.backups_invalidated += 1;
                 report

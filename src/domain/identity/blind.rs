@@ -91,6 +91,15 @@ impl IdentityKeys {
         self.state.read().clone()
     }
 
+    /// What identifies the key state: generation, rotation under way,
+    /// cursor. A lock-free reader that computed its keys under one state
+    /// and read under another retries (a start and a step can both commit
+    /// between computing keys and reading).
+    pub(crate) fn version(&self) -> (u32, bool, Option<[u8; 16]>) {
+        let st = self.state.read();
+        (st.generation, st.previous.is_some(), st.cursor)
+    }
+
     pub(crate) fn set(&self, state: IdentityKeyState) {
         *self.state.write() = state;
     }

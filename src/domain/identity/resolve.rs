@@ -85,18 +85,24 @@ fn normalise_request(
 /// of this moment — under the identity lock, the state the caller's writes
 /// will be keyed by.
 fn index_lookup(db: &Engine, req: &[Req]) -> Result<Vec<Option<ProfileId>>> {
-    let mut keys: Vec<BlindKey> = Vec::with_capacity(req.len() * 2);
-    let mut spans = Vec::with_capacity(req.len());
-    for r in req {
-        let k = db.ids.keys(r.given.id_type.name(), &r.normalized)?;
-        spans.push(keys.len()..keys.len() + k.len());
-        keys.extend(k);
+    loop {
+        let version = db.ids.version();
+        let mut keys: Vec<BlindKey> = Vec::with_capacity(req.len() * 2);
+        let mut spans = Vec::with_capacity(req.len());
+        for r in req {
+            let k = db.ids.keys(r.given.id_type.name(), &r.normalized)?;
+            spans.push(keys.len()..keys.len() + k.len());
+            keys.extend(k);
+        }
+        let found = db.store.multi_get::<IdentityIndex>(&keys)?;
+        // Unchanged key state: this view is consistent with those keys.
+        if db.ids.version() == version {
+            return Ok(spans
+                .into_iter()
+                .map(|span| found[span].iter().flatten().next().map(|e| e.profile))
+                .collect());
+        }
     }
-    let found = db.store.multi_get::<IdentityIndex>(&keys)?;
-    Ok(spans
-        .into_iter()
-        .map(|span| found[span].iter().flatten().next().map(|e| e.profile))
-        .collect())
 }
 
 /// Origin to attribute a request's writes to: the one origin of all the
@@ -507,18 +513,18 @@ pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> 
     // re-point them, forget deletes them, each in the same batch as the
     // profile change. So one index read answers, without the record.
     // Every form under every generation's key in one multi-get: one
-    // consistent view, even while a rotation step commits.
-    let mut keys = Vec::new();
-    for form in forms {
-        keys.extend(db.ids.keys(id.id_type.name(), &form)?);
+    // consistent view, retried if the key state moved meanwhile.
+    loop {
+        let version = db.ids.version();
+        let mut keys = Vec::new();
+        for form in &forms {
+            keys.extend(db.ids.keys(id.id_type.name(), form)?);
+        }
+        let found = db.store.multi_get::<IdentityIndex>(&keys)?;
+        if db.ids.version() == version {
+            return Ok(found.into_iter().flatten().next().map(|e| e.profile));
+        }
     }
-    Ok(db
-        .store
-        .multi_get::<IdentityIndex>(&keys)?
-        .into_iter()
-        .flatten()
-        .next()
-        .map(|e| e.profile))
 }
 
 #[cfg(test)]
