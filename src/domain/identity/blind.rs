@@ -80,6 +80,23 @@ pub(crate) struct IdentityKeyState {
     pub(crate) cursor: Option<[u8; 16]>,
 }
 
+impl IdentityKeyState {
+    /// Every key a value's entry may be under in this state: the current
+    /// one first, then (during a rotation) the previous one.
+    pub(crate) fn keys(&self, type_name: &str, normalized: &str) -> Result<Vec<BlindKey>> {
+        let mut out = vec![self.current.key(type_name, normalized)?];
+        if let Some(p) = &self.previous {
+            out.push(p.key(type_name, normalized)?);
+        }
+        Ok(out)
+    }
+
+    /// See [`IdentityKeys::version`].
+    pub(crate) fn version(&self) -> (u32, bool, Option<[u8; 16]>) {
+        (self.generation, self.previous.is_some(), self.cursor)
+    }
+}
+
 impl IdentityKeys {
     pub(crate) fn new(state: IdentityKeyState) -> Self {
         IdentityKeys {
@@ -96,8 +113,7 @@ impl IdentityKeys {
     /// and read under another retries (a start and a step can both commit
     /// between computing keys and reading).
     pub(crate) fn version(&self) -> (u32, bool, Option<[u8; 16]>) {
-        let st = self.state.read();
-        (st.generation, st.previous.is_some(), st.cursor)
+        self.state.read().version()
     }
 
     pub(crate) fn set(&self, state: IdentityKeyState) {
@@ -114,12 +130,7 @@ impl IdentityKeys {
     /// Every key the value's entry may be under: the current one first,
     /// then (during a rotation) the previous one.
     pub(crate) fn keys(&self, type_name: &str, normalized: &str) -> Result<Vec<BlindKey>> {
-        let st = self.state();
-        let mut out = vec![st.current.key(type_name, normalized)?];
-        if let Some(p) = &st.previous {
-            out.push(p.key(type_name, normalized)?);
-        }
-        Ok(out)
+        self.state().keys(type_name, normalized)
     }
 
     /// The key an entry pointing at `profile` must be under now.

@@ -86,11 +86,12 @@ fn normalise_request(
 /// will be keyed by.
 fn index_lookup(db: &Engine, req: &[Req]) -> Result<Vec<Option<ProfileId>>> {
     loop {
-        let version = db.ids.version();
+        let st = db.ids.state();
+        let version = st.version();
         let mut keys: Vec<BlindKey> = Vec::with_capacity(req.len() * 2);
         let mut spans = Vec::with_capacity(req.len());
         for r in req {
-            let k = db.ids.keys(r.given.id_type.name(), &r.normalized)?;
+            let k = st.keys(r.given.id_type.name(), &r.normalized)?;
             spans.push(keys.len()..keys.len() + k.len());
             keys.extend(k);
         }
@@ -515,10 +516,27 @@ pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> 
     // Every form under every generation's key in one multi-get: one
     // consistent view, retried if the key state moved meanwhile.
     loop {
-        let version = db.ids.version();
+        let st = db.ids.state();
+        let version = st.version();
+        if st.previous.is_none() {
+            // No rotation: one key per form, read in order; the first form
+            // found answers (most lookups need one read).
+            let mut hit = None;
+            for form in &forms {
+                let key = st.current.key(id.id_type.name(), form)?;
+                if let Some(e) = db.store.get::<IdentityIndex>(&key)? {
+                    hit = Some(e.profile);
+                    break;
+                }
+            }
+            if hit.is_some() || db.ids.version() == version {
+                return Ok(hit);
+            }
+            continue;
+        }
         let mut keys = Vec::new();
         for form in &forms {
-            keys.extend(db.ids.keys(id.id_type.name(), form)?);
+            keys.extend(st.keys(id.id_type.name(), form)?);
         }
         let found = db.store.multi_get::<IdentityIndex>(&keys)?;
         if db.ids.version() == version {

@@ -102,11 +102,14 @@ pub(crate) fn put_index(
     normalized: &str,
     profile: ProfileId,
 ) -> Result<()> {
+    let target = db.ids.key_for(profile.as_bytes(), t.name(), normalized)?;
     for k in db.ids.keys(t.name(), normalized)? {
-        batch.delete::<crate::storage::columns::IdentityIndex>(&k);
+        if k != target {
+            batch.delete::<crate::storage::columns::IdentityIndex>(&k);
+        }
     }
     batch.put::<crate::storage::columns::IdentityIndex>(
-        &db.ids.key_for(profile.as_bytes(), t.name(), normalized)?,
+        &target,
         &crate::storage::records::IdentityEntry { profile },
     );
     Ok(())
