@@ -260,7 +260,12 @@ pub(crate) fn restore(
         let next = epoch
             .checked_add(1)
             .ok_or_else(|| Error::corrupt("key tree header", "root epoch exhausted"))?;
-        source.root_copy_into(&copy, &target_roots, next)?;
+        if let Err(e) = source.root_copy_into(&copy, &target_roots, next) {
+            // The root may have been created before the batch failed: the
+            // target's namespace was empty, so nothing else is destroyed.
+            let _ = target_roots.destroy(&header.store_id, &[next]);
+            return Err(e);
+        }
         Ok(())
     })();
     if let Err(e) = moved {

@@ -26,6 +26,7 @@ pub use ids::{
     IdType, Identifier, IdentifierProblem, Normalization, PhoneValidation, MAX_IDENTIFIER_BYTES,
 };
 pub(crate) use merge::{displaced_fields, merges_of, reseal_displaced, unmerge};
-pub(crate) use resolve::{lookup, resolve};
+pub(crate) use resolve::resolve;
 pub use rules::{MergeRules, DEFAULT_BLOCKLIST};
 pub(crate) use stored::identifiers_of;
+pub(crate) use stored::lookup;

@@ -503,48 +503,6 @@ fn resolve_locked(
     Ok(Plan::Done)
 }
 
-/// `Db::lookup`.
-pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> {
-    let cfg = db.identity_snapshot();
-    // An e-mail indexed or suppressed by an earlier build under its older
-    // form is found by that form too (docs/design.md, "Identifiers and
-    // normalisation").
-    let forms = cfg.normalization.lookup_forms(id)?;
-    // Index entries always name an active profile: merge and unmerge
-    // re-point them, forget deletes them, each in the same batch as the
-    // profile change. So one index read answers, without the record.
-    // Every form under every generation's key in one multi-get: one
-    // consistent view, retried if the key state moved meanwhile.
-    loop {
-        let st = db.ids.state();
-        let version = st.version();
-        if st.previous.is_none() {
-            // No rotation: one key per form, read in order; the first form
-            // found answers (most lookups need one read).
-            let mut hit = None;
-            for form in &forms {
-                let key = st.current.key(id.id_type.name(), form)?;
-                if let Some(e) = db.store.get::<IdentityIndex>(&key)? {
-                    hit = Some(e.profile);
-                    break;
-                }
-            }
-            if hit.is_some() || db.ids.version() == version {
-                return Ok(hit);
-            }
-            continue;
-        }
-        let mut keys = Vec::new();
-        for form in &forms {
-            keys.extend(st.keys(id.id_type.name(), form)?);
-        }
-        let found = db.store.multi_get::<IdentityIndex>(&keys)?;
-        if db.ids.version() == version {
-            return Ok(found.into_iter().flatten().next().map(|e| e.profile));
-        }
-    }
-}
-
 #[cfg(test)]
 mod legacy_forms {
     use super::*;
