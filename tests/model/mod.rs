@@ -384,6 +384,40 @@ impl Run {
             82..=87 => self.purge(),
             88..=90 => self.backup(),
             91..=92 => self.restore(),
+            // Rotations change no answer (docs/design.md, "Master-key
+            // rotation", "Blind-index rotation"): the checks after the
+            // step are the model's, unchanged.
+            93..=95 => {
+                let k = 1 + rng.below(8);
+                if trace() {
+                    eprintln!("  blind-index rotation step of {k}");
+                }
+                self.db()
+                    .rotate_blind_index_step(k)
+                    .expect("blind-index rotation step");
+            }
+            96 => {
+                let mut key = [0u8; 32];
+                for b in key.iter_mut() {
+                    *b = rng.below(256) as u8;
+                }
+                if trace() {
+                    eprintln!("  master-key rotation");
+                }
+                drop(self.db.take());
+                let new = MemoryKeyProvider::from_bytes(key);
+                Db::rotate_master(&self.store, &self.key, &new, options())
+                    .expect("master-key rotation");
+                assert!(
+                    matches!(
+                        Db::open(&self.store, &self.key, options()),
+                        Err(Error::WrongKey)
+                    ),
+                    "the old master key still opens the store"
+                );
+                self.key = new;
+                self.db = Some(Db::open(&self.store, &self.key, options()).expect("reopen"));
+            }
             _ => {
                 drop(self.db.take());
                 self.db = Some(Db::open(&self.store, &self.key, options()).expect("reopen"));
