@@ -493,10 +493,7 @@ impl RootKeyDevice for Pkcs11RootKeyStore {
         sealed: &[u8; 60],
     ) -> Result<Option<Zeroizing<[u8; 32]>>> {
         let session = self.session.lock();
-        match self.decrypt(&session, store_id, epoch, ad, sealed)? {
-            Some(k) => Ok(Some(k)),
-            None => Ok(None),
-        }
+        self.decrypt(&session, store_id, epoch, ad, sealed)
     }
 
     fn destroy(&self, store_id: &[u8; 16], epochs: &[u32]) -> Result<()> {

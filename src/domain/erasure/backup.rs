@@ -40,9 +40,7 @@ use crate::storage::records::{BackupRecord, Blob};
 use crate::storage::{Batch, Store};
 use crate::types::Timestamp;
 
-use super::copies::{
-    append_ledger, copy_config, line_mac, read_ledger, INFO_FILE, LEDGER_FILE, STORE_DIR,
-};
+use super::copies::{append_ledger, copy_config, read_ledger, INFO_FILE, LEDGER_FILE, STORE_DIR};
 use super::forget::{forget_fields, forget_replay};
 use super::purge::purge;
 
@@ -286,9 +284,11 @@ pub(crate) fn restore(
     // A master-key rotation interrupted between moving this copy and
     // swapping in its re-sealed ledger leaves that ledger staged beside
     // the old one: use it when the old one does not authenticate.
+    // The ledger keys are derived once for every line checked below.
+    let ledger_keys = super::copies::LedgerKeys::of(&db)?;
     let verifies = |ls: &[super::copies::LedgerLine]| -> Result<bool> {
         for l in ls {
-            if line_mac(&db, l)? != l.mac {
+            if ledger_keys.mac(l)? != l.mac {
                 return Ok(false);
             }
         }
@@ -306,7 +306,7 @@ pub(crate) fn restore(
     report.used_staged_ledger = used_staged_ledger;
     lines.sort_by_key(|l| l.erasure_id);
     for l in &lines {
-        if line_mac(&db, l)? != l.mac {
+        if ledger_keys.mac(l)? != l.mac {
             return Err(Error::InvalidInput(format!(
                 "erasure ledger line {} does not authenticate under this store's key (altered?)",
                 l.erasure_id

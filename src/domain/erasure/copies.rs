@@ -24,10 +24,6 @@ pub(super) const STORE_DIR: &str = "store";
 pub(super) const INFO_FILE: &str = "BACKUP.json";
 pub(super) const LEDGER_FILE: &str = "erasure-ledger.ndjson";
 
-pub(super) fn line_mac(db: &Engine, l: &LedgerLine) -> Result<String> {
-    LedgerKeys::of(db)?.mac(l)
-}
-
 pub(super) fn to_line(db: &Engine, r: &ErasureRecord) -> Result<LedgerLine> {
     LedgerKeys::of(db)?.line(
         r.erasure_id,
@@ -217,21 +213,29 @@ pub(crate) fn rekey_backups(
 
 /// Applies `held` (erasures the backup holds) to the copy at `store_dir`
 /// and rotates its tree under the reserved epoch `next`.
-fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32) -> Result<()> {
+/// How the engine opens one of its backup copies: as a copy being
+/// restored (the backup marker allowed), sharing the live store's root key
+/// store (it destroys none), no automatic purge, the store's compression,
+/// small caches.
+pub(crate) fn copy_options(db: &Engine) -> Options {
     let mut opts = Options::new();
     opts.restoring = true;
     opts.shared_roots = true;
+    Options {
+        root_keys: Some(db.keys.roots().clone()),
+        ..opts
+    }
+    .purge_after_erasures(0)
+    .compression(db.compression)
+    .block_cache_bytes(8 << 20)
+    .write_buffer_bytes(4 << 20)
+}
+
+fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32) -> Result<()> {
     let copy = Engine::open(
         store_dir,
         &MemoryKeyProvider::holding(&db.master),
-        Options {
-            root_keys: Some(db.keys.roots().clone()),
-            ..opts
-        }
-        .purge_after_erasures(0)
-        .compression(db.compression)
-        .block_cache_bytes(8 << 20)
-        .write_buffer_bytes(4 << 20),
+        copy_options(db),
     )?;
     let mut buckets = BTreeSet::new();
     for r in held {

@@ -45,7 +45,9 @@ use crate::storage::records::Blob;
 use crate::storage::Batch;
 
 use super::certificate::reseal_signing_key;
-use super::copies::{reseal_ledger_file, staged_ledger, LedgerKeys, LEDGER_FILE, STORE_DIR};
+use super::copies::{
+    copy_options, reseal_ledger_file, staged_ledger, LedgerKeys, LEDGER_FILE, STORE_DIR,
+};
 
 /// What a master-key rotation did (`Db::rotate_master`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -300,13 +302,7 @@ fn move_backups(
             let staged = staged_ledger(&ledger);
             let lines = reseal_ledger_file(&ledger, &staged, &old_keys, &new_keys)?;
             let copy_path = dir.join(STORE_DIR);
-            let mut opts = Options::new();
-            opts.restoring = true;
-            opts.shared_roots = true;
-            let opts = Options {
-                root_keys: Some(db.keys.roots().clone()),
-                ..opts
-            };
+            let opts = copy_options(db);
             let new_epoch = match open_with(&copy_path, m_old, &opts) {
                 // The copy's new epoch is reserved in the shared root key
                 // store: above every epoch held.
