@@ -29,7 +29,7 @@ use rocksdb::{ColumnFamilyDescriptor, WriteBatch, DB};
 
 use crate::error::{Error, Result};
 use crate::storage::records::{
-    decode_value, encode_value, FieldEntry, ProfileRecord, RecordStatus, ValueCodec,
+    decode_value, encode_value, FieldEntry, ProfileRecord, RecordStatus,
 };
 use crate::storage::{rocksdb_options, StorageConfig};
 use crate::{Identifier, Normalization, ProfileId, Timestamp, Value};
@@ -196,6 +196,8 @@ impl PlainStore {
                 ProfileId::random()?,
                 ProfileRecord {
                     generation: 0,
+                    write_version: 0,
+                    consents: Vec::new(),
                     created_at: now,
                     updated_at: now,
                     status: RecordStatus::Active,
@@ -215,7 +217,7 @@ impl PlainStore {
             });
         }
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(PROFILES_CF)?, id.as_bytes(), record.encode());
+        batch.put_cf(self.cf(PROFILES_CF)?, id.as_bytes(), record.encode_clear());
         let index = self.cf(INDEX_CF)?;
         for k in &keys {
             batch.put_cf(index, k, id.as_bytes());
@@ -246,7 +248,7 @@ impl PlainStore {
             .get_pinned_cf(self.cf(PROFILES_CF)?, id.as_bytes())
             .map_err(Error::storage)?
         {
-            Some(bytes) => Ok(Some(ProfileRecord::decode(&bytes)?)),
+            Some(bytes) => Ok(Some(ProfileRecord::decode_clear(&bytes)?)),
             None => Ok(None),
         }
     }
@@ -343,3 +345,135 @@ pub fn load_people(db: &std::sync::Arc<crate::Db>, n: u64, threads: u64) -> Resu
     }
     Ok(ids)
 }
+
+/// Field and record crypto of the two profile formats, on made-up keys and
+/// values, for `benches/record.rs` (criterion figures per field and per
+/// record; docs/performance.md, "Record format v2").
+pub struct RecordCrypto {
+    seed: crate::crypto::SecretKey,
+    id: [u8; 16],
+    nonce: [u8; 16],
+    /// v2: `(field id, ciphertext)`; the body the tag covers; the tag.
+    v2_fields: Vec<(u32, Vec<u8>)>,
+    body: Vec<u8>,
+    tag: [u8; 16],
+    /// v1: `(field id, field name, nonce ‖ ciphertext ‖ tag)`.
+    v1_fields: Vec<(u32, String, Vec<u8>)>,
+    plain: Vec<Vec<u8>>,
+    entry_mac: crate::crypto::entry_mac::EntryMac,
+}
+
+impl RecordCrypto {
+    /// `n` fields of `len` bytes each.
+    pub fn new(n: usize, len: usize) -> Result<Self> {
+        use crate::crypto::record::RecordKeys;
+        let seed = crate::crypto::SecretKey::new([7; 32]);
+        let id = [9u8; 16];
+        let nonce = [3u8; 16];
+        let keys = RecordKeys::derive(&seed, 1)?;
+        let v1 = crate::crypto::kdf::FieldKeys::new(&seed, 1)?;
+        let plain: Vec<Vec<u8>> = (0..n).map(|i| vec![b'a' + (i % 26) as u8; len]).collect();
+        let mut v2_fields = Vec::new();
+        let mut v1_fields = Vec::new();
+        let mut body = Vec::new();
+        for (i, p) in plain.iter().enumerate() {
+            let fid = i as u32;
+            let mut c = p.clone();
+            keys.apply_field(&nonce, fid, &mut c);
+            body.extend_from_slice(&c);
+            v2_fields.push((fid, c));
+            let name = format!("field{i}");
+            let ad = crate::keytree::field_ad(&crate::ProfileId::from_bytes(id), 1, &name, true);
+            let mut s = Vec::new();
+            crate::crypto::aead::seal_into(&*v1.key(fid)?, &ad, p, &mut s)?;
+            v1_fields.push((fid, name, s));
+        }
+        body.resize(body.len() + 100, 0); // header, framing
+        let tag = keys.tag(&nonce, &id, &body)?;
+        Ok(RecordCrypto {
+            entry_mac: crate::crypto::entry_mac::EntryMac::new(&seed)?,
+            seed,
+            id,
+            nonce,
+            v2_fields,
+            body,
+            tag,
+            v1_fields,
+            plain,
+        })
+    }
+
+    /// v2, one field of a record whose keys are derived and tag checked:
+    /// the per-field cost of a read.
+    pub fn v2_open_field(&self, keys: &V2Keys, i: usize) -> usize {
+        let (fid, c) = &self.v2_fields[i];
+        let mut buf = zeroize::Zeroizing::new(c.clone());
+        keys.0.apply_field(&self.nonce, *fid, &mut buf);
+        buf.len()
+    }
+
+    /// v2: the record keys (one HKDF-Expand).
+    pub fn v2_keys(&self) -> Result<V2Keys> {
+        Ok(V2Keys(crate::crypto::record::RecordKeys::derive(
+            &self.seed, 1,
+        )?))
+    }
+
+    /// v2: the record's tag checked.
+    pub fn v2_verify(&self, keys: &V2Keys) -> bool {
+        keys.0.verify(&self.nonce, &self.id, &self.body, &self.tag)
+    }
+
+    /// v2, a whole read: keys, tag, every field.
+    pub fn v2_open_record(&self) -> Result<usize> {
+        let keys = self.v2_keys()?;
+        if !self.v2_verify(&keys) {
+            return Err(Error::Internal("tag".into()));
+        }
+        Ok((0..self.v2_fields.len())
+            .map(|i| self.v2_open_field(&keys, i))
+            .sum())
+    }
+
+    /// v2, a whole write: keys, every field encrypted, the tag.
+    pub fn v2_seal_record(&self) -> Result<[u8; 16]> {
+        let keys = self.v2_keys()?;
+        let mut body = Vec::with_capacity(self.body.len());
+        for (i, p) in self.plain.iter().enumerate() {
+            let mut c = p.clone();
+            keys.0.apply_field(&self.nonce, i as u32, &mut c);
+            body.extend_from_slice(&c);
+        }
+        body.resize(self.body.len(), 0);
+        keys.0.tag(&self.nonce, &self.id, &body)
+    }
+
+    /// v1, one field: its key (HKDF-Expand) and AES-256-GCM open.
+    pub fn v1_open_field(&self, i: usize) -> Result<usize> {
+        let v1 = crate::crypto::kdf::FieldKeys::new(&self.seed, 1)?;
+        let (fid, name, s) = &self.v1_fields[i];
+        let ad = crate::keytree::field_ad(&crate::ProfileId::from_bytes(self.id), 1, name, true);
+        crate::crypto::aead::open(&*v1.key(*fid)?, &ad, s)
+            .map(|p| p.len())
+            .ok_or_else(|| Error::Internal("open".into()))
+    }
+
+    /// v1, a whole read: every field opened on its own.
+    pub fn v1_open_record(&self) -> Result<usize> {
+        (0..self.v1_fields.len())
+            .map(|i| self.v1_open_field(i))
+            .sum()
+    }
+
+    /// An identity-index entry's MAC computed and checked (format v2).
+    pub fn entry_mac(&self) -> bool {
+        let t = self
+            .entry_mac
+            .tag(b"lethedb/v2/identity-entry", &[&self.id, &self.nonce]);
+        self.entry_mac
+            .verify(b"lethedb/v2/identity-entry", &[&self.id, &self.nonce], &t)
+    }
+}
+
+/// The derived keys of [`RecordCrypto`] (opaque).
+pub struct V2Keys(crate::crypto::record::RecordKeys);

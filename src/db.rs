@@ -400,7 +400,7 @@ impl Db {
             .engine
             .store
             .get::<Profiles>(id)?
-            .is_some_and(|r| !matches!(r.status, records::RecordStatus::Erased { .. })))
+            .is_some_and(|r| !matches!(r.record.status, records::RecordStatus::Erased { .. })))
     }
 
     /// Iterates the ids of every active profile in key order (ids merged
@@ -813,6 +813,54 @@ impl Db {
         Ok(s)
     }
 
+    /// Rewrites what the store still holds in record format v1 as format
+    /// v2 (docs/design.md, "Upgrading to format v2"), online, calling
+    /// `progress` after each step of 256 profiles. Writes are v2 already,
+    /// so a store in use upgrades lazily; this finishes the job. Crash-safe
+    /// (each step is one atomic batch; a rerun skips what is done).
+    ///
+    /// ```
+    /// use lethedb::{Db, MemoryKeyProvider, Options, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let keys = MemoryKeyProvider::generate()?;
+    /// let db = Db::open(dir.path().join("db"), &keys, Options::new().create_if_missing(true))?;
+    /// db.create(Update::new().set("email", "ada@example.com"))?;
+    /// let done = db.upgrade(|_| {})?;
+    /// assert!(done.finished && done.profiles == 1 && done.profiles_rewritten == 0);
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn upgrade(
+        &self,
+        mut progress: impl FnMut(&crate::UpgradeProgress),
+    ) -> Result<crate::UpgradeProgress> {
+        let mut total = crate::UpgradeProgress::default();
+        let mut from = None;
+        loop {
+            let s = self.upgrade_step(from, crate::domain::upgrade::STEP)?;
+            total.profiles += s.profiles;
+            total.profiles_rewritten += s.profiles_rewritten;
+            total.index_entries_rewritten += s.index_entries_rewritten;
+            total.next = s.next;
+            total.finished = s.finished;
+            progress(&total);
+            if s.finished {
+                return Ok(total);
+            }
+            from = s.next;
+        }
+    }
+
+    /// One step of [`Db::upgrade`]: up to `max_profiles` profiles from
+    /// `from` (the first when `None`); pass the returned `next` to the next
+    /// step. The identity index is upgraded by the last step.
+    pub fn upgrade_step(
+        &self,
+        from: Option<ProfileId>,
+        max_profiles: usize,
+    ) -> Result<crate::UpgradeProgress> {
+        crate::domain::upgrade::step(&self.engine, from, max_profiles)
+    }
+
     /// Rotates the master key of the (closed) store at `path` from `old`
     /// to `new`, re-wrapping everything the master key protects — key
     /// check, roots (moved to a new epoch; the old ones destroyed),
@@ -860,6 +908,14 @@ impl Db {
     }
 
     #[cfg(feature = "testkit")]
+    /// Test hook (feature `testkit` only): rewrites profile `id` and what
+    /// belongs to it as record format v1 did, to build stores of mixed
+    /// formats (what a store written by an older build holds).
+    pub fn debug_downgrade_to_v1(&self, id: &ProfileId) -> Result<()> {
+        crate::domain::upgrade::downgrade(&self.engine, id)
+    }
+
+    #[cfg(feature = "testkit")]
     /// Test hook (feature `testkit` only): the on-disk key material of a profile — its stored
     /// keyring value, its raw keyring seed, and the blind-index keys of its
     /// identifiers — so remanence tests can scan files for them.
@@ -874,6 +930,8 @@ impl Db {
             out.push(raw);
         }
         let w = profiles::load_active(&self.engine, id)?;
+        // Format v2: the wrapped keyring inside the record.
+        out.push(w.wrapped.sealed.to_vec());
         out.push(w.keyring.seed_bytes().to_vec());
         for i in identity::stored::decode_ids(&self.engine, &w)? {
             for key in self.engine.ids.keys(i.id_type.name(), &i.normalized)? {

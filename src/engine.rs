@@ -57,6 +57,8 @@ pub(crate) struct Engine {
     pub(crate) compression: bool,
     /// Keys the tombstones of erased profile ids.
     pub(crate) tombstone_key: SecretKey,
+    /// Authenticates identity-index and consent-index entries (format v2).
+    pub(crate) entry_mac: crate::crypto::entry_mac::EntryMac,
     pub(crate) audit: AuditLog,
     pub(crate) signer: Option<Signer>,
     /// Highest erasure id in the ledger.
@@ -262,6 +264,7 @@ impl Engine {
         let signer = Signer::load_or_create(&store, &audit, &master, &header.store_id, false)?;
         let subject_key = keyset.subject_ref.clone();
         let tombstone_key = keyset.tombstone.clone();
+        let entry_mac = crate::crypto::entry_mac::EntryMac::new(&keyset.tombstone)?;
         let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
         let suppression_active = markers::any_suppressed(&store)?;
         let pending = markers::scan_pending(&store)?;
@@ -292,6 +295,7 @@ impl Engine {
             suppression,
             subject_key,
             tombstone_key,
+            entry_mac,
             compression: options.compression,
             audit,
             signer,

@@ -83,6 +83,18 @@ pub enum Error {
         what: String,
     },
 
+    /// A record is not the one the store wrote last: an older copy of it
+    /// was put back, it was removed while its anchor says it exists, or an
+    /// index entry does not authenticate (forged or re-pointed). Format v2
+    /// integrity, docs/design.md "Record format v2".
+    #[error("integrity check failed for {what} of profile {profile}: a record was altered, replaced by an older copy or removed")]
+    Integrity {
+        /// Profile the record belongs to (or names).
+        profile: ProfileId,
+        /// Record kind and what did not match (never contents).
+        what: String,
+    },
+
     /// The profile does not exist.
     #[error("profile {0} not found")]
     ProfileNotFound(ProfileId),

@@ -102,6 +102,7 @@ pub use domain::identity::{
 pub use domain::profiles::{
     Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES,
 };
+pub use domain::upgrade::UpgradeProgress;
 pub use error::{Error, Result, StorageErrorKind};
 pub use keytree::{
     FileRootKeyStore, KeyTreeStatus, MemoryRootKeyStore, PinSource, Pkcs11Config,

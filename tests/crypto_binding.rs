@@ -31,25 +31,29 @@ fn field_ciphertext_moved_to_another_profile_fails() {
     let (a, b) = two_profiles(dir.path());
     {
         let raw = raw(dir.path());
-        let (_, fa) = parse_record(&raw_get(&raw, "profiles", &profile_key(&a)));
-        let (hb, mut fb) = parse_record(&raw_get(&raw, "profiles", &profile_key(&b)));
-        assert_eq!(fa[0].id, fb[0].id, "same field in both profiles");
-        fb[0].payload = fa[0].payload.clone();
-        raw_put(&raw, "profiles", &profile_key(&b), &encode_record(&hb, &fb));
+        let ra = parse_record(&raw_get(&raw, "profiles", &profile_key(&a)));
+        let mut rb = parse_record(&raw_get(&raw, "profiles", &profile_key(&b)));
+        assert_eq!(
+            ra.fields[0].id, rb.fields[0].id,
+            "same field in both profiles"
+        );
+        rb.fields[0].payload = ra.fields[0].payload.clone();
+        raw_put(&raw, "profiles", &profile_key(&b), &encode_record(&rb));
     }
     let db = reopen(dir.path(), &key(1));
     match db.get(&b) {
         Err(Error::Decrypt { profile, what }) => {
             assert_eq!(profile, b);
-            assert!(what.contains("email"), "{what}");
+            assert!(what.contains("profile record"), "{what}");
         }
         other => panic!("expected Decrypt error, got {other:?}"),
     }
-    // The other field of b and all of a are untouched.
-    assert_eq!(
-        db.get_fields(&b, &["phone"]).unwrap().fields["phone"],
-        Value::from("+15550002222")
-    );
+    // One tag per record (format v2): no field of the altered record is
+    // served, not even an untouched one; a is untouched.
+    assert!(matches!(
+        db.get_fields(&b, &["phone"]),
+        Err(Error::Decrypt { .. })
+    ));
     assert_eq!(
         db.get(&a).unwrap().fields["email"],
         Value::from("alice@example.com")
@@ -62,21 +66,19 @@ fn field_ciphertext_moved_to_another_field_fails() {
     let (a, _) = two_profiles(dir.path());
     {
         let raw = raw(dir.path());
-        let (h, mut f) = parse_record(&raw_get(&raw, "profiles", &profile_key(&a)));
-        let email = f[0].payload.clone();
-        f[1].payload = email;
-        raw_put(&raw, "profiles", &profile_key(&a), &encode_record(&h, &f));
+        let mut r = parse_record(&raw_get(&raw, "profiles", &profile_key(&a)));
+        let email = r.fields[0].payload.clone();
+        r.fields[1].payload = email;
+        raw_put(&raw, "profiles", &profile_key(&a), &encode_record(&r));
     }
     let db = reopen(dir.path(), &key(1));
     assert!(matches!(db.get(&a), Err(Error::Decrypt { .. })));
-    assert!(matches!(
-        db.get_fields(&a, &["phone"]),
-        Err(Error::Decrypt { .. })
-    ));
-    assert_eq!(
-        db.get_fields(&a, &["email"]).unwrap().fields["email"],
-        Value::from("alice@example.com")
-    );
+    for f in ["phone", "email"] {
+        assert!(matches!(
+            db.get_fields(&a, &[f]),
+            Err(Error::Decrypt { .. })
+        ));
+    }
 }
 
 #[test]
@@ -98,8 +100,10 @@ fn keyring_moved_to_another_profile_fails() {
     let (a, b) = two_profiles(dir.path());
     {
         let raw = raw(dir.path());
-        let kr = raw_get(&raw, "keys", &keyring_key(&a));
-        raw_put(&raw, "keys", &keyring_key(&b), &kr);
+        let ka = parse_record(&raw_get(&raw, "profiles", &profile_key(&a)));
+        let mut rb = parse_record(&raw_get(&raw, "profiles", &profile_key(&b)));
+        rb.tail[16..].copy_from_slice(&ka.tail[16..]);
+        raw_put(&raw, "profiles", &profile_key(&b), &encode_record(&rb));
     }
     let db = reopen(dir.path(), &key(1));
     assert!(matches!(db.get(&b), Err(Error::Decrypt { .. })));
@@ -149,21 +153,40 @@ fn bit_flips_in_profile_records_give_typed_errors() {
 fn tampered_ciphertext_with_fixed_checksum_fails_authentication() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = two_profiles(dir.path());
-    let (h, f) = {
+    let r = {
         let raw = raw(dir.path());
         parse_record(&raw_get(&raw, "profiles", &profile_key(&a)))
     };
-    for pos in 0..f[0].payload.len() {
-        let mut t = f.clone();
-        t[0].payload[pos] ^= 0x01;
+    // Every byte of a field's ciphertext, of the header (nonce included)
+    // and of the tag, each with the CRC fixed.
+    let mut variants = Vec::new();
+    for pos in 0..r.fields[0].payload.len() {
+        let mut t = r.clone();
+        t.fields[0].payload[pos] ^= 0x01;
+        variants.push((format!("payload byte {pos}"), t));
+    }
+    for pos in 1..r.header.len() {
+        let mut t = r.clone();
+        t.header[pos] ^= 0x01;
+        variants.push((format!("header byte {pos}"), t));
+    }
+    for pos in 0..16 {
+        let mut t = r.clone();
+        t.tail[pos] ^= 0x01;
+        variants.push((format!("tag byte {pos}"), t));
+    }
+    for (what, t) in variants {
         {
             let raw = raw(dir.path());
-            raw_put(&raw, "profiles", &profile_key(&a), &encode_record(&h, &t));
+            raw_put(&raw, "profiles", &profile_key(&a), &encode_record(&t));
         }
         let db = reopen(dir.path(), &key(1));
         assert!(
-            matches!(db.get(&a), Err(Error::Decrypt { .. })),
-            "flip at payload byte {pos} must fail authentication"
+            matches!(
+                db.get(&a),
+                Err(Error::Decrypt { .. } | Error::Corrupt { .. })
+            ),
+            "flip at {what} must fail authentication"
         );
     }
 }
@@ -172,16 +195,18 @@ fn tampered_ciphertext_with_fixed_checksum_fails_authentication() {
 fn bit_flips_in_keyrings_and_tree_nodes_give_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let (a, _) = two_profiles(dir.path());
-    let kr = {
+    let original = {
         let raw = raw(dir.path());
-        raw_get(&raw, "keys", &keyring_key(&a))
+        raw_get(&raw, "profiles", &profile_key(&a))
     };
-    for pos in [1, 5, 9, 20, 40, kr.len() - 1] {
-        let mut bytes = kr.clone();
-        bytes[pos] ^= 0x04;
+    let r = parse_record(&original);
+    // The keyring slot: bucket key version, nonce, wrapped seed, tag.
+    for pos in [16, 17, 19, 20, 25, 40, 60, RECORD_TAIL - 1] {
+        let mut t = r.clone();
+        t.tail[pos] ^= 0x04;
         {
             let raw = raw(dir.path());
-            raw_put(&raw, "keys", &keyring_key(&a), &bytes);
+            raw_put(&raw, "profiles", &profile_key(&a), &encode_record(&t));
         }
         let db = reopen(dir.path(), &key(1));
         assert!(
@@ -191,7 +216,7 @@ fn bit_flips_in_keyrings_and_tree_nodes_give_typed_errors() {
     }
     // Restore the keyring, then corrupt every node of the key tree.
     let raw = raw(dir.path());
-    raw_put(&raw, "keys", &keyring_key(&a), &kr);
+    raw_put(&raw, "profiles", &profile_key(&a), &original);
     let cf = raw.cf_handle("keys").unwrap();
     let buckets: Vec<_> = raw
         .iterator_cf(cf, rocksdb::IteratorMode::Start)

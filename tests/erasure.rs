@@ -310,7 +310,11 @@ fn purge_leaves_no_victim_key_material_in_any_file() {
     let alias_keyring = {
         drop(db);
         let raw = common::raw(&path);
-        let v = common::raw_get(&raw, "keys", &common::keyring_key(&alias));
+        let v = common::record_keyring(&common::raw_get(
+            &raw,
+            "profiles",
+            &common::profile_key(&alias),
+        ));
         drop(raw);
         v
     };

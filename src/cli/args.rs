@@ -187,6 +187,9 @@ pub(super) enum Cmd {
         #[command(subcommand)]
         cmd: RetentionCmd,
     },
+    /// Rewrite what the store holds in record format v1 as format v2
+    /// (online, resumable; new writes are v2 already).
+    Upgrade,
     /// Lift the suppression of one identifier of a forgotten person.
     Unsuppress {
         #[command(flatten)]

@@ -238,6 +238,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Cmd::Certificate { cmd } => proofs::certificate(&cli, cmd)?,
         Cmd::Audit { cmd } => proofs::audit(&cli, cmd)?,
         Cmd::Keys { cmd } => proofs::keys(&cli, cmd)?,
+        Cmd::Upgrade => proofs::upgrade(&cli)?,
         Cmd::Export { subject } => copies::export(&cli, subject)?,
         Cmd::Backup { to, cmd } => copies::backup(&cli, to.as_deref(), cmd.as_ref())?,
         Cmd::Restore {

@@ -120,6 +120,29 @@ pub(super) fn keys(cli: &Cli, cmd: &KeysCmd) -> CliResult {
     Ok(())
 }
 
+/// `lethedb upgrade`: format v1 → v2 with a progress line on stderr.
+pub(super) fn upgrade(cli: &Cli) -> CliResult {
+    let db = open(cli)?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    let started = std::time::Instant::now();
+    let done = db.upgrade(|p| {
+        bar.set_message(format!(
+            "upgrading: {} profiles visited, {} rewritten",
+            p.profiles, p.profiles_rewritten
+        ));
+        bar.tick();
+    })?;
+    bar.finish_and_clear();
+    print_json(&serde_json::json!({
+        "profiles": done.profiles,
+        "profiles_rewritten": done.profiles_rewritten,
+        "index_entries_rewritten": done.index_entries_rewritten,
+        "finished": done.finished,
+        "seconds": started.elapsed().as_secs_f64(),
+    }));
+    Ok(())
+}
+
 /// `lethedb keys rotate-master`: the new key goes to `<KEY>.next` (kept
 /// from an interrupted run), the store moves to it, then it replaces the
 /// key file (rename, directory fsync).

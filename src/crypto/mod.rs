@@ -10,10 +10,12 @@
 //! directly (`super::key`, `super::kdf`), so no child depends on it.
 
 pub(crate) mod aead;
+pub(crate) mod entry_mac;
 pub(crate) mod kdf;
 pub(crate) mod key;
 pub(crate) mod keyset;
 pub(crate) mod provider;
+pub(crate) mod record;
 
 pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, MasterKey, MemoryKeyProvider};
 

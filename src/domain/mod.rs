@@ -6,5 +6,7 @@ pub(crate) mod consent;
 pub(crate) mod erasure;
 pub(crate) mod fields;
 pub(crate) mod identity;
+pub(crate) mod index_auth;
 pub(crate) mod locks;
 pub(crate) mod profiles;
+pub(crate) mod upgrade;

@@ -10,7 +10,7 @@ pub use model::model;
 use crate::storage::records::{
     self, AuditEntry, AuditHead, AuditSeal, BackupRecord, Blob, ErasureRecord, GrantEntry,
     IdentityEntry, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
-    StoreHeader, SuppressionEntry, Tombstone, ValueCodec, WrappedKey,
+    StoreHeader, StoredProfile, SuppressionEntry, Tombstone, ValueCodec, WrappedKey,
 };
 
 /// Decodes `data` as `T`; what decodes must re-encode to the same bytes.
@@ -23,8 +23,15 @@ fn round_trip<T: ValueCodec>(data: &[u8]) {
 /// Feeds `data` to every on-disk record decoder. Whatever decodes must
 /// re-encode to the same bytes (decoders accept one encoding only).
 pub fn decode_records(data: &[u8]) {
-    if let Ok(r) = ProfileRecord::decode(data) {
+    if let Ok(r) = StoredProfile::decode(data) {
         assert_eq!(r.encode(), data, "profile record re-encodes differently");
+    }
+    if let Ok(r) = ProfileRecord::decode_clear(data) {
+        assert_eq!(
+            r.encode_clear(),
+            data,
+            "plaintext record re-encodes differently"
+        );
     }
     if let Ok(h) = StoreHeader::decode(data) {
         assert_eq!(h.encode(), data, "store header re-encodes differently");

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 
 use crate::crypto::random_key;
 use crate::error::{Error, Result};
-use crate::storage::columns::{KeyTreeHeaders, Keyrings, TreeNodes};
-use crate::storage::records::KeyTreeHeader;
+use crate::storage::columns::{KeyTreeHeaders, Keyrings, Profiles, TreeNodes};
+use crate::storage::records::{KeyTreeHeader, KeyringSlot, WrappedKey};
 use crate::storage::{Batch, Store};
 
 use super::cache::*;
@@ -140,29 +140,28 @@ impl KeyHierarchy {
             let (from, to) = shape.keyring_range(b);
             for item in store.range::<Keyrings>(&from, to.as_ref())? {
                 let (id, w) = item?;
-                if w.parent_version != o.version {
-                    return Err(Error::corrupt(
-                        "keyring",
-                        format!(
-                            "profile {id} wrapped under bucket version {}, bucket is at {}",
-                            w.parent_version, o.version
-                        ),
-                    ));
-                }
-                let seed = unwrap(&o.key, &keyring_ad(&id, b, o.version, w.version), &w).ok_or(
-                    Error::Decrypt {
-                        profile: id,
-                        what: "keyring".into(),
-                    },
-                )?;
-                let w2 = wrap(
-                    &n.key,
-                    &keyring_ad(&id, b, n.version, w.version),
-                    &seed,
-                    n.version,
-                    w.version,
-                )?;
-                batch.put::<Keyrings>(&id, &w2);
+                batch.put::<Keyrings>(&id, &rewrap_keyring(&id, b, o, n, &w)?);
+                rot.keyrings_rewrapped += 1;
+            }
+            // Format v2 records carry their keyring: the slot is re-wrapped
+            // in place (the record's tag does not cover it).
+            for item in store.range::<Profiles>(&from, to.as_ref())? {
+                let (id, mut stored) = item?;
+                let generation = stored.record.generation;
+                let Some(seal) = stored.seal.as_mut() else {
+                    continue;
+                };
+                let w = WrappedKey {
+                    parent_version: seal.keyring.parent_version,
+                    version: generation,
+                    sealed: seal.keyring.sealed,
+                };
+                let w2 = rewrap_keyring(&id, b, o, n, &w)?;
+                seal.keyring = KeyringSlot {
+                    parent_version: w2.parent_version,
+                    sealed: w2.sealed,
+                };
+                batch.put::<Profiles>(&id, &stored);
                 rot.keyrings_rewrapped += 1;
             }
         }
@@ -314,4 +313,36 @@ impl KeyHierarchy {
         );
         Ok(())
     }
+}
+
+/// Keyring `w` of profile `id` in bucket `b`, moved from the bucket's old
+/// key `o` to its new key `n`.
+fn rewrap_keyring(
+    id: &crate::types::ProfileId,
+    b: u32,
+    o: &NodeKey,
+    n: &NodeKey,
+    w: &WrappedKey,
+) -> Result<WrappedKey> {
+    if w.parent_version != o.version {
+        return Err(Error::corrupt(
+            "keyring",
+            format!(
+                "profile {id} wrapped under bucket version {}, bucket is at {}",
+                w.parent_version, o.version
+            ),
+        ));
+    }
+    let seed =
+        unwrap(&o.key, &keyring_ad(id, b, o.version, w.version), w).ok_or(Error::Decrypt {
+            profile: *id,
+            what: "keyring".into(),
+        })?;
+    wrap(
+        &n.key,
+        &keyring_ad(id, b, n.version, w.version),
+        &seed,
+        n.version,
+        w.version,
+    )
 }

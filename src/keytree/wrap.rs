@@ -31,8 +31,15 @@ impl Keyring {
         self.seed.as_ref()
     }
 
+    /// The v1 per-field keys (opening v1 records and merge records'
+    /// displaced values).
     pub(crate) fn field_keys(&self) -> Result<FieldKeys> {
         FieldKeys::new(&self.seed, self.generation)
+    }
+
+    /// The v2 record keys: one HKDF-Expand for every field of the record.
+    pub(crate) fn record_keys(&self) -> Result<crate::crypto::record::RecordKeys> {
+        crate::crypto::record::RecordKeys::derive(&self.seed, self.generation)
     }
 }
 

@@ -5,7 +5,7 @@
 //! | `meta`        | `StoreHeaders`| `h`    | (none)          | `StoreHeader`  |
 //! | `meta`        | `Schemas`     | `s`    | (none)          | `Blob` (JSON)  |
 //! | `meta`        | `FieldNames`  | `f`    | (none)          | `Blob`         |
-//! | `profiles`    | `Profiles`    | `p`    | profile id (16) | `ProfileRecord`|
+//! | `profiles`    | `Profiles`    | `p`    | profile id (16) | `StoredProfile` (v2: keyring inside) |
 //! | `meta`        | `Tombstones`  | `d`    | keyed tombstone (16) | `Tombstone` |
 //! | `keys`        | `TreeNodes`   | `n`    | level (1) ‖ index (u32) | `WrappedKey` |
 //! | `meta`        | `KeyTreeHeaders` | `t` | (none)         | `KeyTreeHeader` |
@@ -30,8 +30,8 @@
 use super::keys::{self, KeyCodec};
 use super::records::{
     AuditEntry, AuditHead, AuditSeal, BackupRecord, Blob, ErasureRecord, GrantEntry, IdentityEntry,
-    KeyTreeHeader, MergeRecord, PendingPurge, ProfileRecord, SealedConsent, SigningKeyRecord,
-    StoreHeader, SuppressionEntry, Tombstone, ValueCodec, WrappedKey,
+    KeyTreeHeader, MergeRecord, PendingPurge, SealedConsent, SigningKeyRecord, StoreHeader,
+    StoredProfile, SuppressionEntry, Tombstone, ValueCodec, WrappedKey,
 };
 use crate::error::Result;
 use crate::types::{MergeId, ProfileId};
@@ -116,7 +116,7 @@ keyspace!(
 );
 keyspace!(
     /// One record per profile.
-    Profiles, CF_PROFILES, b'p', ProfileId, ProfileRecord
+    Profiles, CF_PROFILES, b'p', ProfileId, StoredProfile
 );
 keyspace!(
     /// Keyed tombstones of erased profile ids.

@@ -17,12 +17,6 @@ use crate::error::{Error, Result};
 /// A key and its undecoded value.
 pub(crate) type RawEntry<K> = (<K as Keyspace>::Key, Box<[u8]>);
 
-/// Results of [`Store::get2`].
-pub(crate) type Pair<A, B> = (
-    Option<<A as Keyspace>::Value>,
-    Option<<B as Keyspace>::Value>,
-);
-
 pub(crate) struct Store {
     pub(super) db: DB,
     path: PathBuf,
@@ -110,34 +104,6 @@ impl Store {
             }
         }
         Ok(true)
-    }
-
-    /// Two point reads in one `MultiGet` call.
-    pub(crate) fn get2<A: Keyspace, B: Keyspace>(
-        &self,
-        a: &A::Key,
-        b: &B::Key,
-    ) -> Result<Pair<A, B>> {
-        let (cfa, cfb) = (self.cf(A::CF)?, self.cf(B::CF)?);
-        let mut res = self
-            .db
-            .multi_get_cf([(cfa, A::key(a)), (cfb, B::key(b))])
-            .into_iter();
-        let mut next = || {
-            res.next()
-                .ok_or_else(|| Error::corrupt("store", "MultiGet returned too few results"))
-        };
-        let ra = next()?;
-        let rb = next()?;
-        let va = ra
-            .map_err(Error::storage)?
-            .map(|bytes| A::Value::decode(&bytes))
-            .transpose()?;
-        let vb = rb
-            .map_err(Error::storage)?
-            .map(|bytes| B::Value::decode(&bytes))
-            .transpose()?;
-        Ok((va, vb))
     }
 
     /// Point reads of many keys of one keyspace in one `MultiGet`.

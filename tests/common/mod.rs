@@ -66,12 +66,6 @@ pub fn profile_key(id: &ProfileId) -> Vec<u8> {
     k
 }
 
-pub fn keyring_key(id: &ProfileId) -> Vec<u8> {
-    let mut k = vec![b'k'];
-    k.extend_from_slice(id.as_bytes());
-    k
-}
-
 pub fn raw_get(db: &rocksdb::DB, cf: &str, key: &[u8]) -> Vec<u8> {
     db.get_cf(db.cf_handle(cf).expect("cf"), key)
         .expect("get")
@@ -83,7 +77,7 @@ pub fn raw_put(db: &rocksdb::DB, cf: &str, key: &[u8], value: &[u8]) {
         .expect("put");
 }
 
-/// One field entry of a v1 profile record (see docs/design.md).
+/// One field entry of a profile record (see docs/design.md).
 #[derive(Clone, Debug)]
 pub struct RawField {
     pub id: u64,
@@ -115,16 +109,37 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// Parses a v1 profile record into its header (version through origins)
-/// and fields, checking nothing but lengths.
-pub fn parse_record(b: &[u8]) -> (Vec<u8>, Vec<RawField>) {
-    let mut pos = 21;
+/// A v2 profile record split the way an attacker with the format in hand
+/// would: the header (version through nonce), the field entries, and the
+/// tail (tag and keyring slot); the CRC is recomputed on encoding.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    pub header: Vec<u8>,
+    pub fields: Vec<RawField>,
+    pub tail: Vec<u8>,
+}
+
+/// Bytes of the tag and keyring slot at the end of a v2 record (before its CRC).
+pub const RECORD_TAIL: usize = 16 + 4 + 60;
+
+/// Parses a v2 profile record (docs/design.md, "Profile record format
+/// v2"), checking nothing but lengths.
+pub fn parse_record(b: &[u8]) -> RawRecord {
+    assert_eq!(b[0], 2, "a v2 profile record");
+    let mut pos = 5;
+    varint(b, &mut pos); // write version
+    pos += 16; // created, updated
     pos += if b[pos] == 1 { 33 } else { 1 };
     let origins = varint(b, &mut pos) as usize;
     pos += 16 * origins;
+    let anchors = varint(b, &mut pos) as usize;
+    for _ in 0..anchors {
+        pos += 8;
+        varint(b, &mut pos);
+    }
+    pos += 16; // nonce
     let header = b[..pos].to_vec();
-    let count = u16::from_be_bytes([b[pos], b[pos + 1]]);
-    pos += 2;
+    let count = varint(b, &mut pos);
     let mut fields = Vec::new();
     for _ in 0..count {
         let id = varint(b, &mut pos);
@@ -143,15 +158,19 @@ pub fn parse_record(b: &[u8]) -> (Vec<u8>, Vec<RawField>) {
             payload,
         });
     }
-    assert_eq!(pos + 4, b.len(), "record layout");
-    (header, fields)
+    assert_eq!(pos + RECORD_TAIL + 4, b.len(), "record layout");
+    RawRecord {
+        header,
+        fields,
+        tail: b[pos..pos + RECORD_TAIL].to_vec(),
+    }
 }
 
-/// Re-encodes a v1 record with a correct CRC, as an attacker with disk access could.
-pub fn encode_record(header: &[u8], fields: &[RawField]) -> Vec<u8> {
-    let mut out = header.to_vec();
-    out.extend_from_slice(&(fields.len() as u16).to_be_bytes());
-    for f in fields {
+/// Re-encodes a v2 record with a correct CRC, as an attacker with disk access could.
+pub fn encode_record(r: &RawRecord) -> Vec<u8> {
+    let mut out = r.header.clone();
+    put_varint(&mut out, r.fields.len() as u64);
+    for f in &r.fields {
         put_varint(&mut out, f.id);
         out.push(f.flag);
         put_varint(&mut out, f.origin);
@@ -159,9 +178,15 @@ pub fn encode_record(header: &[u8], fields: &[RawField]) -> Vec<u8> {
         put_varint(&mut out, f.payload.len() as u64);
         out.extend_from_slice(&f.payload);
     }
+    out.extend_from_slice(&r.tail);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out
+}
+
+/// The keyring slot (bucket key version and wrapped seed) of a v2 record.
+pub fn record_keyring(b: &[u8]) -> Vec<u8> {
+    b[b.len() - 4 - 64..b.len() - 4].to_vec()
 }
 
 #[allow(unused_imports)]

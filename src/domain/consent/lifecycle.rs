@@ -9,6 +9,7 @@ use crate::domain::profiles::Working;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory, Keyspace};
+use crate::storage::records::RecordStatus;
 use crate::storage::Batch;
 use crate::types::{MergeId, ProfileId, Timestamp};
 
@@ -92,8 +93,7 @@ fn restate(
         stage_state(db, w, *tag, r, *origin, batch)?;
     }
     for tag in old.keys().filter(|t| !new.contains_key(*t)) {
-        batch.delete::<ConsentCurrent>(&(w.id, *tag));
-        batch.delete::<ConsentGranted>(&(*tag, w.id));
+        delete_current(w, *tag, batch);
     }
     Ok(())
 }
@@ -209,12 +209,97 @@ pub(crate) fn reseal(db: &Engine, old: &Working, new: &Working, batch: &mut Batc
     for item in db.store.entries::<ConsentCurrent>(old.id.as_bytes())? {
         let (key, sealed) = item?;
         let (r, origin) = open_with_origin(db, old, b'c', &body(&key), &sealed)?;
-        batch.put::<ConsentCurrent>(&key, &seal(db, new, b'c', &body(&key), &r, origin)?);
+        restage_current(db, new, key.1, &r, origin, batch)?;
     }
     for item in db.store.entries::<ConsentHistory>(old.id.as_bytes())? {
         let (key, sealed) = item?;
         let (r, origin) = open_with_origin(db, old, b'h', &body(&key), &sealed)?;
         batch.put::<ConsentHistory>(&key, &seal(db, new, b'h', &body(&key), &r, origin)?);
+    }
+    Ok(())
+}
+
+/// Format v1 → v2 for one profile's consent records (`Db::upgrade`): when
+/// any current record, history entry or grant entry is of format v1, all
+/// are re-sealed as v2 — current records anchored in `w`'s record (the
+/// caller writes it), grant entries authenticated (an active profile's
+/// only: a merged profile has none). True when anything was rewritten.
+pub(crate) fn upgrade_into(db: &Engine, w: &Working, batch: &mut Batch) -> Result<bool> {
+    let active = w.record.status == RecordStatus::Active;
+    let mut any = false;
+    let mut current = Vec::new();
+    for item in db.store.entries::<ConsentCurrent>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let (r, origin) = open_with_origin(db, w, b'c', &body(&key), &sealed)?;
+        any |= sealed.write_version.is_none();
+        if active && r.status == ConsentStatus::Granted {
+            any |= db
+                .store
+                .get::<ConsentGranted>(&(key.1, w.id))?
+                .is_some_and(|g| g.auth.is_none());
+        }
+        current.push((key.1, r, origin));
+    }
+    let mut history = Vec::new();
+    for item in db.store.entries::<ConsentHistory>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let (r, origin) = open_with_origin(db, w, b'h', &body(&key), &sealed)?;
+        any |= sealed.write_version.is_none();
+        history.push((key.1, r, origin));
+    }
+    if !any {
+        return Ok(false);
+    }
+    for (tag, r, origin) in &current {
+        restage_current(db, w, *tag, r, *origin, batch)?;
+    }
+    for (hk, r, origin) in &history {
+        put_history(db, w, *hk, r, *origin, batch)?;
+    }
+    Ok(true)
+}
+
+/// Writes an existing current record again under `w` (re-keyed or
+/// upgraded): anchored anew, and for an active profile its grant entry
+/// with it (which names the anchor's version). A merged-away profile has
+/// no grant entries.
+fn restage_current(
+    db: &Engine,
+    w: &Working,
+    tag: [u8; 8],
+    r: &ConsentRecord,
+    origin: u32,
+    batch: &mut Batch,
+) -> Result<()> {
+    if w.record.status == RecordStatus::Active {
+        stage_state(db, w, tag, r, origin, batch)
+    } else {
+        put_current(db, w, tag, r, origin, batch)
+    }
+}
+
+/// Test machinery: a profile's consent records and grant entries written
+/// as format v1 did (for stores of mixed formats in tests).
+#[cfg(feature = "testkit")]
+pub(crate) fn downgrade_into(db: &Engine, w: &Working, batch: &mut Batch) -> Result<()> {
+    for item in db.store.entries::<ConsentCurrent>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let (r, origin) = open_with_origin(db, w, b'c', &body(&key), &sealed)?;
+        batch.put::<ConsentCurrent>(&key, &seal_v1(db, w, b'c', &body(&key), &r, origin)?);
+        if let Some(g) = db.store.get::<ConsentGranted>(&(key.1, w.id))? {
+            batch.put::<ConsentGranted>(
+                &(key.1, w.id),
+                &crate::storage::records::GrantEntry {
+                    expires_at: g.expires_at,
+                    auth: None,
+                },
+            );
+        }
+    }
+    for item in db.store.entries::<ConsentHistory>(w.id.as_bytes())? {
+        let (key, sealed) = item?;
+        let (r, origin) = open_with_origin(db, w, b'h', &body(&key), &sealed)?;
+        batch.put::<ConsentHistory>(&key, &seal_v1(db, w, b'h', &body(&key), &r, origin)?);
     }
     Ok(())
 }

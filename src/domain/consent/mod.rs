@@ -22,7 +22,11 @@ pub use record::{
     BUILTIN_PURPOSES,
 };
 
-pub(crate) use lifecycle::{erase_into, on_merge, on_unmerge, reseal, touched_ranges};
+#[cfg(feature = "testkit")]
+pub(crate) use lifecycle::downgrade_into;
+pub(crate) use lifecycle::{
+    erase_into, on_merge, on_unmerge, reseal, touched_ranges, upgrade_into,
+};
 pub(crate) use operations::{
     at, audit_event, current, current_one, flags, history, read_for_purpose, record, set_flags, who,
 };

@@ -9,7 +9,7 @@ use super::sealed::*;
 use crate::domain::profiles::{self, final_target, is_system_field, Working};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory};
+use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory, Profiles};
 use crate::storage::records::RecordStatus;
 use crate::storage::Batch;
 use crate::types::{FieldClass, ProfileId, Timestamp, Value};
@@ -46,6 +46,10 @@ fn with_locked_profile<T>(
     };
     let mut batch = Batch::new();
     let (out, records) = f(&w, &mut batch)?;
+    // The profile record anchors the current consent records written.
+    if w.has_staged_anchors() {
+        w.put_into(&mut batch)?;
+    }
     db.audit
         .commit(&db.store, batch, &[audit_event(db, &w.id, records)?])?;
     Ok(out)
@@ -83,7 +87,7 @@ pub(crate) fn record(
 
 /// `Db::consents`: current states, in [`purpose_order`].
 pub(crate) fn current(db: &Engine, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
-    let w = profiles::load_active(db, id)?;
+    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     let mut v: Vec<ConsentRecord> = current_states(db, &w)?.into_values().collect();
     v.sort_by(|a, b| purpose_order(&a.purpose, &b.purpose));
     Ok(v)
@@ -95,11 +99,16 @@ pub(crate) fn current_one(
     id: &ProfileId,
     purpose: &str,
 ) -> Result<Option<ConsentRecord>> {
-    let w = profiles::load_active(db, id)?;
+    // No field is opened: the record's tag (checked at load) authenticates
+    // the consent anchors.
+    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     let key = (w.id, purpose_tag(db, purpose)?);
     match db.store.get::<ConsentCurrent>(&key)? {
         Some(s) => Ok(Some(open(db, &w, b'c', &body(&key), &s)?)),
-        None => Ok(None),
+        None => {
+            check_absent(&w, &key.1)?;
+            Ok(None)
+        }
     }
 }
 
@@ -115,7 +124,7 @@ fn own_history(db: &Engine, w: &Working) -> Result<Vec<ConsentRecord>> {
 /// `Db::consent_history`: the profile's own history and that of every
 /// profile merged into it, each entry with the profile it was recorded for.
 pub(crate) fn history(db: &Engine, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
-    let w = profiles::load_active(db, id)?;
+    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     let mut out: Vec<(ProfileId, ConsentRecord)> = own_history(db, &w)?
         .into_iter()
         .map(|r| (w.id, r))
@@ -137,7 +146,7 @@ pub(crate) fn at(
     purpose: &str,
     at: Timestamp,
 ) -> Result<Option<ConsentRecord>> {
-    let w = profiles::load_active(db, id)?;
+    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     Ok(own_history(db, &w)?
         .into_iter()
         .filter(|r| r.purpose == purpose && r.timestamp <= at)
@@ -148,11 +157,38 @@ pub(crate) fn at(
 pub(crate) fn who(db: &Engine, purpose: &str) -> Result<Vec<ProfileId>> {
     let tag = purpose_tag(db, purpose)?;
     let now = Timestamp::now();
-    let mut out = Vec::new();
+    let mut listed: Vec<(ProfileId, Option<u64>)> = Vec::new();
     for item in db.store.entries::<ConsentGranted>(&tag)? {
         let ((_, id), g) = item?;
+        // Forged or altered entries fail here.
+        let version = crate::domain::index_auth::check_grant(db, &tag, &id, &g)?;
         if g.expires_at.is_none_or(|e| e > now) {
-            out.push(id);
+            listed.push((id, version));
+        }
+    }
+    // An entry put back after its grant was withdrawn authenticates; what
+    // stops it is the profile's anchor for the purpose, which must still be
+    // the version the entry stands for.
+    let mut out = Vec::with_capacity(listed.len());
+    for chunk in listed.chunks(256) {
+        let ids: Vec<ProfileId> = chunk.iter().map(|(id, _)| *id).collect();
+        let records = db.store.multi_get::<Profiles>(&ids)?;
+        for ((id, version), stored) in chunk.iter().zip(records) {
+            let fresh = match stored {
+                Some(stored) => {
+                    profiles::check_record(db, id, &stored)?;
+                    stored.record.status == RecordStatus::Active
+                        && stored.record.consent_anchor(&tag) == *version
+                }
+                None => false,
+            };
+            if !fresh {
+                return Err(Error::Integrity {
+                    profile: *id,
+                    what: "consent index entry (not the profile's current grant)".into(),
+                });
+            }
+            out.push(*id);
         }
     }
     Ok(out)
@@ -175,7 +211,10 @@ fn flags_of(db: &Engine, w: &Working) -> Result<ProcessingFlags> {
 
 /// `Db::processing_flags`.
 pub(crate) fn flags(db: &Engine, id: &ProfileId) -> Result<ProcessingFlags> {
-    flags_of(db, &profiles::load_active(db, id)?)
+    flags_of(
+        db,
+        &profiles::load_active_fields(db, id, profiles::Fields::Lazy)?,
+    )
 }
 
 /// `Db::set_processing_flags`.
@@ -195,13 +234,17 @@ pub(crate) fn read_for_purpose(db: &Engine, id: &ProfileId, purpose: &str) -> Re
     if !is_known_purpose(db, purpose) {
         return Err(Error::UnknownPurpose(purpose.chars().take(64).collect()));
     }
-    let w = profiles::load_active(db, id)?;
+    // Lazy: only the fields the purpose may see are decrypted.
+    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     let schema = db.schema_snapshot();
     let flags = flags_of(db, &w)?;
     let key = (w.id, purpose_tag(db, purpose)?);
     let state = match db.store.get::<ConsentCurrent>(&key)? {
         Some(s) => Some(open(db, &w, b'c', &body(&key), &s)?),
-        None => None,
+        None => {
+            check_absent(&w, &key.1)?;
+            None
+        }
     };
     let now = Timestamp::now();
     let mut out = PurposeRead {

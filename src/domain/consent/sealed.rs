@@ -11,7 +11,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keytree::field_ad;
 use crate::storage::columns::{ConsentCurrent, ConsentGranted, ConsentHistory};
-use crate::storage::records::{GrantEntry, SealedConsent};
+use crate::storage::records::SealedConsent;
 use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
 
@@ -88,6 +88,27 @@ pub(super) fn seal(
     r: &ConsentRecord,
     origin: u32,
 ) -> Result<SealedConsent> {
+    seal_as(
+        db,
+        w,
+        prefix,
+        key_body,
+        r,
+        origin,
+        Some(w.next_write_version()),
+    )
+}
+
+/// `seal` binding write version `version` (format v2), or none (v1).
+fn seal_as(
+    db: &Engine,
+    w: &Working,
+    prefix: u8,
+    key_body: &[u8],
+    r: &ConsentRecord,
+    origin: u32,
+    version: Option<u64>,
+) -> Result<SealedConsent> {
     use bincode::Options;
     let mut plain = zeroize::Zeroizing::new(
         bincode_opts()
@@ -98,16 +119,30 @@ pub(super) fn seal(
         plain.extend_from_slice(&origin.to_be_bytes());
     }
     let mut sealed = Vec::new();
-    aead::seal_into(
-        &*consent_key(db, w)?,
-        &consent_ad(&w.id, w.record.generation, prefix, key_body),
-        &plain,
-        &mut sealed,
-    )?;
+    let mut ad = consent_ad(&w.id, w.record.generation, prefix, key_body);
+    if let Some(v) = version {
+        ad.extend_from_slice(&v.to_be_bytes());
+    }
+    aead::seal_into(&*consent_key(db, w)?, &ad, &plain, &mut sealed)?;
     Ok(SealedConsent {
         generation: w.record.generation,
+        write_version: version,
         sealed,
     })
+}
+
+/// A consent record sealed as format v1 did (no write version): test
+/// machinery for stores of mixed formats.
+#[cfg(feature = "testkit")]
+pub(super) fn seal_v1(
+    db: &Engine,
+    w: &Working,
+    prefix: u8,
+    key_body: &[u8],
+    r: &ConsentRecord,
+    origin: u32,
+) -> Result<SealedConsent> {
+    seal_as(db, w, prefix, key_body, r, origin, None)
 }
 
 pub(super) fn open(
@@ -136,12 +171,14 @@ pub(super) fn open_with_origin(
     if s.generation != w.record.generation {
         return Err(fail());
     }
-    let plain = aead::open(
-        &*consent_key(db, w)?,
-        &consent_ad(&w.id, s.generation, prefix, key_body),
-        &s.sealed,
-    )
-    .ok_or_else(fail)?;
+    let mut ad = consent_ad(&w.id, s.generation, prefix, key_body);
+    if let Some(v) = s.write_version {
+        ad.extend_from_slice(&v.to_be_bytes());
+    }
+    let plain = aead::open(&*consent_key(db, w)?, &ad, &s.sealed).ok_or_else(fail)?;
+    if prefix == b'c' {
+        check_anchor(w, key_body, s.write_version)?;
+    }
     let corrupt = |e: String| Error::corrupt("consent record", e);
     let mut rest: &[u8] = &plain;
     let r: ConsentRecord = bincode_opts()
@@ -154,6 +191,56 @@ pub(super) fn open_with_origin(
         _ => return Err(corrupt(format!("{} trailing bytes", rest.len()))),
     };
     Ok((r, origin))
+}
+
+/// A current consent record must be the one the profile record anchors:
+/// v2 records bind the write version the anchor holds; a v1 record is
+/// current only for a purpose with no anchor (written before format v2).
+fn check_anchor(w: &Working, key_body: &[u8], version: Option<u64>) -> Result<()> {
+    let tag: [u8; 8] = key_body
+        .get(16..24)
+        .and_then(|t| t.try_into().ok())
+        .ok_or_else(|| Error::corrupt("consent record", "key too short"))?;
+    let anchor = w.record.consent_anchor(&tag);
+    if version == anchor {
+        Ok(())
+    } else {
+        Err(rolled_back(w, version, anchor))
+    }
+}
+
+fn rolled_back(w: &Working, version: Option<u64>, anchor: Option<u64>) -> Error {
+    let show = |v: Option<u64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
+    Error::Integrity {
+        profile: w.id,
+        what: format!(
+            "current consent record (written at version {}, the profile anchors {})",
+            show(version),
+            show(anchor)
+        ),
+    }
+}
+
+/// Every purpose the profile anchors must have had its current record in
+/// `seen` (a scan of the profile's current records): none was removed.
+pub(super) fn check_none_missing<'a>(
+    w: &Working,
+    seen: impl IntoIterator<Item = &'a [u8; 8]>,
+) -> Result<()> {
+    let seen: std::collections::HashSet<&[u8; 8]> = seen.into_iter().collect();
+    match w.record.consents.iter().find(|(t, _)| !seen.contains(t)) {
+        None => Ok(()),
+        Some((_, v)) => Err(rolled_back(w, None, Some(*v))),
+    }
+}
+
+/// A point read of the current record of purpose `tag` found nothing: only
+/// right when the profile anchors nothing for it.
+pub(super) fn check_absent(w: &Working, tag: &[u8; 8]) -> Result<()> {
+    match w.record.consent_anchor(tag) {
+        None => Ok(()),
+        Some(v) => Err(rolled_back(w, None, Some(v))),
+    }
 }
 
 pub(super) fn body<K: crate::storage::keys::KeyCodec>(k: &K) -> Vec<u8> {
@@ -170,6 +257,7 @@ pub(super) fn current_states(db: &Engine, w: &Working) -> Result<HashMap<[u8; 8]
         let r = open(db, w, b'c', &body(&key), &sealed)?;
         out.insert(key.1, r);
     }
+    check_none_missing(w, out.keys())?;
     Ok(out)
 }
 
@@ -183,19 +271,46 @@ pub(super) fn stage_state(
     origin: u32,
     batch: &mut Batch,
 ) -> Result<()> {
-    let cur_key = (w.id, tag);
-    batch.put::<ConsentCurrent>(&cur_key, &seal(db, w, b'c', &body(&cur_key), r, origin)?);
+    put_current(db, w, tag, r, origin, batch)?;
     if r.status == ConsentStatus::Granted {
         batch.put::<ConsentGranted>(
             &(tag, w.id),
-            &GrantEntry {
-                expires_at: r.expires_at,
-            },
+            &crate::domain::index_auth::grant_entry(
+                db,
+                &tag,
+                &w.id,
+                r.expires_at,
+                w.next_write_version(),
+            ),
         );
     } else {
         batch.delete::<ConsentGranted>(&(tag, w.id));
     }
     Ok(())
+}
+
+/// Puts the current record of purpose `tag` and stages its anchor.
+pub(super) fn put_current(
+    db: &Engine,
+    w: &Working,
+    tag: [u8; 8],
+    r: &ConsentRecord,
+    origin: u32,
+    batch: &mut Batch,
+) -> Result<()> {
+    let key = (w.id, tag);
+    let sealed = seal(db, w, b'c', &body(&key), r, origin)?;
+    w.stage_anchor(tag, sealed.write_version);
+    batch.put::<ConsentCurrent>(&key, &sealed);
+    Ok(())
+}
+
+/// Deletes the current record (and index entry) of purpose `tag` and
+/// stages the anchor's removal.
+pub(super) fn delete_current(w: &Working, tag: [u8; 8], batch: &mut Batch) {
+    batch.delete::<ConsentCurrent>(&(w.id, tag));
+    batch.delete::<ConsentGranted>(&(tag, w.id));
+    w.stage_anchor(tag, None);
 }
 
 pub(super) fn stage_history(
@@ -249,6 +364,7 @@ pub(super) fn current_with_origins(
         let (key, sealed) = item?;
         out.insert(key.1, open_with_origin(db, w, b'c', &body(&key), &sealed)?);
     }
+    check_none_missing(w, out.keys())?;
     Ok(out)
 }
 
@@ -340,6 +456,7 @@ mod tests {
             &(id, hk),
             &SealedConsent {
                 generation: 0,
+                write_version: Some(1),
                 sealed: vec![0; 40],
             },
         );

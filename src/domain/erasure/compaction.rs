@@ -130,7 +130,7 @@ fn legacy_tombstones(db: &Engine, erasures: &[u64]) -> Result<()> {
         for p in rec.erased_ids() {
             let p = ProfileId::from_bytes(*p);
             if let Some(old) = db.store.get::<Profiles>(&p)? {
-                if let RecordStatus::Erased { erasure_id } = old.status {
+                if let RecordStatus::Erased { erasure_id } = old.record.status {
                     batch.delete::<Profiles>(&p);
                     batch.put::<Tombstones>(&db.tombstone_of(&p)?, &Tombstone { erasure_id });
                 }
@@ -171,13 +171,18 @@ mod tests {
         batch.delete::<Tombstones>(&tomb);
         batch.put::<Profiles>(
             &id,
-            &crate::storage::records::ProfileRecord {
-                generation: 0,
-                created_at: Timestamp(0),
-                updated_at: Timestamp(0),
-                status: RecordStatus::Erased { erasure_id },
-                origins: Vec::new(),
-                fields: Vec::new(),
+            &crate::storage::records::StoredProfile {
+                seal: None,
+                record: crate::storage::records::ProfileRecord {
+                    generation: 0,
+                    write_version: 0,
+                    consents: Vec::new(),
+                    created_at: Timestamp(0),
+                    updated_at: Timestamp(0),
+                    status: RecordStatus::Erased { erasure_id },
+                    origins: Vec::new(),
+                    fields: Vec::new(),
+                },
             },
         );
         db.store.write(batch).unwrap();

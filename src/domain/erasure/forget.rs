@@ -191,12 +191,12 @@ fn lineage_of(db: &Engine, ids: &[ProfileId], strict: bool) -> Result<Vec<Profil
         if out.contains(&target) {
             continue;
         }
-        let rec = db
-            .store
-            .get::<Profiles>(&target)?
+        // Which profiles an erasure covers is decided on the authenticated
+        // origins.
+        let rec = crate::domain::profiles::authenticated(db, &target)?
             .ok_or(Error::ProfileNotFound(target))?;
         out.push(target);
-        for o in rec.origins {
+        for o in rec.record.origins {
             if !out.contains(&o) {
                 out.push(o);
             }
@@ -228,7 +228,7 @@ pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
             _ => return Err(Error::ProfileNotFound(*id)),
         },
     };
-    if let RecordStatus::Erased { erasure_id } = record.status {
+    if let RecordStatus::Erased { erasure_id } = record.record.status {
         return already(db, erasure_id);
     }
     match forget_locked(db, &[*id], true, None) {
@@ -461,7 +461,7 @@ fn forget_fields_locked(
             None,
             &mut st.batch,
         )?;
-        new.put_into(&mut st.batch);
+        new.put_into(&mut st.batch)?;
         key_ids.push(key_id(db, p, old.record.generation)?);
         st.touched.key::<Keyrings>(p);
         st.touched.key::<Profiles>(p);
@@ -555,7 +555,10 @@ mod tests {
         batch.delete::<IdentityIndex>(&keys[1]);
         batch.put::<IdentityIndex>(
             &keys[0],
-            &crate::storage::records::IdentityEntry { profile: p },
+            &crate::storage::records::IdentityEntry {
+                profile: p,
+                mac: None,
+            },
         );
         db.store.write(batch).unwrap();
         handle.forget(&p).unwrap();

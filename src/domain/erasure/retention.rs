@@ -44,11 +44,14 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
     if ttl.is_empty() && inactive.is_none() {
         return Ok(report);
     }
-    // Collect first (record headers are readable without keys), then erase.
+    // Collect first (headers and write times need no field opened), then erase.
     let mut expired_profiles: Vec<ProfileId> = Vec::new();
     let mut expired_fields: Vec<(ProfileId, Vec<String>)> = Vec::new();
     for item in db.store.entries::<Profiles>(&[])? {
-        let (id, rec) = item?;
+        let (id, stored) = item?;
+        // What retention erases is decided on authenticated headers.
+        crate::domain::profiles::check_record(db, &id, &stored)?;
+        let rec = stored.record;
         if rec.status != RecordStatus::Active {
             continue;
         }

@@ -61,12 +61,13 @@ pub(super) fn merge_into(
             if cur.written_at >= entry.written_at {
                 continue;
             }
+            // Kept outside the record: sealed on its own (v1 field seal).
             displaced.push(DisplacedField {
                 field_id: cur.field_id,
                 sealed: cur.sealed,
                 origin: *s.origin_id(cur.origin).as_bytes(),
                 written_at: cur.written_at.as_micros(),
-                payload: cur.payload.clone(),
+                payload: s.seal_alone(db, cur)?,
             });
         }
         let (name, value) = q.open(db, entry)?;
@@ -87,7 +88,7 @@ pub(super) fn merge_into(
         into: s.id,
         merge_id,
     };
-    batch.put::<Profiles>(&q.id, &frozen);
+    q.put_record_into(&frozen, batch)?;
     let record = MergeRecord {
         survivor: *s.id.as_bytes(),
         merged: *q.id.as_bytes(),
@@ -195,13 +196,16 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
         }
         if absent && taken.contains(&d.field_id) && rec.survivor_generation == s.record.generation {
             s_origin_of.push((s_keep.len(), ProfileId::from_bytes(d.origin)));
-            s_keep.push(FieldEntry {
-                field_id: d.field_id,
-                sealed: d.sealed,
-                origin: 0,
-                written_at: Timestamp(d.written_at),
-                payload: d.payload.clone(),
-            });
+            s_keep.push(s.open_alone(
+                db,
+                &FieldEntry {
+                    field_id: d.field_id,
+                    sealed: d.sealed,
+                    origin: 0,
+                    written_at: Timestamp(d.written_at),
+                    payload: d.payload.clone(),
+                },
+            )?);
         }
     }
     // The survivor's origin table loses the merged side; re-index origins.
@@ -254,9 +258,9 @@ pub(crate) fn unmerge(db: &Engine, merge_id: &MergeId) -> Result<(ProfileId, Pro
         &side,
         &mut batch,
     )?;
-    s_new.put_into(&mut batch);
+    s_new.put_into(&mut batch)?;
     let rekey = queue_rekey_purge(db, &s, now, &mut batch)?;
-    b.put_into(&mut batch);
+    b.put_into(&mut batch)?;
     rec.undone_at = Some(now.as_micros());
     // An undone merge is kept for the record, without the values it
     // displaced: they were restored or dropped above, and their origins
@@ -382,14 +386,13 @@ pub(crate) fn reseal_displaced(
                 written_at: Timestamp(d.written_at),
                 payload: d.payload,
             };
-            let (name, value) = old.open(db, &entry)?;
-            let resealed = new.seal(db, &name, entry.class(), &value, 0, entry.written_at)?;
+            let open = old.open_alone(db, &entry)?;
             kept.push(crate::storage::records::DisplacedField {
                 field_id: d.field_id,
                 sealed: d.sealed,
                 origin: d.origin,
                 written_at: d.written_at,
-                payload: resealed.payload,
+                payload: new.seal_alone(db, &open)?,
             });
         }
         rec.displaced = kept;

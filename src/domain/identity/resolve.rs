@@ -16,6 +16,7 @@ use super::outcome::*;
 use super::stored::*;
 use crate::domain::audit::Event;
 use crate::domain::consent::{self, ConsentRecord};
+use crate::domain::index_auth::identity_target;
 use crate::domain::profiles::{final_target, prepare, Prepared, Update, Working};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -98,10 +99,18 @@ fn index_lookup(db: &Engine, req: &[Req]) -> Result<Vec<Option<ProfileId>>> {
         let found = db.store.multi_get::<IdentityIndex>(&keys)?;
         // Unchanged key state: this view is consistent with those keys.
         if db.ids.version() == version {
-            return Ok(spans
-                .into_iter()
-                .map(|span| found[span].iter().flatten().next().map(|e| e.profile))
-                .collect());
+            let mut out = Vec::with_capacity(spans.len());
+            for span in spans {
+                let hit = keys[span.clone()]
+                    .iter()
+                    .zip(&found[span])
+                    .find_map(|(k, e)| e.as_ref().map(|e| (k, e)));
+                out.push(match hit {
+                    Some((k, e)) => Some(identity_target(db, k, e)?),
+                    None => None,
+                });
+            }
+            return Ok(out);
         }
     }
 }
@@ -289,13 +298,16 @@ fn try_fast(
     let mut batch = Batch::new();
     if !changes.is_empty() {
         w.apply_changes(db, changes.to_vec(), origin, Timestamp::now())?;
-        w.put_into(&mut batch);
     }
     let mut events = Vec::new();
     if !consents.is_empty() {
         let mut states = consent::load_states(db, &w)?;
         consent::stage_records(db, &w, consents, origin, &mut states, &mut batch)?;
         events.push(consent::audit_event(db, &w.id, consents.len())?);
+    }
+    // After the consents: the record anchors the current ones staged.
+    if !changes.is_empty() || w.has_staged_anchors() {
+        w.put_into(&mut batch)?;
     }
     db.audit.commit(&db.store, batch, &events)?;
     Ok(Fast::Done(first))
@@ -342,7 +354,7 @@ fn try_create(
         consent::stage_records(db, &s, consents, 0, &mut states, &mut batch)?;
         events.push(consent::audit_event(db, &id, consents.len())?);
     }
-    s.put_into(&mut batch);
+    s.put_into(&mut batch)?;
     let _identity = db.identity_lock.lock();
     if index_lookup(db, req)?.iter().any(Option::is_some) {
         return Ok(false);
@@ -493,7 +505,7 @@ fn resolve_locked(
     let origin = s.origin_index(&origin);
     s.apply_changes(db, changes.to_vec(), origin, now)?;
     consent::stage_records(db, &s, consents, origin, &mut s_states, &mut batch)?;
-    s.put_into(&mut batch);
+    s.put_into(&mut batch)?;
     let mut events = merge_events;
     if !consents.is_empty() {
         events.push(consent::audit_event(db, &s.id, consents.len())?);
@@ -521,7 +533,10 @@ mod legacy_forms {
         let mut batch = Batch::new();
         batch.put::<IdentityIndex>(
             &db.ids.key("email", indexed).unwrap(),
-            &IdentityEntry { profile: id },
+            &IdentityEntry {
+                profile: id,
+                mac: None,
+            },
         );
         batch.put::<crate::storage::columns::Suppressions>(
             &db.suppression.key("email", suppressed).unwrap(),

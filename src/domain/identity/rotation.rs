@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::crypto::keyset::KeySet;
 use crate::crypto::random_key;
 use crate::domain::audit::Event;
-use crate::domain::profiles::Working;
+use crate::domain::profiles::{Fields, Working};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{IdentityIndex, KeySets, Profiles};
@@ -126,11 +126,11 @@ pub(crate) fn step(db: &Engine, max_profiles: usize) -> Result<BlindIndexRotatio
             break;
         }
         out.profiles += 1;
-        if rec.status != RecordStatus::Active {
+        if rec.record.status != RecordStatus::Active {
             continue;
         }
         let _stripe = db.locks.lock([&id]);
-        let w = match Working::load(db, &id) {
+        let w = match Working::load_fields(db, &id, Fields::Lazy) {
             Ok(Some(w)) => w,
             Ok(None) | Err(Error::ProfileErased { .. }) => continue,
             Err(e) => return Err(e),
@@ -140,9 +140,10 @@ pub(crate) fn step(db: &Engine, max_profiles: usize) -> Result<BlindIndexRotatio
             if let Some(e) = db.store.get::<IdentityIndex>(&old)? {
                 if e.profile == id {
                     batch.delete::<IdentityIndex>(&old);
+                    let new = st.current.key(i.id_type.name(), &i.normalized)?;
                     batch.put::<IdentityIndex>(
-                        &st.current.key(i.id_type.name(), &i.normalized)?,
-                        &e,
+                        &new,
+                        &crate::domain::index_auth::identity_entry(db, &new, id),
                     );
                     out.entries_moved += 1;
                 }

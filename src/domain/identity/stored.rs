@@ -3,6 +3,7 @@
 //! keys.
 
 use super::ids::{IdType, Identifier};
+use crate::domain::index_auth::{identity_entry, identity_target};
 use crate::domain::profiles::Working;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -111,7 +112,7 @@ pub(crate) fn put_index(
     }
     batch.put::<crate::storage::columns::IdentityIndex>(
         &target,
-        &crate::storage::records::IdentityEntry { profile },
+        &identity_entry(db, &target, profile),
     );
     Ok(())
 }
@@ -147,7 +148,7 @@ pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> 
             for form in &forms {
                 let key = st.current.key(id.id_type.name(), form)?;
                 if let Some(e) = db.store.get::<IdentityIndex>(&key)? {
-                    hit = Some(e.profile);
+                    hit = Some(identity_target(db, &key, &e)?);
                     break;
                 }
             }
@@ -162,7 +163,14 @@ pub(crate) fn lookup(db: &Engine, id: &Identifier) -> Result<Option<ProfileId>> 
         }
         let found = db.store.multi_get::<IdentityIndex>(&keys)?;
         if db.ids.version() == version {
-            return Ok(found.into_iter().flatten().next().map(|e| e.profile));
+            return match keys
+                .iter()
+                .zip(&found)
+                .find_map(|(k, e)| e.as_ref().map(|e| (k, e)))
+            {
+                Some((k, e)) => Ok(Some(identity_target(db, k, e)?)),
+                None => Ok(None),
+            };
         }
     }
 }

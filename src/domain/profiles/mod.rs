@@ -10,13 +10,18 @@
 //! write path), `read` (redirects and reads).
 
 mod read;
+mod sealing;
 mod update;
 mod working;
 mod write;
 
 pub use update::{Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES};
 
-pub(crate) use read::{final_target, load_active, read};
+pub(crate) use read::{final_target, load_active, load_active_fields, read};
+#[cfg(feature = "testkit")]
+pub(crate) use sealing::seal_entry;
+pub(crate) use sealing::Fields;
+pub(crate) use sealing::{authenticated, check as check_record};
 pub(crate) use update::{is_system_field, prepare, Prepared};
 pub(crate) use working::Working;
 pub(crate) use write::{apply, apply_system};

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use super::sealing::Fields;
 use super::update::*;
 use super::working::*;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::storage::columns::Profiles;
 use crate::storage::records::RecordStatus;
 use crate::types::ProfileId;
 
@@ -16,14 +16,14 @@ use crate::types::ProfileId;
 pub(crate) fn final_target(db: &Engine, id: &ProfileId) -> Result<Option<ProfileId>> {
     let mut cur = *id;
     for _ in 0..MAX_REDIRECTS {
-        match db.store.get::<Profiles>(&cur)? {
+        match super::sealing::authenticated(db, &cur)? {
             None => {
                 return match db.erased_error(&cur)? {
                     Some(e) => Err(e),
                     None => Ok(None),
                 }
             }
-            Some(rec) => match rec.status {
+            Some(rec) => match rec.record.status {
                 RecordStatus::Active => return Ok(Some(cur)),
                 RecordStatus::Merged { into, .. } => cur = into,
                 RecordStatus::Erased { erasure_id } => {
@@ -44,10 +44,10 @@ pub(crate) fn final_target(db: &Engine, id: &ProfileId) -> Result<Option<Profile
 /// Reads a profile, following merge redirects; `names` selects fields
 /// (`None`: all). Unknown names are skipped; system fields (`$…`) are never returned.
 pub(crate) fn read(db: &Engine, id: &ProfileId, names: Option<&[&str]>) -> Result<Profile> {
-    let w = load_active(db, id)?;
     let wanted: Option<Vec<u32>> =
         names.map(|ns| ns.iter().filter_map(|n| db.registry.id(n)).collect());
-    let keys = w.keyring.field_keys()?;
+    // Lazy: only the fields returned are decrypted.
+    let w = load_active_fields(db, id, Fields::Lazy)?;
     let mut fields = BTreeMap::new();
     for entry in &w.record.fields {
         if wanted
@@ -60,8 +60,7 @@ pub(crate) fn read(db: &Engine, id: &ProfileId, names: Option<&[&str]>) -> Resul
         if is_system_field(&name) {
             continue;
         }
-        let value = open_entry(&keys, &w.id, &name, entry)?;
-        fields.insert(name, value);
+        fields.insert(name, w.open(db, entry)?.1);
     }
     Ok(Profile {
         id: w.id,
@@ -75,10 +74,15 @@ pub(crate) fn read(db: &Engine, id: &ProfileId, names: Option<&[&str]>) -> Resul
 /// take no locks; a generation mismatch (possible only during a concurrent
 /// re-key) and a redirect that moved under us are retried.
 pub(crate) fn load_active(db: &Engine, id: &ProfileId) -> Result<Working> {
+    load_active_fields(db, id, Fields::All)
+}
+
+/// `load_active`, opening only the fields `which` names.
+pub(crate) fn load_active_fields(db: &Engine, id: &ProfileId, which: Fields) -> Result<Working> {
     let mut last = None;
     for _ in 0..3 {
-        // The common case: `id` itself is active, one MultiGet.
-        let first = match Working::load(db, id) {
+        // The common case: `id` itself is active, one point read.
+        let first = match Working::load_fields(db, id, which) {
             Ok(Some(w)) => w,
             Ok(None) => return Err(Error::ProfileNotFound(*id)),
             Err(e @ Error::Corrupt { .. }) => {
@@ -91,7 +95,7 @@ pub(crate) fn load_active(db: &Engine, id: &ProfileId) -> Result<Working> {
             return Ok(first);
         }
         let target = final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
-        match Working::load(db, &target) {
+        match Working::load_fields(db, &target, which) {
             Ok(Some(w)) if w.record.status == RecordStatus::Active => return Ok(w),
             Ok(_) => {}
             Err(e @ Error::Corrupt { .. }) => last = Some(e),

@@ -1,14 +1,15 @@
-//! A profile being changed in memory (`Working`): its record and keyring,
-//! sealing and opening of field entries under per-field keys, origins.
+//! A profile being changed in memory (`Working`): its open record and
+//! keyring, origins, and the v1 per-field seal (still how merge records
+//! keep displaced values and how v1 records are opened).
 
+use parking_lot::Mutex;
 use zeroize::Zeroizing;
 
+use super::sealing::{self, check_value_len, open_entry_bytes, seal_entry, Fields, Sealed};
 use super::update::*;
-use crate::crypto::aead;
-use crate::crypto::kdf::FieldKeys;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::keytree::{field_ad, Keyring};
+use crate::keytree::Keyring;
 use crate::storage::columns::{Keyrings, Profiles};
 use crate::storage::records::{self, FieldEntry, ProfileRecord, RecordStatus, WrappedKey};
 use crate::storage::Batch;
@@ -17,45 +18,74 @@ use crate::types::{FieldClass, ProfileId, Timestamp, Value};
 /// Longest chain of merge redirects followed before giving up.
 pub(super) const MAX_REDIRECTS: usize = 64;
 
-/// In-flight state of one profile: its record and unwrapped keyring.
+/// In-flight state of one profile: its open record (field payloads are
+/// the encoded plaintext values) and unwrapped keyring.
 pub(crate) struct Working {
     pub(crate) id: ProfileId,
     pub(crate) record: ProfileRecord,
     pub(crate) keyring: Keyring,
-    /// Set for a profile created in this operation: its keyring must be written.
-    pub(crate) new_keyring: Option<WrappedKey>,
+    /// The keyring wrapped under its bucket key: what the record carries.
+    pub(crate) wrapped: WrappedKey,
+    /// Loaded from a v1 record: the next write also deletes its keyring
+    /// entry in the `keys` column family (the lazy upgrade).
+    pub(crate) legacy_keyring: bool,
+    /// Opened lazily (`Fields::Lazy`): field payloads are still sealed and
+    /// this opens them one by one; such a copy answers, it is never written.
+    pub(crate) lazy: Option<Sealed>,
+    /// Consent anchors staged by this operation (purpose tag, write version
+    /// of the new current record, or `None`: removed), applied when the
+    /// record is sealed. `record.consents` stays as loaded: reads in the
+    /// operation check stored consent records against it.
+    staged_anchors: Mutex<Vec<([u8; 8], Option<u64>)>>,
 }
 
 impl Working {
-    /// Loads a profile's record and keyring; `None` when there is no record.
+    /// Loads a profile's record and keyring and opens every field; `None`
+    /// when there is no record.
     pub(crate) fn load(db: &Engine, id: &ProfileId) -> Result<Option<Working>> {
-        let (record, wrapped) = db.store.get2::<Profiles, Keyrings>(id, id)?;
-        if let Some(e) = record
-            .as_ref()
-            .and_then(|r| crate::domain::erasure::markers::erased_error(id, r))
-        {
-            return Err(e);
-        }
-        match (record, wrapped) {
-            (None, _) => match db.erased_error(id)? {
+        Self::load_fields(db, id, Fields::All)
+    }
+
+    /// `load`, opening only the fields `which` names (the record's
+    /// authentication is checked either way).
+    pub(crate) fn load_fields(
+        db: &Engine,
+        id: &ProfileId,
+        which: Fields,
+    ) -> Result<Option<Working>> {
+        let Some(stored) = db.store.get::<Profiles>(id)? else {
+            return match db.erased_error(id)? {
                 Some(e) => Err(e),
                 None => Ok(None),
-            },
-            (Some(_), None) => Err(Error::Decrypt {
-                profile: *id,
-                what: "keyring (missing)".into(),
-            }),
-            (Some(record), Some(w)) => {
-                let keyring = db.keys.open_keyring(&db.store, id, &w)?;
-                check_generation(id, &record, &keyring)?;
-                Ok(Some(Working {
-                    id: *id,
-                    record,
-                    keyring,
-                    new_keyring: None,
-                }))
-            }
+            };
+        };
+        if let Some(e) = crate::domain::erasure::markers::erased_error(id, &stored.record) {
+            return Err(e);
         }
+        let (wrapped, legacy_keyring) = match &stored.seal {
+            Some(seal) => (sealing::slot_key(&stored.record, &seal.keyring), false),
+            None => match db.store.get::<Keyrings>(id)? {
+                Some(w) => (w, true),
+                None => {
+                    return Err(Error::Decrypt {
+                        profile: *id,
+                        what: "keyring (missing)".into(),
+                    })
+                }
+            },
+        };
+        let keyring = db.keys.open_keyring(&db.store, id, &wrapped)?;
+        check_generation(id, &stored.record, &keyring)?;
+        let (record, lazy) = sealing::open_record(db, id, stored, &keyring, which)?;
+        Ok(Some(Working {
+            id: *id,
+            record,
+            keyring,
+            wrapped,
+            legacy_keyring,
+            lazy,
+            staged_anchors: Mutex::new(Vec::new()),
+        }))
     }
 
     /// A new, empty profile with a fresh keyring.
@@ -65,6 +95,8 @@ impl Working {
             id: *id,
             record: ProfileRecord {
                 generation: keyring.generation,
+                write_version: 0,
+                consents: Vec::new(),
                 created_at: now,
                 updated_at: now,
                 status: RecordStatus::Active,
@@ -72,8 +104,27 @@ impl Working {
                 fields: Vec::new(),
             },
             keyring,
-            new_keyring: Some(wrapped),
+            wrapped,
+            legacy_keyring: false,
+            lazy: None,
+            staged_anchors: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The write version the next seal of this record gets: what consent
+    /// records staged with it bind.
+    pub(crate) fn next_write_version(&self) -> u64 {
+        self.record.write_version.saturating_add(1)
+    }
+
+    /// Stages the consent anchor of purpose `tag` (see `staged_anchors`).
+    pub(crate) fn stage_anchor(&self, tag: [u8; 8], version: Option<u64>) {
+        self.staged_anchors.lock().push((tag, version));
+    }
+
+    /// Whether consent records were staged that this record must anchor.
+    pub(crate) fn has_staged_anchors(&self) -> bool {
+        !self.staged_anchors.lock().is_empty()
     }
 
     /// Origin index of `who` in this record (0: the profile itself or unknown).
@@ -96,10 +147,15 @@ impl Working {
     }
 
     /// A copy of `old` under a fresh keyring (generation + 1) without the
-    /// fields in `drop`: every other entry is opened and re-sealed, keeping its
-    /// origin and write time.
+    /// fields in `drop`, keeping every other entry's origin and write time.
     pub(crate) fn rekeyed(&self, db: &Engine, drop: &[u32]) -> Result<Working> {
         let old = self;
+        if old.lazy.is_some() {
+            return Err(Error::Internal(format!(
+                "profile {}: a lazily opened record cannot be re-keyed",
+                old.id
+            )));
+        }
         let generation = old.record.generation.checked_add(1).ok_or_else(|| {
             Error::InvalidInput(format!("profile {} cannot be re-keyed again", old.id))
         })?;
@@ -108,28 +164,22 @@ impl Working {
             .keyring_with_generation(&db.store, &old.id, generation)?;
         let mut record = old.record.clone();
         record.generation = generation;
-        record.fields.clear();
-        let mut new = Working {
+        record.fields.retain(|e| !drop.contains(&e.field_id));
+        // `updated_at` is left alone: erasing a field is not activity of the
+        // person (inactive-profile retention keeps counting).
+        Ok(Working {
             id: old.id,
             record,
             keyring,
-            new_keyring: Some(wrapped),
-        };
-        for entry in &old.record.fields {
-            if drop.contains(&entry.field_id) {
-                continue;
-            }
-            let (name, value) = old.open(db, entry)?;
-            let class = entry.class();
-            let sealed = new.seal(db, &name, class, &value, entry.origin, entry.written_at)?;
-            new.record.set(sealed);
-        }
-        // `updated_at` is left alone: erasing a field is not activity of the
-        // person (inactive-profile retention keeps counting).
-        Ok(new)
+            wrapped,
+            legacy_keyring: old.legacy_keyring,
+            lazy: None,
+            staged_anchors: Mutex::new(Vec::new()),
+        })
     }
 
-    /// Applies prepared changes, sealing new values under this profile's keys.
+    /// Applies prepared changes (values are kept open until the record is
+    /// sealed by `put_into`).
     pub(crate) fn apply_changes(
         &mut self,
         db: &Engine,
@@ -137,7 +187,6 @@ impl Working {
         origin: u32,
         now: Timestamp,
     ) -> Result<()> {
-        let keys = self.keyring.field_keys()?;
         for change in changes {
             let Some(plain) = change.encoded else {
                 if let Some(fid) = db.registry.id(&change.name) {
@@ -149,14 +198,13 @@ impl Working {
                 .registry
                 .id(&change.name)
                 .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
-            let sealed = change.class.is_sealed();
-            let payload = seal_entry(&keys, &self.id, &change.name, field_id, sealed, &plain)?;
+            check_value_len(plain.len())?;
             self.record.set(FieldEntry {
                 field_id,
-                sealed,
+                sealed: change.class.is_sealed(),
                 origin,
                 written_at: now,
-                payload,
+                payload: plain.to_vec(),
             });
         }
         if self.record.fields.len() > MAX_FIELDS_PER_PROFILE {
@@ -176,14 +224,19 @@ impl Working {
         Ok(())
     }
 
-    /// Opens one entry of this record.
+    /// The name and value of one entry of this record (decrypted now if
+    /// the record was opened lazily).
     pub(crate) fn open(&self, db: &Engine, entry: &FieldEntry) -> Result<(String, Value)> {
         let name = db.registry.name(entry.field_id)?;
-        let value = open_entry(&self.keyring.field_keys()?, &self.id, &name, entry)?;
+        let value = match &self.lazy {
+            None => records::decode_value(&entry.payload)?,
+            Some(sealed) => records::decode_value(&sealed.open(&self.id, &name, entry)?)?,
+        };
         Ok((name, value))
     }
 
-    /// Seals `value` as field `name` with the given origin and write time.
+    /// An open entry holding `value` as field `name` with the given origin
+    /// and write time.
     pub(crate) fn seal(
         &self,
         db: &Engine,
@@ -200,95 +253,70 @@ impl Working {
             .ok_or_else(|| Error::corrupt("field registry", "field was not registered"))?;
         let mut plain = Zeroizing::new(Vec::new());
         records::encode_value(value, &mut plain);
-        let sealed = class.is_sealed();
+        check_value_len(plain.len())?;
         Ok(FieldEntry {
             field_id,
-            sealed,
+            sealed: class.is_sealed(),
             origin,
             written_at,
-            payload: seal_entry(
-                &self.keyring.field_keys()?,
-                &self.id,
-                name,
-                field_id,
-                sealed,
-                &plain,
-            )?,
+            payload: plain.to_vec(),
         })
     }
 
-    /// Adds this profile's writes to a batch.
-    pub(crate) fn put_into(&self, batch: &mut Batch) {
-        if let Some(wrapped) = &self.new_keyring {
-            batch.put::<Keyrings>(&self.id, wrapped);
+    /// `entry` of this open record sealed on its own (AES-256-GCM under its
+    /// v1 field key): how a merge record keeps a displaced value.
+    pub(crate) fn seal_alone(&self, db: &Engine, entry: &FieldEntry) -> Result<Vec<u8>> {
+        let name = db.registry.name(entry.field_id)?;
+        seal_entry(
+            &self.keyring.field_keys()?,
+            &self.id,
+            &name,
+            entry.field_id,
+            entry.sealed,
+            &entry.payload,
+        )
+    }
+
+    /// Opens a payload sealed by [`Self::seal_alone`] into an open entry.
+    pub(crate) fn open_alone(&self, db: &Engine, entry: &FieldEntry) -> Result<FieldEntry> {
+        let name = db.registry.name(entry.field_id)?;
+        let plain = open_entry_bytes(&self.keyring.field_keys()?, &self.id, &name, entry)?;
+        Ok(FieldEntry {
+            payload: plain.to_vec(),
+            ..entry.clone()
+        })
+    }
+
+    /// Adds this profile's record, sealed (format v2, write version + 1),
+    /// to a batch.
+    pub(crate) fn put_into(&self, batch: &mut Batch) -> Result<()> {
+        self.put_record_into(&self.record, batch)
+    }
+
+    /// Adds `record` (an open record of this profile, e.g. its frozen copy
+    /// at a merge) sealed under this profile's keyring to a batch.
+    pub(crate) fn put_record_into(&self, record: &ProfileRecord, batch: &mut Batch) -> Result<()> {
+        if self.lazy.is_some() {
+            return Err(Error::Internal(format!(
+                "profile {}: a lazily opened record cannot be written",
+                self.id
+            )));
         }
-        batch.put::<Profiles>(&self.id, &self.record);
-    }
-}
-
-/// Builds a field entry's payload. Sealed: `nonce ‖ ciphertext ‖ tag` of the
-/// encoded value. Plain: `value ‖ nonce ‖ tag`, where the tag authenticates
-/// the value (it is AES-GCM over an empty plaintext with the value in the
-/// associated data). Either way the entry is bound to profile, field,
-/// generation and its sealed/plain flag, so no entry can be moved, relabelled
-/// or altered without an error.
-pub(super) fn seal_entry(
-    keys: &FieldKeys,
-    id: &ProfileId,
-    name: &str,
-    field_id: u32,
-    sealed: bool,
-    plain: &[u8],
-) -> Result<Vec<u8>> {
-    // The decoder refuses a value over the format's bound; every sealing
-    // path (user writes, system fields, `$ids` after many merges) is held
-    // to it here, before anything is written.
-    if plain.len() > records::MAX_VALUE_BYTES {
-        return Err(Error::RecordTooLarge {
-            what: "field value",
-            bytes: plain.len() as u64,
-            limit: records::MAX_VALUE_BYTES as u64,
-        });
-    }
-    let key = keys.key(field_id)?;
-    let mut ad = field_ad(id, keys.generation(), name, sealed);
-    let mut out = Vec::with_capacity(plain.len() + aead::OVERHEAD);
-    if sealed {
-        aead::seal_into(&key, &ad, plain, &mut out)?;
-    } else {
-        ad.extend_from_slice(plain);
-        out.extend_from_slice(plain);
-        aead::seal_into(&key, &ad, &[], &mut out)?;
-    }
-    Ok(out)
-}
-
-/// Authenticates (and for sealed entries decrypts) one entry and decodes its value.
-pub(super) fn open_entry(
-    keys: &FieldKeys,
-    id: &ProfileId,
-    name: &str,
-    entry: &FieldEntry,
-) -> Result<Value> {
-    let key = keys.key(entry.field_id)?;
-    let mut ad = field_ad(id, keys.generation(), name, entry.sealed);
-    let fail = || Error::Decrypt {
-        profile: *id,
-        what: format!("field {name:?}"),
-    };
-    if entry.sealed {
-        let plain = aead::open(&key, &ad, &entry.payload).ok_or_else(fail)?;
-        records::decode_value(&plain)
-    } else {
-        let split = entry
-            .payload
-            .len()
-            .checked_sub(aead::OVERHEAD)
-            .ok_or_else(fail)?;
-        let (value, tag) = entry.payload.split_at(split);
-        ad.extend_from_slice(value);
-        aead::open(&key, &ad, tag).ok_or_else(fail)?;
-        records::decode_value(value)
+        let staged = self.staged_anchors.lock();
+        let stored = if staged.is_empty() {
+            sealing::seal_record(&self.id, record, &self.keyring, &self.wrapped)?
+        } else {
+            let mut r = record.clone();
+            for (tag, version) in staged.iter() {
+                r.set_consent_anchor(*tag, *version);
+            }
+            sealing::seal_record(&self.id, &r, &self.keyring, &self.wrapped)?
+        };
+        if self.legacy_keyring {
+            batch.delete::<Keyrings>(&self.id);
+        }
+        batch.put::<Profiles>(&self.id, &stored);
+        Ok(())
     }
 }
 

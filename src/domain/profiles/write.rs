@@ -141,7 +141,7 @@ pub(super) fn apply_attempt(
     }
     let mut out = Batch::new();
     for id in &order {
-        working[id].put_into(&mut out);
+        working[id].put_into(&mut out)?;
     }
     match audit {
         None => db.store.write(out)?,

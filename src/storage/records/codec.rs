@@ -9,9 +9,13 @@ use crate::error::{Error, Result};
 #[repr(u8)]
 pub(crate) enum FormatVersion {
     V1 = 1,
+    /// Profile records sealed once per record, authenticated consent and
+    /// index entries (docs/design.md, "Record format v2").
+    V2 = 2,
 }
 
 impl FormatVersion {
+    /// The version of every record kind that has only one.
     pub(crate) const CURRENT: FormatVersion = FormatVersion::V1;
 }
 
@@ -20,6 +24,7 @@ impl TryFrom<u8> for FormatVersion {
     fn try_from(v: u8) -> std::result::Result<Self, u8> {
         match v {
             1 => Ok(FormatVersion::V1),
+            2 => Ok(FormatVersion::V2),
             other => Err(other),
         }
     }
@@ -38,15 +43,28 @@ pub(crate) trait ValueCodec: Sized {
     }
 }
 
+/// The version byte of a record kind that has only version 1.
 pub(crate) fn check_version(what: &'static str, bytes: &[u8]) -> Result<FormatVersion> {
+    check_version_upto(what, bytes, FormatVersion::V1)
+}
+
+/// The version byte of a record kind this build reads up to `newest`.
+pub(crate) fn check_version_upto(
+    what: &'static str,
+    bytes: &[u8],
+    newest: FormatVersion,
+) -> Result<FormatVersion> {
     let first = *bytes
         .first()
         .ok_or_else(|| Error::corrupt(what, "empty record"))?;
-    FormatVersion::try_from(first).map_err(|version| Error::UnsupportedFormat {
-        what,
-        version,
-        supported: FormatVersion::CURRENT as u8,
-    })
+    FormatVersion::try_from(first)
+        .ok()
+        .filter(|v| (*v as u8) <= newest as u8)
+        .ok_or(Error::UnsupportedFormat {
+            what,
+            version: first,
+            supported: newest as u8,
+        })
 }
 
 /// Splits off and checks the trailing CRC-32.
@@ -111,10 +129,25 @@ impl<'a> Reader<'a> {
     /// A reader over a CRC-framed record: the version byte is checked and
     /// consumed, the CRC trailer checked and left out.
     pub(crate) fn framed(what: &'static str, bytes: &'a [u8]) -> Result<Self> {
-        check_version(what, bytes)?;
+        Ok(Self::framed_upto(what, bytes, FormatVersion::V1)?.0)
+    }
+
+    /// `framed` for a record kind with versions up to `newest`; returns
+    /// the version read.
+    pub(crate) fn framed_upto(
+        what: &'static str,
+        bytes: &'a [u8],
+        newest: FormatVersion,
+    ) -> Result<(Self, FormatVersion)> {
+        let v = check_version_upto(what, bytes, newest)?;
         let mut r = Reader::new(what, check_crc(what, bytes)?);
         r.u8()?;
-        Ok(r)
+        Ok((r, v))
+    }
+
+    /// Bytes consumed so far.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {

@@ -8,24 +8,52 @@ use crate::types::ProfileId;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct IdentityEntry {
     pub(crate) profile: ProfileId,
+    /// Format v2: the entry MAC over (blind key, profile). `None`: format
+    /// v1 (CRC only), written before format v2.
+    pub(crate) mac: Option<[u8; 8]>,
 }
 
 impl ValueCodec for IdentityEntry {
     const WHAT: &'static str = "identity entry";
 
+    /// v1: `1 ‖ profile ‖ crc32`; v2: `2 ‖ profile ‖ mac (8)`.
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(21);
-        out.push(FormatVersion::CURRENT as u8);
-        out.extend_from_slice(self.profile.as_bytes());
-        push_crc(&mut out);
+        let mut out = Vec::with_capacity(25);
+        match self.mac {
+            None => {
+                out.push(FormatVersion::V1 as u8);
+                out.extend_from_slice(self.profile.as_bytes());
+                push_crc(&mut out);
+            }
+            Some(mac) => {
+                out.push(FormatVersion::V2 as u8);
+                out.extend_from_slice(self.profile.as_bytes());
+                out.extend_from_slice(&mac);
+            }
+        }
         out
     }
 
     fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader::framed(Self::WHAT, bytes)?;
-        let profile = ProfileId::from_bytes(r.array()?);
-        r.finish()?;
-        Ok(IdentityEntry { profile })
+        match check_version_upto(Self::WHAT, bytes, FormatVersion::V2)? {
+            FormatVersion::V1 => {
+                let mut r = Reader::framed(Self::WHAT, bytes)?;
+                let profile = ProfileId::from_bytes(r.array()?);
+                r.finish()?;
+                Ok(IdentityEntry { profile, mac: None })
+            }
+            FormatVersion::V2 => {
+                let mut r = Reader::new(Self::WHAT, bytes);
+                r.u8()?;
+                let profile = ProfileId::from_bytes(r.array()?);
+                let mac = r.array()?;
+                r.finish()?;
+                Ok(IdentityEntry {
+                    profile,
+                    mac: Some(mac),
+                })
+            }
+        }
     }
 }
 

@@ -9,6 +9,8 @@ use crate::types::{MergeId, ProfileId, Timestamp, Value};
 fn sample_record() -> ProfileRecord {
     ProfileRecord {
         generation: 3,
+        write_version: 0,
+        consents: Vec::new(),
         created_at: Timestamp(10),
         updated_at: Timestamp(20),
         status: RecordStatus::Active,
@@ -32,53 +34,129 @@ fn sample_record() -> ProfileRecord {
     }
 }
 
-#[test]
-fn profile_record_round_trip_and_every_flip_detected() {
-    let rec = sample_record();
-    let bytes = rec.encode();
-    assert_eq!(
-        bytes.len(),
-        1 + 4 + 8 + 8 + 1 + (1 + 16) + 2 + (5 + 40) + (5 + 9) + 4
-    );
-    assert_eq!(ProfileRecord::decode(&bytes).unwrap(), rec);
+fn v1(rec: ProfileRecord) -> StoredProfile {
+    StoredProfile {
+        record: rec,
+        seal: None,
+    }
+}
+
+/// A v2 record with made-up nonce, tag and keyring (the codec does not
+/// check them; `domain::profiles::sealing` does).
+fn v2(mut rec: ProfileRecord) -> StoredProfile {
+    rec.write_version = 300;
+    rec.consents = vec![([1; 8], 5), ([2; 8], 299)];
+    let nonce = [6; 16];
+    let body = encode_v2_body(&rec, &nonce);
+    StoredProfile {
+        record: rec,
+        seal: Some(RecordSeal {
+            nonce,
+            tag: [7; 16],
+            keyring: KeyringSlot {
+                parent_version: 9,
+                sealed: [8; WRAPPED_LEN],
+            },
+            body,
+        }),
+    }
+}
+
+fn every_flip_and_cut_is_refused(bytes: &[u8]) {
     for i in 0..bytes.len() {
         for bit in [0x01u8, 0x80] {
-            let mut b = bytes.clone();
+            let mut b = bytes.to_vec();
             b[i] ^= bit;
             assert!(
-                ProfileRecord::decode(&b).is_err(),
+                StoredProfile::decode(&b).is_err(),
                 "flip {bit:#x} at {i} went undetected"
             );
         }
     }
     for cut in 0..bytes.len() {
-        assert!(ProfileRecord::decode(&bytes[..cut]).is_err());
+        assert!(StoredProfile::decode(&bytes[..cut]).is_err());
     }
 }
 
 #[test]
-fn merged_status_round_trips() {
-    let mut rec = sample_record();
-    rec.status = RecordStatus::Merged {
-        into: ProfileId::from_bytes([8; 16]),
-        merge_id: MergeId::from_bytes([9; 16]),
-    };
-    assert_eq!(ProfileRecord::decode(&rec.encode()).unwrap(), rec);
-    rec.fields[0].origin = 2;
-    assert!(
-        ProfileRecord::decode(&rec.encode()).is_err(),
-        "origin beyond the table"
+fn profile_record_v1_round_trip_and_every_flip_detected() {
+    let rec = v1(sample_record());
+    let bytes = rec.encode();
+    assert_eq!(
+        bytes.len(),
+        1 + 4 + 8 + 8 + 1 + (1 + 16) + 2 + (5 + 40) + (5 + 9) + 4
+    );
+    assert_eq!(StoredProfile::decode(&bytes).unwrap(), rec);
+    every_flip_and_cut_is_refused(&bytes);
+}
+
+#[test]
+fn profile_record_v2_round_trip_layout_and_every_flip_detected() {
+    let rec = v2(sample_record());
+    let bytes = rec.encode();
+    // version, generation, write version (varint 300: 2 bytes), times,
+    // status, origins, 2 anchors (8 + varint), nonce, field count, two
+    // fields (id, flag, origin, age, len + payload), tag, keyring, crc.
+    assert_eq!(
+        bytes.len(),
+        1 + 4
+            + 2
+            + 8
+            + 8
+            + 1
+            + (1 + 16)
+            + (1 + 9 + 10)
+            + 16
+            + 1
+            + (5 + 40)
+            + (5 + 9)
+            + 16
+            + (4 + WRAPPED_LEN)
+            + 4
+    );
+    let back = StoredProfile::decode(&bytes).unwrap();
+    assert_eq!(back, rec);
+    assert_eq!(back.format(), FormatVersion::V2);
+    every_flip_and_cut_is_refused(&bytes);
+    // The plaintext layout of the benches' baseline round-trips too.
+    let clear = sample_record().encode_clear();
+    assert_eq!(
+        ProfileRecord::decode_clear(&clear).unwrap(),
+        sample_record()
     );
 }
 
 #[test]
+fn merged_status_round_trips() {
+    for make in [v1 as fn(ProfileRecord) -> StoredProfile, v2] {
+        let mut rec = sample_record();
+        rec.status = RecordStatus::Merged {
+            into: ProfileId::from_bytes([8; 16]),
+            merge_id: MergeId::from_bytes([9; 16]),
+        };
+        let stored = make(rec.clone());
+        assert_eq!(StoredProfile::decode(&stored.encode()).unwrap(), stored);
+        rec.fields[0].origin = 2;
+        assert!(
+            StoredProfile::decode(&make(rec).encode()).is_err(),
+            "origin beyond the table"
+        );
+    }
+}
+
+#[test]
 fn unknown_version_is_typed() {
-    let mut bytes = sample_record().encode();
+    let mut bytes = v2(sample_record()).encode();
     bytes[0] = 9;
     assert!(matches!(
-        ProfileRecord::decode(&bytes),
-        Err(Error::UnsupportedFormat { version: 9, .. })
+        StoredProfile::decode(&bytes),
+        Err(Error::UnsupportedFormat {
+            version: 9,
+            supported: 2,
+            ..
+        })
     ));
+    // Kinds with one version refuse 2.
     let w = WrappedKey {
         parent_version: 1,
         version: 1,
@@ -86,6 +164,15 @@ fn unknown_version_is_typed() {
     };
     let mut b = w.encode();
     assert_eq!(WrappedKey::decode(&b).unwrap(), w);
+    b[0] = 2;
+    assert!(matches!(
+        WrappedKey::decode(&b),
+        Err(Error::UnsupportedFormat {
+            version: 2,
+            supported: 1,
+            ..
+        })
+    ));
     b[0] = 0;
     assert!(matches!(
         WrappedKey::decode(&b),
