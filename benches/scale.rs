@@ -19,9 +19,16 @@
 //! Under `cargo test --all-targets` (no `--bench` argument) it makes a
 //! 2,000-person run instead, so the read-back check of both engines is a test.
 //!
-//! Every (engine, N) runs in a child process of its own so its peak RSS is
-//! its own. Output: `scale.json`, `scale.md` and `scale.png` in the out
-//! directory. See docs/performance.md for what each figure means.
+//! For each N both stores are loaded first (a child process each: load,
+//! compaction, read-back check), then `--rounds R` (default 5) interleaved
+//! measurement rounds run on the same loaded stores — baseline, lethedb,
+//! baseline, … — each a child process of its own (so its RSS is its own):
+//! cold get and lookup, warm get and lookup, update, and the upsert of
+//! `--round-upserts M` (default 50000) new people. A ratio is taken per
+//! round and the median reported with its min–max, so a noisy neighbour
+//! moves one round, not the figure. Output: `scale.json`, `scale.md` and
+//! `scale.png` in the out directory. See docs/performance.md for what each
+//! figure means.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -53,6 +60,10 @@ struct Settings {
     out: PathBuf,
     keep: bool,
     reuse: bool,
+    /// Interleaved measurement rounds per N (baseline, lethedb, baseline, …).
+    rounds: u64,
+    /// New people upserted per round and engine.
+    round_upserts: u64,
 }
 
 fn settings(args: &[String]) -> Res<Settings> {
@@ -68,6 +79,8 @@ fn settings(args: &[String]) -> Res<Settings> {
         out: target.join("scale"),
         keep: false,
         reuse: false,
+        rounds: 5,
+        round_upserts: 50_000,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -87,6 +100,8 @@ fn settings(args: &[String]) -> Res<Settings> {
             "--out" => s.out = value()?.into(),
             "--keep" => s.keep = true,
             "--reuse" => s.reuse = true,
+            "--rounds" => s.rounds = value()?.parse()?,
+            "--round-upserts" => s.round_upserts = value()?.parse()?,
             // cargo bench passes --bench; criterion-style filters are ignored.
             _ => {}
         }
@@ -397,8 +412,14 @@ impl Ctx<'_> {
     }
 }
 
-fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
-    let root = s.dir.join(format!("{kind}-{n}"));
+fn store_root(kind: &str, n: u64, s: &Settings) -> PathBuf {
+    s.dir.join(format!("{kind}-{n}"))
+}
+
+/// Loads N people into a new store of `kind`, compacts it and checks a
+/// sample reads back; the store is kept for the rounds.
+fn child_load(kind: &str, n: u64, s: &Settings) -> Res<Json> {
+    let root = store_root(kind, n, s);
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
     let store = root.join("store");
@@ -412,23 +433,8 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
     // (person i on thread i mod threads); ids kept on disk, not in memory,
     // so RSS measures the engine.
     let step = (n / 10).max(1);
-    let threads = s.threads;
-    let per_thread = n.div_ceil(threads);
-    let counters: Vec<std::sync::atomic::AtomicU64> = (0..threads)
-        .map(|_| std::sync::atomic::AtomicU64::new(0))
-        .collect();
     let load_started = Instant::now();
-    out["upsert"] = measure(threads, per_thread, |t, _| {
-        let k = counters[t as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let i = k * threads + t;
-        if i >= n {
-            // Uneven split: the last round of a thread has nothing to do.
-            return Ok(None);
-        }
-        let (ids, fields) = person(i);
-        let started = Instant::now();
-        let id = engine.resolve(&ids, fields)?;
-        let d = started.elapsed();
+    out["load"] = upsert_people(&engine, 0, n, s.threads, |i, id| {
         id_file.write_all_at(id.as_bytes(), i * 16)?;
         if i.is_multiple_of(step) && i > 0 {
             eprintln!(
@@ -436,7 +442,7 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
                 i as f64 / load_started.elapsed().as_secs_f64()
             );
         }
-        Ok(Some(d))
+        Ok(())
     })?;
     out["rss_after_load_bytes"] = json!(rss_bytes());
     out["memory_after_load"] = engine.memory()?;
@@ -477,10 +483,48 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
             return Err(format!("{kind}: person {i}'s e-mail resolves elsewhere").into());
         }
     }
+    Ok(out)
+}
 
+/// Upserts people `from..to` (new people, through resolve) on `threads`
+/// threads, timing each call; `each` gets every person's index and id.
+fn upsert_people(
+    engine: &Engine,
+    from: u64,
+    to: u64,
+    threads: u64,
+    each: impl Fn(u64, ProfileId) -> Res<()> + Sync,
+) -> Res<Json> {
+    let per_thread = (to - from).div_ceil(threads);
+    let counters: Vec<std::sync::atomic::AtomicU64> = (0..threads)
+        .map(|_| std::sync::atomic::AtomicU64::new(0))
+        .collect();
+    measure(threads, per_thread, |t, _| {
+        let k = counters[t as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let i = from + k * threads + t;
+        if i >= to {
+            // Uneven split: the last round of a thread has nothing to do.
+            return Ok(None);
+        }
+        let (ids, fields) = person(i);
+        let started = Instant::now();
+        let id = engine.resolve(&ids, fields)?;
+        let d = started.elapsed();
+        each(i, id)?;
+        Ok(Some(d))
+    })
+}
+
+/// Round `round` (1-based) on the loaded store of `kind`: cold get and
+/// lookup, warm get and lookup, update, and upsert of `round_upserts` new
+/// people (their own range per round, the same for both engines).
+fn child_round(kind: &str, n: u64, round: u64, s: &Settings) -> Res<Json> {
+    let root = store_root(kind, n, s);
+    let store = root.join("store");
+    let id_file = std::fs::File::open(root.join("ids.bin"))?;
     let ctx = Ctx { n, ids: &id_file };
+    let mut out = json!({ "engine": kind, "n": n, "round": round, "threads": s.threads });
     // Cold: page cache dropped, store reopened (empty block cache).
-    drop(engine);
     let dropped = drop_page_cache();
     out["cold_cache_dropped"] = json!(dropped);
     let per_cold = (s.cold_samples / s.threads).max(1);
@@ -499,14 +543,14 @@ fn child(kind: &str, n: u64, s: &Settings) -> Res<Json> {
     out["get_warm"] = measure(s.threads, per, |_, r| ctx.get(&engine, r))?;
     measure(s.threads, per, |_, r| ctx.lookup(&engine, r))?;
     out["lookup_warm"] = measure(s.threads, per, |_, r| ctx.lookup(&engine, r))?;
-    out["update_warm"] = measure(s.threads, per / 4, |_, r| ctx.update(&engine, r))?;
     out["rss_after_reads_bytes"] = json!(rss_bytes());
     out["memory_after_reads"] = engine.memory()?;
+    out["update_warm"] = measure(s.threads, per / 4, |_, r| ctx.update(&engine, r))?;
+    let from = n + (round - 1) * s.round_upserts;
+    out["upsert"] = upsert_people(&engine, from, from + s.round_upserts, s.threads, |_, _| {
+        Ok(())
+    })?;
     out["peak_rss_bytes"] = json!(peak_rss_bytes());
-    drop(engine);
-    if !s.keep {
-        let _ = std::fs::remove_dir_all(&root);
-    }
     Ok(out)
 }
 
@@ -517,10 +561,18 @@ const ENGINES: [&str; 2] = ["baseline", "lethedb"];
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--child") {
-        let kind = args.get(1).ok_or("--child needs an engine")?.clone();
-        let n: u64 = args.get(2).ok_or("--child needs N")?.parse()?;
-        let s = settings(&args[3..])?;
-        let result = child(&kind, n, &s)?;
+        // --child load KIND N … | --child round KIND N ROUND …
+        let phase = args.get(1).ok_or("--child needs a phase")?.clone();
+        let kind = args.get(2).ok_or("--child needs an engine")?.clone();
+        let n: u64 = args.get(3).ok_or("--child needs N")?.parse()?;
+        let result = match phase.as_str() {
+            "load" => child_load(&kind, n, &settings(&args[4..])?)?,
+            "round" => {
+                let round: u64 = args.get(4).ok_or("--child round needs a round")?.parse()?;
+                child_round(&kind, n, round, &settings(&args[5..])?)?
+            }
+            other => return Err(format!("unknown phase {other}").into()),
+        };
         println!("{result}");
         return Ok(());
     }
@@ -533,6 +585,8 @@ fn main() -> Res<()> {
         s.sizes = vec![2_000];
         s.samples = 2_000;
         s.cold_samples = 200;
+        s.rounds = 2;
+        s.round_upserts = 200;
         s.dir = tmp.join("stores");
         s.out = tmp.join("report");
         s.reuse = false;
@@ -543,41 +597,72 @@ fn main() -> Res<()> {
     run(&s)
 }
 
-/// The whole scale run for `s`: every (size, engine) in a child, then the report.
-fn run(s: &Settings) -> Res<()> {
-    std::fs::create_dir_all(&s.out)?;
-    let exe = std::env::current_exe()?;
-    let runs_dir = s.out.join("runs");
-    std::fs::create_dir_all(&runs_dir)?;
-    let mut runs = Vec::new();
-    for &n in &s.sizes {
-        for kind in ENGINES {
-            // Each run's figures are saved as soon as it ends; `--reuse`
-            // takes saved ones instead of measuring again (a long run can
-            // be resumed after an interruption).
-            let saved = runs_dir.join(format!("{kind}-{n}.json"));
-            if s.reuse {
-                if let Ok(text) = std::fs::read_to_string(&saved) {
-                    eprintln!("scale: {kind}, N = {n}: reusing {}", saved.display());
-                    runs.push(serde_json::from_str::<Json>(&text)?);
-                    continue;
-                }
-            }
-            eprintln!("scale: {kind}, N = {n}");
-            let mut cmd = Command::new(&exe);
-            cmd.arg("--child").arg(kind).arg(n.to_string());
-            cmd.args(pass_through(s));
-            let output = cmd.stderr(std::process::Stdio::inherit()).output()?;
-            if !output.status.success() {
-                return Err(format!("{kind} at N = {n} failed ({})", output.status).into());
-            }
-            let text = String::from_utf8_lossy(&output.stdout);
-            let line = text.lines().last().ok_or("child printed nothing")?;
-            std::fs::write(&saved, line)?;
-            runs.push(serde_json::from_str::<Json>(line)?);
+/// Runs one child phase and returns its JSON; saved under `OUT/runs/` and,
+/// with `--reuse`, taken from there instead of measured again (a long run
+/// resumes after an interruption).
+fn run_child(s: &Settings, phase_args: &[String], saved: &Path) -> Res<Json> {
+    if s.reuse {
+        if let Ok(text) = std::fs::read_to_string(saved) {
+            eprintln!(
+                "scale: {}: reusing {}",
+                phase_args.join(" "),
+                saved.display()
+            );
+            return Ok(serde_json::from_str::<Json>(&text)?);
         }
     }
-    let report = report(s, runs);
+    eprintln!("scale: {}", phase_args.join(" "));
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("--child").args(phase_args);
+    cmd.args(pass_through(s));
+    let output = cmd.stderr(std::process::Stdio::inherit()).output()?;
+    if !output.status.success() {
+        return Err(format!("{} failed ({})", phase_args.join(" "), output.status).into());
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().last().ok_or("child printed nothing")?;
+    std::fs::write(saved, line)?;
+    Ok(serde_json::from_str::<Json>(line)?)
+}
+
+/// The whole scale run for `s`: for each N both stores loaded (a child
+/// each), then `rounds` interleaved measurement rounds (baseline, lethedb,
+/// baseline, …, a child each, on the same loaded stores); then the report.
+fn run(s: &Settings) -> Res<()> {
+    std::fs::create_dir_all(&s.out)?;
+    let runs_dir = s.out.join("runs");
+    std::fs::create_dir_all(&runs_dir)?;
+    let mut sizes = Vec::new();
+    for &n in &s.sizes {
+        let mut loads = serde_json::Map::new();
+        for kind in ENGINES {
+            let saved = runs_dir.join(format!("{kind}-{n}-load.json"));
+            let args = ["load".to_string(), kind.to_string(), n.to_string()];
+            loads.insert(kind.to_string(), run_child(s, &args, &saved)?);
+        }
+        let mut rounds: Vec<serde_json::Map<String, Json>> = Vec::new();
+        for round in 1..=s.rounds {
+            let mut r = serde_json::Map::new();
+            for kind in ENGINES {
+                let saved = runs_dir.join(format!("{kind}-{n}-round{round}.json"));
+                let args = [
+                    "round".to_string(),
+                    kind.to_string(),
+                    n.to_string(),
+                    round.to_string(),
+                ];
+                r.insert(kind.to_string(), run_child(s, &args, &saved)?);
+            }
+            rounds.push(r);
+        }
+        if !s.keep {
+            for kind in ENGINES {
+                let _ = std::fs::remove_dir_all(store_root(kind, n, s));
+            }
+        }
+        sizes.push(size_report(n, &loads, &rounds));
+    }
+    let report = report(s, sizes);
     std::fs::write(
         s.out.join("scale.json"),
         serde_json::to_string_pretty(&report)?,
@@ -603,6 +688,8 @@ fn pass_through(s: &Settings) -> Vec<String> {
         s.cold_samples.to_string(),
         "--dir".into(),
         s.dir.display().to_string(),
+        "--round-upserts".into(),
+        s.round_upserts.to_string(),
     ];
     if s.keep {
         v.push("--keep".into());
@@ -612,6 +699,12 @@ fn pass_through(s: &Settings) -> Vec<String> {
 
 /// The measured figures: (JSON path, label, higher is better).
 const FIGURES: &[(&str, &str, bool)] = &[
+    (
+        "load.ops_per_s",
+        "load (resolve, N new people, one run) ops/s",
+        true,
+    ),
+    ("load.p99_us", "load p99 µs (one run)", false),
     (
         "upsert.ops_per_s",
         "upsert (resolve, new person) ops/s",
@@ -656,30 +749,94 @@ fn field(run: &Json, path: &str) -> Option<f64> {
         .and_then(Json::as_f64)
 }
 
-fn report(s: &Settings, runs: Vec<Json>) -> Json {
-    let mut sizes = Vec::new();
-    for &n in &s.sizes {
-        let of = |kind: &str| {
-            runs.iter()
-                .find(|r| r["engine"] == kind && r["n"] == n)
-                .cloned()
-                .unwrap_or(Json::Null)
-        };
-        let (base, lethe) = (of("baseline"), of("lethedb"));
-        let ratios: serde_json::Map<String, Json> = FIGURES
-            .iter()
-            .filter_map(|(path, _, _)| {
-                let r = field(&lethe, path)? / field(&base, path)?;
-                Some((path.to_string(), json!(r)))
-            })
-            .collect();
-        sizes.push(json!({ "n": n, "baseline": base, "lethedb": lethe, "ratio_lethedb_over_baseline": ratios }));
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
     }
+}
+
+/// One N: per engine, the load's figures and the median over rounds of
+/// each round figure; per figure, the ratio of every round (lethedb /
+/// baseline of the same round), their median, min and max. Figures of the
+/// load (bytes, load throughput) are one ratio.
+fn size_report(
+    n: u64,
+    loads: &serde_json::Map<String, Json>,
+    rounds: &[serde_json::Map<String, Json>],
+) -> Json {
+    let mut engines = serde_json::Map::new();
+    for kind in ENGINES {
+        let mut e = loads.get(kind).cloned().unwrap_or(Json::Null);
+        for (path, _, _) in FIGURES {
+            let values: Vec<f64> = rounds
+                .iter()
+                .filter_map(|r| field(&r[kind], path))
+                .collect();
+            if let Some(m) = median(values) {
+                set_field(&mut e, path, m);
+            }
+        }
+        engines.insert(kind.to_string(), e);
+    }
+    let mut ratios = serde_json::Map::new();
+    let mut spreads = serde_json::Map::new();
+    for (path, _, _) in FIGURES {
+        let per_round: Vec<f64> = rounds
+            .iter()
+            .filter_map(|r| Some(field(&r["lethedb"], path)? / field(&r["baseline"], path)?))
+            .collect();
+        let ratio = if per_round.is_empty() {
+            field(&engines["lethedb"], path)
+                .zip(field(&engines["baseline"], path))
+                .map(|(l, b)| l / b)
+        } else {
+            let lo = per_round.iter().cloned().fold(f64::MAX, f64::min);
+            let hi = per_round.iter().cloned().fold(f64::MIN, f64::max);
+            spreads.insert(
+                path.to_string(),
+                json!({ "min": lo, "max": hi, "rounds": per_round }),
+            );
+            median(per_round.clone())
+        };
+        if let Some(r) = ratio {
+            ratios.insert(path.to_string(), json!(r));
+        }
+    }
+    json!({
+        "n": n,
+        "rounds": rounds.len(),
+        "baseline": engines["baseline"],
+        "lethedb": engines["lethedb"],
+        "ratio_lethedb_over_baseline": ratios,
+        "ratio_spread": spreads,
+        "raw_rounds": rounds,
+    })
+}
+
+/// Sets `path` (dotted) of `v` to `x`, creating objects on the way.
+fn set_field(v: &mut Json, path: &str, x: f64) {
+    if let Some(stem) = path.strip_suffix("_mib") {
+        v[format!("{stem}_bytes")] = json!(x * (1 << 20) as f64);
+        return;
+    }
+    let mut cur = v;
+    for k in path.split('.') {
+        cur = &mut cur[k];
+    }
+    *cur = json!(x);
+}
+
+fn report(s: &Settings, sizes: Vec<Json>) -> Json {
     json!({
         "seed": SEED,
         "threads": s.threads,
         "warm_samples": s.samples,
         "cold_samples": s.cold_samples,
+        "rounds": s.rounds,
+        "round_upserts": s.round_upserts,
         "block_cache_bytes": BLOCK_CACHE,
         "write_buffer_bytes": WRITE_BUFFER,
         "machine": { "cpus": std::thread::available_parallelism().map_or(0, |p| p.get()) },
@@ -711,24 +868,40 @@ fn markdown(report: &Json) -> String {
         let _ = write!(md, "| {label} |");
         for s in &sizes {
             let r = s["ratio_lethedb_over_baseline"][*path].as_f64();
+            let spread = &s["ratio_spread"][*path];
+            let range = match (spread["min"].as_f64(), spread["max"].as_f64()) {
+                (Some(lo), Some(hi)) => format!(" ({lo:.2}–{hi:.2})"),
+                _ => String::new(),
+            };
             let _ = write!(
                 md,
-                " {} | {} | {}{} |",
+                " {} | {} | {}{}{} |",
                 fmt(field(&s["baseline"], path)),
                 fmt(field(&s["lethedb"], path)),
                 r.map_or("–".into(), |r| format!("{r:.2}×")),
+                range,
                 if *higher_better { "" } else { " ↓" }
             );
         }
         md.push('\n');
     }
     md.push_str(
-        "\nratio = lethedb / baseline; for rows marked ↓ lower is better (a ratio above 1 is a cost).\n",
+        "\nratio = lethedb / baseline, the median of the per-round ratios of interleaved rounds (min–max in brackets); engine columns are medians over rounds. Load and bytes are one run each. For rows marked ↓ lower is better (a ratio above 1 is a cost).\n",
     );
     md
 }
 
 use std::fmt::Write as _;
+
+/// `1e6`-style label for a power of ten, empty for any other tick.
+fn power_of_ten_label(v: f64) -> String {
+    let e = v.log10();
+    if v > 0.0 && (e - e.round()).abs() < 1e-6 {
+        format!("1e{}", e.round() as i64)
+    } else {
+        String::new()
+    }
+}
 
 /// One plot panel: title, unit, and the (figure, label) pairs drawn.
 type Panel<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
@@ -807,14 +980,12 @@ fn plot(report: &Json, path: &Path) -> Res<()> {
             .configure_mesh()
             .x_desc("profiles (N)")
             .y_desc(unit)
-            .x_label_formatter(&|x| format!("{x:.0e}"))
-            .y_label_formatter(&|y| {
-                if *y >= 10.0 {
-                    format!("{y:.0}")
-                } else {
-                    format!("{y}")
-                }
-            })
+            // Log axes: only powers of ten are labelled, so labels never
+            // crowd into one another.
+            .x_labels(12)
+            .y_labels(12)
+            .x_label_formatter(&|x| power_of_ten_label(*x))
+            .y_label_formatter(&|y| power_of_ten_label(*y))
             .label_style(("sans-serif", 14))
             .draw()?;
         for (k, (metric, label)) in metrics.iter().enumerate() {
