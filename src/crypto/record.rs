@@ -1,23 +1,24 @@
 //! The record seal of profile format v2: every personal field encrypted
-//! under its own key with XChaCha20, the whole record authenticated once
-//! with XChaCha20-Poly1305 (encrypt-then-MAC).
+//! under its own key with AES-256-CTR, the whole record authenticated once
+//! with AES-256-GCM over an empty plaintext (GMAC; encrypt-then-MAC).
 //!
-//! Keys of one profile generation, from one KDF invocation:
+//! Keys of one profile generation, from one HKDF invocation:
 //! `K_enc ‖ K_mac = HKDF-Expand(seed, "lethedb/v2/record-keys" ‖ generation, 64)`.
 //!
-//! A record write draws a fresh random 16-byte nonce `R`. Field `f` is
-//! `XChaCha20(K_enc, R[0..12] ‖ f ‖ R[12..16] ‖ 0⁴)`: the first 16 nonce
-//! bytes (`R[0..12] ‖ f`) go into HChaCha20, so each field of each write is
-//! encrypted under its own subkey `K_f = HChaCha20(K_enc, R[0..12] ‖ f)`,
-//! used for exactly one plaintext. The tag is XChaCha20-Poly1305 under
-//! `K_mac` with nonce `R ‖ "lethedb2"`, empty plaintext and the record
-//! (bound to its profile id) as associated data. docs/design.md, "Profile
-//! record format v2", has the security argument and the limits.
+//! A record write draws a fresh random 16-byte nonce `R`. The field keys
+//! of that write are one keystream, `AES-256-CTR(K_enc, IV = R)`: field
+//! `f`'s key `K_f` is its bytes `32·f .. 32·f + 32`, and the field is
+//! `AES-256-CTR(K_f, IV = 0)` of its value — each field key encrypts
+//! exactly one plaintext. The tag is AES-256-GCM under `K_mac` with nonce
+//! `R[0..12]`, empty plaintext and `"lethedb/profile/v2" ‖ profile id ‖
+//! body` as associated data. docs/design.md, "Profile record format v2",
+//! has the security argument and the limits.
 
-use chacha20::cipher::{KeyIvInit, StreamCipher};
-use chacha20::XChaCha20;
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
+use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use aes::Aes256Enc;
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes256Gcm, KeyInit};
+use ctr::cipher::InnerIvInit;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
@@ -26,20 +27,22 @@ use super::key::{SecretKey, KEY_LEN};
 use crate::error::{Error, Result};
 use crate::random::os_random;
 
+type Ctr = ctr::Ctr128BE<Aes256Enc>;
+
 /// Bytes of the per-write record nonce.
 pub(crate) const RECORD_NONCE_LEN: usize = 16;
 /// Bytes of the record's authentication tag.
 pub(crate) const RECORD_TAG_LEN: usize = 16;
 
 const LABEL_RECORD_KEYS: &[u8] = b"lethedb/v2/record-keys";
-const TAG_NONCE_SUFFIX: &[u8; 8] = b"lethedb2";
 /// Prefix of the associated data the tag covers.
 const TAG_AD_LABEL: &[u8] = b"lethedb/profile/v2";
 
-/// The encryption and authentication keys of one profile generation.
+/// The encryption and authentication keys of one profile generation, with
+/// their AES key schedules computed once.
 pub(crate) struct RecordKeys {
-    enc: SecretKey,
-    mac: SecretKey,
+    enc: Aes256Enc,
+    mac: Aes256Gcm,
 }
 
 impl RecordKeys {
@@ -53,46 +56,36 @@ impl RecordKeys {
         let mut okm = Zeroizing::new([0u8; 2 * KEY_LEN]);
         hk.expand(&info, okm.as_mut())
             .map_err(|_| Error::Internal("HKDF output length".into()))?;
-        let mut enc = SecretKey::new([0u8; KEY_LEN]);
-        let mut mac = SecretKey::new([0u8; KEY_LEN]);
-        enc.copy_from_slice(&okm[..KEY_LEN]);
-        mac.copy_from_slice(&okm[KEY_LEN..]);
-        Ok(RecordKeys { enc, mac })
+        Ok(RecordKeys {
+            enc: Aes256Enc::new_from_slice(&okm[..KEY_LEN])
+                .map_err(|_| Error::Internal("AES key length".into()))?,
+            mac: Aes256Gcm::new_from_slice(&okm[KEY_LEN..])
+                .map_err(|_| Error::Internal("AES key length".into()))?,
+        })
     }
 
-    /// Encrypts (or decrypts: the stream cipher is its own inverse) field
-    /// `field_id` of the record written with `nonce`, in place.
+    /// Encrypts (or decrypts: CTR is its own inverse) field `field_id` of
+    /// the record written with `nonce`, in place.
     pub(crate) fn apply_field(
         &self,
         nonce: &[u8; RECORD_NONCE_LEN],
         field_id: u32,
         buf: &mut [u8],
     ) {
-        let mut n = [0u8; 24];
-        n[..12].copy_from_slice(&nonce[..12]);
-        n[12..16].copy_from_slice(&field_id.to_be_bytes());
-        n[16..20].copy_from_slice(&nonce[12..]);
-        let mut c = XChaCha20::new(self.enc.as_ref().into(), (&n).into());
+        let mut kdf = Ctr::from_core(ctr::CtrCore::inner_iv_init(self.enc.clone(), nonce.into()));
+        kdf.seek(u64::from(field_id) * KEY_LEN as u64);
+        let mut k = Zeroizing::new([0u8; KEY_LEN]);
+        kdf.apply_keystream(k.as_mut());
+        let mut c = Ctr::new(k.as_ref().into(), &[0u8; 16].into());
         c.apply_keystream(buf);
     }
 
-    /// The MAC cipher, its nonce `R ‖ "lethedb2"` and the associated data
-    /// `"lethedb/profile/v2" ‖ id ‖ body`.
-    fn tag_inputs(
-        &self,
-        nonce: &[u8; RECORD_NONCE_LEN],
-        id: &[u8; 16],
-        body: &[u8],
-    ) -> (XChaCha20Poly1305, [u8; 24], Vec<u8>) {
-        let cipher = XChaCha20Poly1305::new(self.mac.as_ref().into());
-        let mut n = [0u8; 24];
-        n[..16].copy_from_slice(nonce);
-        n[16..].copy_from_slice(TAG_NONCE_SUFFIX);
+    fn ad(id: &[u8; 16], body: &[u8]) -> Vec<u8> {
         let mut ad = Vec::with_capacity(TAG_AD_LABEL.len() + 16 + body.len());
         ad.extend_from_slice(TAG_AD_LABEL);
         ad.extend_from_slice(id);
         ad.extend_from_slice(body);
-        (cipher, n, ad)
+        ad
     }
 
     /// The tag over `body` (the encoded record up to the tag) of profile `id`.
@@ -102,9 +95,9 @@ impl RecordKeys {
         id: &[u8; 16],
         body: &[u8],
     ) -> Result<[u8; RECORD_TAG_LEN]> {
-        let (cipher, n, ad) = self.tag_inputs(nonce, id, body);
-        let tag = cipher
-            .encrypt_in_place_detached((&n).into(), &ad, &mut [])
+        let tag = self
+            .mac
+            .encrypt_in_place_detached((&nonce[..12]).into(), &Self::ad(id, body), &mut [])
             .map_err(|_| Error::Internal("record too large to authenticate".into()))?;
         Ok(tag.into())
     }
@@ -117,9 +110,13 @@ impl RecordKeys {
         body: &[u8],
         tag: &[u8; RECORD_TAG_LEN],
     ) -> bool {
-        let (cipher, n, ad) = self.tag_inputs(nonce, id, body);
-        cipher
-            .decrypt_in_place_detached((&n).into(), &ad, &mut [], tag.into())
+        self.mac
+            .decrypt_in_place_detached(
+                (&nonce[..12]).into(),
+                &Self::ad(id, body),
+                &mut [],
+                tag.into(),
+            )
             .is_ok()
     }
 }
