@@ -844,6 +844,9 @@ impl Db {
             total.finished = s.finished;
             progress(&total);
             if s.finished {
+                // A whole pass from the start: nothing of format v1 is
+                // left, and from now on nothing of format v1 is read.
+                crate::domain::upgrade::mark_v2_only(&self.engine)?;
                 return Ok(total);
             }
             from = s.next;

@@ -59,6 +59,9 @@ pub(crate) struct Engine {
     pub(crate) tombstone_key: SecretKey,
     /// Authenticates identity-index and consent-index entries (format v2).
     pub(crate) entry_mac: crate::crypto::entry_mac::EntryMac,
+    /// The store holds format v2 only (`FormatMarks`): anything of format
+    /// v1 is refused as an integrity error, not read.
+    pub(crate) v2_only: AtomicBool,
     pub(crate) audit: AuditLog,
     pub(crate) signer: Option<Signer>,
     /// Highest erasure id in the ledger.
@@ -194,6 +197,8 @@ impl Engine {
                 // The key set: random keys of this store's own, sealed
                 // under the master key (older stores derive them from it).
                 batch.put::<KeySets>(&(), &Blob(KeySet::random()?.seal(&master, &store_id)?));
+                // A new store holds format v2 only: v1 records are refused.
+                batch.put::<crate::storage::columns::FormatMarks>(&(), &Blob(Vec::new()));
                 let identity = identity_to_set.take().unwrap_or_default();
                 batch.put::<Configs>(&(), &identity_blob(&identity)?);
                 store.write(batch)?;
@@ -265,6 +270,9 @@ impl Engine {
         let subject_key = keyset.subject_ref.clone();
         let tombstone_key = keyset.tombstone.clone();
         let entry_mac = crate::crypto::entry_mac::EntryMac::new(&keyset.tombstone)?;
+        let v2_only = store
+            .get_raw::<crate::storage::columns::FormatMarks>(&())?
+            .is_some();
         let erasure_seq = store.last::<Erasures>()?.map_or(0, |(id, _)| id);
         let suppression_active = markers::any_suppressed(&store)?;
         let pending = markers::scan_pending(&store)?;
@@ -296,6 +304,7 @@ impl Engine {
             subject_key,
             tombstone_key,
             entry_mac,
+            v2_only: AtomicBool::new(v2_only),
             compression: options.compression,
             audit,
             signer,
@@ -328,6 +337,17 @@ impl Engine {
     /// Directory of the store.
     pub(crate) fn path(&self) -> &Path {
         self.store.path()
+    }
+
+    /// The error for a record or entry of format v1 found in a store that
+    /// holds only v2 (put there from outside), `None` when v1 is allowed.
+    pub(crate) fn v1_refused(&self, profile: &ProfileId, what: &str) -> Option<Error> {
+        self.v2_only
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| Error::Integrity {
+                profile: *profile,
+                what: format!("{what} of format v1 in a store that holds only format v2"),
+            })
     }
 
     /// Pseudonymous reference of a subject as used in the audit log and

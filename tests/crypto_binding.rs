@@ -42,17 +42,17 @@ fn field_ciphertext_moved_to_another_profile_fails() {
     }
     let db = reopen(dir.path(), &key(1));
     match db.get(&b) {
-        Err(Error::Decrypt { profile, what }) => {
+        Err(Error::Integrity { profile, what }) => {
             assert_eq!(profile, b);
             assert!(what.contains("profile record"), "{what}");
         }
-        other => panic!("expected Decrypt error, got {other:?}"),
+        other => panic!("expected an integrity error, got {other:?}"),
     }
     // One tag per record (format v2): no field of the altered record is
     // served, not even an untouched one; a is untouched.
     assert!(matches!(
         db.get_fields(&b, &["phone"]),
-        Err(Error::Decrypt { .. })
+        Err(Error::Integrity { .. })
     ));
     assert_eq!(
         db.get(&a).unwrap().fields["email"],
@@ -72,11 +72,11 @@ fn field_ciphertext_moved_to_another_field_fails() {
         raw_put(&raw, "profiles", &profile_key(&a), &encode_record(&r));
     }
     let db = reopen(dir.path(), &key(1));
-    assert!(matches!(db.get(&a), Err(Error::Decrypt { .. })));
+    assert!(matches!(db.get(&a), Err(Error::Integrity { .. })));
     for f in ["phone", "email"] {
         assert!(matches!(
             db.get_fields(&a, &[f]),
-            Err(Error::Decrypt { .. })
+            Err(Error::Integrity { .. })
         ));
     }
 }
@@ -182,9 +182,10 @@ fn tampered_ciphertext_with_fixed_checksum_fails_authentication() {
         }
         let db = reopen(dir.path(), &key(1));
         assert!(
+            // The generation is also in the keyring's associated data.
             matches!(
                 db.get(&a),
-                Err(Error::Decrypt { .. } | Error::Corrupt { .. })
+                Err(Error::Integrity { .. } | Error::Corrupt { .. } | Error::Decrypt { .. })
             ),
             "flip at {what} must fail authentication"
         );

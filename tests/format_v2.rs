@@ -190,11 +190,70 @@ fn a_field_spliced_in_from_an_older_copy_is_refused() {
         &encode_record(&now),
     );
     let db = reopen(dir.path(), &key(1));
-    assert!(matches!(db.get(&a), Err(Error::Decrypt { .. })));
-    assert!(matches!(
-        db.get_fields(&a, &["phone"]),
-        Err(Error::Decrypt { .. })
-    ));
+    integrity(db.get(&a), "get");
+    integrity(db.get_fields(&a, &["phone"]), "get_fields");
+}
+
+/// What format v1 accepted on its CRC alone is refused once a store holds
+/// only format v2 (new stores; upgraded ones): a v1 profile record, a v1
+/// identity entry and a v1 grant entry, each planted with a valid CRC.
+#[test]
+fn v1_records_planted_in_a_v2_store_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let db = create(dir.path(), &key(1));
+        let a = person(&db, "ada@example.com", "Ada");
+        let b = person(&db, "bob@example.com", "Bob");
+        (a, b)
+    };
+    let crc = |mut v: Vec<u8>| {
+        let c = crc32fast::hash(&v);
+        v.extend_from_slice(&c.to_be_bytes());
+        v
+    };
+    // Ada's e-mail re-pointed at Bob by a v1 entry.
+    let entries = raw_entries(dir.path(), "identities", b"i");
+    let (ka, _) = entries
+        .iter()
+        .find(|(_, v)| &v[1..17] == a.as_bytes())
+        .unwrap()
+        .clone();
+    let mut v1_entry = vec![1u8];
+    v1_entry.extend_from_slice(b.as_bytes());
+    raw_put(&raw(dir.path()), "identities", &ka, &crc(v1_entry));
+    let db = reopen(dir.path(), &key(1));
+    integrity(db.lookup(&Identifier::email("ada@example.com")), "lookup");
+    drop(db);
+    // Bob listed as consenting by a v1 grant entry (purpose tag taken from
+    // Ada's real grant).
+    {
+        let db = reopen(dir.path(), &key(1));
+        consent(&db, &a, "email_marketing", ConsentStatus::Granted);
+    }
+    let grant = raw_entries(dir.path(), "consents", b"g");
+    let mut key_b = grant[0].0[..9].to_vec();
+    key_b.extend_from_slice(b.as_bytes());
+    raw_put(&raw(dir.path()), "consents", &key_b, &crc(vec![1u8, 0]));
+    let db = reopen(dir.path(), &key(1));
+    integrity(db.consented_profiles("email_marketing"), "who");
+    drop(db);
+    // Bob's record replaced by a v1 record redirecting to Ada (no keys).
+    let mut rec = vec![1u8];
+    rec.extend_from_slice(&1u32.to_be_bytes());
+    rec.extend_from_slice(&0i64.to_be_bytes());
+    rec.extend_from_slice(&0i64.to_be_bytes());
+    rec.push(1);
+    rec.extend_from_slice(a.as_bytes());
+    rec.extend_from_slice(&[7u8; 16]);
+    rec.push(0);
+    rec.extend_from_slice(&0u16.to_be_bytes());
+    raw_put(&raw(dir.path()), "profiles", &profile_key(&b), &crc(rec));
+    let db = reopen(dir.path(), &key(1));
+    integrity(db.get(&b), "get");
+    integrity(
+        db.upsert(&b, Update::new().set("name", "Mallory")),
+        "upsert",
+    );
 }
 
 #[test]

@@ -24,7 +24,10 @@ pub(crate) fn identity_entry(db: &Engine, key: &[u8; 16], profile: ProfileId) ->
 /// The profile the entry under `key` points at, once its MAC checks.
 pub(crate) fn identity_target(db: &Engine, key: &[u8; 16], e: &IdentityEntry) -> Result<ProfileId> {
     match &e.mac {
-        None => Ok(e.profile),
+        None => match db.v1_refused(&e.profile, "identity index entry") {
+            None => Ok(e.profile),
+            Some(err) => Err(err),
+        },
         Some(mac)
             if db
                 .entry_mac
@@ -75,7 +78,10 @@ pub(crate) fn check_grant(
     e: &GrantEntry,
 ) -> Result<Option<u64>> {
     let Some((version, mac)) = &e.auth else {
-        return Ok(None);
+        return match db.v1_refused(profile, "consent index entry") {
+            None => Ok(None),
+            Some(err) => Err(err),
+        };
     };
     if db.entry_mac.verify(
         LABEL_GRANT,

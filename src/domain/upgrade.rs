@@ -40,6 +40,17 @@ pub(crate) const STEP: usize = 256;
 /// One step: up to `max` profiles from `from` (the start when `None`); the
 /// identity index is upgraded in the last step.
 pub(crate) fn step(db: &Engine, from: Option<ProfileId>, max: usize) -> Result<UpgradeProgress> {
+    let mut out = profiles_step(db, from, max)?;
+    if out.next.is_none() {
+        out.index_entries_rewritten = index_entries(db)?;
+        out.finished = true;
+    }
+    Ok(out)
+}
+
+/// Up to `max` profiles from `from`, under the key tree's shared guard, the
+/// identity lock and their stripe locks, in one batch.
+fn profiles_step(db: &Engine, from: Option<ProfileId>, max: usize) -> Result<UpgradeProgress> {
     let _tree = db.keys.shared();
     let _identity = db.identity_lock.lock();
     let mut out = UpgradeProgress::default();
@@ -69,31 +80,55 @@ pub(crate) fn step(db: &Engine, from: Option<ProfileId>, max: usize) -> Result<U
         }
     }
     db.store.write(batch)?;
-    if out.next.is_none() {
-        out.index_entries_rewritten = index_entries(db)?;
-        out.finished = true;
-    }
     Ok(out)
 }
 
-/// Rewrites every identity-index entry of format v1 with its MAC, in
-/// batches (each entry's rewrite stands alone).
+/// Rewrites every identity-index entry of format v1 with its MAC, 4096 at
+/// a time, each chunk read and written under the identity lock (which
+/// every re-pointing of an entry holds) and the lock let go in between.
 fn index_entries(db: &Engine) -> Result<u64> {
     let mut n = 0;
-    let mut batch = Batch::new();
-    for item in db.store.entries::<IdentityIndex>(&[])? {
-        let (key, e) = item?;
-        if e.mac.is_none() {
-            batch.put::<IdentityIndex>(&key, &identity_entry(db, &key, e.profile));
-            n += 1;
-            if n % 4096 == 0 {
-                db.store
-                    .write(std::mem::replace(&mut batch, Batch::new()))?;
+    let mut from: Option<[u8; 16]> = None;
+    loop {
+        let _identity = db.identity_lock.lock();
+        let mut batch = Batch::new();
+        let mut last = None;
+        let mut seen = 0;
+        let start = from.unwrap_or([0; 16]);
+        for item in db.store.range::<IdentityIndex>(&start, None)? {
+            let (key, e) = item?;
+            if from == Some(key) {
+                continue;
+            }
+            if seen == 4096 {
+                break;
+            }
+            seen += 1;
+            last = Some(key);
+            if e.mac.is_none() {
+                batch.put::<IdentityIndex>(&key, &identity_entry(db, &key, e.profile));
+                n += 1;
             }
         }
+        db.store.write(batch)?;
+        match last {
+            Some(k) if seen == 4096 => from = Some(k),
+            _ => return Ok(n),
+        }
     }
+}
+
+/// Marks the store as holding format v2 only (after a whole upgrade pass):
+/// records and entries of format v1 are refused from then on.
+pub(crate) fn mark_v2_only(db: &Engine) -> Result<()> {
+    let mut batch = Batch::new();
+    batch.put::<crate::storage::columns::FormatMarks>(
+        &(),
+        &crate::storage::records::Blob(Vec::new()),
+    );
     db.store.write(batch)?;
-    Ok(n)
+    db.v2_only.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 /// Test machinery: rewrites profile `id` (record, keyring, consent records,
@@ -119,6 +154,10 @@ pub(crate) fn downgrade(db: &Engine, id: &ProfileId) -> Result<()> {
         )?;
     }
     let mut batch = Batch::new();
+    // The store holds v1 again.
+    batch.delete::<crate::storage::columns::FormatMarks>(&());
+    db.v2_only
+        .store(false, std::sync::atomic::Ordering::Relaxed);
     consent::downgrade_into(db, &w, &mut batch)?;
     batch.put::<Profiles>(id, &StoredProfile { record, seal: None });
     batch.put::<Keyrings>(id, &w.wrapped);

@@ -11,6 +11,7 @@
 //! | `meta`        | `KeyTreeHeaders` | `t` | (none)         | `KeyTreeHeader` |
 //! | `keys`        | `Keyrings`    | `k`    | profile id (16) | `WrappedKey`   |
 //! | `meta`        | `Configs`     | `c`    | (none)          | `Blob` (JSON)  |
+//! | `meta`        | `FormatMarks` | `v`    | (none)          | `Blob` (empty: only format v2) |
 //! | `identities`  | `IdentityIndex` | `i`  | blind key (16)  | `IdentityEntry`|
 //! | `identities`  | `Merges`      | `m`    | merge id (16)   | `MergeRecord`  |
 //! | `identities`  | `ProfileMerges` | `x`  | profile id ‖ merge id | `Blob` (empty) |
@@ -108,6 +109,12 @@ keyspace!(
     /// The key set (blind-index, suppression, subject-reference and
     /// tombstone keys), sealed under a master-derived key.
     KeySets, CF_META, b'k', (), Blob
+);
+keyspace!(
+    /// Present when the store holds only record format v2 (created by a
+    /// build with format v2, or upgraded): records and entries of format
+    /// v1 are then refused, not read.
+    FormatMarks, CF_META, b'v', (), Blob
 );
 keyspace!(
     /// A master-key rotation committed but not finished (backups to move,

@@ -274,7 +274,7 @@ fn restage_current(
     if w.record.status == RecordStatus::Active {
         stage_state(db, w, tag, r, origin, batch)
     } else {
-        put_current(db, w, tag, r, origin, batch)
+        put_current(db, w, tag, r, origin, batch).map(|_| ())
     }
 }
 

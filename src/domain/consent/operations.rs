@@ -85,12 +85,29 @@ pub(crate) fn record(
     })
 }
 
+/// Reads take no lock: the profile record and its consent records are two
+/// reads, and a write committing between them shows an anchor and a
+/// record of different writes. Such a read is retried; a mismatch that
+/// persists is what it says (the record was put back or removed).
+fn consistent<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut last = None;
+    for _ in 0..4 {
+        match read() {
+            Err(e @ Error::Integrity { .. }) => last = Some(e),
+            other => return other,
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Internal("consistent read".into())))
+}
+
 /// `Db::consents`: current states, in [`purpose_order`].
 pub(crate) fn current(db: &Engine, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
-    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
-    let mut v: Vec<ConsentRecord> = current_states(db, &w)?.into_values().collect();
-    v.sort_by(|a, b| purpose_order(&a.purpose, &b.purpose));
-    Ok(v)
+    consistent(|| {
+        let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
+        let mut v: Vec<ConsentRecord> = current_states(db, &w)?.into_values().collect();
+        v.sort_by(|a, b| purpose_order(&a.purpose, &b.purpose));
+        Ok(v)
+    })
 }
 
 /// `Db::consent`: the current state of one purpose (one point read).
@@ -101,15 +118,17 @@ pub(crate) fn current_one(
 ) -> Result<Option<ConsentRecord>> {
     // No field is opened: the record's tag (checked at load) authenticates
     // the consent anchors.
-    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
-    let key = (w.id, purpose_tag(db, purpose)?);
-    match db.store.get::<ConsentCurrent>(&key)? {
-        Some(s) => Ok(Some(open(db, &w, b'c', &body(&key), &s)?)),
-        None => {
-            check_absent(&w, &key.1)?;
-            Ok(None)
+    consistent(|| {
+        let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
+        let key = (w.id, purpose_tag(db, purpose)?);
+        match db.store.get::<ConsentCurrent>(&key)? {
+            Some(s) => Ok(Some(open(db, &w, b'c', &body(&key), &s)?)),
+            None => {
+                check_absent(&w, &key.1)?;
+                Ok(None)
+            }
         }
-    }
+    })
 }
 
 fn own_history(db: &Engine, w: &Working) -> Result<Vec<ConsentRecord>> {
@@ -130,7 +149,7 @@ pub(crate) fn history(db: &Engine, id: &ProfileId) -> Result<Vec<(ProfileId, Con
         .map(|r| (w.id, r))
         .collect();
     for o in &w.record.origins {
-        if let Some(m) = Working::load(db, o)? {
+        if let Some(m) = Working::load_fields(db, o, profiles::Fields::Lazy)? {
             out.extend(own_history(db, &m)?.into_iter().map(|r| (m.id, r)));
         }
     }
@@ -174,24 +193,59 @@ pub(crate) fn who(db: &Engine, purpose: &str) -> Result<Vec<ProfileId>> {
         let ids: Vec<ProfileId> = chunk.iter().map(|(id, _)| *id).collect();
         let records = db.store.multi_get::<Profiles>(&ids)?;
         for ((id, version), stored) in chunk.iter().zip(records) {
-            let fresh = match stored {
-                Some(stored) => {
-                    profiles::check_record(db, id, &stored)?;
-                    stored.record.status == RecordStatus::Active
-                        && stored.record.consent_anchor(&tag) == *version
-                }
-                None => false,
-            };
-            if !fresh {
-                return Err(Error::Integrity {
-                    profile: *id,
-                    what: "consent index entry (not the profile's current grant)".into(),
-                });
+            if grant_is_current(db, &tag, id, *version, stored)? {
+                out.push(*id);
+                continue;
             }
-            out.push(*id);
+            // A write may have committed between the two reads: read the
+            // entry and the profile again, then decide.
+            if recheck_grant(db, &tag, id, now)? {
+                out.push(*id);
+            }
         }
     }
     Ok(out)
+}
+
+/// Whether a grant entry standing for anchor `version` is the current
+/// grant of the profile as stored in `stored`.
+fn grant_is_current(
+    db: &Engine,
+    tag: &[u8; 8],
+    id: &ProfileId,
+    version: Option<u64>,
+    stored: Option<crate::storage::records::StoredProfile>,
+) -> Result<bool> {
+    Ok(match stored {
+        Some(stored) => {
+            profiles::check_record(db, id, &stored)?;
+            stored.record.status == RecordStatus::Active
+                && stored.record.consent_anchor(tag) == version
+        }
+        None => false,
+    })
+}
+
+/// A grant entry that did not match its profile, read again (a few times:
+/// writes go on): `true` when it is the current grant now, `false` when it
+/// is gone or expired, the integrity error when it stays a stale entry.
+fn recheck_grant(db: &Engine, tag: &[u8; 8], id: &ProfileId, now: Timestamp) -> Result<bool> {
+    for _ in 0..3 {
+        let Some(g) = db.store.get::<ConsentGranted>(&(*tag, *id))? else {
+            return Ok(false);
+        };
+        let version = crate::domain::index_auth::check_grant(db, tag, id, &g)?;
+        if g.expires_at.is_some_and(|e| e <= now) {
+            return Ok(false);
+        }
+        if grant_is_current(db, tag, id, version, db.store.get::<Profiles>(id)?)? {
+            return Ok(true);
+        }
+    }
+    Err(Error::Integrity {
+        profile: *id,
+        what: "consent index entry (not the profile's current grant)".into(),
+    })
 }
 
 /// Reads the restriction / objection flags of a loaded profile.
@@ -234,6 +288,10 @@ pub(crate) fn read_for_purpose(db: &Engine, id: &ProfileId, purpose: &str) -> Re
     if !is_known_purpose(db, purpose) {
         return Err(Error::UnknownPurpose(purpose.chars().take(64).collect()));
     }
+    consistent(|| read_for_purpose_once(db, id, purpose))
+}
+
+fn read_for_purpose_once(db: &Engine, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {
     // Lazy: only the fields the purpose may see are decrypted.
     let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     let schema = db.schema_snapshot();

@@ -172,8 +172,13 @@ pub(super) fn open_with_origin(
         return Err(fail());
     }
     let mut ad = consent_ad(&w.id, s.generation, prefix, key_body);
-    if let Some(v) = s.write_version {
-        ad.extend_from_slice(&v.to_be_bytes());
+    match s.write_version {
+        Some(v) => ad.extend_from_slice(&v.to_be_bytes()),
+        None => {
+            if let Some(e) = db.v1_refused(&w.id, "consent record") {
+                return Err(e);
+            }
+        }
     }
     let plain = aead::open(&*consent_key(db, w)?, &ad, &s.sealed).ok_or_else(fail)?;
     if prefix == b'c' {
@@ -271,17 +276,11 @@ pub(super) fn stage_state(
     origin: u32,
     batch: &mut Batch,
 ) -> Result<()> {
-    put_current(db, w, tag, r, origin, batch)?;
+    let version = put_current(db, w, tag, r, origin, batch)?;
     if r.status == ConsentStatus::Granted {
         batch.put::<ConsentGranted>(
             &(tag, w.id),
-            &crate::domain::index_auth::grant_entry(
-                db,
-                &tag,
-                &w.id,
-                r.expires_at,
-                w.next_write_version(),
-            ),
+            &crate::domain::index_auth::grant_entry(db, &tag, &w.id, r.expires_at, version),
         );
     } else {
         batch.delete::<ConsentGranted>(&(tag, w.id));
@@ -289,7 +288,8 @@ pub(super) fn stage_state(
     Ok(())
 }
 
-/// Puts the current record of purpose `tag` and stages its anchor.
+/// Puts the current record of purpose `tag` and stages its anchor;
+/// returns the anchor value it binds.
 pub(super) fn put_current(
     db: &Engine,
     w: &Working,
@@ -297,12 +297,12 @@ pub(super) fn put_current(
     r: &ConsentRecord,
     origin: u32,
     batch: &mut Batch,
-) -> Result<()> {
+) -> Result<u64> {
     let key = (w.id, tag);
-    let sealed = seal(db, w, b'c', &body(&key), r, origin)?;
-    w.stage_anchor(tag, sealed.write_version);
+    let v = w.next_anchor(tag)?;
+    let sealed = seal_as(db, w, b'c', &body(&key), r, origin, Some(v))?;
     batch.put::<ConsentCurrent>(&key, &sealed);
-    Ok(())
+    Ok(v)
 }
 
 /// Deletes the current record (and index entry) of purpose `tag` and
@@ -310,7 +310,7 @@ pub(super) fn put_current(
 pub(super) fn delete_current(w: &Working, tag: [u8; 8], batch: &mut Batch) {
     batch.delete::<ConsentCurrent>(&(w.id, tag));
     batch.delete::<ConsentGranted>(&(tag, w.id));
-    w.stage_anchor(tag, None);
+    w.stage_anchor_removal(tag);
 }
 
 pub(super) fn stage_history(
@@ -464,5 +464,23 @@ mod tests {
         let w = crate::domain::profiles::load_active(db, &id).unwrap();
         assert_eq!(reserve_recorded_at(db, &w, 3).unwrap(), ahead + 1);
         assert_eq!(reserve_recorded_at(db, &w, 1).unwrap(), ahead + 4);
+    }
+
+    /// Two current records of one purpose staged by one operation (both
+    /// land in the WAL) bind different anchor values, so the superseded one
+    /// cannot be put back as current.
+    #[test]
+    fn two_current_records_of_one_purpose_in_one_operation_bind_different_values() {
+        let (_dir, handle, id) = crate::db::scratch_store();
+        let db = &*handle.engine;
+        let w = crate::domain::profiles::load_active(db, &id).unwrap();
+        let mut batch = Batch::new();
+        let r = ConsentRecord::new("email_marketing", ConsentStatus::Granted);
+        let tag = purpose_tag(db, "email_marketing").unwrap();
+        let a = put_current(db, &w, tag, &r, 0, &mut batch).unwrap();
+        let b = put_current(db, &w, tag, &r, 0, &mut batch).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a >> 16, w.next_write_version());
+        assert_eq!(b >> 16, w.next_write_version());
     }
 }

@@ -529,6 +529,9 @@ mod legacy_forms {
     fn email_entries_of_earlier_builds_are_found_suppressed_and_unsuppressed() {
         let (_dir, handle, id) = crate::db::scratch_store();
         let db = &*handle.engine;
+        // A store of that build holds format v1.
+        db.v2_only
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let (indexed, suppressed) = ("josé@bücher.de", "zoë@straße.de");
         let mut batch = Batch::new();
         batch.put::<IdentityIndex>(

@@ -68,9 +68,27 @@ pub(crate) fn seal_record(
 }
 
 fn auth_failed(id: &ProfileId) -> Error {
-    Error::Decrypt {
+    Error::Integrity {
         profile: *id,
-        what: "profile record (altered, rolled back or moved)".into(),
+        what: "profile record (its tag does not authenticate: altered, spliced or moved)".into(),
+    }
+}
+
+/// A v1 record is read only in a store that may hold v1 (not created by
+/// or upgraded to format v2); an erased legacy record carries no keys and
+/// is read anywhere.
+pub(super) fn v1_allowed(db: &Engine, id: &ProfileId, stored: &StoredProfile) -> Result<()> {
+    if stored.seal.is_some()
+        || matches!(
+            stored.record.status,
+            crate::storage::records::RecordStatus::Erased { .. }
+        )
+    {
+        return Ok(());
+    }
+    match db.v1_refused(id, "profile record") {
+        None => Ok(()),
+        Some(e) => Err(e),
     }
 }
 
@@ -84,6 +102,7 @@ pub(crate) fn open_record(
     keyring: &Keyring,
     which: Fields,
 ) -> Result<(ProfileRecord, Option<Sealed>)> {
+    v1_allowed(db, id, &stored)?;
     let StoredProfile { mut record, seal } = stored;
     let sealed = match seal {
         Some(seal) => {
@@ -92,7 +111,7 @@ pub(crate) fn open_record(
                 return Err(auth_failed(id));
             }
             Sealed::V2 {
-                keys,
+                keys: Box::new(keys),
                 nonce: seal.nonce,
             }
         }
@@ -125,6 +144,7 @@ pub(crate) fn authenticated(db: &Engine, id: &ProfileId) -> Result<Option<Stored
 
 /// Checks a stored record's tag (v2); v1 records pass on their CRC.
 pub(crate) fn check(db: &Engine, id: &ProfileId, stored: &StoredProfile) -> Result<()> {
+    v1_allowed(db, id, stored)?;
     let Some(seal) = &stored.seal else {
         return Ok(());
     };
@@ -155,7 +175,10 @@ pub(crate) enum Fields {
 /// A lazily opened record: what `Working::open` needs to decrypt a field.
 pub(crate) enum Sealed {
     /// v2: the record keys and nonce.
-    V2 { keys: RecordKeys, nonce: [u8; 16] },
+    V2 {
+        keys: Box<RecordKeys>,
+        nonce: [u8; 16],
+    },
     /// v1: the per-field keys.
     V1(FieldKeys),
 }

@@ -39,6 +39,15 @@ pub(crate) struct Working {
     staged_anchors: Mutex<Vec<([u8; 8], Option<u64>)>>,
 }
 
+/// An open record holds plaintext: wiped when the `Working` goes.
+impl Drop for Working {
+    fn drop(&mut self) {
+        for f in &mut self.record.fields {
+            zeroize::Zeroize::zeroize(&mut f.payload);
+        }
+    }
+}
+
 impl Working {
     /// Loads a profile's record and keyring and opens every field; `None`
     /// when there is no record.
@@ -62,6 +71,7 @@ impl Working {
         if let Some(e) = crate::domain::erasure::markers::erased_error(id, &stored.record) {
             return Err(e);
         }
+        sealing::v1_allowed(db, id, &stored)?;
         let (wrapped, legacy_keyring) = match &stored.seal {
             Some(seal) => (sealing::slot_key(&stored.record, &seal.keyring), false),
             None => match db.store.get::<Keyrings>(id)? {
@@ -117,9 +127,29 @@ impl Working {
         self.record.write_version.saturating_add(1)
     }
 
-    /// Stages the consent anchor of purpose `tag` (see `staged_anchors`).
-    pub(crate) fn stage_anchor(&self, tag: [u8; 8], version: Option<u64>) {
-        self.staged_anchors.lock().push((tag, version));
+    /// Stages a new anchor for purpose `tag` and returns the value the
+    /// current consent record written with it binds: the next write
+    /// version in the high bits and this operation's count of staged
+    /// anchors in the low 16, so two records of one purpose written in one
+    /// batch (both in the WAL) bind different values and the superseded
+    /// one cannot be put back.
+    pub(crate) fn next_anchor(&self, tag: [u8; 8]) -> Result<u64> {
+        let mut staged = self.staged_anchors.lock();
+        let n = u64::try_from(staged.len() + 1)
+            .ok()
+            .filter(|n| *n <= 0xffff)
+            .ok_or_else(|| {
+                Error::InvalidInput("more than 65535 consent records in one operation".into())
+            })?;
+        let v = (self.next_write_version() << 16) | n;
+        staged.push((tag, Some(v)));
+        Ok(v)
+    }
+
+    /// Stages the removal of purpose `tag`'s anchor (its current record is
+    /// deleted in the same batch).
+    pub(crate) fn stage_anchor_removal(&self, tag: [u8; 8]) {
+        self.staged_anchors.lock().push((tag, None));
     }
 
     /// Whether consent records were staged that this record must anchor.

@@ -406,6 +406,17 @@ fn decode_fields(r: &mut Reader<'_>, rec: &mut ProfileRecord, v2: bool) -> Resul
 impl ValueCodec for StoredProfile {
     const WHAT: &'static str = "profile record";
 
+    /// Only tests write format v1 (to build stores of older builds): in a
+    /// release library an unsealed record is refused before the batch.
+    fn try_encode(&self) -> Result<Vec<u8>> {
+        if self.seal.is_none() && !cfg!(any(test, feature = "testkit")) {
+            return Err(Error::Internal(
+                "a profile record of format v1 is never written".into(),
+            ));
+        }
+        Ok(self.encode())
+    }
+
     /// v2: body ‖ tag ‖ keyring ‖ crc32; v1: the v1 layout.
     fn encode(&self) -> Vec<u8> {
         match &self.seal {
