@@ -379,7 +379,7 @@ impl RecordCrypto {
         for (i, p) in plain.iter().enumerate() {
             let fid = i as u32;
             let mut c = p.clone();
-            keys.apply_field(&nonce, fid, &mut c);
+            keys.apply_field(&nonce, fid, &mut c)?;
             body.extend_from_slice(&c);
             v2_fields.push((fid, c));
             let name = format!("field{i}");
@@ -408,7 +408,7 @@ impl RecordCrypto {
     pub fn v2_open_field(&self, keys: &V2Keys, i: usize) -> usize {
         let (fid, c) = &self.v2_fields[i];
         let mut buf = zeroize::Zeroizing::new(c.clone());
-        keys.0.apply_field(&self.nonce, *fid, &mut buf);
+        let _ = keys.0.apply_field(&self.nonce, *fid, &mut buf);
         buf.len()
     }
 
@@ -441,7 +441,7 @@ impl RecordCrypto {
         let mut body = Vec::with_capacity(self.body.len());
         for (i, p) in self.plain.iter().enumerate() {
             let mut c = p.clone();
-            keys.0.apply_field(&self.nonce, i as u32, &mut c);
+            keys.0.apply_field(&self.nonce, i as u32, &mut c)?;
             body.extend_from_slice(&c);
         }
         body.resize(self.body.len(), 0);

@@ -1,23 +1,26 @@
 //! The record seal of profile format v2: every personal field encrypted
-//! under its own key with AES-256-CTR, the whole record authenticated once
-//! with AES-256-GCM over an empty plaintext (GMAC; encrypt-then-MAC).
+//! under its own key stream, the whole record authenticated once with
+//! AES-256-GCM over an empty plaintext (GMAC; encrypt-then-MAC).
 //!
 //! Keys of one profile generation, from one HKDF invocation:
 //! `K_enc ‖ K_mac = HKDF-Expand(seed, "lethedb/v2/record-keys" ‖ generation, 64)`.
 //!
-//! A record write draws a fresh random 16-byte nonce `R`. The field keys
-//! of that write are one keystream, `AES-256-CTR(K_enc, IV = R)`: field
-//! `f`'s key `K_f` is its bytes `32·f .. 32·f + 32`, and the field is
-//! `AES-256-CTR(K_f, IV = 0)` of its value — each field key encrypts
-//! exactly one plaintext. The tag is AES-256-GCM under `K_mac` with nonce
+//! A record write draws a fresh random 16-byte nonce `R`. Every field key of
+//! that write comes from one keystream, `S = AES-256-CTR(K_enc, IV = R)`:
+//! field `f`'s key is the segment `S[2^20·f .. 2^20·(f + 1))` (1 MiB, the
+//! largest value), a one-time pad the field's value is XORed with. The
+//! segments are disjoint, so no two fields share key bytes, and `R` is
+//! fresh per write, so no key encrypts twice; a read generates only the
+//! segments of the fields it returns, and there is no key schedule per
+//! field. The tag is AES-256-GCM under `K_mac` with nonce
 //! `R[0..12]`, empty plaintext and `"lethedb/profile/v2" ‖ profile id ‖
 //! body` as associated data. docs/design.md, "Profile record format v2",
 //! has the security argument and the limits.
 
-use aes::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+use aes::cipher::{StreamCipher, StreamCipherSeek};
 use aes::Aes256Enc;
 use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit};
+use aes_gcm::{AesGcm, KeyInit};
 use ctr::cipher::InnerIvInit;
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -28,6 +31,11 @@ use crate::error::{Error, Result};
 use crate::random::os_random;
 
 type Ctr = ctr::Ctr128BE<Aes256Enc>;
+/// AES-256-GCM over the encryption-only key schedule (a MAC never decrypts).
+type Gmac = AesGcm<Aes256Enc, aes_gcm::aead::consts::U12>;
+
+/// Bytes of key stream each field owns: the largest encoded value (1 MiB).
+pub(crate) const FIELD_SEGMENT: usize = 1 << 20;
 
 /// Bytes of the per-write record nonce.
 pub(crate) const RECORD_NONCE_LEN: usize = 16;
@@ -42,7 +50,7 @@ const TAG_AD_LABEL: &[u8] = b"lethedb/profile/v2";
 /// their AES key schedules computed once.
 pub(crate) struct RecordKeys {
     enc: Aes256Enc,
-    mac: Aes256Gcm,
+    mac: Gmac,
 }
 
 impl RecordKeys {
@@ -59,25 +67,31 @@ impl RecordKeys {
         Ok(RecordKeys {
             enc: Aes256Enc::new_from_slice(&okm[..KEY_LEN])
                 .map_err(|_| Error::Internal("AES key length".into()))?,
-            mac: Aes256Gcm::new_from_slice(&okm[KEY_LEN..])
+            mac: Gmac::new_from_slice(&okm[KEY_LEN..])
                 .map_err(|_| Error::Internal("AES key length".into()))?,
         })
     }
 
-    /// Encrypts (or decrypts: CTR is its own inverse) field `field_id` of
-    /// the record written with `nonce`, in place.
+    /// Encrypts (or decrypts: XOR with the key stream is its own inverse)
+    /// field `field_id` of the record written with `nonce`, in place.
+    /// Values are at most [`FIELD_SEGMENT`] bytes (the codec's bound).
     pub(crate) fn apply_field(
         &self,
         nonce: &[u8; RECORD_NONCE_LEN],
         field_id: u32,
         buf: &mut [u8],
-    ) {
-        let mut kdf = Ctr::from_core(ctr::CtrCore::inner_iv_init(self.enc.clone(), nonce.into()));
-        kdf.seek(u64::from(field_id) * KEY_LEN as u64);
-        let mut k = Zeroizing::new([0u8; KEY_LEN]);
-        kdf.apply_keystream(k.as_mut());
-        let mut c = Ctr::new(k.as_ref().into(), &[0u8; 16].into());
-        c.apply_keystream(buf);
+    ) -> Result<()> {
+        if buf.len() > FIELD_SEGMENT {
+            return Err(Error::RecordTooLarge {
+                what: "field value",
+                bytes: buf.len() as u64,
+                limit: FIELD_SEGMENT as u64,
+            });
+        }
+        let mut s = Ctr::from_core(ctr::CtrCore::inner_iv_init(self.enc.clone(), nonce.into()));
+        s.seek(u64::from(field_id) * FIELD_SEGMENT as u64);
+        s.apply_keystream(buf);
+        Ok(())
     }
 
     fn ad(id: &[u8; 16], body: &[u8]) -> Vec<u8> {
@@ -142,16 +156,16 @@ mod tests {
         let n = [7u8; 16];
         let plain = b"alice@example.com".to_vec();
         let mut a = plain.clone();
-        k.apply_field(&n, 3, &mut a);
+        k.apply_field(&n, 3, &mut a).unwrap();
         assert_ne!(a, plain);
         let mut back = a.clone();
-        k.apply_field(&n, 3, &mut back);
+        k.apply_field(&n, 3, &mut back).unwrap();
         assert_eq!(back, plain);
         for (other, what) in [
             (
                 {
                     let mut b = plain.clone();
-                    k.apply_field(&n, 4, &mut b);
+                    k.apply_field(&n, 4, &mut b).unwrap();
                     b
                 },
                 "field",
@@ -159,7 +173,7 @@ mod tests {
             (
                 {
                     let mut b = plain.clone();
-                    k.apply_field(&[8u8; 16], 3, &mut b);
+                    k.apply_field(&[8u8; 16], 3, &mut b).unwrap();
                     b
                 },
                 "nonce",
@@ -167,7 +181,7 @@ mod tests {
             (
                 {
                     let mut b = plain.clone();
-                    keys(1, 2).apply_field(&n, 3, &mut b);
+                    keys(1, 2).apply_field(&n, 3, &mut b).unwrap();
                     b
                 },
                 "generation",
@@ -175,7 +189,7 @@ mod tests {
             (
                 {
                     let mut b = plain.clone();
-                    keys(2, 1).apply_field(&n, 3, &mut b);
+                    keys(2, 1).apply_field(&n, 3, &mut b).unwrap();
                     b
                 },
                 "seed",
@@ -204,5 +218,25 @@ mod tests {
             bad[i] ^= 0x80;
             assert!(!k.verify(&n, &id, &body, &bad));
         }
+    }
+
+    #[test]
+    fn field_segments_are_disjoint_and_bounded() {
+        let k = keys(1, 1);
+        let n = [7u8; 16];
+        // The last block of field 3's segment and the first of field 4's
+        // are different key stream bytes (no overlap at the boundary).
+        let mut a = vec![0u8; FIELD_SEGMENT];
+        k.apply_field(&n, 3, &mut a).unwrap();
+        let mut b = vec![0u8; 16];
+        k.apply_field(&n, 4, &mut b).unwrap();
+        assert_ne!(&a[FIELD_SEGMENT - 16..], &b[..]);
+        assert_ne!(&a[..16], &b[..]);
+        let mut too_long = vec![0u8; FIELD_SEGMENT + 1];
+        assert!(k.apply_field(&n, 3, &mut too_long).is_err());
+        assert!(
+            too_long.iter().all(|&x| x == 0),
+            "nothing written on refusal"
+        );
     }
 }

@@ -49,7 +49,7 @@ pub(crate) fn seal_record(
         .checked_add(1)
         .ok_or_else(|| Error::Internal(format!("profile {id}: write version exhausted")))?;
     for f in rec.fields.iter_mut().filter(|f| f.sealed) {
-        keys.apply_field(&nonce, f.field_id, &mut f.payload);
+        keys.apply_field(&nonce, f.field_id, &mut f.payload)?;
     }
     let body = encode_v2_body(&rec, &nonce);
     let tag = keys.tag(&nonce, id.as_bytes(), &body)?;
@@ -195,7 +195,7 @@ impl Sealed {
             Sealed::V2 { keys, nonce } => {
                 let mut buf = Zeroizing::new(entry.payload.clone());
                 if entry.sealed {
-                    keys.apply_field(nonce, entry.field_id, &mut buf);
+                    keys.apply_field(nonce, entry.field_id, &mut buf)?;
                 }
                 Ok(buf)
             }
