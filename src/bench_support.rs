@@ -477,3 +477,17 @@ impl RecordCrypto {
 
 /// The derived keys of [`RecordCrypto`] (opaque).
 pub struct V2Keys(crate::crypto::record::RecordKeys);
+
+/// The encoded values (the plaintext a field's payload holds) of synthetic
+/// person `index`, by field name, for `examples/field_compression.rs`.
+pub fn encoded_fields(seed: u64, index: u64) -> Vec<(String, Vec<u8>)> {
+    crate::synth::profile(seed, index)
+        .fields
+        .into_iter()
+        .map(|(name, v)| {
+            let mut out = Vec::new();
+            encode_value(&v, &mut out);
+            (name, out)
+        })
+        .collect()
+}
