@@ -12,14 +12,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Per field: raw, LZ4 best, DEFLATE best bytes; distinct raw and deflated lengths.
+type Sizes = (u64, u64, u64, BTreeSet<usize>, BTreeSet<usize>);
+
 fn main() {
     let n: u64 = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(100_000);
-    // field -> (raw, lz4 best, deflate best, distinct raw lengths, distinct deflate lengths)
-    let mut per: BTreeMap<String, (u64, u64, u64, BTreeSet<usize>, BTreeSet<usize>)> =
-        BTreeMap::new();
+    let mut per: BTreeMap<String, Sizes> = BTreeMap::new();
     for i in 0..n {
         for (name, v) in lethedb::bench_support::encoded_fields(0x5ca1e, i) {
             let lz4 = lz4_flex::block::compress(&v).len();
@@ -33,7 +34,9 @@ fn main() {
         }
     }
     let (mut raw, mut lz4, mut def) = (0u64, 0u64, 0u64);
-    println!("| field | raw B | LZ4 (+flag) B | DEFLATE (+flag) B | distinct lengths raw → deflated |");
+    println!(
+        "| field | raw B | LZ4 (+flag) B | DEFLATE (+flag) B | distinct lengths raw → deflated |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for (name, (r, l, d, lr, ld)) in &per {
         raw += r;

@@ -223,6 +223,12 @@ fn v1_records_planted_in_a_v2_store_are_refused() {
     raw_put(&raw(dir.path()), "identities", &ka, &crc(v1_entry));
     let db = reopen(dir.path(), &key(1));
     integrity(db.lookup(&Identifier::email("ada@example.com")), "lookup");
+    // Running `upgrade` on the marked store must not bless it.
+    integrity(db.upgrade(|_| {}), "upgrade");
+    integrity(
+        db.lookup(&Identifier::email("ada@example.com")),
+        "lookup after upgrade",
+    );
     drop(db);
     // Bob listed as consenting by a v1 grant entry (purpose tag taken from
     // Ada's real grant).
@@ -254,6 +260,21 @@ fn v1_records_planted_in_a_v2_store_are_refused() {
         db.upsert(&b, Update::new().set("name", "Mallory")),
         "upsert",
     );
+    drop(db);
+    // Bob's record replaced by an "erased" record of the older form: a
+    // forget must not take it for an erasure already done.
+    let mut erased = vec![1u8];
+    erased.extend_from_slice(&0u32.to_be_bytes());
+    erased.extend_from_slice(&0i64.to_be_bytes());
+    erased.extend_from_slice(&0i64.to_be_bytes());
+    erased.push(2);
+    erased.extend_from_slice(&1u64.to_be_bytes());
+    erased.push(0);
+    erased.extend_from_slice(&0u16.to_be_bytes());
+    raw_put(&raw(dir.path()), "profiles", &profile_key(&b), &crc(erased));
+    let db = reopen(dir.path(), &key(1));
+    integrity(db.get(&b), "get of a planted erased record");
+    integrity(db.forget(&b), "forget of a planted erased record");
 }
 
 #[test]

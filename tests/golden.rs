@@ -305,3 +305,53 @@ fn the_golden_store_reads_field_for_field() {
     db.upsert(&a, Update::new().set("plan", "team")).unwrap();
     assert_eq!(db.get(&a).unwrap().fields["plan"], Value::from("team"));
 }
+
+/// What the golden store answers, as one comparable string.
+fn golden_answers(db: &Db) -> String {
+    let a = db
+        .lookup(&Identifier::email("ada@example.com"))
+        .unwrap()
+        .expect("ada by e-mail");
+    format!(
+        "{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}",
+        db.get(&a).unwrap().fields,
+        db.consents(&a).unwrap(),
+        db.consent_at(&a, "email_marketing", t("2024-03-01T00:00:00Z"))
+            .unwrap(),
+        db.consent_history(&a).unwrap().len(),
+        db.get_for_purpose(&a, "email_marketing").unwrap(),
+        db.identifiers(&a).unwrap(),
+        db.consented_profiles("email_marketing").unwrap(),
+    )
+}
+
+/// The store written by an older build (format v1) upgrades to format v2
+/// with `upgrade`: every answer is the same, no v1 profile record is left
+/// but the erased one of the older form (it has no keys), and a second run
+/// has nothing to do.
+#[test]
+fn the_golden_store_upgrades_to_format_v2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
+    common::copy_dir(&fixture().join("store"), &dir);
+    std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
+    let db = open(&dir, &roots, false);
+    let before = golden_answers(&db);
+    let done = db.upgrade(|_| {}).unwrap();
+    assert!(done.finished && done.profiles_rewritten >= 2, "{done:?}");
+    assert!(done.index_entries_rewritten >= 4, "{done:?}");
+    assert_eq!(golden_answers(&db), before);
+    assert_eq!(db.upgrade(|_| {}).unwrap().profiles_rewritten, 0);
+    drop(db);
+    let raw = common::raw(&dir);
+    let cf = raw.cf_handle("profiles").unwrap();
+    let v1_live = raw
+        .iterator_cf(cf, rocksdb::IteratorMode::Start)
+        .map(|kv| kv.unwrap())
+        .filter(|(k, v)| k[0] == b'p' && v[0] == 1 && v.get(21) != Some(&2))
+        .count();
+    assert_eq!(v1_live, 0);
+    drop(raw);
+    let db = open(&dir, &roots, false);
+    assert_eq!(golden_answers(&db), before, "after a reopen");
+}

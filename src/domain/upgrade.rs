@@ -63,8 +63,18 @@ fn profiles_step(db: &Engine, from: Option<ProfileId>, max: usize) -> Result<Upg
             out.next = Some(id);
             break;
         }
-        // Erased records of builds before keyed tombstones carry no keys.
-        if matches!(stored.record.status, RecordStatus::Erased { .. }) {
+        // Erased records of builds before keyed tombstones carry no keys
+        // and the raw id: each becomes a keyed tombstone (as a purge makes
+        // them), so a store marked v2-only holds no v1 record at all.
+        if let RecordStatus::Erased { erasure_id } = stored.record.status {
+            if stored.seal.is_none() {
+                batch.delete::<Profiles>(&id);
+                batch.put::<crate::storage::columns::Tombstones>(
+                    &db.tombstone_of(&id)?,
+                    &crate::storage::records::Tombstone { erasure_id },
+                );
+                out.profiles_rewritten += 1;
+            }
             continue;
         }
         ids.push((id, stored.seal.is_none()));
@@ -106,6 +116,11 @@ fn index_entries(db: &Engine) -> Result<u64> {
             seen += 1;
             last = Some(key);
             if e.mac.is_none() {
+                // In a store marked v2-only an entry without its MAC was put
+                // there from outside: never bless it.
+                if let Some(err) = db.v1_refused(&e.profile, "identity index entry") {
+                    return Err(err);
+                }
                 batch.put::<IdentityIndex>(&key, &identity_entry(db, &key, e.profile));
                 n += 1;
             }

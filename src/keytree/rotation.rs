@@ -85,11 +85,16 @@ impl KeyHierarchy {
     /// `new_epoch` comes from [`Self::next_epoch`]. Keyrings of erased
     /// profiles are gone already (forget deleted them); every keyring left
     /// in a touched bucket is re-wrapped.
+    ///
+    /// `v2_only`: the store holds record format v2 only, so a keyring entry
+    /// of format v1 (`keys 'k'`) is stale — put there from outside — and is
+    /// deleted, not carried over under the new bucket key.
     pub(crate) fn rotate(
         &self,
         store: &Store,
         buckets: &BTreeSet<u32>,
         new_epoch: u32,
+        v2_only: bool,
     ) -> Result<Rotation> {
         let _exclusive = self.epoch_lock.write();
         let shape = self.shape;
@@ -140,6 +145,10 @@ impl KeyHierarchy {
             let (from, to) = shape.keyring_range(b);
             for item in store.range::<Keyrings>(&from, to.as_ref())? {
                 let (id, w) = item?;
+                if v2_only {
+                    batch.delete::<Keyrings>(&id);
+                    continue;
+                }
                 batch.put::<Keyrings>(&id, &rewrap_keyring(&id, b, o, n, &w)?);
                 rot.keyrings_rewrapped += 1;
             }

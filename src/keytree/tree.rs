@@ -213,7 +213,7 @@ impl KeyHierarchy {
             bk.version,
             generation,
         )?;
-        Ok((Keyring { generation, seed }, w))
+        Ok((Keyring::new(generation, seed), w))
     }
 
     /// Unwraps a stored keyring.
@@ -240,10 +240,7 @@ impl KeyHierarchy {
             w,
         )
         .ok_or_else(decrypt_err)?;
-        Ok(Keyring {
-            generation: w.version,
-            seed,
-        })
+        Ok(Keyring::new(w.version, seed))
     }
     /// An epoch above every one the root key store holds or this tree uses.
     pub(crate) fn next_epoch(&self) -> Result<u32> {

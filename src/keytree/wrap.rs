@@ -22,6 +22,19 @@ pub(super) struct NodeKey {
 pub(crate) struct Keyring {
     pub(crate) generation: u32,
     pub(super) seed: SecretKey,
+    /// The v2 record keys, derived on first use: a write derives once for
+    /// opening the record and sealing it again.
+    pub(super) record_keys: std::sync::OnceLock<crate::crypto::record::RecordKeys>,
+}
+
+impl Keyring {
+    pub(super) fn new(generation: u32, seed: SecretKey) -> Self {
+        Keyring {
+            generation,
+            seed,
+            record_keys: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl Keyring {
@@ -37,9 +50,16 @@ impl Keyring {
         FieldKeys::new(&self.seed, self.generation)
     }
 
-    /// The v2 record keys: one HKDF-Expand for every field of the record.
-    pub(crate) fn record_keys(&self) -> Result<crate::crypto::record::RecordKeys> {
-        crate::crypto::record::RecordKeys::derive(&self.seed, self.generation)
+    /// The v2 record keys: one HKDF-Expand for every field of the record,
+    /// derived once per unwrapped keyring.
+    pub(crate) fn record_keys(&self) -> Result<&crate::crypto::record::RecordKeys> {
+        if self.record_keys.get().is_none() {
+            let keys = crate::crypto::record::RecordKeys::derive(&self.seed, self.generation)?;
+            let _ = self.record_keys.set(keys);
+        }
+        self.record_keys
+            .get()
+            .ok_or_else(|| Error::Internal("record keys".into()))
     }
 }
 

@@ -87,22 +87,26 @@ pub(crate) fn record(
 
 /// Reads take no lock: the profile record and its consent records are two
 /// reads, and a write committing between them shows an anchor and a
-/// record of different writes. Such a read is retried; a mismatch that
-/// persists is what it says (the record was put back or removed).
-fn consistent<T>(mut read: impl FnMut() -> Result<T>) -> Result<T> {
-    let mut last = None;
-    for _ in 0..4 {
+/// record of different writes (`Integrity`), or a record re-sealed under a
+/// new key generation (`Decrypt`). Such a read is tried again, the last
+/// time under the profile's stripe lock, which every writer of the profile
+/// holds: a mismatch that survives that is what it says.
+fn consistent<T>(db: &Engine, id: &ProfileId, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    for _ in 0..2 {
         match read() {
-            Err(e @ Error::Integrity { .. }) => last = Some(e),
+            Err(Error::Integrity { .. } | Error::Decrypt { .. }) => {}
             other => return other,
         }
     }
-    Err(last.unwrap_or_else(|| Error::Internal("consistent read".into())))
+    // Writers lock the profile the id resolves to.
+    let target = profiles::final_target(db, id)?.unwrap_or(*id);
+    let _stripe = db.locks.lock([&target]);
+    read()
 }
 
 /// `Db::consents`: current states, in [`purpose_order`].
 pub(crate) fn current(db: &Engine, id: &ProfileId) -> Result<Vec<ConsentRecord>> {
-    consistent(|| {
+    consistent(db, id, || {
         let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
         let mut v: Vec<ConsentRecord> = current_states(db, &w)?.into_values().collect();
         v.sort_by(|a, b| purpose_order(&a.purpose, &b.purpose));
@@ -118,7 +122,7 @@ pub(crate) fn current_one(
 ) -> Result<Option<ConsentRecord>> {
     // No field is opened: the record's tag (checked at load) authenticates
     // the consent anchors.
-    consistent(|| {
+    consistent(db, id, || {
         let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
         let key = (w.id, purpose_tag(db, purpose)?);
         match db.store.get::<ConsentCurrent>(&key)? {
@@ -143,6 +147,10 @@ fn own_history(db: &Engine, w: &Working) -> Result<Vec<ConsentRecord>> {
 /// `Db::consent_history`: the profile's own history and that of every
 /// profile merged into it, each entry with the profile it was recorded for.
 pub(crate) fn history(db: &Engine, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
+    consistent(db, id, || history_once(db, id))
+}
+
+fn history_once(db: &Engine, id: &ProfileId) -> Result<Vec<(ProfileId, ConsentRecord)>> {
     let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     let mut out: Vec<(ProfileId, ConsentRecord)> = own_history(db, &w)?
         .into_iter()
@@ -165,11 +173,13 @@ pub(crate) fn at(
     purpose: &str,
     at: Timestamp,
 ) -> Result<Option<ConsentRecord>> {
-    let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
-    Ok(own_history(db, &w)?
-        .into_iter()
-        .filter(|r| r.purpose == purpose && r.timestamp <= at)
-        .max_by_key(|r| (r.timestamp, r.recorded_at)))
+    consistent(db, id, || {
+        let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
+        Ok(own_history(db, &w)?
+            .into_iter()
+            .filter(|r| r.purpose == purpose && r.timestamp <= at)
+            .max_by_key(|r| (r.timestamp, r.recorded_at)))
+    })
 }
 
 /// `Db::consented_profiles`: profiles with `purpose` granted and not expired now.
@@ -230,7 +240,10 @@ fn grant_is_current(
 /// writes go on): `true` when it is the current grant now, `false` when it
 /// is gone or expired, the integrity error when it stays a stale entry.
 fn recheck_grant(db: &Engine, tag: &[u8; 8], id: &ProfileId, now: Timestamp) -> Result<bool> {
-    for _ in 0..3 {
+    // Under the listed profile's stripe lock, which every writer of its
+    // consent holds: what is read now is what the last write left.
+    let _stripe = db.locks.lock([id]);
+    {
         let Some(g) = db.store.get::<ConsentGranted>(&(*tag, *id))? else {
             return Ok(false);
         };
@@ -288,7 +301,7 @@ pub(crate) fn read_for_purpose(db: &Engine, id: &ProfileId, purpose: &str) -> Re
     if !is_known_purpose(db, purpose) {
         return Err(Error::UnknownPurpose(purpose.chars().take(64).collect()));
     }
-    consistent(|| read_for_purpose_once(db, id, purpose))
+    consistent(db, id, || read_for_purpose_once(db, id, purpose))
 }
 
 fn read_for_purpose_once(db: &Engine, id: &ProfileId, purpose: &str) -> Result<PurposeRead> {

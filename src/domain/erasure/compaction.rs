@@ -160,6 +160,9 @@ mod tests {
         let (_dir, handle, id) = crate::db::scratch_store();
         handle.forget(&id).unwrap();
         let db = &*handle.engine;
+        // A store of that build holds format v1.
+        db.v2_only
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let tomb = db.tombstone_of(&id).unwrap();
         let erasure_id = db
             .store

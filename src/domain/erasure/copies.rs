@@ -276,7 +276,12 @@ fn rekey_copy(db: &Engine, store_dir: &Path, held: &[&ErasureRecord], next: u32)
         &copy.store,
         &copy.keys,
     )?);
-    copy.keys.rotate(&copy.store, &buckets, next)?;
+    copy.keys.rotate(
+        &copy.store,
+        &buckets,
+        next,
+        copy.v2_only.load(std::sync::atomic::Ordering::Relaxed),
+    )?;
     // The replayed erasures left their old versions (keyrings, blind keys,
     // records) in the copy's files, like a purge's: compact them away too,
     // or an image of the backup directory would still hold them.

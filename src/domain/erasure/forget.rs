@@ -221,7 +221,8 @@ fn new_staged() -> Staged {
 pub(crate) fn forget(db: &Engine, id: &ProfileId) -> Result<ErasureReceipt> {
     let _tree = db.keys.shared();
     let _identity = db.identity_lock.lock();
-    let record = match db.store.get::<Profiles>(id)? {
+    // Authenticated: a planted "erased" record must not pass for an erasure.
+    let record = match crate::domain::profiles::authenticated(db, id)? {
         Some(r) => r,
         None => match db.erased_error(id)? {
             Some(Error::ProfileErased { erasure_id, .. }) => return already(db, erasure_id),

@@ -250,7 +250,12 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
     }
     let rotation_started = Instant::now();
     let new_epoch = db.keys.next_epoch()?;
-    let rot = db.keys.rotate(&db.store, &buckets, new_epoch)?;
+    let rot = db.keys.rotate(
+        &db.store,
+        &buckets,
+        new_epoch,
+        db.v2_only.load(std::sync::atomic::Ordering::Relaxed),
+    )?;
     // The last erasure id being purged (re-key items carry a high bit and
     // are not erasures: backups' `purged_through` counts erasures only).
     let last_pending = records.iter().map(|r| r.erasure_id).max().unwrap_or(0);

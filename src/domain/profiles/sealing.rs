@@ -1,5 +1,6 @@
 //! Sealing and opening whole profile records: format v2 (one nonce, one
-//! tag, each personal field under its own XChaCha20 subkey; see
+//! tag, each personal field under its own segment of one AES-256-CTR key
+//! stream; see
 //! `crypto::record`) and the reading of format v1 (each field its own
 //! AES-256-GCM seal).
 
@@ -7,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::aead;
 use crate::crypto::kdf::FieldKeys;
-use crate::crypto::record::{record_nonce, RecordKeys};
+use crate::crypto::record::record_nonce;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keytree::{field_ad, Keyring};
@@ -75,15 +76,11 @@ fn auth_failed(id: &ProfileId) -> Error {
 }
 
 /// A v1 record is read only in a store that may hold v1 (not created by
-/// or upgraded to format v2); an erased legacy record carries no keys and
-/// is read anywhere.
-pub(super) fn v1_allowed(db: &Engine, id: &ProfileId, stored: &StoredProfile) -> Result<()> {
-    if stored.seal.is_some()
-        || matches!(
-            stored.record.status,
-            crate::storage::records::RecordStatus::Erased { .. }
-        )
-    {
+/// or upgraded to format v2). `upgrade` turns the erased records of older
+/// builds into keyed tombstones before it marks the store, so a v2-only
+/// store has no v1 record of any status.
+pub(crate) fn v1_allowed(db: &Engine, id: &ProfileId, stored: &StoredProfile) -> Result<()> {
+    if stored.seal.is_some() {
         return Ok(());
     }
     match db.v1_refused(id, "profile record") {
@@ -110,10 +107,7 @@ pub(crate) fn open_record(
             if !keys.verify(&seal.nonce, id.as_bytes(), &seal.body, &seal.tag) {
                 return Err(auth_failed(id));
             }
-            Sealed::V2 {
-                keys: Box::new(keys),
-                nonce: seal.nonce,
-            }
+            Sealed::V2 { nonce: seal.nonce }
         }
         None => Sealed::V1(keyring.field_keys()?),
     };
@@ -125,7 +119,7 @@ pub(crate) fn open_record(
             Sealed::V2 { .. } => String::new(),
             Sealed::V1(_) => db.registry.name(f.field_id)?,
         };
-        f.payload = sealed.open(id, &name, f)?.to_vec();
+        f.payload = sealed.open(keyring, id, &name, f)?.to_vec();
     }
     Ok((record, None))
 }
@@ -174,11 +168,8 @@ pub(crate) enum Fields {
 
 /// A lazily opened record: what `Working::open` needs to decrypt a field.
 pub(crate) enum Sealed {
-    /// v2: the record keys and nonce.
-    V2 {
-        keys: Box<RecordKeys>,
-        nonce: [u8; 16],
-    },
+    /// v2: the record nonce (the keys are the keyring's).
+    V2 { nonce: [u8; 16] },
     /// v1: the per-field keys.
     V1(FieldKeys),
 }
@@ -187,12 +178,14 @@ impl Sealed {
     /// The encoded value of `entry` (still sealed) of profile `id`.
     pub(crate) fn open(
         &self,
+        keyring: &Keyring,
         id: &ProfileId,
         name: &str,
         entry: &FieldEntry,
     ) -> Result<Zeroizing<Vec<u8>>> {
         match self {
-            Sealed::V2 { keys, nonce } => {
+            Sealed::V2 { nonce } => {
+                let keys = keyring.record_keys()?;
                 let mut buf = Zeroizing::new(entry.payload.clone());
                 if entry.sealed {
                     keys.apply_field(nonce, entry.field_id, &mut buf)?;

@@ -68,10 +68,10 @@ impl Working {
                 None => Ok(None),
             };
         };
+        sealing::v1_allowed(db, id, &stored)?;
         if let Some(e) = crate::domain::erasure::markers::erased_error(id, &stored.record) {
             return Err(e);
         }
-        sealing::v1_allowed(db, id, &stored)?;
         let (wrapped, legacy_keyring) = match &stored.seal {
             Some(seal) => (sealing::slot_key(&stored.record, &seal.keyring), false),
             None => match db.store.get::<Keyrings>(id)? {
@@ -260,7 +260,9 @@ impl Working {
         let name = db.registry.name(entry.field_id)?;
         let value = match &self.lazy {
             None => records::decode_value(&entry.payload)?,
-            Some(sealed) => records::decode_value(&sealed.open(&self.id, &name, entry)?)?,
+            Some(sealed) => {
+                records::decode_value(&sealed.open(&self.keyring, &self.id, &name, entry)?)?
+            }
         };
         Ok((name, value))
     }
@@ -339,6 +341,15 @@ impl Working {
             let mut r = record.clone();
             for (tag, version) in staged.iter() {
                 r.set_consent_anchor(*tag, *version);
+            }
+            // The decoder's bound, held on the write path: one more purpose
+            // would leave a record nobody can read.
+            if r.consents.len() > records::MAX_CONSENT_ANCHORS {
+                return Err(Error::InvalidInput(format!(
+                    "profile {} would hold current consent for more than {} purposes",
+                    self.id,
+                    records::MAX_CONSENT_ANCHORS
+                )));
             }
             sealing::seal_record(&self.id, &r, &self.keyring, &self.wrapped)?
         };

@@ -68,8 +68,8 @@ pub(crate) struct FieldEntry {
     /// Index into the record's origins: which profile contributed the value.
     pub(crate) origin: u32,
     pub(crate) written_at: Timestamp,
-    /// Open record: the encoded value. Stored v2: the value XChaCha20-
-    /// encrypted (sealed) or as is (plain). Stored v1: `nonce ‖ ciphertext
+    /// Open record: the encoded value. Stored v2: the value XORed with its
+    /// key-stream segment (sealed) or as is (plain). Stored v1: `nonce ‖ ciphertext
     /// ‖ tag` (sealed) or `value ‖ nonce ‖ tag` (plain).
     pub(crate) payload: Vec<u8>,
 }
