@@ -418,6 +418,26 @@ impl Run {
                 self.key = new;
                 self.db = Some(Db::open(&self.store, &self.key, options()).expect("reopen"));
             }
+            // Record formats change no answer either (docs/design.md,
+            // "Upgrading to format v2"): a profile rewritten as format v1
+            // (what an older build wrote), then the store upgraded.
+            97 => {
+                let p = rng.below(self.model.ps.len());
+                let id = self.model.ids[p];
+                if trace() {
+                    eprintln!("  profile {p} rewritten as format v1");
+                }
+                match self.db().debug_downgrade_to_v1(&id) {
+                    Ok(()) | Err(Error::ProfileErased { .. }) => {}
+                    Err(e) => panic!("downgrade of {p}: {e}"),
+                }
+            }
+            98 => {
+                if trace() {
+                    eprintln!("  upgrade");
+                }
+                assert!(self.db().upgrade(|_| {}).expect("upgrade").finished);
+            }
             _ => {
                 drop(self.db.take());
                 self.db = Some(Db::open(&self.store, &self.key, options()).expect("reopen"));
