@@ -275,6 +275,9 @@ fn v1_records_planted_in_a_v2_store_are_refused() {
     let db = reopen(dir.path(), &key(1));
     integrity(db.get(&b), "get of a planted erased record");
     integrity(db.forget(&b), "forget of a planted erased record");
+    // Nor may `upgrade` turn it into a real tombstone.
+    integrity(db.upgrade(|_| {}), "upgrade over a planted erased record");
+    integrity(db.get(&b), "get after the refused upgrade");
 }
 
 #[test]

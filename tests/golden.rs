@@ -327,14 +327,25 @@ fn golden_answers(db: &Db) -> String {
 
 /// The store written by an older build (format v1) upgrades to format v2
 /// with `upgrade`: every answer is the same, no v1 profile record is left
-/// but the erased one of the older form (it has no keys), and a second run
-/// has nothing to do.
+/// (the erased one of the older form becomes a keyed tombstone: Dora still
+/// reads as erased), and a second run has nothing to do.
 #[test]
 fn the_golden_store_upgrades_to_format_v2() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
     common::copy_dir(&fixture().join("store"), &dir);
     std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
+    let dora = {
+        let raw = common::raw(&dir);
+        let cf = raw.cf_handle("profiles").unwrap();
+        let tombs: Vec<[u8; 16]> = raw
+            .iterator_cf(cf, rocksdb::IteratorMode::Start)
+            .map(|kv| kv.unwrap())
+            .filter(|(k, v)| k[0] == b'p' && v.get(21) == Some(&2))
+            .map(|(k, _)| k[1..17].try_into().unwrap())
+            .collect();
+        lethedb::ProfileId::from_bytes(tombs[0])
+    };
     let db = open(&dir, &roots, false);
     let before = golden_answers(&db);
     let done = db.upgrade(|_| {}).unwrap();
@@ -348,10 +359,15 @@ fn the_golden_store_upgrades_to_format_v2() {
     let v1_live = raw
         .iterator_cf(cf, rocksdb::IteratorMode::Start)
         .map(|kv| kv.unwrap())
-        .filter(|(k, v)| k[0] == b'p' && v[0] == 1 && v.get(21) != Some(&2))
+        .filter(|(k, v)| k[0] == b'p' && v[0] == 1)
         .count();
-    assert_eq!(v1_live, 0);
+    assert_eq!(v1_live, 0, "no v1 record left, the erased one included");
     drop(raw);
     let db = open(&dir, &roots, false);
     assert_eq!(golden_answers(&db), before, "after a reopen");
+    assert!(matches!(
+        db.get(&dora),
+        Err(lethedb::Error::ProfileErased { .. })
+    ));
+    assert!(db.forget(&dora).unwrap().already_erased);
 }

@@ -57,17 +57,30 @@ fn profiles_step(db: &Engine, from: Option<ProfileId>, max: usize) -> Result<Upg
     let mut batch = Batch::new();
     let start = from.unwrap_or(ProfileId::from_bytes([0; 16]));
     let mut ids = Vec::new();
-    for item in db.store.range::<Profiles>(&start, None)? {
+    for (seen, item) in db.store.range::<Profiles>(&start, None)?.enumerate() {
         let (id, stored) = item?;
-        if ids.len() == max.max(1) {
+        if seen == max.max(1) {
             out.next = Some(id);
             break;
         }
         // Erased records of builds before keyed tombstones carry no keys
         // and the raw id: each becomes a keyed tombstone (as a purge makes
-        // them), so a store marked v2-only holds no v1 record at all.
+        // them), so a store marked v2-only holds no v1 record at all — but
+        // only one the ledger vouches for, and never in a store already
+        // marked (there such a record was planted).
         if let RecordStatus::Erased { erasure_id } = stored.record.status {
             if stored.seal.is_none() {
+                if let Some(e) = db.v1_refused(&id, "profile record") {
+                    return Err(e);
+                }
+                if !ledger_names(db, erasure_id, &id)? {
+                    return Err(Error::Integrity {
+                        profile: id,
+                        what: format!(
+                            "erased record naming erasure {erasure_id}, which does not name it"
+                        ),
+                    });
+                }
                 batch.delete::<Profiles>(&id);
                 batch.put::<crate::storage::columns::Tombstones>(
                     &db.tombstone_of(&id)?,
@@ -91,6 +104,22 @@ fn profiles_step(db: &Engine, from: Option<ProfileId>, max: usize) -> Result<Upg
     }
     db.store.write(batch)?;
     Ok(out)
+}
+
+/// Whether erasure `erasure_id`'s ledger record names profile `id` (by id
+/// before its purge, by keyed tombstone after).
+fn ledger_names(db: &Engine, erasure_id: u64, id: &ProfileId) -> Result<bool> {
+    let Some(rec) = db
+        .store
+        .get::<crate::storage::columns::Erasures>(&erasure_id)?
+    else {
+        return Ok(false);
+    };
+    let tomb = db.tombstone_of(id)?;
+    Ok(rec
+        .profiles
+        .iter()
+        .any(|p| p == id.as_bytes() || *p == tomb))
 }
 
 /// Rewrites every identity-index entry of format v1 with its MAC, 4096 at

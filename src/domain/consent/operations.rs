@@ -98,9 +98,15 @@ fn consistent<T>(db: &Engine, id: &ProfileId, mut read: impl FnMut() -> Result<T
             other => return other,
         }
     }
-    // Writers lock the profile the id resolves to.
-    let target = profiles::final_target(db, id)?.unwrap_or(*id);
-    let _stripe = db.locks.lock([&target]);
+    // Writers lock the profile the id resolves to; a merge may move it
+    // while we wait, so the target is checked again under its lock.
+    for _ in 0..3 {
+        let target = profiles::final_target(db, id)?.unwrap_or(*id);
+        let _stripe = db.locks.lock([&target]);
+        if profiles::final_target(db, id)?.unwrap_or(*id) == target {
+            return read();
+        }
+    }
     read()
 }
 

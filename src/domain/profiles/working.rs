@@ -76,6 +76,15 @@ impl Working {
             Some(seal) => (sealing::slot_key(&stored.record, &seal.keyring), false),
             None => match db.store.get::<Keyrings>(id)? {
                 Some(w) => (w, true),
+                // A write may have just upgraded the record (and deleted
+                // its v1 keyring): read it again once.
+                None if db
+                    .store
+                    .get::<Profiles>(id)?
+                    .is_some_and(|s| s.seal.is_some()) =>
+                {
+                    return Self::load_fields(db, id, which);
+                }
                 None => {
                     return Err(Error::Decrypt {
                         profile: *id,
