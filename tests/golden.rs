@@ -167,20 +167,7 @@ fn the_golden_store_reads_field_for_field() {
     let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
     common::copy_dir(&fixture().join("store"), &dir);
     std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
-    // Dora's tombstone is of the form before keyed tombstones: a profile
-    // record with status 02 (offset 21) under her raw id.
-    let dora = {
-        let raw = common::raw(&dir);
-        let cf = raw.cf_handle("profiles").unwrap();
-        let tombs: Vec<[u8; 16]> = raw
-            .iterator_cf(cf, rocksdb::IteratorMode::Start)
-            .map(|kv| kv.unwrap())
-            .filter(|(k, v)| k[0] == b'p' && v.get(21) == Some(&2))
-            .map(|(k, _)| k[1..17].try_into().unwrap())
-            .collect();
-        assert_eq!(tombs.len(), 1);
-        lethedb::ProfileId::from_bytes(tombs[0])
-    };
+    let dora = legacy_tombstone(&dir);
     let db = open(&dir, &roots, false);
     assert!(matches!(
         db.get(&dora),
@@ -306,6 +293,21 @@ fn the_golden_store_reads_field_for_field() {
     assert_eq!(db.get(&a).unwrap().fields["plan"], Value::from("team"));
 }
 
+/// Dora: her tombstone is of the form before keyed tombstones, a profile
+/// record with status 02 (offset 21) under her raw id — the only one.
+fn legacy_tombstone(dir: &Path) -> lethedb::ProfileId {
+    let raw = common::raw(dir);
+    let cf = raw.cf_handle("profiles").unwrap();
+    let tombs: Vec<[u8; 16]> = raw
+        .iterator_cf(cf, rocksdb::IteratorMode::Start)
+        .map(|kv| kv.unwrap())
+        .filter(|(k, v)| k[0] == b'p' && v.get(21) == Some(&2))
+        .map(|(k, _)| k[1..17].try_into().unwrap())
+        .collect();
+    assert_eq!(tombs.len(), 1);
+    lethedb::ProfileId::from_bytes(tombs[0])
+}
+
 /// What the golden store answers, as one comparable string.
 fn golden_answers(db: &Db) -> String {
     let a = db
@@ -335,17 +337,7 @@ fn the_golden_store_upgrades_to_format_v2() {
     let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
     common::copy_dir(&fixture().join("store"), &dir);
     std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
-    let dora = {
-        let raw = common::raw(&dir);
-        let cf = raw.cf_handle("profiles").unwrap();
-        let tombs: Vec<[u8; 16]> = raw
-            .iterator_cf(cf, rocksdb::IteratorMode::Start)
-            .map(|kv| kv.unwrap())
-            .filter(|(k, v)| k[0] == b'p' && v.get(21) == Some(&2))
-            .map(|(k, _)| k[1..17].try_into().unwrap())
-            .collect();
-        lethedb::ProfileId::from_bytes(tombs[0])
-    };
+    let dora = legacy_tombstone(&dir);
     let db = open(&dir, &roots, false);
     let before = golden_answers(&db);
     let done = db.upgrade(|_| {}).unwrap();
