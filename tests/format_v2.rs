@@ -514,3 +514,50 @@ fn upgrade_survives_a_kill() {
     drop(db);
     assert_eq!(count_v1(dir.path()), 0);
 }
+
+/// Every single-bit flip of a v2 identity entry or grant entry, put back
+/// with the raw store, is a typed error at the read that uses it — never
+/// another profile, never a listing.
+#[test]
+fn bit_flips_in_v2_index_entries_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = {
+        let db = create(dir.path(), &key(1));
+        let a = person(&db, "ada@example.com", "Ada");
+        consent(&db, &a, "email_marketing", ConsentStatus::Granted);
+        a
+    };
+    let (ki, vi) = raw_entries(dir.path(), "identities", b"i")[0].clone();
+    let (kg, vg) = raw_entries(dir.path(), "consents", b"g")[0].clone();
+    for (cf, k, v) in [("identities", &ki, &vi), ("consents", &kg, &vg)] {
+        for pos in 0..v.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut bad = v.clone();
+                bad[pos] ^= bit;
+                raw_put(&raw(dir.path()), cf, k, &bad);
+                let db = reopen(dir.path(), &key(1));
+                let r = if cf == "identities" {
+                    db.lookup(&Identifier::email("ada@example.com")).map(|_| ())
+                } else {
+                    db.consented_profiles("email_marketing").map(|_| ())
+                };
+                assert!(
+                    matches!(
+                        r,
+                        Err(Error::Integrity { .. }
+                            | Error::Corrupt { .. }
+                            | Error::UnsupportedFormat { .. })
+                    ),
+                    "{cf} flip {bit:#x} at {pos}: {r:?}"
+                );
+            }
+        }
+        raw_put(&raw(dir.path()), cf, k, v);
+    }
+    let db = reopen(dir.path(), &key(1));
+    assert_eq!(
+        db.lookup(&Identifier::email("ada@example.com")).unwrap(),
+        Some(a)
+    );
+    assert_eq!(db.consented_profiles("email_marketing").unwrap(), vec![a]);
+}

@@ -287,3 +287,47 @@ fn field_names_round_trip() {
     );
     assert!(decode_field_names(&[0, 0, 0, 9]).is_err());
 }
+
+#[test]
+fn v2_entries_and_consent_records_round_trip_and_refuse_other_versions() {
+    let id = IdentityEntry {
+        profile: ProfileId::from_bytes([3; 16]),
+        mac: Some([4; 8]),
+    };
+    let b = id.encode();
+    assert_eq!((b.len(), b[0]), (25, 2));
+    assert_eq!(IdentityEntry::decode(&b).unwrap(), id);
+    for cut in 0..b.len() {
+        assert!(IdentityEntry::decode(&b[..cut]).is_err());
+    }
+    let v1 = IdentityEntry { mac: None, ..id };
+    assert_eq!(IdentityEntry::decode(&v1.encode()).unwrap(), v1);
+    let g = GrantEntry {
+        expires_at: Some(Timestamp(77)),
+        auth: Some(((9 << 16) | 1, [5; 8])),
+    };
+    let b = g.encode();
+    assert_eq!(b[0], 2);
+    assert_eq!(GrantEntry::decode(&b).unwrap(), g);
+    for cut in 0..b.len() {
+        assert!(GrantEntry::decode(&b[..cut]).is_err());
+    }
+    let c = SealedConsent {
+        generation: 2,
+        write_version: Some((9 << 16) | 2),
+        sealed: vec![6; 40],
+    };
+    let b = c.encode();
+    assert_eq!(b[0], 2);
+    assert_eq!(SealedConsent::decode(&b).unwrap(), c);
+    for mut bad in [id.encode(), g.encode(), c.encode()] {
+        bad[0] = 3;
+        assert!(matches!(
+            IdentityEntry::decode(&bad)
+                .map(|_| ())
+                .and(GrantEntry::decode(&bad).map(|_| ()))
+                .and(SealedConsent::decode(&bad).map(|_| ())),
+            Err(Error::UnsupportedFormat { version: 3, .. })
+        ));
+    }
+}
