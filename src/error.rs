@@ -158,6 +158,11 @@ pub enum Error {
     #[error("invalid TC string: {0}")]
     InvalidTcString(String),
 
+    /// A GPP string that cannot be decoded; the reason names what is wrong
+    /// (never the string).
+    #[error("invalid GPP string: {0}")]
+    InvalidGppString(String),
+
     /// A purpose is not built in and not declared in the schema.
     #[error("unknown purpose {0:?}: declare it in the schema (purposes) or use a built-in one")]
     UnknownPurpose(String),

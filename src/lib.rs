@@ -81,7 +81,7 @@ pub use db::{
     OpenReport, StoreStats,
 };
 pub use domain::audit::{AuditRecord, AuditReport};
-pub use domain::consent::tcf;
+pub use domain::consent::{gpp, tcf};
 pub use domain::consent::{
     purpose_order, ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead,
     BUILTIN_PURPOSES,

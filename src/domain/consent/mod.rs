@@ -11,6 +11,7 @@
 //! index entries), `operations` (the API's consent calls), `lifecycle`
 //! (merge, unmerge, erasure, re-keying), `tcf` (the TC string decoder).
 
+pub mod gpp;
 mod lifecycle;
 mod operations;
 mod record;

@@ -60,19 +60,24 @@ fn bad(reason: impl Into<String>) -> Error {
     Error::InvalidTcString(reason.into())
 }
 
+/// The six-bit value of a base64url (or base64) character.
+pub(crate) fn base64url_value(c: u8) -> Option<u8> {
+    match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'-' | b'+' => Some(62),
+        b'_' | b'/' => Some(63),
+        _ => None,
+    }
+}
+
 fn base64url(s: &str) -> Result<Vec<u8>> {
     let mut bits: u32 = 0;
     let mut n = 0;
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     for (i, c) in s.trim_end_matches('=').bytes().enumerate() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            _ => return Err(bad(format!("character {i} is not base64url"))),
-        };
+        let v = base64url_value(c).ok_or_else(|| bad(format!("character {i} is not base64url")))?;
         bits = (bits << 6) | u32::from(v);
         n += 6;
         if n >= 8 {
