@@ -164,9 +164,7 @@ fn write_golden_store() {
 #[test]
 fn the_golden_store_reads_field_for_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
-    common::copy_dir(&fixture().join("store"), &dir);
-    std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
+    let (dir, roots) = copy_fixture(tmp.path());
     let dora = legacy_tombstone(&dir);
     let db = open(&dir, &roots, false);
     assert!(matches!(
@@ -308,6 +306,14 @@ fn legacy_tombstone(dir: &Path) -> lethedb::ProfileId {
     lethedb::ProfileId::from_bytes(tombs[0])
 }
 
+/// A copy of the fixture (store and root file) under `tmp`: its paths.
+fn copy_fixture(tmp: &Path) -> (PathBuf, PathBuf) {
+    let (dir, roots) = (tmp.join("store"), tmp.join("store.rootkeys"));
+    common::copy_dir(&fixture().join("store"), &dir);
+    std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
+    (dir, roots)
+}
+
 /// What the golden store answers, as one comparable string.
 fn golden_answers(db: &Db) -> String {
     let a = db
@@ -334,9 +340,7 @@ fn golden_answers(db: &Db) -> String {
 #[test]
 fn the_golden_store_upgrades_to_format_v2() {
     let tmp = tempfile::tempdir().unwrap();
-    let (dir, roots) = (tmp.path().join("store"), tmp.path().join("store.rootkeys"));
-    common::copy_dir(&fixture().join("store"), &dir);
-    std::fs::copy(fixture().join("store.rootkeys"), &roots).unwrap();
+    let (dir, roots) = copy_fixture(tmp.path());
     let dora = legacy_tombstone(&dir);
     let db = open(&dir, &roots, false);
     let before = golden_answers(&db);

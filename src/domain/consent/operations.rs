@@ -368,7 +368,7 @@ fn read_for_purpose_once(db: &Engine, id: &ProfileId, purpose: &str) -> Result<P
                 out.withheld.insert(name, why);
             }
             None => {
-                let (_, value) = w.open(db, entry)?;
+                let value = w.open_named(entry, &name)?;
                 out.fields.insert(name, value);
             }
         }

@@ -60,7 +60,8 @@ pub(crate) fn read(db: &Engine, id: &ProfileId, names: Option<&[&str]>) -> Resul
         if is_system_field(&name) {
             continue;
         }
-        fields.insert(name, w.open(db, entry)?.1);
+        let value = w.open_named(entry, &name)?;
+        fields.insert(name, value);
     }
     Ok(Profile {
         id: w.id,

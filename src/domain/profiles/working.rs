@@ -267,13 +267,18 @@ impl Working {
     /// the record was opened lazily).
     pub(crate) fn open(&self, db: &Engine, entry: &FieldEntry) -> Result<(String, Value)> {
         let name = db.registry.name(entry.field_id)?;
-        let value = match &self.lazy {
-            None => records::decode_value(&entry.payload)?,
-            Some(sealed) => {
-                records::decode_value(&sealed.open(&self.keyring, &self.id, &name, entry)?)?
-            }
-        };
+        let value = self.open_named(entry, &name)?;
         Ok((name, value))
+    }
+
+    /// The value of `entry`, whose field name the caller has looked up.
+    pub(crate) fn open_named(&self, entry: &FieldEntry, name: &str) -> Result<Value> {
+        match &self.lazy {
+            None => records::decode_value(&entry.payload),
+            Some(sealed) => {
+                records::decode_value(&sealed.open(&self.keyring, &self.id, name, entry)?)
+            }
+        }
     }
 
     /// An open entry holding `value` as field `name` with the given origin
