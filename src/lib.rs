@@ -52,6 +52,7 @@
 
 mod crypto;
 mod db;
+mod db_privacy;
 mod domain;
 mod engine;
 mod error;
@@ -83,8 +84,8 @@ pub use db::{
 pub use domain::audit::{AuditRecord, AuditReport};
 pub use domain::consent::{gpp, tcf};
 pub use domain::consent::{
-    purpose_order, ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead,
-    BUILTIN_PURPOSES,
+    purpose_order, ConsentMode, ConsentModeMapping, ConsentRecord, ConsentStatus, LegalBasis,
+    ProcessingFlags, PurposeRead, VendorDecision, BUILTIN_PURPOSES,
 };
 pub use domain::erasure::master_key::MasterRotationReport;
 pub use domain::erasure::{

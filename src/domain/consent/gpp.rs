@@ -1,12 +1,19 @@
-//! IAB Global Privacy Platform (GPP) strings: the header (issue 20's first
-//! piece; the sections follow). A GPP string is `header~section~section…`;
+//! IAB Global Privacy Platform (GPP) strings: the header, the US sections
+//! (`usnat`, `usca`, `usva`, `usco`, `usut`, `usct`), the legacy US
+//! Privacy string (`uspv1`) and `tcfeuv2` (through the TCF decoder), and
+//! the consent records they imply. A GPP string is `header~section~section…`;
 //! the header is base64url (no padding) of: type int(6) = 3, version
 //! int(6) = 1, and the section ids as a Fibonacci range — int(12) count,
 //! then per item a bit (0 single, 1 group), a Fibonacci-coded offset from
 //! the last id seen (0 for the first), and for a group a Fibonacci-coded
 //! length (IAB Tech Lab, "Consent String Specification", GPP v1).
 
+use std::collections::BTreeMap;
+
+use super::record::records_from_tcf;
+use super::{ConsentRecord, ConsentStatus, LegalBasis};
 use crate::error::{Error, Result};
+use crate::types::Timestamp;
 
 /// Most section ids one header may list (the registry has about twenty).
 pub const MAX_SECTIONS: usize = 64;
@@ -138,6 +145,566 @@ pub fn decode_header(gpp: &str) -> Result<GppHeader> {
         version: version as u8,
         section_ids: ids,
     })
+}
+
+/// How one field of a section is encoded.
+#[derive(Clone, Copy)]
+enum Width {
+    /// An unsigned integer of this many bits.
+    Int(usize),
+    /// This many 2-bit values.
+    List(usize),
+}
+
+/// A US section's core segment: its fields in order (IAB GPP "US National
+/// Privacy Technical Specification" and the state specifications).
+struct Layout {
+    name: &'static str,
+    id: u16,
+    jurisdiction: &'static str,
+    version: u64,
+    fields: &'static [(&'static str, Width)],
+    /// `true`: sensitive data is opt-in (1 = no consent, 2 = consent);
+    /// `false`: opt-out (1 = opted out, 2 = did not opt out).
+    sensitive_opt_in: bool,
+    /// The `sensitive:` purpose each sensitive-data index maps to; an
+    /// index standing for several categories maps to each.
+    sensitive: &'static [&'static [&'static str]],
+    /// Whether the section defines the GPC sub-segment.
+    gpc: bool,
+}
+
+const N2: Width = Width::Int(2);
+const VERSION: (&str, Width) = ("Version", Width::Int(6));
+const MSPA: [(&str, Width); 3] = [
+    ("MspaCoveredTransaction", N2),
+    ("MspaOptOutOptionMode", N2),
+    ("MspaServiceProviderMode", N2),
+];
+
+macro_rules! fields {
+    ($($name:literal : $w:expr),* ; mspa) => {
+        &[VERSION, $(($name, $w),)* MSPA[0], MSPA[1], MSPA[2]]
+    };
+}
+
+const RACE: &str = "sensitive:racial_or_ethnic_origin";
+const RELIGION: &str = "sensitive:religious_beliefs";
+const HEALTH: &str = "sensitive:health";
+const SEX: &str = "sensitive:sex_life_or_orientation";
+const CITIZENSHIP: &str = "sensitive:citizenship_or_immigration";
+const GENETIC: &str = "sensitive:genetic";
+const BIOMETRIC: &str = "sensitive:biometric";
+const GEOLOCATION: &str = "sensitive:precise_geolocation";
+const GOVERNMENT_ID: &str = "sensitive:government_id";
+const FINANCIAL: &str = "sensitive:financial_account";
+const UNION: &str = "sensitive:union_membership";
+const COMMUNICATIONS: &str = "sensitive:communications_contents";
+const CONSUMER_HEALTH: &str = "sensitive:consumer_health";
+const CRIME_VICTIM: &str = "sensitive:crime_victim_status";
+const NATIONAL_ORIGIN: &str = "sensitive:national_origin";
+const TRANS: &str = "sensitive:transgender_or_nonbinary";
+
+/// The `sensitive:` purposes GPP sections map to (also built-in purposes).
+pub const SENSITIVE_PURPOSES: &[&str] = &[
+    RACE,
+    RELIGION,
+    HEALTH,
+    SEX,
+    CITIZENSHIP,
+    GENETIC,
+    BIOMETRIC,
+    GEOLOCATION,
+    GOVERNMENT_ID,
+    FINANCIAL,
+    UNION,
+    COMMUNICATIONS,
+    CONSUMER_HEALTH,
+    CRIME_VICTIM,
+    NATIONAL_ORIGIN,
+    TRANS,
+];
+
+const USNAT_SENSITIVE_V1: &[&[&str]] = &[
+    &[RACE],
+    &[RELIGION],
+    &[HEALTH],
+    &[SEX],
+    &[CITIZENSHIP],
+    &[GENETIC],
+    &[BIOMETRIC],
+    &[GEOLOCATION],
+    &[GOVERNMENT_ID],
+    &[FINANCIAL],
+    &[UNION],
+    &[COMMUNICATIONS],
+];
+const USNAT_SENSITIVE_V2: &[&[&str]] = &[
+    &[RACE],
+    &[RELIGION],
+    &[HEALTH],
+    &[SEX],
+    &[CITIZENSHIP],
+    &[GENETIC],
+    &[BIOMETRIC],
+    &[GEOLOCATION],
+    &[GOVERNMENT_ID],
+    &[FINANCIAL],
+    &[UNION],
+    &[COMMUNICATIONS],
+    &[CONSUMER_HEALTH],
+    &[CRIME_VICTIM],
+    &[NATIONAL_ORIGIN],
+    &[TRANS],
+];
+const VA_SENSITIVE: &[&[&str]] = &[
+    &[RACE],
+    &[RELIGION],
+    &[HEALTH],
+    &[SEX],
+    &[CITIZENSHIP],
+    &[GENETIC],
+    &[BIOMETRIC],
+    &[GEOLOCATION],
+];
+
+const LAYOUTS: &[Layout] = &[
+    Layout {
+        name: "usnat",
+        id: 7,
+        jurisdiction: "US",
+        version: 1,
+        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2, "SharingOptOutNotice": N2,
+            "TargetedAdvertisingOptOutNotice": N2, "SensitiveDataProcessingOptOutNotice": N2,
+            "SensitiveDataLimitUseNotice": N2, "SaleOptOut": N2, "SharingOptOut": N2,
+            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(12),
+            "KnownChildSensitiveDataConsents": Width::List(2), "PersonalDataConsents": N2; mspa),
+        sensitive_opt_in: true,
+        sensitive: USNAT_SENSITIVE_V1,
+        gpc: true,
+    },
+    Layout {
+        name: "usnat",
+        id: 7,
+        jurisdiction: "US",
+        version: 2,
+        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2, "SharingOptOutNotice": N2,
+            "TargetedAdvertisingOptOutNotice": N2, "SensitiveDataProcessingOptOutNotice": N2,
+            "SensitiveDataLimitUseNotice": N2, "SaleOptOut": N2, "SharingOptOut": N2,
+            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(16),
+            "KnownChildSensitiveDataConsents": Width::List(3), "PersonalDataConsents": N2; mspa),
+        sensitive_opt_in: true,
+        sensitive: USNAT_SENSITIVE_V2,
+        gpc: true,
+    },
+    Layout {
+        name: "usca",
+        id: 8,
+        jurisdiction: "US-CA",
+        version: 1,
+        fields: fields!("SaleOptOutNotice": N2, "SharingOptOutNotice": N2,
+            "SensitiveDataLimitUseNotice": N2, "SaleOptOut": N2, "SharingOptOut": N2,
+            "SensitiveDataProcessing": Width::List(9),
+            "KnownChildSensitiveDataConsents": Width::List(2), "PersonalDataConsents": N2; mspa),
+        sensitive_opt_in: false,
+        sensitive: &[
+            &[GOVERNMENT_ID],
+            &[FINANCIAL],
+            &[GEOLOCATION],
+            &[RACE, RELIGION, UNION],
+            &[COMMUNICATIONS],
+            &[GENETIC],
+            &[BIOMETRIC],
+            &[HEALTH],
+            &[SEX],
+        ],
+        gpc: true,
+    },
+    Layout {
+        name: "usva",
+        id: 9,
+        jurisdiction: "US-VA",
+        version: 1,
+        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2,
+            "TargetedAdvertisingOptOutNotice": N2, "SaleOptOut": N2,
+            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(8),
+            "KnownChildSensitiveDataConsents": N2; mspa),
+        sensitive_opt_in: true,
+        sensitive: VA_SENSITIVE,
+        gpc: false,
+    },
+    Layout {
+        name: "usco",
+        id: 10,
+        jurisdiction: "US-CO",
+        version: 1,
+        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2,
+            "TargetedAdvertisingOptOutNotice": N2, "SaleOptOut": N2,
+            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(7),
+            "KnownChildSensitiveDataConsents": N2; mspa),
+        sensitive_opt_in: true,
+        sensitive: &[
+            &[RACE],
+            &[RELIGION],
+            &[HEALTH],
+            &[SEX],
+            &[CITIZENSHIP],
+            &[GENETIC],
+            &[BIOMETRIC],
+        ],
+        gpc: true,
+    },
+    Layout {
+        name: "usut",
+        id: 11,
+        jurisdiction: "US-UT",
+        version: 1,
+        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2,
+            "TargetedAdvertisingOptOutNotice": N2, "SensitiveDataProcessingOptOutNotice": N2,
+            "SaleOptOut": N2, "TargetedAdvertisingOptOut": N2,
+            "SensitiveDataProcessing": Width::List(8), "KnownChildSensitiveDataConsents": N2; mspa),
+        sensitive_opt_in: false,
+        sensitive: &[
+            &[RACE],
+            &[RELIGION],
+            &[SEX],
+            &[CITIZENSHIP],
+            &[HEALTH],
+            &[GENETIC],
+            &[BIOMETRIC],
+            &[GEOLOCATION],
+        ],
+        gpc: false,
+    },
+    Layout {
+        name: "usct",
+        id: 12,
+        jurisdiction: "US-CT",
+        version: 1,
+        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2,
+            "TargetedAdvertisingOptOutNotice": N2, "SaleOptOut": N2,
+            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(8),
+            "KnownChildSensitiveDataConsents": Width::List(3); mspa),
+        sensitive_opt_in: true,
+        sensitive: VA_SENSITIVE,
+        gpc: true,
+    },
+];
+
+/// A decoded US section (`usnat` or a state section).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsSection {
+    /// Section name (`usnat`, `usca`, …).
+    pub name: &'static str,
+    /// Section id.
+    pub id: u16,
+    /// Jurisdiction the section speaks for (`US`, `US-CA`, …).
+    pub jurisdiction: &'static str,
+    /// Section version.
+    pub version: u8,
+    /// Every core-segment field by its specification name; 2-bit fields
+    /// are 0 not applicable, 1 opted out / no consent / notice provided,
+    /// 2 did not opt out / consent / notice not provided.
+    pub fields: Vec<(&'static str, Vec<u8>)>,
+    /// The GPC sub-segment, when present.
+    pub gpc: Option<bool>,
+}
+
+impl UsSection {
+    /// The value(s) of a core-segment field, by its specification name.
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    fn one(&self, name: &str) -> u8 {
+        self.field(name)
+            .and_then(|v| v.first())
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One section of a GPP string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GppSection {
+    /// 2 `tcfeuv2`: an EU TC string (core segment decoded).
+    TcfEuV2(Box<crate::domain::consent::tcf::TcString>),
+    /// 6 `uspv1`: the legacy US Privacy string (`1YNN`): version, notice,
+    /// opt-out of sale, LSPA covered (`Y`, `N` or `-`).
+    UsPrivacy {
+        /// Notice given.
+        notice: char,
+        /// Opted out of sale.
+        opt_out_sale: char,
+        /// Covered by the LSPA.
+        lspa: char,
+    },
+    /// 7–12: `usnat` and the state sections.
+    Us(UsSection),
+    /// A section this build does not read (kept so the caller can see it).
+    Unsupported(u16),
+}
+
+/// A decoded GPP string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GppString {
+    /// The header.
+    pub header: GppHeader,
+    /// The sections, in header order.
+    pub sections: Vec<GppSection>,
+}
+
+/// Decodes a whole GPP string: the header and every section this build
+/// reads; any malformed supported section is an error naming it.
+///
+/// ```
+/// use lethedb::gpp::{decode, GppSection};
+/// // usca: every notice given, every opt-out taken (IAB test data).
+/// let g = decode("DBABBg~BVVVVVVY")?;
+/// let GppSection::Us(ca) = &g.sections[0] else { panic!() };
+/// assert_eq!((ca.name, ca.field("SaleOptOut")), ("usca", Some(&[1u8][..])));
+/// Ok::<_, lethedb::Error>(())
+/// ```
+pub fn decode(gpp: &str) -> Result<GppString> {
+    let gpp = gpp.trim();
+    if gpp.len() > MAX_LEN {
+        return Err(bad(format!("longer than {MAX_LEN} bytes")));
+    }
+    let header = decode_header(gpp)?;
+    let sections = header
+        .section_ids
+        .iter()
+        .zip(gpp.split('~').skip(1))
+        .map(|(&id, text)| decode_section(id, text))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(GppString { header, sections })
+}
+
+/// Longest GPP string accepted (a consent record's proof holds it).
+pub const MAX_LEN: usize = 4096;
+
+fn decode_section(id: u16, text: &str) -> Result<GppSection> {
+    match id {
+        2 => crate::domain::consent::tcf::decode(text)
+            .map(|t| GppSection::TcfEuV2(Box::new(t)))
+            .map_err(|e| bad(format!("section tcfeuv2: {e}"))),
+        6 => decode_usp(text),
+        7..=12 => decode_us(id, text).map(GppSection::Us),
+        other => Ok(GppSection::Unsupported(other)),
+    }
+}
+
+fn decode_usp(text: &str) -> Result<GppSection> {
+    let c: Vec<char> = text.chars().collect();
+    let flag = |i: usize| {
+        c.get(i)
+            .copied()
+            .filter(|x| matches!(x, 'Y' | 'N' | '-'))
+            .ok_or_else(|| bad(format!("section uspv1: character {i} is not Y, N or -")))
+    };
+    if c.len() != 4 || c[0] != '1' {
+        return Err(bad(
+            "section uspv1: not a version-1 US Privacy string of 4 characters",
+        ));
+    }
+    Ok(GppSection::UsPrivacy {
+        notice: flag(1)?,
+        opt_out_sale: flag(2)?,
+        lspa: flag(3)?,
+    })
+}
+
+fn decode_us(id: u16, text: &str) -> Result<UsSection> {
+    let mut segments = text.split('.');
+    let core = segments.next().unwrap_or_default();
+    let section_name = LAYOUTS
+        .iter()
+        .find(|l| l.id == id)
+        .map(|l| l.name)
+        .unwrap_or("us");
+    let what = |f: &str| format!("section {section_name}: {f}");
+    let mut s = Sextets::new(core, &what("core"))?;
+    let version = s.int(6, &what("Version"))?;
+    // usnat: the layout follows the length, not the Version field (IAB's
+    // encoders write Version 1 with the 16-category layout): 60 or 66 bits
+    // (10 or 11 characters) are the 12-category layout, anything else the
+    // 16-category one — as the IAB Java and JS libraries decode it.
+    let layout_version = match (id, core.len()) {
+        (7, 10 | 11) => 1,
+        (7, _) => 2,
+        _ => version,
+    };
+    if id == 7 && !(1..=2).contains(&version) {
+        return Err(bad(what(&format!("version {version} is not supported"))));
+    }
+    let layout = LAYOUTS
+        .iter()
+        .find(|l| l.id == id && l.version == layout_version)
+        .ok_or_else(|| bad(what(&format!("version {version} is not supported"))))?;
+    let mut fields = Vec::with_capacity(layout.fields.len());
+    fields.push(("Version", vec![version as u8]));
+    for (name, width) in &layout.fields[1..] {
+        let values = match width {
+            Width::Int(n) => vec![s.int(*n, &what(name))? as u8],
+            Width::List(n) => (0..*n)
+                .map(|_| s.int(2, &what(name)).map(|v| v as u8))
+                .collect::<Result<Vec<u8>>>()?,
+        };
+        if matches!(width, Width::List(_) | Width::Int(2)) && values.contains(&3) {
+            return Err(bad(what(&format!("{name} holds the reserved value 3"))));
+        }
+        fields.push((*name, values));
+    }
+    let mut gpc = None;
+    for (i, seg) in segments.enumerate() {
+        let mut t = Sextets::new(seg, &what(&format!("sub-segment {}", i + 1)))?;
+        match t.int(2, &what("SubsectionType"))? {
+            1 if layout.gpc => gpc = Some(t.bit(&what("Gpc"))?),
+            // Sub-segment types this section does not define are skipped.
+            _ => {}
+        }
+    }
+    Ok(UsSection {
+        name: layout.name,
+        id,
+        jurisdiction: layout.jurisdiction,
+        version: version as u8,
+        fields,
+        gpc,
+    })
+}
+
+/// What one section says about one purpose: opted out (or no consent),
+/// or not opted out (or consent).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Say {
+    Allows,
+    Refuses,
+}
+
+fn say(v: u8) -> Option<Say> {
+    match v {
+        1 => Some(Say::Refuses),
+        2 => Some(Say::Allows),
+        _ => None,
+    }
+}
+
+/// (purpose, verdict, opt-in, section) of every statement a GPP string
+/// makes, in section order.
+fn statements(g: &GppString) -> Vec<(&'static str, Say, bool, &'static str, &'static str)> {
+    let mut out = Vec::new();
+    for section in &g.sections {
+        match section {
+            GppSection::Us(u) => {
+                let layout = LAYOUTS.iter().find(|l| {
+                    l.id == u.id
+                        && u.field("SensitiveDataProcessing").map(<[u8]>::len)
+                            == l.fields.iter().find_map(|(n, w)| match w {
+                                Width::List(k) if *n == "SensitiveDataProcessing" => Some(*k),
+                                _ => None,
+                            })
+                });
+                let Some(layout) = layout else { continue };
+                let sale = say(u.one("SaleOptOut"));
+                let sharing = say(u.one("SharingOptOut"));
+                let ads = say(u.one("TargetedAdvertisingOptOut"));
+                let gpc = (u.gpc == Some(true)).then_some(Say::Refuses);
+                let mut push = |p: &'static str, s: Option<Say>, opt_in: bool| {
+                    if let Some(s) = s {
+                        out.push((p, s, opt_in, u.name, u.jurisdiction));
+                    }
+                };
+                // Sale and sharing are one purpose; CPRA "sharing" is
+                // cross-context behavioural advertising, so a sharing
+                // opt-out also refuses targeted advertising. GPC refuses both.
+                for s in [sale, sharing, gpc] {
+                    push("sale_or_share", s, false);
+                }
+                for s in [ads, sharing.filter(|s| *s == Say::Refuses), gpc] {
+                    push("ads_targeting", s, false);
+                }
+                let values = u.field("SensitiveDataProcessing").unwrap_or_default();
+                for (v, purposes) in values.iter().zip(layout.sensitive) {
+                    for p in *purposes {
+                        push(p, say(*v), layout.sensitive_opt_in);
+                    }
+                }
+            }
+            GppSection::UsPrivacy { opt_out_sale, .. } => {
+                let s = match opt_out_sale {
+                    'Y' => Some(Say::Refuses),
+                    'N' => Some(Say::Allows),
+                    _ => None,
+                };
+                if let Some(s) = s {
+                    out.push(("sale_or_share", s, false, "uspv1", "US-CA"));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Consent records a GPP string implies, one per purpose, with the string
+/// as proof: a purpose any section refuses is `denied` (the section that
+/// refused gives source and jurisdiction), else `granted` — legal basis
+/// `consent` where the law is opt-in (sensitive data in VA, CO, CT),
+/// `legitimate_interests` where it is opt-out ("did not opt out" is not
+/// consent). `tcfeuv2` adds the TCF records (`tcf:1`…`tcf:11`). Sections
+/// that say nothing (value 0, "not applicable") add nothing.
+pub(crate) fn records_from_gpp(g: &GppString, text: &str, at: Timestamp) -> Vec<ConsentRecord> {
+    let mut out: Vec<ConsentRecord> = Vec::new();
+    for s in &g.sections {
+        if let GppSection::TcfEuV2(tc) = s {
+            out.extend(records_from_tcf(tc, text));
+        }
+    }
+    let mut decided: BTreeMap<&'static str, (Say, bool, &'static str, &'static str)> =
+        BTreeMap::new();
+    for (p, s, opt_in, name, j) in statements(g) {
+        let e = decided.entry(p).or_insert((s, opt_in, name, j));
+        if s == Say::Refuses && e.0 == Say::Allows {
+            *e = (s, opt_in, name, j);
+        }
+    }
+    for (p, (s, opt_in, name, j)) in decided {
+        let (status, basis) = match (s, opt_in) {
+            (Say::Refuses, _) => (ConsentStatus::Denied, LegalBasis::Consent),
+            (Say::Allows, true) => (ConsentStatus::Granted, LegalBasis::Consent),
+            (Say::Allows, false) => (ConsentStatus::Granted, LegalBasis::LegitimateInterests),
+        };
+        out.push(
+            ConsentRecord::new(p, status)
+                .legal_basis(basis)
+                .at(at)
+                .source(format!("gpp:{name}"))
+                .jurisdiction(j)
+                .proof(text.trim()),
+        );
+    }
+    out
+}
+
+/// Records of a Global Privacy Control signal: opt-out of sale and
+/// sharing (`sale_or_share` and `ads_targeting` denied, source `gpc`).
+pub(crate) fn records_from_gpc(at: Timestamp, proof: Option<&str>) -> Vec<ConsentRecord> {
+    ["ads_targeting", "sale_or_share"]
+        .into_iter()
+        .map(|p| {
+            let r = ConsentRecord::new(p, ConsentStatus::Denied)
+                .at(at)
+                .source("gpc");
+            match proof {
+                Some(text) => r.proof(text),
+                None => r.proof("Sec-GPC: 1"),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

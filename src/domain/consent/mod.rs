@@ -9,7 +9,9 @@
 //!
 //! Files: `record` (the API's types), `sealed` (records on disk and their
 //! index entries), `operations` (the API's consent calls), `lifecycle`
-//! (merge, unmerge, erasure, re-keying), `tcf` (the TC string decoder).
+//! (merge, unmerge, erasure, re-keying), `tcf` (the TC string decoder),
+//! `gpp` (GPP strings and the records they imply), `views` (vendor
+//! decisions and Consent Mode v2 signals).
 
 pub mod gpp;
 mod lifecycle;
@@ -17,6 +19,7 @@ mod operations;
 mod record;
 mod sealed;
 pub mod tcf;
+mod views;
 
 pub use record::{
     purpose_order, ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags, PurposeRead,
@@ -33,3 +36,5 @@ pub(crate) use operations::{
 };
 pub(crate) use record::records_from_tcf;
 pub(crate) use sealed::{load_states, stage_records, States};
+pub(crate) use views::{consent_mode, vendor};
+pub use views::{ConsentMode, ConsentModeMapping, VendorDecision};

@@ -91,7 +91,11 @@ pub(crate) fn record(
 /// new key generation (`Decrypt`). Such a read is tried again, the last
 /// time under the profile's stripe lock, which every writer of the profile
 /// holds: a mismatch that survives that is what it says.
-fn consistent<T>(db: &Engine, id: &ProfileId, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+pub(super) fn consistent<T>(
+    db: &Engine,
+    id: &ProfileId,
+    mut read: impl FnMut() -> Result<T>,
+) -> Result<T> {
     for _ in 0..2 {
         match read() {
             Err(Error::Integrity { .. } | Error::Decrypt { .. }) => {}
@@ -129,16 +133,25 @@ pub(crate) fn current_one(
     // No field is opened: the record's tag (checked at load) authenticates
     // the consent anchors.
     consistent(db, id, || {
-        let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
-        let key = (w.id, purpose_tag(db, purpose)?);
-        match db.store.get::<ConsentCurrent>(&key)? {
-            Some(s) => Ok(Some(open(db, &w, b'c', &body(&key), &s)?)),
-            None => {
-                check_absent(&w, &key.1)?;
-                Ok(None)
-            }
-        }
+        current_of(
+            db,
+            &profiles::load_active_fields(db, id, profiles::Fields::Lazy)?,
+            purpose,
+        )
     })
+}
+
+/// The current record of `purpose` of a loaded profile, checked against
+/// the profile record's anchor (a missing one must be absent there too).
+pub(super) fn current_of(db: &Engine, w: &Working, purpose: &str) -> Result<Option<ConsentRecord>> {
+    let key = (w.id, purpose_tag(db, purpose)?);
+    match db.store.get::<ConsentCurrent>(&key)? {
+        Some(s) => Ok(Some(open(db, w, b'c', &body(&key), &s)?)),
+        None => {
+            check_absent(w, &key.1)?;
+            Ok(None)
+        }
+    }
 }
 
 fn own_history(db: &Engine, w: &Working) -> Result<Vec<ConsentRecord>> {
@@ -268,7 +281,7 @@ fn recheck_grant(db: &Engine, tag: &[u8; 8], id: &ProfileId, now: Timestamp) -> 
 }
 
 /// Reads the restriction / objection flags of a loaded profile.
-fn flags_of(db: &Engine, w: &Working) -> Result<ProcessingFlags> {
+pub(super) fn flags_of(db: &Engine, w: &Working) -> Result<ProcessingFlags> {
     let Some(fid) = db.registry.id(PROCESSING_FIELD) else {
         return Ok(ProcessingFlags::default());
     };
@@ -315,14 +328,7 @@ fn read_for_purpose_once(db: &Engine, id: &ProfileId, purpose: &str) -> Result<P
     let w = profiles::load_active_fields(db, id, profiles::Fields::Lazy)?;
     let schema = db.schema_snapshot();
     let flags = flags_of(db, &w)?;
-    let key = (w.id, purpose_tag(db, purpose)?);
-    let state = match db.store.get::<ConsentCurrent>(&key)? {
-        Some(s) => Some(open(db, &w, b'c', &body(&key), &s)?),
-        None => {
-            check_absent(&w, &key.1)?;
-            None
-        }
-    };
+    let state = current_of(db, &w, purpose)?;
     let now = Timestamp::now();
     let mut out = PurposeRead {
         profile_id: w.id,

@@ -15,7 +15,8 @@ pub(crate) const CONSENT_FIELD: &str = "$consent";
 /// Reserved field holding the restriction / objection flags.
 pub(crate) const PROCESSING_FIELD: &str = "$processing";
 
-/// The 11 IAB TCF v2.2 purposes and the built-in marketing purposes.
+/// The 11 IAB TCF v2.2 purposes, the built-in marketing purposes, and the
+/// sensitive-data categories of the US privacy laws (GPP sections).
 pub const BUILTIN_PURPOSES: &[&str] = &[
     "tcf:1",
     "tcf:2",
@@ -34,6 +35,22 @@ pub const BUILTIN_PURPOSES: &[&str] = &[
     "personalization",
     "ads_targeting",
     "sale_or_share",
+    "sensitive:racial_or_ethnic_origin",
+    "sensitive:religious_beliefs",
+    "sensitive:health",
+    "sensitive:sex_life_or_orientation",
+    "sensitive:citizenship_or_immigration",
+    "sensitive:genetic",
+    "sensitive:biometric",
+    "sensitive:precise_geolocation",
+    "sensitive:government_id",
+    "sensitive:financial_account",
+    "sensitive:union_membership",
+    "sensitive:communications_contents",
+    "sensitive:consumer_health",
+    "sensitive:crime_victim_status",
+    "sensitive:national_origin",
+    "sensitive:transgender_or_nonbinary",
 ];
 
 /// Status of a consent record.

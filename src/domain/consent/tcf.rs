@@ -8,7 +8,10 @@
 //! legitimate interests 24, purpose one treatment 1, publisher country 12,
 //! then the vendor consent section: max vendor id 16, is range encoding 1,
 //! and either a bitfield of max-vendor-id bits or num entries 12 followed by
-//! entries (is range 1, start 16, end 16 when a range).
+//! entries (is range 1, start 16, end 16 when a range); the vendor
+//! legitimate-interest section, encoded the same way; and the publisher
+//! restrictions: num 12, then per restriction purpose 6, type 2 and a
+//! range section (num entries 12, entries as above).
 
 use std::collections::BTreeSet;
 
@@ -54,6 +57,59 @@ pub struct TcString {
     pub max_vendor_id: u16,
     /// Vendors consented to.
     pub vendor_consents: BTreeSet<u16>,
+    /// Vendors whose legitimate interest the user did not object to.
+    pub vendor_legitimate_interests: BTreeSet<u16>,
+    /// Publisher restrictions: per purpose, a restriction type for a set
+    /// of vendors.
+    pub publisher_restrictions: Vec<PublisherRestriction>,
+}
+
+/// A publisher restriction of a TC string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublisherRestriction {
+    /// The purpose restricted (1-based).
+    pub purpose: u8,
+    /// 0 purpose flatly not allowed, 1 consent required, 2 legitimate
+    /// interest required.
+    pub kind: u8,
+    /// The vendors it applies to.
+    pub vendors: BTreeSet<u16>,
+}
+
+impl TcString {
+    /// Whether vendor `vendor` may process for TCF purpose `purpose` under
+    /// this string alone, and on which basis: purpose consent and vendor
+    /// consent, or purpose legitimate interest and vendor legitimate
+    /// interest (never for purposes 1, 3, 4, 5 and 6, which TCF v2.2 allows
+    /// only on consent), after the publisher's restrictions for that
+    /// vendor and purpose (type 0 forbids, 1 requires consent, 2
+    /// legitimate interest).
+    ///
+    /// ```
+    /// let tc = lethedb::tcf::decode("CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA")?;
+    /// assert_eq!(tc.vendor_basis(1, 1), None);
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn vendor_basis(&self, vendor: u16, purpose: u8) -> Option<crate::LegalBasis> {
+        let restriction = self
+            .publisher_restrictions
+            .iter()
+            .find(|r| r.purpose == purpose && r.vendors.contains(&vendor))
+            .map(|r| r.kind);
+        let consent = restriction != Some(2)
+            && self.purpose_consents.contains(&purpose)
+            && self.vendor_consents.contains(&vendor);
+        let li = restriction != Some(1)
+            && !matches!(purpose, 1 | 3..=6)
+            && self.purpose_legitimate_interests.contains(&purpose)
+            && self.vendor_legitimate_interests.contains(&vendor);
+        match restriction {
+            Some(0) => None,
+            _ if consent => Some(crate::LegalBasis::Consent),
+            _ if li => Some(crate::LegalBasis::LegitimateInterests),
+            _ => None,
+        }
+    }
 }
 
 fn bad(reason: impl Into<String>) -> Error {
@@ -125,6 +181,45 @@ impl Bits<'_> {
         Ok(out)
     }
 
+    /// A vendor section: max vendor id, then a bitfield or ranges.
+    fn vendors(&mut self, what: &str) -> Result<(u16, BTreeSet<u16>)> {
+        let max = self.take(16, what)? as u16;
+        if self.flag(what)? {
+            Ok((max, self.ranges(what, max)?))
+        } else {
+            let mut out = BTreeSet::new();
+            for id in 1..=max {
+                if self.flag(what)? {
+                    out.insert(id);
+                }
+            }
+            Ok((max, out))
+        }
+    }
+
+    /// Num entries (12 bits), then per entry: is range 1, start 16, end 16
+    /// when a range; every id within `1..=max`.
+    fn ranges(&mut self, what: &str, max: u16) -> Result<BTreeSet<u16>> {
+        let mut out = BTreeSet::new();
+        let entries = self.take(12, what)?;
+        for _ in 0..entries {
+            let is_range = self.flag(what)?;
+            let start = self.take(16, what)? as u16;
+            let end = if is_range {
+                self.take(16, what)? as u16
+            } else {
+                start
+            };
+            if start == 0 || end < start || end > max {
+                return Err(bad(format!(
+                    "{what}: range {start}-{end} outside 1..={max}"
+                )));
+            }
+            out.extend(start..=end);
+        }
+        Ok(out)
+    }
+
     fn letters(&mut self, what: &str) -> Result<String> {
         let a = self.take(6, what)?;
         let b = self.take(6, what)?;
@@ -178,31 +273,22 @@ pub fn decode(s: &str) -> Result<TcString> {
     let purpose_legitimate_interests = b.set(24, "purpose legitimate interests")?;
     let purpose_one_treatment = b.flag("purpose one treatment")?;
     let publisher_country = b.letters("publisher country")?;
-    let max_vendor_id = b.take(16, "max vendor id")? as u16;
-    let mut vendor_consents = BTreeSet::new();
-    if b.flag("vendor encoding type")? {
-        let entries = b.take(12, "vendor range entries")?;
-        for _ in 0..entries {
-            let is_range = b.flag("vendor range kind")?;
-            let start = b.take(16, "vendor id")? as u16;
-            let end = if is_range {
-                b.take(16, "vendor range end")? as u16
-            } else {
-                start
-            };
-            if start == 0 || end < start || end > max_vendor_id {
-                return Err(bad(format!(
-                    "vendor range {start}-{end} outside 1..={max_vendor_id}"
-                )));
-            }
-            vendor_consents.extend(start..=end);
+    let (max_vendor_id, vendor_consents) = b.vendors("vendor consents")?;
+    let (_, vendor_legitimate_interests) = b.vendors("vendor legitimate interests")?;
+    let restrictions = b.take(12, "publisher restrictions")?;
+    let mut publisher_restrictions = Vec::new();
+    for _ in 0..restrictions {
+        let purpose = b.take(6, "restricted purpose")? as u8;
+        let kind = b.take(2, "restriction type")? as u8;
+        if kind == 3 {
+            return Err(bad("publisher restriction type 3 is reserved"));
         }
-    } else {
-        for id in 1..=max_vendor_id {
-            if b.flag("vendor consent bits")? {
-                vendor_consents.insert(id);
-            }
-        }
+        let vendors = b.ranges("restricted vendors", u16::MAX)?;
+        publisher_restrictions.push(PublisherRestriction {
+            purpose,
+            kind,
+            vendors,
+        });
     }
     Ok(TcString {
         version,
@@ -223,5 +309,7 @@ pub fn decode(s: &str) -> Result<TcString> {
         publisher_country,
         max_vendor_id,
         vendor_consents,
+        vendor_legitimate_interests,
+        publisher_restrictions,
     })
 }
