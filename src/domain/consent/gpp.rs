@@ -188,6 +188,18 @@ macro_rules! fields {
     };
 }
 
+/// usnat's core segment: 12 or 16 sensitive categories, 2 or 3
+/// known-child consents (versions 1 and 2).
+macro_rules! usnat_fields {
+    ($sensitive:expr, $child:expr) => {
+        fields!("SharingNotice": N2, "SaleOptOutNotice": N2, "SharingOptOutNotice": N2,
+            "TargetedAdvertisingOptOutNotice": N2, "SensitiveDataProcessingOptOutNotice": N2,
+            "SensitiveDataLimitUseNotice": N2, "SaleOptOut": N2, "SharingOptOut": N2,
+            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List($sensitive),
+            "KnownChildSensitiveDataConsents": Width::List($child), "PersonalDataConsents": N2; mspa)
+    };
+}
+
 const RACE: &str = "sensitive:racial_or_ethnic_origin";
 const RELIGION: &str = "sensitive:religious_beliefs";
 const HEALTH: &str = "sensitive:health";
@@ -225,20 +237,6 @@ pub const SENSITIVE_PURPOSES: &[&str] = &[
     TRANS,
 ];
 
-const USNAT_SENSITIVE_V1: &[&[&str]] = &[
-    &[RACE],
-    &[RELIGION],
-    &[HEALTH],
-    &[SEX],
-    &[CITIZENSHIP],
-    &[GENETIC],
-    &[BIOMETRIC],
-    &[GEOLOCATION],
-    &[GOVERNMENT_ID],
-    &[FINANCIAL],
-    &[UNION],
-    &[COMMUNICATIONS],
-];
 const USNAT_SENSITIVE_V2: &[&[&str]] = &[
     &[RACE],
     &[RELIGION],
@@ -257,16 +255,10 @@ const USNAT_SENSITIVE_V2: &[&[&str]] = &[
     &[NATIONAL_ORIGIN],
     &[TRANS],
 ];
-const VA_SENSITIVE: &[&[&str]] = &[
-    &[RACE],
-    &[RELIGION],
-    &[HEALTH],
-    &[SEX],
-    &[CITIZENSHIP],
-    &[GENETIC],
-    &[BIOMETRIC],
-    &[GEOLOCATION],
-];
+/// The first eight usnat categories are Virginia's (and Connecticut's),
+/// the first seven Colorado's, the first twelve usnat version 1's.
+const VA_SENSITIVE: &[&[&str]] = USNAT_SENSITIVE_V2.split_at(8).0;
+const USNAT_SENSITIVE_V1: &[&[&str]] = USNAT_SENSITIVE_V2.split_at(12).0;
 
 const LAYOUTS: &[Layout] = &[
     Layout {
@@ -274,11 +266,7 @@ const LAYOUTS: &[Layout] = &[
         id: 7,
         jurisdiction: "US",
         version: 1,
-        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2, "SharingOptOutNotice": N2,
-            "TargetedAdvertisingOptOutNotice": N2, "SensitiveDataProcessingOptOutNotice": N2,
-            "SensitiveDataLimitUseNotice": N2, "SaleOptOut": N2, "SharingOptOut": N2,
-            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(12),
-            "KnownChildSensitiveDataConsents": Width::List(2), "PersonalDataConsents": N2; mspa),
+        fields: usnat_fields!(12, 2),
         sensitive_opt_in: true,
         sensitive: USNAT_SENSITIVE_V1,
         gpc: true,
@@ -288,11 +276,7 @@ const LAYOUTS: &[Layout] = &[
         id: 7,
         jurisdiction: "US",
         version: 2,
-        fields: fields!("SharingNotice": N2, "SaleOptOutNotice": N2, "SharingOptOutNotice": N2,
-            "TargetedAdvertisingOptOutNotice": N2, "SensitiveDataProcessingOptOutNotice": N2,
-            "SensitiveDataLimitUseNotice": N2, "SaleOptOut": N2, "SharingOptOut": N2,
-            "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(16),
-            "KnownChildSensitiveDataConsents": Width::List(3), "PersonalDataConsents": N2; mspa),
+        fields: usnat_fields!(16, 3),
         sensitive_opt_in: true,
         sensitive: USNAT_SENSITIVE_V2,
         gpc: true,
@@ -343,15 +327,7 @@ const LAYOUTS: &[Layout] = &[
             "TargetedAdvertisingOptOut": N2, "SensitiveDataProcessing": Width::List(7),
             "KnownChildSensitiveDataConsents": N2; mspa),
         sensitive_opt_in: true,
-        sensitive: &[
-            &[RACE],
-            &[RELIGION],
-            &[HEALTH],
-            &[SEX],
-            &[CITIZENSHIP],
-            &[GENETIC],
-            &[BIOMETRIC],
-        ],
+        sensitive: USNAT_SENSITIVE_V2.split_at(7).0,
         gpc: true,
     },
     Layout {
