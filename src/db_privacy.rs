@@ -42,16 +42,7 @@ impl Db {
         gpp: &str,
         at: Timestamp,
     ) -> Result<Vec<ConsentRecord>> {
-        let _tree = self.engine.keys.shared();
-        let decoded = consent::gpp::decode(gpp)?;
-        let records = consent::gpp::records_from_gpp(&decoded, gpp, at);
-        if records.is_empty() {
-            return Err(crate::Error::InvalidGppString(format!(
-                "no section this build maps to consent (sections {:?})",
-                decoded.header.section_ids
-            )));
-        }
-        consent::record(&self.engine, id, &records)
+        self.record_us_signals(id, Some(gpp), false, at)
     }
 
     /// Records a Global Privacy Control signal (`Sec-GPC: 1`, or
@@ -69,8 +60,34 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn record_gpc(&self, id: &ProfileId, at: Timestamp) -> Result<Vec<ConsentRecord>> {
+        self.record_us_signals(id, None, true, at)
+    }
+
+    /// A GPP string and/or a GPC signal collected together, recorded in one
+    /// atomic write (one record per purpose; GPC's opt-out replaces what
+    /// the GPP string says of sale and sharing). Nothing is written when
+    /// the GPP string is bad.
+    pub fn record_us_signals(
+        &self,
+        id: &ProfileId,
+        gpp: Option<&str>,
+        gpc: bool,
+        at: Timestamp,
+    ) -> Result<Vec<ConsentRecord>> {
+        let records = consent::gpp::signal_records(gpp, gpc, at)?;
+        if records.is_empty() {
+            return Err(match gpp {
+                Some(text) => crate::Error::InvalidGppString(format!(
+                    "no section this build maps to consent (sections {:?})",
+                    consent::gpp::decode_header(text)?.section_ids
+                )),
+                None => crate::Error::InvalidInput(
+                    "no signal given (neither a GPP string nor GPC)".into(),
+                ),
+            });
+        }
         let _tree = self.engine.keys.shared();
-        consent::record(&self.engine, id, &consent::gpp::records_from_gpc(at, None))
+        consent::record(&self.engine, id, &records)
     }
 
     /// May TCF vendor `vendor` (GVL id) process this profile for TCF

@@ -14,6 +14,13 @@
 //!   (`advertising` → `ads_targeting`, `analytics`, `personalization`,
 //!   `email` → `email_marketing`, `sms` → `sms_marketing`, `sale_or_share`);
 //!   others become `segment:<Category>`.
+//! * On any call, `context.gpp` (an IAB GPP string, OpenRTB's name for it)
+//!   and `context.gpc` (`true` when the browser sent Global Privacy
+//!   Control) become the records [`crate::Db::record_us_signals`] writes
+//!   (`sale_or_share`, `ads_targeting`, `sensitive:*`, `tcf:*`), at the
+//!   call's `timestamp`. Where they and the category preferences speak of
+//!   one purpose, the refusal wins. A GPP string that does not decode
+//!   fails the call; one with no section lethedb maps adds nothing.
 
 use crate::domain::consent::{ConsentRecord, ConsentStatus};
 use crate::domain::identity::Identifier;
@@ -81,7 +88,8 @@ pub fn parse_event(schema: &Schema, line: &str) -> Result<Event> {
         None => None,
     };
     let message_id = opt_str(&v, "messageId")?;
-    let consents = category_preferences(&v, timestamp, message_id)?;
+    let mut consents = category_preferences(&v, timestamp, message_id)?;
+    us_signals(&v, timestamp, &mut consents)?;
     let user_id = opt_str(&v, "userId")?;
     let anonymous_id = opt_str(&v, "anonymousId")?;
     match kind {
@@ -216,6 +224,34 @@ fn category_preferences(
         out.push(r);
     }
     Ok(out)
+}
+
+/// `context.gpp` and `context.gpc` as records, merged into `out` (a
+/// refusal replaces a grant of the same purpose, never the reverse).
+fn us_signals(
+    v: &serde_json::Value,
+    timestamp: Option<Timestamp>,
+    out: &mut Vec<ConsentRecord>,
+) -> Result<()> {
+    let gpp = match v.pointer("/context/gpp") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(bad("context.gpp must be a string")),
+    };
+    let gpc = match v.pointer("/context/gpc") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => return Err(bad("context.gpc must be true or false")),
+    };
+    let at = timestamp.unwrap_or_else(Timestamp::now);
+    for r in crate::domain::consent::gpp::signal_records(gpp, gpc, at)? {
+        match out.iter_mut().find(|o| o.purpose == r.purpose) {
+            Some(o) if r.status != ConsentStatus::Granted => *o = r,
+            Some(_) => {}
+            None => out.push(r),
+        }
+    }
+    Ok(())
 }
 
 /// Applies one event; each event is one atomic write.

@@ -706,3 +706,62 @@ fn consent_mode_view_follows_the_documented_mapping() {
     assert_eq!(view.to_json(), serde_json::json!({"ad_storage": "granted"}));
     assert!(ConsentModeMapping::from_json(r#"{"signals": {"x": [[]]}}"#).is_err());
 }
+
+#[test]
+fn segment_events_carry_gpp_and_gpc_in_their_context() {
+    use lethedb::ingest::{apply_event, parse_event};
+    let (_d, db) = open();
+    let schema = lethedb::Schema::new();
+    // GPP says "did not opt out of sale", the category preferences grant
+    // advertising, GPC refuses both: the refusal wins, in one write.
+    let line = r#"{"type":"identify","userId":"u-1","timestamp":"2026-03-01T10:00:00Z",
+        "context":{"gpp":"DBABBg~BVqqqqpY","gpc":true,
+                   "consent":{"categoryPreferences":{"Advertising":true}}}}"#
+        .replace('\n', " ");
+    let out = apply_event(&db, parse_event(&schema, &line).unwrap()).unwrap();
+    let id = out.profile.unwrap();
+    for p in ["sale_or_share", "ads_targeting"] {
+        let r = db.consent(&id, p).unwrap().unwrap();
+        assert_eq!(
+            (r.status, r.source.as_str()),
+            (ConsentStatus::Denied, "gpc"),
+            "{p}"
+        );
+        assert_eq!(
+            r.timestamp,
+            Timestamp::parse_rfc3339("2026-03-01T10:00:00Z").unwrap()
+        );
+    }
+    let health = db.consent(&id, "sensitive:health").unwrap().unwrap();
+    assert_eq!(
+        (health.status, health.source.as_str()),
+        (ConsentStatus::Granted, "gpp:usca")
+    );
+    // Without GPC the GPP string alone decides.
+    let line = r#"{"type":"track","userId":"u-2","context":{"gpp":"DBABBg~BVVVVVVY"}}"#;
+    let id2 = apply_event(&db, parse_event(&schema, line).unwrap())
+        .unwrap()
+        .profile
+        .unwrap();
+    assert_eq!(
+        db.consent(&id2, "sale_or_share").unwrap().unwrap().source,
+        "gpp:usca"
+    );
+    for (line, want) in [
+        (
+            r#"{"type":"track","userId":"u","context":{"gpp":"DBABBg~BVV"}}"#,
+            "truncated",
+        ),
+        (
+            r#"{"type":"track","userId":"u","context":{"gpp":7}}"#,
+            "context.gpp must be a string",
+        ),
+        (
+            r#"{"type":"track","userId":"u","context":{"gpc":"1"}}"#,
+            "context.gpc must be",
+        ),
+    ] {
+        let e = parse_event(&schema, line).unwrap_err().to_string();
+        assert!(e.contains(want), "{line}: {e}");
+    }
+}

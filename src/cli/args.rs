@@ -273,6 +273,44 @@ pub(super) enum ConsentCmd {
         /// The TC string.
         tc_string: String,
     },
+    /// Decode a GPP string (and/or record a GPC signal) and record the
+    /// consent it implies; prints the records stored.
+    ImportGpp {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// A Global Privacy Control signal was seen (opt-out of sale and sharing).
+        #[arg(long)]
+        gpc: bool,
+        /// When it was collected, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The GPP string.
+        #[arg(required_unless_present = "gpc")]
+        gpp_string: Option<String>,
+    },
+    /// May TCF vendor V process the profile for purpose P? One JSON
+    /// decision per vendor and purpose.
+    Vendors {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// Comma-separated GVL vendor ids.
+        #[arg(long, value_delimiter = ',', required = true)]
+        vendor: Vec<u16>,
+        /// Comma-separated TCF purposes (default: 1 to 11).
+        #[arg(long, value_delimiter = ',')]
+        purpose: Vec<u8>,
+    },
+    /// Google Consent Mode v2 signals of the profile's current consent.
+    Mode {
+        /// Profile id.
+        #[arg(long)]
+        id: String,
+        /// A purpose mapping as JSON (default: docs/design.md, "Consent Mode v2").
+        #[arg(long)]
+        mapping: Option<std::path::PathBuf>,
+    },
     /// Print the ids of profiles with the purpose currently granted.
     Who {
         /// Purpose id.

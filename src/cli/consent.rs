@@ -82,6 +82,48 @@ pub(super) fn consent_cmd(db: &Db, cmd: &ConsentCmd) -> CliResult {
                 records.iter().map(ConsentRecord::to_json).collect(),
             ));
         }
+        ConsentCmd::ImportGpp {
+            id,
+            gpc,
+            at,
+            gpp_string,
+        } => {
+            let id: ProfileId = id.parse()?;
+            let when = ts(at)?.unwrap_or_else(Timestamp::now);
+            let records = db.record_us_signals(&id, gpp_string.as_deref(), *gpc, when)?;
+            print_json(&serde_json::Value::Array(
+                records.iter().map(ConsentRecord::to_json).collect(),
+            ));
+        }
+        ConsentCmd::Vendors {
+            id,
+            vendor,
+            purpose,
+        } => {
+            let id: ProfileId = id.parse()?;
+            let purposes: Vec<u8> = if purpose.is_empty() {
+                (1..=11).collect()
+            } else {
+                purpose.clone()
+            };
+            let mut out = Vec::new();
+            for v in vendor {
+                for p in &purposes {
+                    out.push(db.vendor_may_process(&id, *v, *p)?.to_json());
+                }
+            }
+            print_json(&serde_json::Value::Array(out));
+        }
+        ConsentCmd::Mode { id, mapping } => {
+            let mapping = match mapping {
+                Some(path) => lethedb::ConsentModeMapping::from_json(
+                    &std::fs::read_to_string(path)
+                        .map_err(|e| Failure::new(format!("reading the mapping: {e}")))?,
+                )?,
+                None => lethedb::ConsentModeMapping::default(),
+            };
+            print_json(&db.consent_mode(&id.parse()?, &mapping)?.to_json());
+        }
         ConsentCmd::Who { purpose } => {
             let ids: Vec<String> = db
                 .consented_profiles(purpose)?

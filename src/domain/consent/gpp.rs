@@ -668,19 +668,41 @@ pub(crate) fn records_from_gpp(g: &GppString, text: &str, at: Timestamp) -> Vec<
 
 /// Records of a Global Privacy Control signal: opt-out of sale and
 /// sharing (`sale_or_share` and `ads_targeting` denied, source `gpc`).
-pub(crate) fn records_from_gpc(at: Timestamp, proof: Option<&str>) -> Vec<ConsentRecord> {
+fn records_from_gpc(at: Timestamp) -> Vec<ConsentRecord> {
     ["ads_targeting", "sale_or_share"]
         .into_iter()
         .map(|p| {
-            let r = ConsentRecord::new(p, ConsentStatus::Denied)
+            ConsentRecord::new(p, ConsentStatus::Denied)
                 .at(at)
-                .source("gpc");
-            match proof {
-                Some(text) => r.proof(text),
-                None => r.proof("Sec-GPC: 1"),
-            }
+                .source("gpc")
+                .proof("Sec-GPC: 1")
         })
         .collect()
+}
+
+/// The records one collection of US signals implies: a GPP string (when
+/// given, decoded; a bad one is an error) and a GPC signal (when `gpc`),
+/// one record per purpose — GPC's refusal replaces what the GPP string
+/// says of the same purpose (GPC is the opt-out the law says to honour).
+/// A GPP string with no section this build maps gives no record.
+pub(crate) fn signal_records(
+    gpp: Option<&str>,
+    gpc: bool,
+    at: Timestamp,
+) -> Result<Vec<ConsentRecord>> {
+    let mut out = match gpp {
+        Some(text) => {
+            let decoded = decode(text)?;
+            records_from_gpp(&decoded, text, at)
+        }
+        None => Vec::new(),
+    };
+    if gpc {
+        let from_gpc = records_from_gpc(at);
+        out.retain(|r| !from_gpc.iter().any(|g| g.purpose == r.purpose));
+        out.extend(from_gpc);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
