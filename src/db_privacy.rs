@@ -7,8 +7,100 @@ use crate::db::Db;
 use crate::domain::consent::{
     self, ConsentMode, ConsentModeMapping, ConsentRecord, VendorDecision,
 };
-use crate::error::Result;
+use crate::domain::requests::{
+    self, Evidence, Hold, Request, RequestFilter, RequestKind, RequestPolicy,
+};
+use crate::error::{Error, Result};
 use crate::types::{ProfileId, Timestamp};
+
+/// A data-subject request to open ([`Db::open_request`]).
+///
+/// ```
+/// use lethedb::{NewRequest, RequestKind};
+/// let r = NewRequest::new(RequestKind::Erasure, "US-CA").fields(["email"]).by("privacy-desk");
+/// assert_eq!(r.jurisdiction, "US-CA");
+/// ```
+#[derive(Clone, Debug)]
+pub struct NewRequest {
+    /// What is asked.
+    pub kind: RequestKind,
+    /// Jurisdiction whose deadline applies.
+    pub jurisdiction: String,
+    /// Some fields only (erasure, rectification, restriction).
+    pub fields: Vec<String>,
+    /// When it was received (default: now).
+    pub received_at: Option<Timestamp>,
+    /// Who opened it (default `api`).
+    pub by: String,
+}
+
+impl NewRequest {
+    /// A request of `kind` under `jurisdiction`'s deadline, received now.
+    pub fn new(kind: RequestKind, jurisdiction: impl Into<String>) -> Self {
+        NewRequest {
+            kind,
+            jurisdiction: jurisdiction.into(),
+            fields: Vec::new(),
+            received_at: None,
+            by: "api".into(),
+        }
+    }
+    /// Limits it to these fields.
+    pub fn fields<S: Into<String>>(mut self, f: impl IntoIterator<Item = S>) -> Self {
+        self.fields = f.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Sets when it was received.
+    pub fn received_at(mut self, t: Timestamp) -> Self {
+        self.received_at = Some(t);
+        self
+    }
+    /// Sets who opened it.
+    pub fn by(mut self, who: impl Into<String>) -> Self {
+        self.by = who.into();
+        self
+    }
+}
+
+/// A legal hold to place ([`Db::place_hold`]).
+///
+/// ```
+/// let h = lethedb::NewHold::new("matter 2024-017", "legal").fields(["email"]);
+/// assert_eq!(h.fields, ["email"]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct NewHold {
+    /// Held fields; empty: the whole person.
+    pub fields: Vec<String>,
+    /// Why (a matter reference; no personal data).
+    pub reason: String,
+    /// Who answers for it.
+    pub owner: String,
+    /// When it lapses by itself, if ever.
+    pub ends_at: Option<Timestamp>,
+}
+
+impl NewHold {
+    /// A hold on the whole person.
+    pub fn new(reason: impl Into<String>, owner: impl Into<String>) -> Self {
+        NewHold {
+            fields: Vec::new(),
+            reason: reason.into(),
+            owner: owner.into(),
+            ends_at: None,
+        }
+    }
+    /// Holds only these fields.
+    pub fn fields<S: Into<String>>(mut self, f: impl IntoIterator<Item = S>) -> Self {
+        self.fields = f.into_iter().map(Into::into).collect();
+        self
+    }
+    /// Lapses at `t`.
+    pub fn until(mut self, t: Timestamp) -> Self {
+        self.ends_at = Some(t);
+        self
+    }
+}
 
 impl Db {
     /// Decodes an IAB GPP string and records the consent it implies, with
@@ -77,13 +169,13 @@ impl Db {
         let records = consent::gpp::signal_records(gpp, gpc, at)?;
         if records.is_empty() {
             return Err(match gpp {
-                Some(text) => crate::Error::InvalidGppString(format!(
+                Some(text) => Error::InvalidGppString(format!(
                     "no section this build maps to consent (sections {:?})",
                     consent::gpp::decode_header(text)?.section_ids
                 )),
-                None => crate::Error::InvalidInput(
-                    "no signal given (neither a GPP string nor GPC)".into(),
-                ),
+                None => {
+                    Error::InvalidInput("no signal given (neither a GPP string nor GPC)".into())
+                }
             });
         }
         let _tree = self.engine.keys.shared();
@@ -139,5 +231,133 @@ impl Db {
     ) -> Result<ConsentMode> {
         let _tree = self.engine.keys.shared();
         consent::consent_mode(&self.engine, id, mapping)
+    }
+
+    /// The subject reference of the active profile `id` resolves to.
+    fn subject_of(&self, id: &ProfileId) -> Result<[u8; 16]> {
+        let target = crate::domain::profiles::final_target(&self.engine, id)?
+            .ok_or(Error::ProfileNotFound(*id))?;
+        self.engine.subject_ref(&target)
+    }
+
+    /// Opens a data-subject request for the person `subject` resolves to.
+    /// The request keeps the subject reference, never an identifier; its
+    /// due time is the jurisdiction's period from receipt
+    /// ([`RequestPolicy`]; GDPR one month, CCPA 45 days by default). An
+    /// erasure request for a held person opens `on_hold`. Audited.
+    ///
+    /// ```
+    /// use lethedb::{Db, MemoryKeyProvider, NewRequest, Options, RequestKind, Timestamp, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), &MemoryKeyProvider::generate()?, Options::new().create_if_missing(true))?;
+    /// let id = db.create(Update::new().set("email", "ada@example.com"))?;
+    /// let received = Timestamp::parse_rfc3339("2024-01-31T09:00:00Z")?;
+    /// let r = db.open_request(&id, NewRequest::new(RequestKind::Access, "EU").received_at(received))?;
+    /// assert_eq!(r.due_at.to_string(), "2024-02-29T09:00:00.000000Z"); // one month, leap year
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn open_request(&self, subject: &ProfileId, new: NewRequest) -> Result<Request> {
+        let subject = self.subject_of(subject)?;
+        requests::open(
+            &self.engine,
+            subject,
+            new.kind,
+            new.fields,
+            &new.jurisdiction,
+            new.received_at.unwrap_or_else(Timestamp::now),
+            &new.by,
+        )
+    }
+
+    /// One request by id (`Error::RequestNotFound` when there is none).
+    pub fn request(&self, id: u64) -> Result<Request> {
+        requests::get(&self.engine, id)
+    }
+
+    /// Requests matching `filter`: `due_before: Some(now)` lists the
+    /// overdue ones (in due order, from an index of open requests only).
+    pub fn requests(&self, filter: &RequestFilter) -> Result<Vec<Request>> {
+        requests::list(&self.engine, filter)
+    }
+
+    /// The subject reference (for [`RequestFilter::subject_ref`]) of the
+    /// person `id` resolves to.
+    pub fn request_subject(&self, id: &ProfileId) -> Result<[u8; 16]> {
+        self.subject_of(id)
+    }
+
+    /// Records the requester's identity verification (`verified` or
+    /// failed). Audited.
+    pub fn verify_request(&self, id: u64, by: &str, verified: bool) -> Result<Request> {
+        requests::verify(&self.engine, id, by, verified)
+    }
+
+    /// Extends the deadline once, by the jurisdiction's extension (GDPR two
+    /// months, CCPA 45 days, counted from receipt), with a recorded reason.
+    pub fn extend_request(&self, id: u64, by: &str, reason: &str) -> Result<Request> {
+        requests::extend(&self.engine, id, by, reason)
+    }
+
+    /// Completes an open, verified request with its evidence (an erasure
+    /// request with its certificate — which `purge` does by itself when it
+    /// issues the certificate). Audited.
+    pub fn complete_request(&self, id: u64, by: &str, evidence: Evidence) -> Result<Request> {
+        requests::complete(&self.engine, id, by, evidence)
+    }
+
+    /// Rejects a request with a reason. Audited.
+    pub fn reject_request(&self, id: u64, by: &str, reason: &str) -> Result<Request> {
+        requests::reject(&self.engine, id, by, reason)
+    }
+
+    /// The deadline policy in force.
+    pub fn request_policy(&self) -> Result<RequestPolicy> {
+        requests::policy(&self.engine)
+    }
+
+    /// Replaces the deadline policy (stored, audited); requests already
+    /// open keep their due times.
+    pub fn set_request_policy(&self, policy: &RequestPolicy) -> Result<()> {
+        requests::set_policy(&self.engine, policy)
+    }
+
+    /// Places a legal hold on the person `subject` resolves to (or on some
+    /// of their fields): `forget`, `forget_fields` and retention refuse
+    /// held data with `Error::LegalHold` naming the hold, and the person's
+    /// open erasure requests wait `on_hold`. Audited.
+    ///
+    /// ```
+    /// use lethedb::{Db, Error, MemoryKeyProvider, NewHold, Options, Update};
+    /// let dir = tempfile::tempdir()?;
+    /// let db = Db::open(dir.path(), &MemoryKeyProvider::generate()?, Options::new().create_if_missing(true))?;
+    /// let id = db.create(Update::new().set("email", "ada@example.com"))?;
+    /// let hold = db.place_hold(&id, NewHold::new("matter 2024-017", "legal"))?;
+    /// assert!(matches!(db.forget(&id), Err(Error::LegalHold { hold_id, .. }) if hold_id == hold.id));
+    /// db.release_hold(hold.id, "legal")?;
+    /// db.forget(&id)?;
+    /// Ok::<_, lethedb::Error>(())
+    /// ```
+    pub fn place_hold(&self, subject: &ProfileId, hold: NewHold) -> Result<Hold> {
+        let subject = self.subject_of(subject)?;
+        requests::place(
+            &self.engine,
+            subject,
+            hold.fields,
+            &hold.reason,
+            &hold.owner,
+            hold.ends_at,
+        )
+    }
+
+    /// Releases a hold (audited); erasure requests that waited only for it
+    /// return to `open`, and the erasure may run.
+    pub fn release_hold(&self, id: u64, by: &str) -> Result<Hold> {
+        requests::release(&self.engine, id, by)
+    }
+
+    /// Every hold, or those on the person `subject` resolves to.
+    pub fn holds(&self, subject: Option<&ProfileId>) -> Result<Vec<Hold>> {
+        let subject = subject.map(|s| self.subject_of(s)).transpose()?;
+        requests::list_holds(&self.engine, subject)
     }
 }

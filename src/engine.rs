@@ -46,6 +46,9 @@ pub(crate) struct Engine {
     pub(crate) locks: StripedLocks,
     /// Serialises operations that move identifiers between profiles.
     pub(crate) identity_lock: Mutex<()>,
+    /// Serialises changes to data-subject requests and legal holds (taken
+    /// after the identity lock, before the audit log's).
+    pub(crate) privacy_lock: Mutex<()>,
     /// Keyed hash for consent purpose tags (`$purpose`).
     pub(crate) blind: BlindIndex,
     /// Keyed hash of the identifier index (the blind index proper).
@@ -298,6 +301,7 @@ impl Engine {
             registry,
             locks: StripedLocks::new(),
             identity_lock: Mutex::new(()),
+            privacy_lock: Mutex::new(()),
             blind,
             ids,
             suppression,

@@ -103,6 +103,35 @@ pub enum Error {
     #[error("merge {0} not found")]
     MergeNotFound(MergeId),
 
+    /// No data-subject request has this id.
+    #[error("request {0} not found")]
+    RequestNotFound(u64),
+
+    /// No legal hold has this id.
+    #[error("legal hold {0} not found")]
+    HoldNotFound(u64),
+
+    /// A request cannot make this transition in its current status.
+    #[error("request {request} is {status}: cannot {action}")]
+    RequestState {
+        /// The request id.
+        request: u64,
+        /// Its status (`open`, `on_hold`, `completed`, `rejected`).
+        status: String,
+        /// What was asked.
+        action: &'static str,
+    },
+
+    /// An active legal hold covers what an erasure would destroy; nothing
+    /// was erased. Release the hold (`Db::release_hold`) to proceed.
+    #[error("held by legal hold {hold_id}: {what} cannot be erased until the hold is released")]
+    LegalHold {
+        /// The (first) hold in the way.
+        hold_id: u64,
+        /// What it protects: the person, or the fields named.
+        what: String,
+    },
+
     /// The profile was erased (`forget`); its id is never provisioned again.
     #[error("profile {profile} was erased (erasure {erasure_id}); its data is gone and the id cannot be reused")]
     ProfileErased {

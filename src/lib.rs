@@ -81,6 +81,7 @@ pub use db::{
     verify_audit_log, verify_audit_log_with_checkpoint, verify_certificate_in_store, Db,
     OpenReport, StoreStats,
 };
+pub use db_privacy::{NewHold, NewRequest};
 pub use domain::audit::{AuditRecord, AuditReport};
 pub use domain::consent::{gpp, tcf};
 pub use domain::consent::{
@@ -102,6 +103,10 @@ pub use domain::identity::{
 };
 pub use domain::profiles::{
     Profile, ProfileBatch, Update, MAX_FIELDS_PER_PROFILE, MAX_VALUE_BYTES,
+};
+pub use domain::requests::{
+    DeadlineRule, Evidence, Extension, Hold, Period, Request, RequestFilter, RequestKind,
+    RequestPolicy, RequestStatus, Transition, Verification,
 };
 pub use domain::upgrade::UpgradeProgress;
 pub use error::{Error, Result, StorageErrorKind};

@@ -111,6 +111,21 @@ impl Timestamp {
         self.0
     }
 
+    /// The same time of day `n` calendar months later (UTC); a day the
+    /// target month lacks is that month's last day (31 January + 1 month
+    /// = 28 or 29 February), as periods in months are counted in EU law
+    /// (Regulation 1182/71, Art. 3(2)(c)).
+    pub fn add_months(self, n: u32) -> Timestamp {
+        let days = self.0.div_euclid(MICROS_PER_DAY);
+        let time = self.0.rem_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        let months = y * 12 + (m - 1) + i64::from(n);
+        let (ty, tm) = (months.div_euclid(12), months.rem_euclid(12) + 1);
+        let last =
+            days_from_civil(ty + i64::from(tm == 12), tm % 12 + 1, 1) - days_from_civil(ty, tm, 1);
+        Timestamp(days_from_civil(ty, tm, d.min(last)) * MICROS_PER_DAY + time)
+    }
+
     /// Whether the timestamp lies in years 0001..=9999.
     pub const fn is_valid(self) -> bool {
         self.0 >= Self::MIN.0 && self.0 <= Self::MAX.0

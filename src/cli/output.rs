@@ -15,6 +15,8 @@ impl From<Error> for Failure {
             Error::StoreNotFound { .. }
             | Error::ProfileNotFound(_)
             | Error::MergeNotFound(_)
+            | Error::RequestNotFound(_)
+            | Error::HoldNotFound(_)
             | Error::ProfileErased { .. } => 3,
             Error::WrongKey => 4,
             _ => 1,

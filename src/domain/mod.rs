@@ -9,4 +9,5 @@ pub(crate) mod identity;
 pub(crate) mod index_auth;
 pub(crate) mod locks;
 pub(crate) mod profiles;
+pub(crate) mod requests;
 pub(crate) mod upgrade;

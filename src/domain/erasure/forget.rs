@@ -285,6 +285,11 @@ fn forget_locked(
     let Some(first) = lineage.first().copied() else {
         return Ok(nothing([0; 16], Vec::new()));
     };
+    // A legal hold on anyone of the lineage refuses the erasure (ledger
+    // replay re-applies erasures already made and is not asked).
+    if explicit.is_none() {
+        crate::domain::requests::check_profiles(db, &lineage)?;
+    }
     let owners: HashSet<ProfileId> = lineage.iter().copied().collect();
     let _guards = db.locks.lock(&lineage);
     let erasure_id = next_erasure_id(db, explicit);
@@ -334,15 +339,21 @@ fn forget_locked(
         purged_at: None,
         certificate: None,
     };
-    commit_erasure(db, st, &mut rec, "forget")?;
+    let link = explicit.is_none().then_some((lineage.as_slice(), &[][..]));
+    commit_erasure(db, st, &mut rec, "forget", link)?;
     Ok(ErasureReceipt::from_record(&rec, false))
 }
 
+/// Commits an erasure with its ledger record and audit entry; with `link`
+/// (the lineage and erased fields of an erasure asked for, not replayed)
+/// the subjects' open erasure requests it fulfils are linked to it in the
+/// same write.
 fn commit_erasure(
     db: &Engine,
-    st: Staged,
+    mut st: Staged,
     rec: &mut ErasureRecord,
     kind: &'static str,
+    link: Option<(&[ProfileId], &[String])>,
 ) -> Result<()> {
     let event = Event::new(
         kind,
@@ -361,9 +372,28 @@ fn commit_erasure(
         requested_at: rec.requested_at,
         ranges: st.touched.ranges,
     };
+    let mut events = vec![event];
+    let _privacy = match link {
+        Some((lineage, fields)) => {
+            let guard = db.privacy_lock.lock();
+            let subjects = lineage
+                .iter()
+                .map(|p| db.subject_ref(p))
+                .collect::<Result<Vec<_>>>()?;
+            events.extend(crate::domain::requests::link_erasure(
+                db,
+                &mut st.batch,
+                &subjects,
+                fields,
+                rec.erasure_id,
+            )?);
+            Some(guard)
+        }
+        None => None,
+    };
     let mut out = rec.clone();
     db.audit
-        .commit_with(&db.store, st.batch, &[event], true, |pos, batch| {
+        .commit_with(&db.store, st.batch, &events, true, |pos, batch| {
             out.audit_seq = pos.first().map(|p| p.0).unwrap_or(0);
             batch.put::<Erasures>(&out.erasure_id, &out);
             batch.put::<PendingPurges>(&out.erasure_id, &pending);
@@ -412,6 +442,9 @@ fn forget_fields_locked(
     let Some(first) = lineage.first().copied() else {
         return Ok(nothing([0; 16], field_names));
     };
+    if explicit.is_none() {
+        crate::domain::requests::check_fields(db, &lineage, names)?;
+    }
     let owners: HashSet<ProfileId> = lineage.iter().copied().collect();
     let _guards = db.locks.lock(&lineage);
     let field_ids: Vec<u32> = names.iter().filter_map(|n| db.registry.id(n)).collect();
@@ -490,7 +523,11 @@ fn forget_fields_locked(
         purged_at: None,
         certificate: None,
     };
-    commit_erasure(db, st, &mut rec, "forget_fields")?;
+    let fields = rec.fields.clone();
+    let link = explicit
+        .is_none()
+        .then_some((lineage.as_slice(), fields.as_slice()));
+    commit_erasure(db, st, &mut rec, "forget_fields", link)?;
     Ok(ErasureReceipt::from_record(&rec, false))
 }
 

@@ -326,6 +326,12 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         detail["backup_failures"] = json!(rekey.failures);
     }
     let event = Event::new("purge", None, detail);
+    // Erasure requests these certificates complete: their entries and
+    // records go in the purge's write.
+    let _privacy = db.privacy_lock.lock();
+    let completions = crate::domain::requests::complete_on_certificates(db, &erasure_ids)?;
+    let mut events = vec![event];
+    events.extend(completions.events());
     let store_id = db.store_id();
     let public = crate::hex::encode(&signer.public_key());
     let root_destroyed_in = db
@@ -335,8 +341,9 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
         .name_of(&db.header.store_id, report.root_epoch_destroyed);
     let bytes_rewritten = report.bytes_rewritten;
     let mut certs = Vec::new();
+    let mut issued = std::collections::HashMap::new();
     db.audit
-        .commit_with(&db.store, batch, &[event], false, |pos, batch| {
+        .commit_with(&db.store, batch, &events, false, |pos, batch| {
             let (seq, hash) = pos
                 .first()
                 .copied()
@@ -376,10 +383,13 @@ fn purge_locked(db: &Engine) -> Result<PurgeReport> {
                 rec.purged_at = Some(purged_at.as_micros());
                 rec.certificate = Some(text.clone().into_bytes());
                 batch.put::<Erasures>(&rec.erasure_id, &rec);
+                issued.insert(rec.erasure_id, text.clone());
                 certs.push(text);
             }
+            completions.apply(batch, &issued, pos);
             Ok(())
         })?;
+    drop(_privacy);
     // Erasures committed while this purge ran stay pending.
     *db.pending.lock() = scan_pending(&db.store)?;
     db.store.flush()?;

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::domain::audit::Event;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::columns::Profiles;
 use crate::storage::records::RecordStatus;
 use crate::storage::Batch;
@@ -24,6 +24,10 @@ pub struct RetentionReport {
     pub profiles_with_fields_erased: usize,
     /// Field values erased.
     pub fields_erased: usize,
+    /// Expired profiles or field sets skipped because a legal hold covers them.
+    pub held_back: usize,
+    /// The holds that kept them (ids, in the order met).
+    pub holds: Vec<u64>,
     /// Certificates from the purge that ended the run.
     pub certificates: Vec<String>,
 }
@@ -71,19 +75,38 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
             expired_fields.push((id, names));
         }
     }
+    // Held data is skipped, not erased, and reported with its holds (one
+    // held person must not stop retention for everyone else).
+    let mut held = |r: Result<crate::ErasureReceipt>| -> Result<Option<crate::ErasureReceipt>> {
+        match r {
+            Err(Error::LegalHold { hold_id, .. }) => {
+                report.held_back += 1;
+                if !report.holds.contains(&hold_id) {
+                    report.holds.push(hold_id);
+                }
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    };
+    let mut forgotten = 0;
     for id in &expired_profiles {
-        if super::erase::forget(db, id)?.erasure_id.is_some() {
-            report.profiles_forgotten += 1;
+        if held(super::erase::forget(db, id))?.is_some_and(|r| r.erasure_id.is_some()) {
+            forgotten += 1;
         }
     }
+    let (mut with_fields, mut fields_erased) = (0, 0);
     for (id, names) in &expired_fields {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let r = super::erase::forget_fields(db, &[*id], &refs, None)?;
-        if r.erasure_id.is_some() {
-            report.profiles_with_fields_erased += 1;
-            report.fields_erased += names.len();
+        let r = held(super::erase::forget_fields(db, &[*id], &refs, None))?;
+        if r.is_some_and(|r| r.erasure_id.is_some()) {
+            with_fields += 1;
+            fields_erased += names.len();
         }
     }
+    report.profiles_forgotten = forgotten;
+    report.profiles_with_fields_erased = with_fields;
+    report.fields_erased = fields_erased;
     db.audit.commit(
         &db.store,
         Batch::new(),
@@ -95,6 +118,8 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
                 "profiles_forgotten": report.profiles_forgotten,
                 "profiles_with_fields_erased": report.profiles_with_fields_erased,
                 "fields_erased": report.fields_erased,
+                "held_back": report.held_back,
+                "holds": report.holds,
             }),
         )],
     )?;

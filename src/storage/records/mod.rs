@@ -27,6 +27,15 @@ mod tests;
 
 pub(crate) use audit::*;
 pub(crate) use codec::{bincode_options, FormatVersion, ValueCodec};
+
+/// The bincode record framing for records defined outside this module
+/// (`domain::requests`): the macro and what it expands to.
+pub(crate) mod framing {
+    pub(crate) use super::codec::{
+        bincode_options, bincode_record, check_crc, check_version, push_crc, FormatVersion,
+        ValueCodec,
+    };
+}
 pub(crate) use consent::*;
 pub(crate) use erasure::*;
 pub(crate) use identity::*;

@@ -1,0 +1,653 @@
+//! Requests: open, verify, extend, complete, reject, list; the links an
+//! erasure makes (`forget` → `erased`, its certificate → `completed`).
+//! Every transition is one atomic write with its audit entry, under the
+//! engine's `privacy_lock` (lock order: key tree, identity lock, privacy
+//! lock, audit log).
+
+use std::collections::HashMap;
+
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::domain::audit::{Event, Position};
+use crate::engine::Engine;
+use crate::storage::columns::{Erasures, Keyspace, CF_META};
+use crate::storage::records::framing::*;
+use crate::storage::records::Blob;
+use crate::storage::Batch;
+
+bincode_record!(Request, "request", 1 << 20);
+bincode_record!(Hold, "legal hold", 1 << 16);
+
+macro_rules! meta_keyspace {
+    ($(#[$doc:meta])* $name:ident, $prefix:expr, $key:ty, $value:ty) => {
+        $(#[$doc])*
+        pub(crate) struct $name;
+        impl Keyspace for $name {
+            const CF: &'static str = CF_META;
+            const PREFIX: u8 = $prefix;
+            type Key = $key;
+            type Value = $value;
+        }
+    };
+}
+
+meta_keyspace!(
+    /// Requests by id.
+    Requests, b'j', u64, Request
+);
+meta_keyspace!(
+    /// Requests not yet completed or rejected, by due time (sign-flipped
+    /// big-endian micros) then id: overdue and due-soon listings are a
+    /// range scan.
+    RequestsDue, b'u', (u64, u64), Blob
+);
+meta_keyspace!(
+    /// Requests by subject reference.
+    RequestsBySubject, b'y', ([u8; 16], u64), Blob
+);
+meta_keyspace!(
+    /// Erasure requests by the erasure that carried them out.
+    RequestErasures, b'z', (u64, u64), Blob
+);
+meta_keyspace!(
+    /// The deadline policy (JSON), when set.
+    RequestPolicies, b'w', (), Blob
+);
+meta_keyspace!(
+    /// Legal holds by id.
+    Holds, b'l', u64, Hold
+);
+meta_keyspace!(
+    /// Legal holds by subject reference.
+    HoldsBySubject, b'o', ([u8; 16], u64), Blob
+);
+
+/// Key of a time in an ordered index: big-endian with the sign bit
+/// flipped, so earlier times sort first.
+pub(super) fn time_key(t: Timestamp) -> u64 {
+    (t.0 as u64) ^ (1 << 63)
+}
+
+pub(super) fn event(kind: &'static str, r: &Request, detail: serde_json::Value) -> Event {
+    let mut d =
+        json!({"request_id": r.id, "kind": r.kind.to_string(), "status": r.status.to_string()});
+    if let (Some(obj), serde_json::Value::Object(extra)) = (d.as_object_mut(), detail) {
+        obj.extend(extra);
+    }
+    Event::new(kind, Some(r.subject_ref), d)
+}
+
+/// Writes a request and keeps its due-time index: present while the
+/// request is open or on hold, under its current due time.
+pub(super) fn put(batch: &mut Batch, before: Option<&Request>, r: &Request) {
+    if let Some(b) = before {
+        batch.delete::<RequestsDue>(&(time_key(b.due_at), b.id));
+    }
+    if matches!(r.status, RequestStatus::Open | RequestStatus::OnHold) {
+        batch.put::<RequestsDue>(&(time_key(r.due_at), r.id), &Blob(Vec::new()));
+    }
+    batch.put::<Requests>(&r.id, r);
+}
+
+/// The deadline policy: the one set with `set_policy`, else the default.
+pub(crate) fn policy(db: &Engine) -> Result<RequestPolicy> {
+    match db.store.get::<RequestPolicies>(&())? {
+        None => Ok(RequestPolicy::default()),
+        Some(b) => serde_json::from_slice(&b.0)
+            .map_err(|e| Error::corrupt("request policy", e.to_string())),
+    }
+}
+
+/// `Db::set_request_policy`.
+pub(crate) fn set_policy(db: &Engine, p: &RequestPolicy) -> Result<()> {
+    for j in p.rules.keys() {
+        check_jurisdiction(j)?;
+    }
+    let _privacy = db.privacy_lock.lock();
+    let mut batch = Batch::new();
+    let text = serde_json::to_vec(p).map_err(|e| Error::Internal(e.to_string()))?;
+    batch.put::<RequestPolicies>(&(), &Blob(text));
+    db.audit.commit(
+        &db.store,
+        batch,
+        &[Event::new(
+            "request_policy_set",
+            None,
+            json!({"jurisdictions": p.rules.len()}),
+        )],
+    )?;
+    Ok(())
+}
+
+fn check_jurisdiction(j: &str) -> Result<()> {
+    if j.is_empty() || j.len() > 16 || !j.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+        return Err(Error::InvalidInput(
+            "jurisdiction must be 1 to 16 letters, digits or '-' (EU, US-CA, …)".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_fields(fields: &[String]) -> Result<()> {
+    for f in fields {
+        crate::domain::fields::validate_name(f)?;
+    }
+    Ok(())
+}
+
+/// Active holds on a subject that cover `fields` (empty: any hold).
+pub(super) fn holding(
+    db: &Engine,
+    subject: &[u8; 16],
+    fields: &[String],
+    now: Timestamp,
+) -> Result<Vec<u64>> {
+    let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for key in db.store.keys_with::<HoldsBySubject>(subject)? {
+        let (_, hold_id) = key?;
+        let Some(h) = db.store.get::<Holds>(&hold_id)? else {
+            continue;
+        };
+        if h.active_at(now) && (names.is_empty() || h.covers_any(&names)) {
+            out.push(h.id);
+        }
+    }
+    Ok(out)
+}
+
+/// `Db::open_request`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open(
+    db: &Engine,
+    subject: [u8; 16],
+    kind: RequestKind,
+    fields: Vec<String>,
+    jurisdiction: &str,
+    received_at: Timestamp,
+    by: &str,
+) -> Result<Request> {
+    check_jurisdiction(jurisdiction)?;
+    check_text("who opened the request", by)?;
+    check_fields(&fields)?;
+    if !received_at.is_valid() || received_at > Timestamp::now() {
+        return Err(Error::InvalidInput(
+            "received time is in the future or out of range".into(),
+        ));
+    }
+    let rule = policy(db)?.rule(jurisdiction).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "no deadline rule for jurisdiction {jurisdiction}: add one with set_request_policy"
+        ))
+    })?;
+    let _privacy = db.privacy_lock.lock();
+    let id = db.store.last_key_with::<Requests>(&[])?.unwrap_or(0) + 1;
+    let now = Timestamp::now();
+    let held = if kind == RequestKind::Erasure {
+        holding(db, &subject, &fields, now)?
+    } else {
+        Vec::new()
+    };
+    let mut r = Request {
+        id,
+        kind,
+        subject_ref: subject,
+        fields,
+        jurisdiction: jurisdiction.to_string(),
+        received_at,
+        due_at: rule.due(received_at, false),
+        extension: None,
+        verification: Verification::Pending,
+        status: RequestStatus::Open,
+        holds: Vec::new(),
+        erasure_id: None,
+        evidence: None,
+        history: vec![Transition {
+            at: now,
+            by: by.to_string(),
+            action: "opened".into(),
+            note: None,
+        }],
+    };
+    let mut events = vec![event(
+        "request_opened",
+        &r,
+        json!({"jurisdiction": r.jurisdiction, "due_at": r.due_at.to_string()}),
+    )];
+    if !held.is_empty() {
+        r.status = RequestStatus::OnHold;
+        r.history.push(Transition {
+            at: now,
+            by: "lethedb".into(),
+            action: "on_hold".into(),
+            note: Some(format!("legal hold {held:?}")),
+        });
+        r.holds = held;
+        events.push(event("request_on_hold", &r, json!({"holds": r.holds})));
+    }
+    let mut batch = Batch::new();
+    batch.put::<RequestsBySubject>(&(subject, id), &Blob(Vec::new()));
+    put(&mut batch, None, &r);
+    db.audit.commit(&db.store, batch, &events)?;
+    Ok(r)
+}
+
+/// `Db::request`.
+pub(crate) fn get(db: &Engine, id: u64) -> Result<Request> {
+    db.store
+        .get::<Requests>(&id)?
+        .ok_or(Error::RequestNotFound(id))
+}
+
+/// Loads request `id` under the privacy lock, lets `f` change it (and
+/// name the transition), and writes it with its audit entry.
+fn transition(
+    db: &Engine,
+    id: u64,
+    by: &str,
+    f: impl FnOnce(&mut Request) -> Result<(&'static str, Option<String>)>,
+) -> Result<Request> {
+    check_text("who made the change", by)?;
+    let _privacy = db.privacy_lock.lock();
+    let before = get(db, id)?;
+    let mut r = before.clone();
+    let (action, note) = f(&mut r)?;
+    r.history.push(Transition {
+        at: Timestamp::now(),
+        by: by.to_string(),
+        action: action.into(),
+        note: note.clone(),
+    });
+    let mut batch = Batch::new();
+    put(&mut batch, Some(&before), &r);
+    let kind: &'static str = match action {
+        "verified" | "verification_failed" => "request_verified",
+        "extended" => "request_extended",
+        "completed" => "request_completed",
+        _ => "request_rejected",
+    };
+    db.audit.commit(
+        &db.store,
+        batch,
+        &[event(
+            kind,
+            &r,
+            json!({"action": action, "due_at": r.due_at.to_string()}),
+        )],
+    )?;
+    Ok(r)
+}
+
+fn state_error(r: &Request, action: &'static str) -> Error {
+    Error::RequestState {
+        request: r.id,
+        status: r.status.to_string(),
+        action,
+    }
+}
+
+fn must_be_open(r: &Request, action: &'static str, on_hold_too: bool) -> Result<()> {
+    match r.status {
+        RequestStatus::Open => Ok(()),
+        RequestStatus::OnHold if on_hold_too => Ok(()),
+        _ => Err(state_error(r, action)),
+    }
+}
+
+/// `Db::verify_request`.
+pub(crate) fn verify(db: &Engine, id: u64, by: &str, verified: bool) -> Result<Request> {
+    transition(db, id, by, |r| {
+        must_be_open(r, "verify", true)?;
+        r.verification = if verified {
+            Verification::Verified
+        } else {
+            Verification::Failed
+        };
+        Ok((
+            if verified {
+                "verified"
+            } else {
+                "verification_failed"
+            },
+            None,
+        ))
+    })
+}
+
+/// `Db::extend_request`: once, with a reason, by the jurisdiction's
+/// extension period counted from receipt.
+pub(crate) fn extend(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Request> {
+    check_text("extension reason", reason)?;
+    let p = policy(db)?;
+    transition(db, id, by, |r| {
+        must_be_open(r, "extend", true)?;
+        if r.extension.is_some() {
+            return Err(state_error(r, "extend a second time"));
+        }
+        let rule = p.rule(&r.jurisdiction).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "no deadline rule for jurisdiction {}",
+                r.jurisdiction
+            ))
+        })?;
+        if matches!(rule.extension, Period::Days(0) | Period::Months(0)) {
+            return Err(Error::InvalidInput(format!(
+                "jurisdiction {} allows no extension",
+                r.jurisdiction
+            )));
+        }
+        r.due_at = rule.due(r.received_at, true);
+        r.extension = Some(Extension {
+            at: Timestamp::now(),
+            by: by.to_string(),
+            reason: reason.to_string(),
+        });
+        Ok(("extended", Some(reason.to_string())))
+    })
+}
+
+fn sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
+/// SHA-256 (hex) of a certificate as issued.
+pub(super) fn certificate_digest(text: &[u8]) -> String {
+    crate::hex::encode(&Sha256::digest(text))
+}
+
+/// `Db::complete_request`: an open, verified request (opt-outs of sale
+/// need no verification: CCPA regs § 7026) with evidence of its kind — an
+/// erasure certificate in the ledger (digest checked) for erasure, an
+/// export bundle digest or a statement for access, a statement otherwise.
+pub(crate) fn complete(db: &Engine, id: u64, by: &str, evidence: Evidence) -> Result<Request> {
+    if let Evidence::Statement { text } = &evidence {
+        check_text("statement", text)?;
+    }
+    let ledger = match &evidence {
+        Evidence::ErasureCertificate { erasure_id, .. } => db.store.get::<Erasures>(erasure_id)?,
+        _ => None,
+    };
+    transition(db, id, by, |r| {
+        must_be_open(r, "complete", false)?;
+        if r.verification != Verification::Verified && r.kind != RequestKind::OptOutOfSale {
+            return Err(state_error(r, "complete before the requester is verified"));
+        }
+        match (&evidence, r.kind) {
+            (Evidence::ErasureCertificate { erasure_id, sha256 }, RequestKind::Erasure) => {
+                let cert = ledger
+                    .as_ref()
+                    .and_then(|e| e.certificate.as_deref())
+                    .ok_or_else(|| {
+                        Error::InvalidInput(format!(
+                            "erasure {erasure_id} has no certificate yet (purge first)"
+                        ))
+                    })?;
+                if certificate_digest(cert) != *sha256 {
+                    return Err(Error::InvalidInput(format!(
+                        "the digest is not that of erasure {erasure_id}'s certificate"
+                    )));
+                }
+            }
+            (Evidence::ExportBundle { sha256 }, RequestKind::Access) if sha256_hex(sha256) => {}
+            (Evidence::ExportBundle { .. }, RequestKind::Access) => {
+                return Err(Error::InvalidInput(
+                    "export digest must be 64 lower-case hex characters".into(),
+                ))
+            }
+            (Evidence::Statement { .. }, k) if k != RequestKind::Erasure => {}
+            (_, k) => {
+                return Err(Error::InvalidInput(format!(
+                    "a {k} request is completed with {}",
+                    match k {
+                        RequestKind::Erasure => "its erasure certificate",
+                        RequestKind::Access => "the export bundle's digest or a statement",
+                        _ => "a statement",
+                    }
+                )))
+            }
+        }
+        r.status = RequestStatus::Completed;
+        r.holds.clear();
+        r.evidence = Some(evidence.clone());
+        Ok(("completed", None))
+    })
+}
+
+/// `Db::reject_request`.
+pub(crate) fn reject(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Request> {
+    check_text("rejection reason", reason)?;
+    transition(db, id, by, |r| {
+        must_be_open(r, "reject", true)?;
+        r.status = RequestStatus::Rejected;
+        r.holds.clear();
+        Ok(("rejected", Some(reason.to_string())))
+    })
+}
+
+/// Which requests a listing returns.
+#[derive(Clone, Debug, Default)]
+pub struct RequestFilter {
+    /// Only requests still open (or on hold) and due before this time:
+    /// `Some(now)` lists the overdue ones, `Some(now + 7 days)` those due
+    /// within a week (overdue included).
+    pub due_before: Option<Timestamp>,
+    /// Only this status.
+    pub status: Option<RequestStatus>,
+    /// Only this subject.
+    pub subject_ref: Option<[u8; 16]>,
+    /// At most this many (in due order for due listings, else id order).
+    pub limit: Option<usize>,
+}
+
+/// `Db::requests`. A due listing reads the due-time index (open requests
+/// only, in due order) and then only the requests it lists.
+pub(crate) fn list(db: &Engine, f: &RequestFilter) -> Result<Vec<Request>> {
+    let limit = f.limit.unwrap_or(usize::MAX);
+    let keep = |r: &Request| {
+        f.status.is_none_or(|s| s == r.status) && f.subject_ref.is_none_or(|s| s == r.subject_ref)
+    };
+    let mut out = Vec::new();
+    if let Some(before) = f.due_before {
+        let ids: Vec<u64> = db
+            .store
+            .range::<RequestsDue>(&(0, 0), Some(&(time_key(before), 0)))?
+            .map(|item| item.map(|((_, id), _)| id))
+            .collect::<Result<_>>()?;
+        for chunk in ids.chunks(1024) {
+            for r in db.store.multi_get::<Requests>(chunk)?.into_iter().flatten() {
+                if out.len() < limit && keep(&r) {
+                    out.push(r);
+                }
+            }
+        }
+        return Ok(out);
+    }
+    if let Some(subject) = f.subject_ref {
+        for key in db.store.keys_with::<RequestsBySubject>(&subject)? {
+            let r = get(db, key?.1)?;
+            if out.len() < limit && keep(&r) {
+                out.push(r);
+            }
+        }
+        return Ok(out);
+    }
+    for item in db.store.entries::<Requests>(&[])? {
+        let (_, r) = item?;
+        if keep(&r) {
+            out.push(r);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Open erasure requests of these subjects an erasure of `fields` (empty:
+/// the whole person) fulfils.
+fn fulfilled_by(db: &Engine, subjects: &[[u8; 16]], fields: &[String]) -> Result<Vec<Request>> {
+    let mut out: Vec<Request> = Vec::new();
+    for s in subjects {
+        for key in db.store.keys_with::<RequestsBySubject>(s)? {
+            let r = get(db, key?.1)?;
+            let covered = fields.is_empty()
+                || (!r.fields.is_empty() && r.fields.iter().all(|f| fields.contains(f)));
+            if r.kind == RequestKind::Erasure
+                && matches!(r.status, RequestStatus::Open | RequestStatus::OnHold)
+                && r.erasure_id.is_none()
+                && covered
+                && !out.iter().any(|o| o.id == r.id)
+            {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Called by `forget`/`forget_fields` (holding the privacy lock, inside
+/// the erasure's batch): links the subjects' open erasure requests that
+/// the erasure fulfils to it; they complete when its certificate is
+/// issued. Returns the audit events to commit with the erasure.
+pub(crate) fn link_erasure(
+    db: &Engine,
+    batch: &mut Batch,
+    subjects: &[[u8; 16]],
+    fields: &[String],
+    erasure_id: u64,
+) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for before in fulfilled_by(db, subjects, fields)? {
+        let mut r = before.clone();
+        r.erasure_id = Some(erasure_id);
+        r.status = RequestStatus::Open;
+        r.holds.clear();
+        r.history.push(Transition {
+            at: Timestamp::now(),
+            by: "lethedb".into(),
+            action: "erased".into(),
+            note: Some(format!(
+                "erasure {erasure_id}; completes when its certificate is issued"
+            )),
+        });
+        put(batch, Some(&before), &r);
+        batch.put::<RequestErasures>(&(erasure_id, r.id), &Blob(Vec::new()));
+        events.push(event(
+            "request_erased",
+            &r,
+            json!({"erasure_id": erasure_id}),
+        ));
+    }
+    Ok(events)
+}
+
+/// Called when an erasure is refused by holds: the subjects' open erasure
+/// requests wait, visibly (`on_hold`, naming the holds). One write.
+pub(crate) fn mark_waiting(
+    db: &Engine,
+    subjects: &[[u8; 16]],
+    fields: &[String],
+    holds: &[u64],
+) -> Result<()> {
+    let _privacy = db.privacy_lock.lock();
+    let mut batch = Batch::new();
+    let mut events = Vec::new();
+    for before in fulfilled_by(db, subjects, fields)? {
+        if before.status == RequestStatus::OnHold && holds.iter().all(|h| before.holds.contains(h))
+        {
+            continue;
+        }
+        let mut r = before.clone();
+        r.status = RequestStatus::OnHold;
+        for h in holds {
+            if !r.holds.contains(h) {
+                r.holds.push(*h);
+            }
+        }
+        r.history.push(Transition {
+            at: Timestamp::now(),
+            by: "lethedb".into(),
+            action: "on_hold".into(),
+            note: Some(format!("erasure refused: legal hold {holds:?}")),
+        });
+        put(&mut batch, Some(&before), &r);
+        events.push(event("request_on_hold", &r, json!({"holds": r.holds})));
+    }
+    if !events.is_empty() {
+        db.audit.commit(&db.store, batch, &events)?;
+    }
+    Ok(())
+}
+
+/// Erasure requests a purge completes: found before it commits (their
+/// audit entries go in its batch), written with their evidence once the
+/// certificates exist.
+pub(crate) struct Completions {
+    requests: Vec<(u64, Request)>,
+}
+
+impl Completions {
+    /// The audit events, committed with the purge.
+    pub(crate) fn events(&self) -> Vec<Event> {
+        self.requests
+            .iter()
+            .map(|(erasure_id, r)| {
+                let mut done = r.clone();
+                done.status = RequestStatus::Completed;
+                event(
+                    "request_completed",
+                    &done,
+                    json!({"erasure_id": erasure_id, "by": "certificate"}),
+                )
+            })
+            .collect()
+    }
+
+    /// Writes each request completed, its evidence the certificate of its
+    /// erasure (`certificates`: erasure id → certificate text).
+    pub(crate) fn apply(
+        &self,
+        batch: &mut Batch,
+        certificates: &HashMap<u64, String>,
+        _pos: &[Position],
+    ) {
+        let now = Timestamp::now();
+        for (erasure_id, before) in &self.requests {
+            let Some(cert) = certificates.get(erasure_id) else {
+                continue;
+            };
+            let mut r = before.clone();
+            r.status = RequestStatus::Completed;
+            r.evidence = Some(Evidence::ErasureCertificate {
+                erasure_id: *erasure_id,
+                sha256: certificate_digest(cert.as_bytes()),
+            });
+            r.history.push(Transition {
+                at: now,
+                by: "lethedb".into(),
+                action: "completed".into(),
+                note: Some(format!("erasure certificate {erasure_id} issued")),
+            });
+            put(batch, Some(before), &r);
+        }
+    }
+}
+
+/// The requests linked to `erasure_ids` and still open (the caller holds
+/// the privacy lock until the purge commits).
+pub(crate) fn complete_on_certificates(db: &Engine, erasure_ids: &[u64]) -> Result<Completions> {
+    let mut requests = Vec::new();
+    for e in erasure_ids {
+        for key in db.store.keys_with::<RequestErasures>(&e.to_be_bytes())? {
+            let r = get(db, key?.1)?;
+            if r.status == RequestStatus::Open {
+                requests.push((*e, r));
+            }
+        }
+    }
+    Ok(Completions { requests })
+}
