@@ -1,4 +1,8 @@
 //! The command line's shape: every command, sub-command and argument (clap).
+//!
+//! Longer than 600 lines: it is one declaration per command and argument,
+//! each with the help text clap prints; split, the command tree would be
+//! harder to read as a whole.
 
 use std::path::PathBuf;
 
@@ -105,10 +109,21 @@ pub(super) enum Cmd {
         #[arg(long, conflicts_with = "fields")]
         purpose: Option<String>,
     },
-    /// Consent records: set, get, history, TCF import, who has consented.
+    /// Consent records: set, get, history, TCF and GPP import, vendors,
+    /// Consent Mode, who has consented.
     Consent {
         #[command(subcommand)]
         cmd: ConsentCmd,
+    },
+    /// Data-subject requests: open, list, show, verify, extend, complete, reject.
+    Request {
+        #[command(subcommand)]
+        cmd: RequestCmd,
+    },
+    /// Legal holds: place, release, list.
+    Hold {
+        #[command(subcommand)]
+        cmd: HoldCmd,
     },
     /// Remove one field of a profile.
     DeleteField {
@@ -328,6 +343,143 @@ pub(super) enum ConsentCmd {
         /// Set objection to processing.
         #[arg(long)]
         objected: Option<bool>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum RequestCmd {
+    /// Open a request for a person (by id or one identifier); prints it.
+    Open {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// access, erasure, rectification, restriction, objection, opt_out_of_sale.
+        #[arg(long)]
+        kind: String,
+        /// Jurisdiction whose deadline applies (EU, UK, DE, US-CA, …).
+        #[arg(long)]
+        jurisdiction: String,
+        /// When it was received, RFC 3339 (default: now).
+        #[arg(long)]
+        received: Option<String>,
+        /// Comma-separated fields, for a request about some fields only.
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// Who opened it.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// List requests as a JSON array (id order; due order with --overdue or --due-within).
+    List {
+        /// Only open requests past their due time.
+        #[arg(long, conflicts_with = "due_within")]
+        overdue: bool,
+        /// Only open requests due within this long (`7d`, `36h`), overdue included.
+        #[arg(long)]
+        due_within: Option<String>,
+        /// Only this status (open, on_hold, completed, rejected).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this person's (profile id).
+        #[arg(long)]
+        id: Option<String>,
+        /// At most this many.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print one request with its history.
+    Show {
+        /// Request id.
+        request: u64,
+    },
+    /// Record the requester's identity verification.
+    Verify {
+        /// Request id.
+        request: u64,
+        /// Verification failed (default: verified).
+        #[arg(long)]
+        failed: bool,
+        /// Who verified.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Extend the deadline once, with a reason.
+    Extend {
+        /// Request id.
+        request: u64,
+        /// Why (GDPR Art. 12(3): complexity, number of requests).
+        #[arg(long)]
+        reason: String,
+        /// Who extended.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Complete a request with its evidence (exactly one of the options).
+    Complete {
+        /// Request id.
+        request: u64,
+        /// The export bundle given to the person: its SHA-256 is recorded.
+        #[arg(long, group = "evidence")]
+        export_file: Option<PathBuf>,
+        /// The export bundle's SHA-256 (hex).
+        #[arg(long, group = "evidence")]
+        export_digest: Option<String>,
+        /// The erasure whose certificate fulfils it (purged).
+        #[arg(long, group = "evidence")]
+        erasure: Option<u64>,
+        /// What was done, in words (no personal data).
+        #[arg(long, group = "evidence")]
+        statement: Option<String>,
+        /// Who completed it.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Reject a request with a reason.
+    Reject {
+        /// Request id.
+        request: u64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Who rejected it.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+}
+
+// Parsed once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub(super) enum HoldCmd {
+    /// Place a legal hold on a person (by id or one identifier), or on some of their fields.
+    Place {
+        #[command(flatten)]
+        subject: SubjectArgs,
+        /// Why (matter reference; no personal data).
+        #[arg(long)]
+        reason: String,
+        /// Who answers for the hold.
+        #[arg(long)]
+        owner: String,
+        /// Comma-separated fields (default: the whole person).
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// When it lapses by itself, RFC 3339.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Release a hold.
+    Release {
+        /// Hold id.
+        hold: u64,
+        /// Who released it.
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// List holds (of one person with --id).
+    List {
+        /// Profile id.
+        #[arg(long)]
+        id: Option<String>,
     },
 }
 

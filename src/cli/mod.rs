@@ -10,6 +10,7 @@ mod erasure;
 mod ingest;
 mod output;
 mod proofs;
+mod requests;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -285,6 +286,8 @@ fn dispatch(cli: Cli) -> CliResult {
             print_json(&db.get_for_purpose(&id.parse()?, purpose)?.to_json());
         }
         Cmd::Consent { cmd } => consent::consent_cmd(&open(&cli)?, cmd)?,
+        Cmd::Request { cmd } => requests::request_cmd(&open(&cli)?, cmd)?,
+        Cmd::Hold { cmd } => requests::hold_cmd(&open(&cli)?, cmd)?,
         Cmd::Get { id, fields, .. } => {
             let db = open(&cli)?;
             let id: ProfileId = id.parse()?;

@@ -14,6 +14,7 @@
 //! decisions and Consent Mode v2 signals).
 
 pub mod gpp;
+mod gpp_layouts;
 mod lifecycle;
 mod operations;
 mod record;
@@ -34,7 +35,7 @@ pub(crate) use lifecycle::{
 pub(crate) use operations::{
     at, audit_event, current, current_one, flags, history, read_for_purpose, record, set_flags, who,
 };
-pub(crate) use record::records_from_tcf;
 pub(crate) use sealed::{load_states, stage_records, States};
+pub(crate) use tcf::records_from_tcf;
 pub(crate) use views::{consent_mode, vendor};
 pub use views::{ConsentMode, ConsentModeMapping, VendorDecision};

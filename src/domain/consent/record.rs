@@ -1,12 +1,11 @@
 //! The consent record and its parts as the API shows them: statuses,
 //! legal bases, processing flags, purpose-bound reads, the built-in
-//! purposes and their order, and records from a TCF string.
+//! purposes and their order.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::tcf;
 use crate::error::{Error, Result};
 use crate::types::{ProfileId, Timestamp, Value};
 
@@ -314,32 +313,4 @@ pub fn purpose_order(a: &str, b: &str) -> std::cmp::Ordering {
             }
         }
     }
-}
-
-/// Consent records a TC string implies: one per TCF purpose 1–11 — granted
-/// on consent if its consent bit is set, else granted on legitimate interests
-/// if that bit is set, else denied — with the TC string as proof.
-pub(crate) fn records_from_tcf(tc: &tcf::TcString, text: &str) -> Vec<ConsentRecord> {
-    (1u8..=11)
-        .map(|p| {
-            let (status, basis) = if tc.purpose_consents.contains(&p) {
-                (ConsentStatus::Granted, LegalBasis::Consent)
-            } else if tc.purpose_legitimate_interests.contains(&p) {
-                (ConsentStatus::Granted, LegalBasis::LegitimateInterests)
-            } else {
-                (ConsentStatus::Denied, LegalBasis::Consent)
-            };
-            let mut r = ConsentRecord::new(format!("tcf:{p}"), status)
-                .legal_basis(basis)
-                .at(tc.last_updated)
-                .source(format!("tcf:cmp:{}:{}", tc.cmp_id, tc.cmp_version))
-                .policy_version(format!(
-                    "tcf-policy:{};gvl:{}",
-                    tc.policy_version, tc.vendor_list_version
-                ))
-                .proof(text.trim());
-            r.jurisdiction = Some(tc.publisher_country.clone());
-            r
-        })
-        .collect()
 }

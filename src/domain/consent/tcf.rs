@@ -15,6 +15,7 @@
 
 use std::collections::BTreeSet;
 
+use super::record::{ConsentRecord, ConsentStatus, LegalBasis};
 use crate::error::{Error, Result};
 use crate::types::Timestamp;
 
@@ -90,7 +91,7 @@ impl TcString {
     /// assert_eq!(tc.vendor_basis(1, 1), None);
     /// Ok::<_, lethedb::Error>(())
     /// ```
-    pub fn vendor_basis(&self, vendor: u16, purpose: u8) -> Option<crate::LegalBasis> {
+    pub fn vendor_basis(&self, vendor: u16, purpose: u8) -> Option<LegalBasis> {
         let restriction = self
             .publisher_restrictions
             .iter()
@@ -105,8 +106,8 @@ impl TcString {
             && self.vendor_legitimate_interests.contains(&vendor);
         match restriction {
             Some(0) => None,
-            _ if consent => Some(crate::LegalBasis::Consent),
-            _ if li => Some(crate::LegalBasis::LegitimateInterests),
+            _ if consent => Some(LegalBasis::Consent),
+            _ if li => Some(LegalBasis::LegitimateInterests),
             _ => None,
         }
     }
@@ -312,4 +313,32 @@ pub fn decode(s: &str) -> Result<TcString> {
         vendor_legitimate_interests,
         publisher_restrictions,
     })
+}
+
+/// Consent records a TC string implies: one per TCF purpose 1–11 — granted
+/// on consent if its consent bit is set, else granted on legitimate interests
+/// if that bit is set, else denied — with the TC string as proof.
+pub(crate) fn records_from_tcf(tc: &TcString, text: &str) -> Vec<ConsentRecord> {
+    (1u8..=11)
+        .map(|p| {
+            let (status, basis) = if tc.purpose_consents.contains(&p) {
+                (ConsentStatus::Granted, LegalBasis::Consent)
+            } else if tc.purpose_legitimate_interests.contains(&p) {
+                (ConsentStatus::Granted, LegalBasis::LegitimateInterests)
+            } else {
+                (ConsentStatus::Denied, LegalBasis::Consent)
+            };
+            let mut r = ConsentRecord::new(format!("tcf:{p}"), status)
+                .legal_basis(basis)
+                .at(tc.last_updated)
+                .source(format!("tcf:cmp:{}:{}", tc.cmp_id, tc.cmp_version))
+                .policy_version(format!(
+                    "tcf-policy:{};gvl:{}",
+                    tc.policy_version, tc.vendor_list_version
+                ))
+                .proof(text.trim());
+            r.jurisdiction = Some(tc.publisher_country.clone());
+            r
+        })
+        .collect()
 }

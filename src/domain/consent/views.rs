@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::gpp;
 use super::operations::{consistent, current_of, flags_of};
 use super::record::{ConsentRecord, ConsentStatus, LegalBasis, ProcessingFlags};
 use super::sealed::current_states;
-use super::{gpp, tcf};
+use super::tcf;
 use crate::domain::profiles;
 use crate::engine::Engine;
 use crate::error::{Error, Result};

@@ -13,6 +13,7 @@ use crate::domain::audit::Event;
 use crate::domain::consent;
 use crate::domain::identity::stored::{decode_ids, encode_ids, StoredId};
 use crate::domain::profiles::Working;
+use crate::domain::requests;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::storage::columns::{
@@ -288,7 +289,7 @@ fn forget_locked(
     // A legal hold on anyone of the lineage refuses the erasure (ledger
     // replay re-applies erasures already made and is not asked).
     if explicit.is_none() {
-        crate::domain::requests::check_profiles(db, &lineage)?;
+        requests::check_profiles(db, &lineage)?;
     }
     let owners: HashSet<ProfileId> = lineage.iter().copied().collect();
     let _guards = db.locks.lock(&lineage);
@@ -344,10 +345,8 @@ fn forget_locked(
     Ok(ErasureReceipt::from_record(&rec, false))
 }
 
-/// Commits an erasure with its ledger record and audit entry; with `link`
-/// (the lineage and erased fields of an erasure asked for, not replayed)
-/// the subjects' open erasure requests it fulfils are linked to it in the
-/// same write.
+/// Commits an erasure with its ledger record and audit entry; `link`: the
+/// lineage and erased fields of an erasure asked for (not replayed).
 fn commit_erasure(
     db: &Engine,
     mut st: Staged,
@@ -373,24 +372,13 @@ fn commit_erasure(
         ranges: st.touched.ranges,
     };
     let mut events = vec![event];
-    let _privacy = match link {
-        Some((lineage, fields)) => {
-            let guard = db.privacy_lock.lock();
-            let subjects = lineage
-                .iter()
-                .map(|p| db.subject_ref(p))
-                .collect::<Result<Vec<_>>>()?;
-            events.extend(crate::domain::requests::link_erasure(
-                db,
-                &mut st.batch,
-                &subjects,
-                fields,
-                rec.erasure_id,
-            )?);
-            Some(guard)
-        }
-        None => None,
-    };
+    // Requests the erasure fulfils are linked in its write (privacy lock
+    // held until it commits).
+    let _privacy = link.map(|_| db.privacy_lock.lock());
+    if let Some((lineage, fields)) = link {
+        let linked = requests::link_erasure(db, &mut st.batch, lineage, fields, rec.erasure_id)?;
+        events.extend(linked);
+    }
     let mut out = rec.clone();
     db.audit
         .commit_with(&db.store, st.batch, &events, true, |pos, batch| {
@@ -443,7 +431,7 @@ fn forget_fields_locked(
         return Ok(nothing([0; 16], field_names));
     };
     if explicit.is_none() {
-        crate::domain::requests::check_fields(db, &lineage, names)?;
+        requests::check_fields(db, &lineage, names)?;
     }
     let owners: HashSet<ProfileId> = lineage.iter().copied().collect();
     let _guards = db.locks.lock(&lineage);

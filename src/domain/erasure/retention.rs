@@ -77,7 +77,7 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
     }
     // Held data is skipped, not erased, and reported with its holds (one
     // held person must not stop retention for everyone else).
-    let mut held = |r: Result<crate::ErasureReceipt>| -> Result<Option<crate::ErasureReceipt>> {
+    let mut held = |r: Result<super::receipt::ErasureReceipt>| -> Result<Option<super::receipt::ErasureReceipt>> {
         match r {
             Err(Error::LegalHold { hold_id, .. }) => {
                 report.held_back += 1;

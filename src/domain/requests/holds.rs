@@ -3,13 +3,15 @@
 
 use serde_json::json;
 
+use super::model::*;
 use super::ops::{event, holding, put, Holds, HoldsBySubject, RequestsBySubject};
-use super::*;
 use crate::domain::audit::Event;
 use crate::engine::Engine;
+use crate::error::{Error, Result};
 use crate::storage::records::Blob;
 use crate::storage::Batch;
 use crate::types::ProfileId;
+use crate::types::Timestamp;
 
 /// `Db::place_hold`: one write with its audit entry; the subject's open
 /// erasure requests the hold covers go `on_hold`, naming it.
@@ -56,7 +58,7 @@ pub(crate) fn place(
     )];
     let names: Vec<&str> = hold.fields.iter().map(String::as_str).collect();
     for key in db.store.keys_with::<RequestsBySubject>(&subject)? {
-        let before = super::get(db, key?.1)?;
+        let before = super::ops::get(db, key?.1)?;
         let covered = before.fields.is_empty()
             || hold.covers_any(&before.fields.iter().map(String::as_str).collect::<Vec<_>>());
         if before.kind != RequestKind::Erasure
@@ -104,7 +106,7 @@ pub(crate) fn release(db: &Engine, id: u64, by: &str) -> Result<Hold> {
         json!({"hold_id": id}),
     )];
     for key in db.store.keys_with::<RequestsBySubject>(&hold.subject_ref)? {
-        let before = super::get(db, key?.1)?;
+        let before = super::ops::get(db, key?.1)?;
         if before.status != RequestStatus::OnHold || !before.holds.contains(&id) {
             continue;
         }
@@ -169,7 +171,7 @@ fn refuse(db: &Engine, profiles: &[ProfileId], fields: &[String]) -> Result<()> 
     let Some(first) = found.first().copied() else {
         return Ok(());
     };
-    super::mark_waiting(db, &subjects, fields, &found)?;
+    super::links::mark_waiting(db, &subjects, fields, &found)?;
     Err(Error::LegalHold {
         hold_id: first,
         what: if fields.is_empty() {

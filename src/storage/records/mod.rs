@@ -31,7 +31,7 @@ pub(crate) use codec::{bincode_options, FormatVersion, ValueCodec};
 /// The bincode record framing for records defined outside this module
 /// (`domain::requests`): the macro and what it expands to.
 pub(crate) mod framing {
-    pub(crate) use super::codec::{
+    pub(crate) use crate::storage::records::codec::{
         bincode_options, bincode_record, check_crc, check_version, push_crc, FormatVersion,
         ValueCodec,
     };

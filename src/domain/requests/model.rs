@@ -1,0 +1,391 @@
+//! The types of requests and holds as the API shows them (and as they are
+//! stored, bincode under a version byte), the deadline policy, and the
+//! PII check on the free text they keep.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::types::Timestamp;
+
+/// What the person asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// Access or portability (GDPR Art. 15 / 20, CCPA right to know).
+    Access,
+    /// Erasure (GDPR Art. 17, CCPA delete).
+    Erasure,
+    /// Rectification (GDPR Art. 16, CPRA correct).
+    Rectification,
+    /// Restriction of processing (GDPR Art. 18).
+    Restriction,
+    /// Objection to processing (GDPR Art. 21).
+    Objection,
+    /// Opt-out of sale or sharing (CCPA/CPRA, US state laws).
+    OptOutOfSale,
+}
+
+/// Identity verification of the requester.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verification {
+    /// Not verified yet.
+    Pending,
+    /// Verified.
+    Verified,
+    /// Could not be verified.
+    Failed,
+}
+
+/// Where a request stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Being worked on.
+    Open,
+    /// An erasure waiting for a legal hold on its subject (see `holds`).
+    OnHold,
+    /// Done, with evidence.
+    Completed,
+    /// Refused, with a reason.
+    Rejected,
+}
+
+macro_rules! snake_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match serde_json::to_value(self) {
+                    Ok(serde_json::Value::String(s)) => f.write_str(&s),
+                    _ => Err(std::fmt::Error),
+                }
+            }
+        }
+        impl std::str::FromStr for $t {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+                    Error::InvalidInput(format!(
+                        "unknown {} {:?}",
+                        stringify!($t),
+                        s.chars().take(32).collect::<String>()
+                    ))
+                })
+            }
+        }
+    )*};
+}
+snake_str!(RequestKind, Verification, RequestStatus);
+
+/// What shows a request was fulfilled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// The export bundle given to the person: SHA-256 of its bytes (hex).
+    ExportBundle {
+        /// Lower-case hex, 64 characters.
+        sha256: String,
+    },
+    /// The signed erasure certificate: its erasure id and the SHA-256 of
+    /// the certificate text (hex).
+    ErasureCertificate {
+        /// Ledger id of the erasure.
+        erasure_id: u64,
+        /// SHA-256 of the certificate as issued (hex).
+        sha256: String,
+    },
+    /// What was done, in words (no personal data).
+    Statement {
+        /// The statement.
+        text: String,
+    },
+}
+
+/// One step in a request's life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// When.
+    pub at: Timestamp,
+    /// Who (operator or system name).
+    pub by: String,
+    /// What: `opened`, `verified`, `verification_failed`, `extended`,
+    /// `on_hold`, `released`, `erased`, `completed`, `rejected`.
+    pub action: String,
+    /// Details (reason, hold id, erasure id).
+    pub note: Option<String>,
+}
+
+/// A deadline extension.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// When it was granted.
+    pub at: Timestamp,
+    /// Who extended.
+    pub by: String,
+    /// The recorded reason (GDPR Art. 12(3): complexity, number of requests).
+    pub reason: String,
+}
+
+/// A data-subject request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Request id, from 1.
+    pub id: u64,
+    /// What is asked.
+    pub kind: RequestKind,
+    /// The person, as a subject reference (never an identifier).
+    pub subject_ref: [u8; 16],
+    /// For erasure, rectification or restriction of some fields only.
+    pub fields: Vec<String>,
+    /// Jurisdiction whose law sets the deadline (`EU`, `US-CA`, …).
+    pub jurisdiction: String,
+    /// When the request was received.
+    pub received_at: Timestamp,
+    /// When it must be answered (received + the jurisdiction's period,
+    /// plus its extension once extended).
+    pub due_at: Timestamp,
+    /// The extension, once granted.
+    pub extension: Option<Extension>,
+    /// Identity verification.
+    pub verification: Verification,
+    /// Where it stands.
+    pub status: RequestStatus,
+    /// Holds it waits for (status `on_hold`).
+    pub holds: Vec<u64>,
+    /// The erasure that carried it out, once `forget` ran.
+    pub erasure_id: Option<u64>,
+    /// What shows it was fulfilled (status `completed`).
+    pub evidence: Option<Evidence>,
+    /// Every transition, oldest first.
+    pub history: Vec<Transition>,
+}
+
+impl Request {
+    /// Whether it is still open (or on hold) after its due time.
+    pub fn overdue_at(&self, now: Timestamp) -> bool {
+        matches!(self.status, RequestStatus::Open | RequestStatus::OnHold) && self.due_at < now
+    }
+
+    /// JSON form used by the CLI.
+    pub fn to_json(&self) -> serde_json::Value {
+        let now = Timestamp::now();
+        serde_json::json!({
+            "id": self.id,
+            "kind": self.kind.to_string(),
+            "subject_ref": crate::hex::encode(&self.subject_ref),
+            "fields": self.fields,
+            "jurisdiction": self.jurisdiction,
+            "received_at": self.received_at.to_string(),
+            "due_at": self.due_at.to_string(),
+            "overdue": self.overdue_at(now),
+            "extension": self.extension.as_ref().map(|e| serde_json::json!({
+                "at": e.at.to_string(), "by": e.by, "reason": e.reason,
+            })),
+            "verification": self.verification.to_string(),
+            "status": self.status.to_string(),
+            "holds": self.holds,
+            "erasure_id": self.erasure_id,
+            "evidence": self.evidence,
+            "history": self.history.iter().map(|t| serde_json::json!({
+                "at": t.at.to_string(), "by": t.by, "action": t.action, "note": t.note,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// A length of time in a deadline rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    /// Calendar days.
+    Days(u32),
+    /// Calendar months (a day the target month lacks is its last day).
+    Months(u32),
+}
+
+impl Period {
+    fn after(self, t: Timestamp) -> Timestamp {
+        match self {
+            Period::Days(d) => Timestamp(t.0.saturating_add(i64::from(d) * 86_400_000_000)),
+            Period::Months(m) => t.add_months(m),
+        }
+    }
+
+    /// `self` then `then`, counted from `t`: periods of one unit add up
+    /// before counting (received 31 January + 1 month + 2 months is 30
+    /// April, not 28 April).
+    fn then_after(self, then: Period, t: Timestamp) -> Timestamp {
+        match (self, then) {
+            (Period::Months(a), Period::Months(b)) => t.add_months(a.saturating_add(b)),
+            (Period::Days(a), Period::Days(b)) => Period::Days(a.saturating_add(b)).after(t),
+            _ => then.after(self.after(t)),
+        }
+    }
+}
+
+/// Deadline rule of one jurisdiction: the period to answer in, and the
+/// one extension it allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadlineRule {
+    /// Period to answer in, from receipt.
+    pub respond_within: Period,
+    /// Extension allowed once, with a recorded reason.
+    pub extension: Period,
+}
+
+impl DeadlineRule {
+    /// GDPR Art. 12(3): one month, extendable by two further months.
+    pub const GDPR: DeadlineRule = DeadlineRule {
+        respond_within: Period::Months(1),
+        extension: Period::Months(2),
+    };
+    /// CCPA/CPRA (Cal. Civ. Code 1798.130(a)(2)) and the other US state
+    /// laws: 45 days, extendable once by 45 more.
+    pub const CCPA: DeadlineRule = DeadlineRule {
+        respond_within: Period::Days(45),
+        extension: Period::Days(45),
+    };
+
+    /// The due time of a request received at `received`, extended or not.
+    pub fn due(&self, received: Timestamp, extended: bool) -> Timestamp {
+        if extended {
+            self.respond_within.then_after(self.extension, received)
+        } else {
+            self.respond_within.after(received)
+        }
+    }
+}
+
+/// EU and EEA member states and the UK (UK GDPR has the same periods).
+const GDPR_COUNTRIES: &[&str] = &[
+    "EU", "EEA", "UK", "GB", "AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE",
+    "GR", "EL", "HU", "IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES",
+    "SE", "IS", "LI", "NO",
+];
+
+/// Deadline rules by jurisdiction. A jurisdiction is looked up as given,
+/// then by the part before its first `-` (`US-CA` falls back to `US`);
+/// one with no rule is refused at `open` (no silent default deadline).
+///
+/// ```
+/// use lethedb::{DeadlineRule, Period, RequestPolicy};
+/// let mut p = RequestPolicy::default();
+/// assert_eq!(p.rule("US-CA"), Some(DeadlineRule::CCPA));
+/// assert_eq!(p.rule("FR"), Some(DeadlineRule::GDPR));
+/// assert_eq!(p.rule("BR"), None);
+/// p.rules.insert("BR".into(), DeadlineRule { respond_within: Period::Days(15), extension: Period::Days(0) });
+/// assert!(p.rule("BR").is_some());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestPolicy {
+    /// Jurisdiction → rule.
+    pub rules: BTreeMap<String, DeadlineRule>,
+}
+
+impl Default for RequestPolicy {
+    /// GDPR periods for the EU, the EEA, the UK and each member state;
+    /// CCPA periods for `US` (and so every `US-xx`).
+    fn default() -> Self {
+        let mut rules: BTreeMap<String, DeadlineRule> = GDPR_COUNTRIES
+            .iter()
+            .map(|c| (c.to_string(), DeadlineRule::GDPR))
+            .collect();
+        rules.insert("US".into(), DeadlineRule::CCPA);
+        RequestPolicy { rules }
+    }
+}
+
+impl RequestPolicy {
+    /// The rule for a jurisdiction (as given, then its part before `-`).
+    pub fn rule(&self, jurisdiction: &str) -> Option<DeadlineRule> {
+        self.rules.get(jurisdiction).copied().or_else(|| {
+            let (country, _) = jurisdiction.split_once('-')?;
+            self.rules.get(country).copied()
+        })
+    }
+}
+
+/// A legal hold (GDPR Art. 17(3)(e), litigation holds): erasure of the
+/// subject (or of some of its fields) is refused while it is active.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// Hold id, from 1.
+    pub id: u64,
+    /// The person held, as a subject reference.
+    pub subject_ref: [u8; 16],
+    /// Held fields; empty: the whole person.
+    pub fields: Vec<String>,
+    /// Why (a matter or case reference; no personal data).
+    pub reason: String,
+    /// Who answers for it.
+    pub owner: String,
+    /// When it was placed.
+    pub placed_at: Timestamp,
+    /// When it lapses by itself, if ever.
+    pub ends_at: Option<Timestamp>,
+    /// When and by whom it was released.
+    pub released: Option<(Timestamp, String)>,
+}
+
+impl Hold {
+    /// Whether it holds at `now`: not released and not past its end.
+    pub fn active_at(&self, now: Timestamp) -> bool {
+        self.released.is_none() && self.ends_at.is_none_or(|e| e > now)
+    }
+
+    /// Whether it covers any of `fields` (a whole-person hold covers all).
+    pub(crate) fn covers_any(&self, fields: &[&str]) -> bool {
+        self.fields.is_empty() || self.fields.iter().any(|f| fields.contains(&f.as_str()))
+    }
+
+    /// JSON form used by the CLI.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "subject_ref": crate::hex::encode(&self.subject_ref),
+            "fields": self.fields,
+            "reason": self.reason,
+            "owner": self.owner,
+            "placed_at": self.placed_at.to_string(),
+            "ends_at": self.ends_at.map(|t| t.to_string()),
+            "active": self.active_at(Timestamp::now()),
+            "released_at": self.released.as_ref().map(|r| r.0.to_string()),
+            "released_by": self.released.as_ref().map(|r| r.1.clone()),
+        })
+    }
+}
+
+/// Free text a request or hold keeps (reasons, names of operators,
+/// statements): at most 512 bytes, and nothing that looks like an e-mail
+/// address or a phone number — these records must stay PII-free.
+pub(crate) fn check_text(what: &str, text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::InvalidInput(format!("{what} is empty")));
+    }
+    if text.len() > 512 {
+        return Err(Error::InvalidInput(format!(
+            "{what} is longer than 512 bytes"
+        )));
+    }
+    // A run of digits (spaces, dots, dashes, brackets between them) reads
+    // as a phone number from ten digits, or from eight after a `+`;
+    // shorter runs are case and matter numbers. ISO dates do not count.
+    let dates =
+        regex::Regex::new(r"\d{4}-\d{2}-\d{2}").map_err(|e| Error::Internal(e.to_string()))?;
+    let undated = dates.replace_all(text, "date");
+    let phone_like = undated
+        .split(|c: char| !(c.is_ascii_digit() || " -+().".contains(c)))
+        .any(|run| {
+            let digits = run.chars().filter(char::is_ascii_digit).count();
+            digits >= 10 || (digits >= 8 && run.trim_start().starts_with('+'))
+        });
+    if text.contains('@') || phone_like {
+        return Err(Error::InvalidInput(format!(
+            "{what} looks like it holds an e-mail address or phone number; \
+             requests and holds keep no personal data (name the person by subject reference)"
+        )));
+    }
+    Ok(())
+}
