@@ -233,11 +233,19 @@ impl Db {
         consent::consent_mode(&self.engine, id, mapping)
     }
 
-    /// The subject reference of the active profile `id` resolves to.
-    fn subject_of(&self, id: &ProfileId) -> Result<[u8; 16]> {
-        let target = crate::domain::profiles::final_target(&self.engine, id)?
+    /// The subject references of the person `id` resolves to: the active
+    /// profile's first, then those of the profiles merged into it (an
+    /// erasure of the person covers them all, so a hold on any counts).
+    fn subjects_of(&self, id: &ProfileId) -> Result<Vec<[u8; 16]>> {
+        let db = &self.engine;
+        let target =
+            crate::domain::profiles::final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
+        let record = crate::domain::profiles::authenticated(db, &target)?
             .ok_or(Error::ProfileNotFound(*id))?;
-        self.engine.subject_ref(&target)
+        std::iter::once(target)
+            .chain(record.record.origins)
+            .map(|p| db.subject_ref(&p))
+            .collect()
     }
 
     /// Opens a data-subject request for the person `subject` resolves to.
@@ -257,10 +265,9 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn open_request(&self, subject: &ProfileId, new: NewRequest) -> Result<Request> {
-        let subject = self.subject_of(subject)?;
         requests::open(
             &self.engine,
-            subject,
+            &self.subjects_of(subject)?,
             new.kind,
             new.fields,
             &new.jurisdiction,
@@ -283,7 +290,7 @@ impl Db {
     /// The subject reference (for [`RequestFilter::subject_ref`]) of the
     /// person `id` resolves to.
     pub fn request_subject(&self, id: &ProfileId) -> Result<[u8; 16]> {
-        self.subject_of(id)
+        Ok(self.subjects_of(id)?[0])
     }
 
     /// Records the requester's identity verification (`verified` or
@@ -338,10 +345,9 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn place_hold(&self, subject: &ProfileId, hold: NewHold) -> Result<Hold> {
-        let subject = self.subject_of(subject)?;
         requests::place(
             &self.engine,
-            subject,
+            &self.subjects_of(subject)?,
             hold.fields,
             &hold.reason,
             &hold.owner,
@@ -357,7 +363,9 @@ impl Db {
 
     /// Every hold, or those on the person `subject` resolves to.
     pub fn holds(&self, subject: Option<&ProfileId>) -> Result<Vec<Hold>> {
-        let subject = subject.map(|s| self.subject_of(s)).transpose()?;
+        let subject = subject
+            .map(|s| self.subjects_of(s).map(|v| v[0]))
+            .transpose()?;
         requests::list_holds(&self.engine, subject)
     }
 }

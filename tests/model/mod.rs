@@ -15,6 +15,16 @@
 //! key files) holds a forgotten person's key material, or their profile id
 //! in any text form.
 //!
+//! Legal holds and erasure requests (issue 20, docs/design.md "Legal
+//! holds", "Data-subject requests"): a hold placed on a person covers every
+//! profile of the person's lineage at the time of an erasure; `forget` of a
+//! held person (and `forget_fields` of a held field) answers
+//! `LegalHold` naming one of the covering holds and erases nothing; the
+//! person's open erasure requests then wait `on_hold` naming the holds; a
+//! release takes the hold out of every request that waited for it (open
+//! again when none is left); a `forget` links the person's open erasure
+//! requests, and the purge after it completes them.
+//!
 //! Depends only on the public API (feature `testkit`), `rand` and
 //! `tempfile`, so the fuzz crate can compile it.
 #![allow(dead_code)]
@@ -25,8 +35,8 @@ use std::time::Duration;
 
 use lethedb::{
     forensics::{encodings, scan_dir},
-    ConsentRecord, ConsentStatus, Db, Error, Identifier, MemoryKeyProvider, MergeId, Options,
-    ProfileId, Schema, Update, Value,
+    ConsentRecord, ConsentStatus, Db, Error, Identifier, MemoryKeyProvider, MergeId, NewHold,
+    NewRequest, Options, ProfileId, RequestKind, RequestStatus, Schema, Update, Value,
 };
 
 const PURPOSES: [&str; 3] = ["analytics", "ads_targeting", "email_marketing"];
@@ -157,6 +167,32 @@ struct Model {
     erasures: Vec<Erased>,
     /// Serial of the next own consent event.
     serial: u64,
+    /// Legal holds, in placement order.
+    holds: Vec<MHold>,
+    /// Erasure requests, in opening order.
+    requests: Vec<MRequest>,
+}
+
+/// A legal hold: on the person whose root `on` was when it was placed,
+/// the whole person or one field.
+#[derive(Clone, Debug)]
+struct MHold {
+    id: u64,
+    on: usize,
+    field: Option<&'static str>,
+    released: bool,
+}
+
+/// An erasure request for the person whose root `on` was when it opened.
+#[derive(Clone, Debug)]
+struct MRequest {
+    id: u64,
+    on: usize,
+    /// Holds it waits for.
+    holds: BTreeSet<u64>,
+    /// Erased (linked to an erasure), waiting for the certificate.
+    linked: bool,
+    completed: bool,
 }
 
 /// The current consent states a profile's events give (docs/design.md:
@@ -271,6 +307,30 @@ impl Model {
         gone
     }
 
+    /// Active holds covering an erasure of `field` (`None`: the whole
+    /// person) of the person whose root is `root`: holds on any profile of
+    /// the lineage, of the whole person or of that field.
+    fn covering(&self, root: usize, field: Option<&str>) -> BTreeSet<u64> {
+        let side = self.side(root);
+        self.holds
+            .iter()
+            .filter(|h| !h.released && side.contains(&h.on))
+            .filter(|h| field.is_none() || h.field.is_none() || h.field == field)
+            .map(|h| h.id)
+            .collect()
+    }
+
+    /// The person's open erasure requests (not linked, not completed).
+    fn open_requests(&self, root: usize) -> Vec<usize> {
+        let side = self.side(root);
+        (0..self.requests.len())
+            .filter(|i| {
+                let r = &self.requests[*i];
+                !r.linked && !r.completed && side.contains(&r.on)
+            })
+            .collect()
+    }
+
     /// Whether profile `q` holds `field` in its record, or as a value one
     /// of its merges displaced (docs/design.md: then a field erasure
     /// re-keys it).
@@ -354,7 +414,7 @@ impl Run {
         self.model.clock += 1;
         let now = self.model.clock;
         let live = self.model.live_roots();
-        let op = if live.len() < 2 { 0 } else { rng.below(100) };
+        let op = if live.len() < 2 { 0 } else { rng.below(110) };
         if trace() {
             eprintln!("step {} op {op} live {live:?}", self.steps);
         }
@@ -438,6 +498,23 @@ impl Run {
                 }
                 assert!(self.db().upgrade(|_| {}).expect("upgrade").finished);
             }
+            100..=103 => {
+                let p = rng.below(self.model.ps.len());
+                let field = [None, Some("city")][rng.below(2)];
+                self.place_hold(p, field);
+            }
+            104..=105 => {
+                let open: Vec<usize> = (0..self.model.holds.len())
+                    .filter(|h| !self.model.holds[*h].released)
+                    .collect();
+                if !open.is_empty() {
+                    self.release_hold(open[rng.below(open.len())]);
+                }
+            }
+            106..=109 => {
+                let p = rng.below(self.model.ps.len());
+                self.open_erasure_request(p);
+            }
             _ => {
                 drop(self.db.take());
                 self.db = Some(Db::open(&self.store, &self.key, options()).expect("reopen"));
@@ -457,6 +534,72 @@ impl Run {
             }
         }
         self.check();
+    }
+
+    fn place_hold(&mut self, p: usize, field: Option<&'static str>) {
+        let hold = NewHold::new("matter 7", "legal").fields(field);
+        let r = self.db().place_hold(&self.model.ids[p], hold);
+        if self.model.ps[p].forgotten {
+            assert!(
+                matches!(r, Err(Error::ProfileErased { .. })),
+                "hold on forgotten {p}: {r:?}"
+            );
+            return;
+        }
+        let id = r.expect("place hold").id;
+        if trace() {
+            eprintln!("  hold {id} on {p} ({field:?})");
+        }
+        let root = self.model.root(p);
+        // Whole-person erasure requests wait for any hold on the person.
+        for i in self.model.open_requests(root) {
+            self.model.requests[i].holds.insert(id);
+        }
+        self.model.holds.push(MHold {
+            id,
+            on: root,
+            field,
+            released: false,
+        });
+    }
+
+    fn release_hold(&mut self, h: usize) {
+        let id = self.model.holds[h].id;
+        if trace() {
+            eprintln!("  release hold {id}");
+        }
+        self.db().release_hold(id, "legal").expect("release hold");
+        self.model.holds[h].released = true;
+        for r in &mut self.model.requests {
+            r.holds.remove(&id);
+        }
+    }
+
+    fn open_erasure_request(&mut self, p: usize) {
+        let r = self.db().open_request(
+            &self.model.ids[p],
+            NewRequest::new(RequestKind::Erasure, "EU"),
+        );
+        if self.model.ps[p].forgotten {
+            assert!(
+                matches!(r, Err(Error::ProfileErased { .. })),
+                "request for forgotten {p}: {r:?}"
+            );
+            return;
+        }
+        let id = r.expect("open request").id;
+        let root = self.model.root(p);
+        let holds = self.model.covering(root, None);
+        if trace() {
+            eprintln!("  erasure request {id} for {p} (holds {holds:?})");
+        }
+        self.model.requests.push(MRequest {
+            id,
+            on: root,
+            holds,
+            linked: false,
+            completed: false,
+        });
     }
 
     fn create(&mut self, now: u64) {
@@ -690,6 +833,27 @@ impl Run {
 
     fn forget(&mut self, p: usize) {
         let root = self.model.root(p);
+        let covering = self.model.covering(root, None);
+        if !covering.is_empty() {
+            match self.db().forget(&self.model.ids[p]) {
+                Err(Error::LegalHold { hold_id, .. }) => assert!(
+                    covering.contains(&hold_id),
+                    "forget of {p} names hold {hold_id}, not one of {covering:?}"
+                ),
+                other => panic!("forget of held {p} (holds {covering:?}): {other:?}"),
+            }
+            for i in self.model.open_requests(root) {
+                self.model.requests[i]
+                    .holds
+                    .extend(covering.iter().copied());
+            }
+            return;
+        }
+        for i in self.model.open_requests(root) {
+            let r = &mut self.model.requests[i];
+            r.linked = true;
+            r.holds.clear();
+        }
         let key_material = self.db().debug_key_material(&self.model.ids[root]);
         for (i, m) in key_material.expect("key material").into_iter().enumerate() {
             self.needles
@@ -735,6 +899,16 @@ impl Run {
             return;
         }
         let root = self.model.root(p);
+        let covering = self.model.covering(root, Some(f));
+        if !covering.is_empty() {
+            // Whole-person requests are not what a field erasure fulfils:
+            // they do not wait on it.
+            match self.db().forget_fields(&self.model.ids[p], &[f]) {
+                Err(Error::LegalHold { hold_id, .. }) => assert!(covering.contains(&hold_id)),
+                other => panic!("erasure of held {f} of {p}: {other:?}"),
+            }
+            return;
+        }
         if self.model.holds(root, f) {
             // The root's keyring is replaced: its stored form and seed go.
             let km = self
@@ -782,6 +956,11 @@ impl Run {
 
     fn purge(&mut self) {
         self.db().purge().expect("purge");
+        for r in &mut self.model.requests {
+            if r.linked {
+                r.completed = true;
+            }
+        }
         self.scan("after purge");
     }
 
@@ -866,6 +1045,13 @@ impl Run {
         }
         self.db = Some(db);
         self.store = to;
+        // Restore ends with a purge: the requests the backup held linked
+        // to an erasure complete there.
+        for r in &mut model.requests {
+            if r.linked {
+                r.completed = true;
+            }
+        }
         self.model = model;
         self.scan("after restore");
     }
@@ -899,6 +1085,37 @@ impl Run {
                 continue;
             }
             self.check_person(p);
+        }
+        for r in &m.requests {
+            let got = db.request(r.id).expect("request");
+            let want = if r.completed {
+                RequestStatus::Completed
+            } else if !r.linked && !r.holds.is_empty() {
+                RequestStatus::OnHold
+            } else {
+                RequestStatus::Open
+            };
+            assert_eq!(got.status, want, "status of request {}: {got:?}", r.id);
+            assert_eq!(
+                got.erasure_id.is_some(),
+                r.linked || r.completed,
+                "request {} linked",
+                r.id
+            );
+            if want == RequestStatus::OnHold {
+                let holds: BTreeSet<u64> = got.holds.iter().copied().collect();
+                assert_eq!(holds, r.holds, "holds request {} waits for", r.id);
+            }
+        }
+        let engine_holds = db.holds(None).expect("holds");
+        assert_eq!(engine_holds.len(), m.holds.len(), "holds");
+        for (h, mh) in engine_holds.iter().zip(&m.holds) {
+            assert_eq!(
+                (h.id, h.released.is_none()),
+                (mh.id, !mh.released),
+                "hold {}",
+                mh.id
+            );
         }
         let mut purposes: Vec<String> = PURPOSES.iter().map(|p| p.to_string()).collect();
         purposes.extend(TCF_CHECKED.iter().map(|p| p.to_string()));

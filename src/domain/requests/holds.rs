@@ -4,7 +4,8 @@
 use serde_json::json;
 
 use super::model::*;
-use super::ops::{event, holding, put, Holds, HoldsBySubject, RequestsBySubject};
+use super::ops::holding;
+use super::ops::{event, put, HoldRequests, Holds, HoldsBySubject, RequestsBySubject};
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -17,7 +18,7 @@ use crate::types::Timestamp;
 /// erasure requests the hold covers go `on_hold`, naming it.
 pub(crate) fn place(
     db: &Engine,
-    subject: [u8; 16],
+    lineage: &[[u8; 16]],
     fields: Vec<String>,
     reason: &str,
     owner: &str,
@@ -28,6 +29,9 @@ pub(crate) fn place(
     for f in &fields {
         crate::domain::fields::validate_name(f)?;
     }
+    let subject = *lineage
+        .first()
+        .ok_or_else(|| Error::Internal("a hold needs a subject".into()))?;
     let now = Timestamp::now();
     if ends_at.is_some_and(|e| !e.is_valid() || e <= now) {
         return Err(Error::InvalidInput(
@@ -56,21 +60,28 @@ pub(crate) fn place(
         Some(subject),
         json!({"hold_id": id, "fields": hold.fields, "ends_at": ends_at.map(|t| t.to_string())}),
     )];
-    let names: Vec<&str> = hold.fields.iter().map(String::as_str).collect();
-    for key in db.store.keys_with::<RequestsBySubject>(&subject)? {
-        let before = super::ops::get(db, key?.1)?;
-        let covered = before.fields.is_empty()
-            || hold.covers_any(&before.fields.iter().map(String::as_str).collect::<Vec<_>>());
+    // The person's erasure requests (made through any profile now merged
+    // into them) that the hold covers wait for it.
+    let mut waiting = Vec::new();
+    for s in lineage {
+        for key in db.store.keys_with::<RequestsBySubject>(s)? {
+            waiting.push(super::ops::get(db, key?.1)?);
+        }
+    }
+    for before in waiting {
+        let fields: Vec<&str> = before.fields.iter().map(String::as_str).collect();
+        let covered = fields.is_empty() || hold.covers_any(&fields);
         if before.kind != RequestKind::Erasure
             || !matches!(before.status, RequestStatus::Open | RequestStatus::OnHold)
             || before.erasure_id.is_some()
-            || !(covered || names.is_empty())
+            || !covered
         {
             continue;
         }
         let mut r = before.clone();
         r.status = RequestStatus::OnHold;
         r.holds.push(id);
+        batch.put::<HoldRequests>(&(id, r.id), &Blob(Vec::new()));
         r.history.push(Transition {
             at: now,
             by: owner.to_string(),
@@ -105,18 +116,22 @@ pub(crate) fn release(db: &Engine, id: u64, by: &str) -> Result<Hold> {
         Some(hold.subject_ref),
         json!({"hold_id": id}),
     )];
-    for key in db.store.keys_with::<RequestsBySubject>(&hold.subject_ref)? {
-        let before = super::ops::get(db, key?.1)?;
+    for key in db.store.keys_with::<HoldRequests>(&id.to_be_bytes())? {
+        let (_, request) = key?;
+        batch.delete::<HoldRequests>(&(id, request));
+        let before = super::ops::get(db, request)?;
         if before.status != RequestStatus::OnHold || !before.holds.contains(&id) {
             continue;
         }
         let mut r = before.clone();
-        r.holds.retain(|h| *h != id);
-        let still = holding(db, &r.subject_ref, &r.fields, now)?
-            .into_iter()
-            .filter(|h| *h != id)
-            .collect::<Vec<_>>();
-        r.holds.retain(|h| still.contains(h));
+        // It waits on for the other holds it named that still hold.
+        let mut still = Vec::new();
+        for h in r.holds.iter().filter(|h| **h != id) {
+            if db.store.get::<Holds>(h)?.is_some_and(|x| x.active_at(now)) {
+                still.push(*h);
+            }
+        }
+        r.holds = still;
         if r.holds.is_empty() {
             r.status = RequestStatus::Open;
         }

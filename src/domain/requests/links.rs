@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::model::*;
-use super::ops::{certificate_digest, event, get, put, RequestErasures, RequestsBySubject};
+use super::ops::{
+    certificate_digest, event, get, put, HoldRequests, RequestErasures, RequestsBySubject,
+};
 use crate::domain::audit::{Event, Position};
 use crate::engine::Engine;
 use crate::error::Result;
@@ -99,6 +101,7 @@ pub(crate) fn mark_waiting(
         for h in holds {
             if !r.holds.contains(h) {
                 r.holds.push(*h);
+                batch.put::<HoldRequests>(&(*h, r.id), &Blob(Vec::new()));
             }
         }
         r.history.push(Transition {

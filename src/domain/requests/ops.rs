@@ -64,6 +64,11 @@ meta_keyspace!(
     /// Legal holds by subject reference.
     HoldsBySubject, b'o', ([u8; 16], u64), Blob
 );
+meta_keyspace!(
+    /// Requests a hold has kept waiting, by hold then request id (release
+    /// reads exactly these).
+    HoldRequests, b'g', (u64, u64), Blob
+);
 
 /// Key of a time in an ordered index: big-endian with the sign bit
 /// flipped, so earlier times sort first.
@@ -163,7 +168,7 @@ pub(super) fn holding(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open(
     db: &Engine,
-    subject: [u8; 16],
+    lineage: &[[u8; 16]],
     kind: RequestKind,
     fields: Vec<String>,
     jurisdiction: &str,
@@ -178,6 +183,9 @@ pub(crate) fn open(
             "received time is in the future or out of range".into(),
         ));
     }
+    let subject = *lineage
+        .first()
+        .ok_or_else(|| Error::Internal("a request needs a subject".into()))?;
     let rule = policy(db)?.rule(jurisdiction).ok_or_else(|| {
         Error::InvalidInput(format!(
             "no deadline rule for jurisdiction {jurisdiction}: add one with set_request_policy"
@@ -186,11 +194,12 @@ pub(crate) fn open(
     let _privacy = db.privacy_lock.lock();
     let id = db.store.last_key_with::<Requests>(&[])?.unwrap_or(0) + 1;
     let now = Timestamp::now();
-    let held = if kind == RequestKind::Erasure {
-        holding(db, &subject, &fields, now)?
-    } else {
-        Vec::new()
-    };
+    let mut held = Vec::new();
+    if kind == RequestKind::Erasure {
+        for s in lineage {
+            held.extend(holding(db, s, &fields, now)?);
+        }
+    }
     let mut r = Request {
         id,
         kind,
@@ -229,6 +238,9 @@ pub(crate) fn open(
         events.push(event("request_on_hold", &r, json!({"holds": r.holds})));
     }
     let mut batch = Batch::new();
+    for h in &r.holds {
+        batch.put::<HoldRequests>(&(*h, id), &Blob(Vec::new()));
+    }
     batch.put::<RequestsBySubject>(&(subject, id), &Blob(Vec::new()));
     put(&mut batch, None, &r);
     db.audit.commit(&db.store, batch, &events)?;
