@@ -123,7 +123,10 @@ impl Timestamp {
         let (ty, tm) = (months.div_euclid(12), months.rem_euclid(12) + 1);
         let last =
             days_from_civil(ty + i64::from(tm == 12), tm % 12 + 1, 1) - days_from_civil(ty, tm, 1);
-        Timestamp(days_from_civil(ty, tm, d.min(last)) * MICROS_PER_DAY + time)
+        days_from_civil(ty, tm, d.min(last))
+            .checked_mul(MICROS_PER_DAY)
+            .and_then(|t| t.checked_add(time))
+            .map_or(Timestamp::MAX, |t| Timestamp(t.min(Timestamp::MAX.0)))
     }
 
     /// Whether the timestamp lies in years 0001..=9999.

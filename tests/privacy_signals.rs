@@ -339,9 +339,10 @@ fn gpp_sections_become_consent_records_with_the_string_as_proof() {
     // GPC refuses sale and sharing; sensitive data is allowed on an
     // opt-out basis (legitimate interests, not consent).
     let stored = db.import_gpp(&id, "DBABBg~BVqqqqpY.YA").unwrap();
+    let sale = find(&stored, "sale_or_share").unwrap();
     assert_eq!(
-        find(&stored, "sale_or_share").unwrap().status,
-        ConsentStatus::Denied
+        (sale.status, sale.source.as_str()),
+        (ConsentStatus::Denied, "gpc")
     );
     let health = find(&stored, "sensitive:health").unwrap();
     assert_eq!(
@@ -528,6 +529,21 @@ fn tc_string(
     vli: &[u16],
     restrictions: &[(u8, u8, u16)],
 ) -> String {
+    let ranges: Vec<(u8, u8, u16, u16)> = restrictions
+        .iter()
+        .map(|(p, k, v)| (*p, *k, *v, *v))
+        .collect();
+    tc_string_ranges(pc, pli, vc, vli, &ranges)
+}
+
+/// [`tc_string`] with publisher restrictions over vendor ranges.
+fn tc_string_ranges(
+    pc: &[u8],
+    pli: &[u8],
+    vc: &[u16],
+    vli: &[u16],
+    restrictions: &[(u8, u8, u16, u16)],
+) -> String {
     // Created and last updated now (deciseconds), so the import is the
     // latest word on its purposes.
     let now = Timestamp::now().as_micros() as u64 / 100_000;
@@ -556,12 +572,19 @@ fn tc_string(
         }
     }
     b.int(restrictions.len() as u64, 12);
-    for (p, kind, v) in restrictions {
-        b.int(u64::from(*p), 6)
-            .int(u64::from(*kind), 2)
-            .int(1, 12)
-            .int(0, 1)
-            .int(u64::from(*v), 16);
+    for (p, kind, start, end) in restrictions {
+        b.int(u64::from(*p), 6).int(u64::from(*kind), 2).int(1, 12);
+        if start == end {
+            b.int(0, 1).int(u64::from(*start), 16);
+        } else {
+            b.int(1, 1)
+                .int(u64::from(*start), 16)
+                .int(u64::from(*end), 16);
+        }
+    }
+    // TC strings are whole bytes (the IAB encoders pad with zeros).
+    while b.0.len() % 8 != 0 {
+        b.0.push(false);
     }
     b.text()
 }
@@ -699,6 +722,15 @@ fn consent_mode_view_follows_the_documented_mapping() {
     db.record_gpc(&us, Timestamp::now()).unwrap();
     assert_eq!(mode(&us), [false, true, false, false]);
 
+    // A TCF purpose granted on legitimate interest allows no storage.
+    let li = db.create(Update::new()).unwrap();
+    for p in ["tcf:1", "tcf:7"] {
+        let r = ConsentRecord::new(p, ConsentStatus::Granted)
+            .legal_basis(LegalBasis::LegitimateInterests);
+        db.record_consent(&li, r).unwrap();
+    }
+    assert_eq!(mode(&li), [false; 4]);
+
     // A mapping of one's own, read from JSON.
     let m =
         ConsentModeMapping::from_json(r#"{"signals": {"ad_storage": [["analytics"]]}}"#).unwrap();
@@ -764,4 +796,23 @@ fn segment_events_carry_gpp_and_gpc_in_their_context() {
         let e = parse_event(&schema, line).unwrap_err().to_string();
         assert!(e.contains(want), "{line}: {e}");
     }
+}
+
+#[test]
+fn publisher_restriction_ranges_decode_and_are_bounded() {
+    let tc = tc_string_ranges(&[2], &[], &[4, 9], &[], &[(2, 0, 3, 5)]);
+    let d = lethedb::tcf::decode(&tc).unwrap();
+    assert_eq!(
+        d.publisher_restrictions[0].vendors,
+        BTreeSet::from([3, 4, 5])
+    );
+    assert_eq!(d.vendor_basis(4, 2), None, "restricted");
+    assert_eq!(d.vendor_basis(9, 2), Some(LegalBasis::Consent));
+    // Hundreds of restrictions over every vendor id: a typed error, not
+    // millions of ids in memory.
+    let many: Vec<(u8, u8, u16, u16)> = (0..200)
+        .map(|i| (1 + (i % 24) as u8, 0, 1, 65535))
+        .collect();
+    let e = lethedb::tcf::decode(&tc_string_ranges(&[], &[], &[], &[], &many)).unwrap_err();
+    assert!(e.to_string().contains("more than"), "{e}");
 }

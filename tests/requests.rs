@@ -98,17 +98,72 @@ fn deadlines_follow_each_law_across_months_leap_years_and_extensions() {
             )
             .unwrap();
         assert_eq!(r.due_at, t(due), "{j} {received}");
-        let r = db
-            .extend_request(r.id, "privacy-desk", "complex request, many systems")
-            .unwrap();
-        assert_eq!(r.due_at, t(extended), "{j} {received} extended");
-        assert!(r.extension.is_some());
-        // Once only.
+        // Long past its due time: too late to extend (GDPR Art. 12(3)
+        // wants the extension told within the first period).
         assert!(matches!(
-            db.extend_request(r.id, "privacy-desk", "again"),
+            db.extend_request(r.id, "privacy-desk", "complex request"),
             Err(Error::RequestState { .. })
         ));
+        let rule = db
+            .request_policy()
+            .unwrap()
+            .rule(j, RequestKind::Access)
+            .unwrap();
+        assert_eq!(
+            rule.due(t(received), true),
+            t(extended),
+            "{j} {received} extended"
+        );
     }
+    // Extended in time: received a day ago under GDPR, due one month and
+    // then three months from receipt; once only.
+    let received = Timestamp(Timestamp::now().0 - 86_400_000_000);
+    let r = db
+        .open_request(
+            &id,
+            NewRequest::new(RequestKind::Erasure, "EU").received_at(received),
+        )
+        .unwrap();
+    assert_eq!(r.due_at, received.add_months(1));
+    let r = db
+        .extend_request(r.id, "privacy-desk", "complex request, many systems")
+        .unwrap();
+    assert_eq!(r.due_at, received.add_months(3));
+    assert!(r.extension.is_some());
+    assert!(matches!(
+        db.extend_request(r.id, "privacy-desk", "again"),
+        Err(Error::RequestState { .. })
+    ));
+    // California opt-outs: 15 business days (Friday 1 March 2024 → Friday
+    // 22 March), no extension.
+    let r = db
+        .open_request(
+            &id,
+            NewRequest::new(RequestKind::OptOutOfSale, "US-CA")
+                .received_at(t("2024-03-01T16:00:00Z")),
+        )
+        .unwrap();
+    assert_eq!(r.due_at, t("2024-03-22T16:00:00Z"));
+    let r = db
+        .open_request(
+            &id,
+            NewRequest::new(RequestKind::OptOutOfSale, "US-CA").received_at(Timestamp::now()),
+        )
+        .unwrap();
+    assert!(db.extend_request(r.id, "desk", "busy").is_err());
+    // Periods beyond ten years are refused.
+    let mut absurd = RequestPolicy::default();
+    absurd.rules.insert(
+        "XX".into(),
+        DeadlineRule {
+            respond_within: Period::Days(u32::MAX),
+            extension: Period::Days(0),
+        },
+    );
+    assert!(matches!(
+        db.set_request_policy(&absurd),
+        Err(Error::InvalidInput(_))
+    ));
     // No rule, no silent default.
     let e = db
         .open_request(&id, NewRequest::new(RequestKind::Access, "BR"))
@@ -136,7 +191,11 @@ fn deadlines_follow_each_law_across_months_leap_years_and_extensions() {
         )
         .unwrap();
     assert_eq!(r.due_at, t("2024-03-06T00:00:00Z"));
-    assert!(db.extend_request(r.id, "desk", "busy").is_err());
+    let r = db
+        .open_request(&id, NewRequest::new(RequestKind::Access, "BR"))
+        .unwrap();
+    let e = db.extend_request(r.id, "desk", "busy").unwrap_err();
+    assert!(e.to_string().contains("allows no extension"), "{e}");
 }
 
 #[test]
@@ -152,7 +211,7 @@ fn overdue_and_due_soon_listings_come_from_the_due_index() {
         .map(|d| {
             db.open_request(
                 &id,
-                NewRequest::new(RequestKind::OptOutOfSale, "US-CA")
+                NewRequest::new(RequestKind::Access, "US-CA")
                     .received_at(Timestamp(now.0 - d * day)),
             )
             .unwrap()
@@ -172,12 +231,13 @@ fn overdue_and_due_soon_listings_come_from_the_due_index() {
     assert_eq!(list(now), vec![ids[0]]);
     assert_eq!(list(Timestamp(now.0 + 7 * day)), vec![ids[0], ids[1]]);
     assert!(db.request(ids[0]).unwrap().overdue_at(now));
-    // Opt-outs need no verification; completing takes it off the lists.
+    // Completing takes it off the lists.
+    db.verify_request(ids[0], "desk", true).unwrap();
     db.complete_request(
         ids[0],
         "desk",
         Evidence::Statement {
-            text: "sale opt-out applied in all systems".into(),
+            text: "answered: copy of the data sent".into(),
         },
     )
     .unwrap();
@@ -339,6 +399,82 @@ fn an_erasure_request_completes_when_its_certificate_is_issued() {
     assert_eq!(log[purge + 1].kind, "request_completed");
 }
 
+#[test]
+fn a_certificate_completes_only_its_own_request() {
+    let (_d, db) = open();
+    let a = person(&db, "cert.a@example.com");
+    let b = person(&db, "cert.b@example.com");
+    let ra = db
+        .open_request(&a, NewRequest::new(RequestKind::Erasure, "EU"))
+        .unwrap();
+    let rb = db
+        .open_request(&b, NewRequest::new(RequestKind::Erasure, "EU"))
+        .unwrap();
+    for r in [ra.id, rb.id] {
+        db.verify_request(r, "desk", true).unwrap();
+    }
+    // B's erasure is certified; it completes B's request, not A's.
+    let erasure = db.forget(&b).unwrap().erasure_id.unwrap();
+    let cert = db.purge().unwrap().certificates.remove(0);
+    let evidence = Evidence::ErasureCertificate {
+        erasure_id: erasure,
+        sha256: hex(&Sha256::digest(cert.as_bytes())),
+    };
+    assert_eq!(db.request(rb.id).unwrap().evidence, Some(evidence.clone()));
+    let e = db.complete_request(ra.id, "desk", evidence).unwrap_err();
+    assert!(e.to_string().contains("not this request's"), "{e}");
+    assert_eq!(db.request(ra.id).unwrap().status, RequestStatus::Open);
+}
+
+#[test]
+fn holds_and_requests_follow_the_person_through_merges() {
+    use lethedb::Identifier;
+    let (_d, db) = open();
+    let resolve = |emails: &[&str]| {
+        let ids: Vec<Identifier> = emails.iter().map(|e| Identifier::email(*e)).collect();
+        db.resolve(&ids, Update::new()).unwrap().profile.unwrap()
+    };
+    let a = resolve(&["lineage.a@example.com"]);
+    let q = resolve(&["lineage.q@example.com"]);
+    // A request opened for q; then q merges into a (the older profile).
+    let r = db
+        .open_request(&q, NewRequest::new(RequestKind::Erasure, "EU"))
+        .unwrap();
+    let survivor = resolve(&["lineage.a@example.com", "lineage.q@example.com"]);
+    assert_eq!(survivor, a);
+    // A hold on the person (through its survivor) holds q's request too.
+    let hold = db
+        .place_hold(&a, NewHold::new("matter 9", "legal"))
+        .unwrap();
+    assert_eq!(db.request(r.id).unwrap().status, RequestStatus::OnHold);
+    // A request opened afterwards, through the merged-away id, opens on hold.
+    let r2 = db
+        .open_request(&q, NewRequest::new(RequestKind::Erasure, "EU"))
+        .unwrap();
+    assert_eq!(
+        (r2.status, r2.holds.clone()),
+        (RequestStatus::OnHold, vec![hold.id])
+    );
+    assert!(matches!(db.forget(&q), Err(Error::LegalHold { .. })));
+    db.release_hold(hold.id, "legal").unwrap();
+    for id in [r.id, r2.id] {
+        assert_eq!(
+            db.request(id).unwrap().status,
+            RequestStatus::Open,
+            "request {id}"
+        );
+    }
+    db.forget(&a).unwrap();
+    db.purge().unwrap();
+    for id in [r.id, r2.id] {
+        assert_eq!(
+            db.request(id).unwrap().status,
+            RequestStatus::Completed,
+            "request {id}"
+        );
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -428,9 +564,60 @@ fn a_field_hold_keeps_its_fields_and_lets_the_rest_go() {
     assert!(matches!(db.forget(&id), Err(Error::LegalHold { .. })));
     let p = db.get(&id).unwrap();
     assert!(p.fields.contains_key("notes") && !p.fields.contains_key("city"));
-    // A hold through a merged-away id still covers the person.
     assert_eq!(db.holds(Some(&id)).unwrap().len(), 1);
     assert_eq!(db.holds(None).unwrap()[0].id, hold.id);
+}
+
+#[test]
+fn retention_erases_what_the_holds_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Schema::new()
+        .retention("notes", 1)
+        .retention("city", 1)
+        .inactive_profile_days(10);
+    let db = Db::open(
+        dir.path().join("store"),
+        &MemoryKeyProvider::generate().unwrap(),
+        Options::new().create_if_missing(true).schema(schema),
+    )
+    .unwrap();
+    let fields = || {
+        Update::new()
+            .set("notes", "n")
+            .set("city", "Leeds")
+            .set("plan", "pro")
+    };
+    let expiring = db.create(fields()).unwrap();
+    let inactive = db.create(fields()).unwrap();
+    let h1 = db
+        .place_hold(
+            &expiring,
+            NewHold::new("tax audit 2023", "finance").fields(["notes"]),
+        )
+        .unwrap();
+    let h2 = db
+        .place_hold(
+            &inactive,
+            NewHold::new("tax audit 2023", "finance").fields(["plan"]),
+        )
+        .unwrap();
+    // Three days on, notes and city have expired; thirty days on, the
+    // second profile is inactive too (but only the first is asked then).
+    let day = 86_400_000_000i64;
+    let report = db
+        .run_retention(Timestamp(Timestamp::now().0 + 3 * day))
+        .unwrap();
+    assert_eq!((report.held_back, report.holds.clone()), (1, vec![h1.id]));
+    let p = db.get(&expiring).unwrap();
+    assert!(p.fields.contains_key("notes") && !p.fields.contains_key("city"));
+    let report = db
+        .run_retention(Timestamp(Timestamp::now().0 + 30 * day))
+        .unwrap();
+    assert!(report.holds.contains(&h2.id), "{report:?}");
+    // The inactive person is not forgotten (a hold keeps their plan), but
+    // everything else of them expires.
+    let p = db.get(&inactive).unwrap();
+    assert_eq!(p.fields.keys().collect::<Vec<_>>(), ["plan"]);
 }
 
 #[test]
@@ -441,10 +628,16 @@ fn a_hold_with_an_end_lapses_by_itself() {
         .place_hold(&id, NewHold::new("m", "legal").until(Timestamp(0)))
         .is_err());
     let end = Timestamp(Timestamp::now().0 + 1_000_000);
+    let r = db
+        .open_request(&id, NewRequest::new(RequestKind::Erasure, "EU"))
+        .unwrap();
     db.place_hold(&id, NewHold::new("short matter", "legal").until(end))
         .unwrap();
     assert!(matches!(db.forget(&id), Err(Error::LegalHold { .. })));
+    assert_eq!(db.request(r.id).unwrap().status, RequestStatus::OnHold);
     std::thread::sleep(std::time::Duration::from_millis(1_100));
+    // The lapsed hold keeps nothing waiting.
+    assert_eq!(db.request(r.id).unwrap().status, RequestStatus::Open);
     db.forget(&id).unwrap();
 }
 

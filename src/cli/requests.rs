@@ -10,13 +10,14 @@ use super::*;
 /// `7d`, `36h`, `2w` as microseconds.
 fn span(text: &str) -> std::result::Result<i64, Failure> {
     let bad = || Failure::new(format!("{text:?} is not a span like 7d, 36h or 2w"));
-    let (n, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| bad())?;
+    let mut chars = text.chars();
+    let unit = chars.next_back().ok_or_else(bad)?;
+    let n: i64 = chars.as_str().parse().map_err(|_| bad())?;
     let hour = 3_600_000_000i64;
     let unit = match unit {
-        "h" => hour,
-        "d" => 24 * hour,
-        "w" => 7 * 24 * hour,
+        'h' => hour,
+        'd' => 24 * hour,
+        'w' => 7 * 24 * hour,
         _ => return Err(bad()),
     };
     n.checked_mul(unit).filter(|v| *v >= 0).ok_or_else(bad)

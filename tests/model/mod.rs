@@ -1015,6 +1015,12 @@ impl Run {
                 let root = model.root(p);
                 match e.field {
                     None => {
+                        // A replayed erasure links the person's open
+                        // erasure requests, as the erasure did.
+                        for i in model.open_requests(root) {
+                            model.requests[i].linked = true;
+                            model.requests[i].holds.clear();
+                        }
                         model.forget(root);
                     }
                     Some(f) => {

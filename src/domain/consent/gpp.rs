@@ -354,7 +354,7 @@ fn say(v: u8) -> Option<Say> {
 
 /// (purpose, verdict, opt-in, section) of every statement a GPP string
 /// makes, in section order.
-fn statements(g: &GppString) -> Vec<(&'static str, Say, bool, &'static str, &'static str)> {
+fn statements(g: &GppString) -> Vec<(&'static str, Say, bool, String, &'static str)> {
     let mut out = Vec::new();
     for section in &g.sections {
         match section {
@@ -372,24 +372,29 @@ fn statements(g: &GppString) -> Vec<(&'static str, Say, bool, &'static str, &'st
                 let sharing = say(u.one("SharingOptOut"));
                 let ads = say(u.one("TargetedAdvertisingOptOut"));
                 let gpc = (u.gpc == Some(true)).then_some(Say::Refuses);
-                let mut push = |p: &'static str, s: Option<Say>, opt_in: bool| {
+                let source = format!("gpp:{}", u.name);
+                let mut push = |p: &'static str, s: Option<Say>, opt_in: bool, from: &str| {
                     if let Some(s) = s {
-                        out.push((p, s, opt_in, u.name, u.jurisdiction));
+                        out.push((p, s, opt_in, from.to_string(), u.jurisdiction));
                     }
                 };
                 // Sale and sharing are one purpose; CPRA "sharing" is
                 // cross-context behavioural advertising, so a sharing
-                // opt-out also refuses targeted advertising. GPC refuses both.
-                for s in [sale, sharing, gpc] {
-                    push("sale_or_share", s, false);
+                // opt-out also refuses targeted advertising. The GPC
+                // sub-segment refuses both, as source `gpc` (first: the
+                // first refusal of a purpose names it).
+                push("sale_or_share", gpc, false, "gpc");
+                push("ads_targeting", gpc, false, "gpc");
+                for s in [sale, sharing] {
+                    push("sale_or_share", s, false, &source);
                 }
-                for s in [ads, sharing.filter(|s| *s == Say::Refuses), gpc] {
-                    push("ads_targeting", s, false);
+                for s in [ads, sharing.filter(|s| *s == Say::Refuses)] {
+                    push("ads_targeting", s, false, &source);
                 }
                 let values = u.field("SensitiveDataProcessing").unwrap_or_default();
                 for (v, purposes) in values.iter().zip(layout.sensitive) {
                     for p in *purposes {
-                        push(p, say(*v), layout.sensitive_opt_in);
+                        push(p, say(*v), layout.sensitive_opt_in, &source);
                     }
                 }
             }
@@ -400,7 +405,7 @@ fn statements(g: &GppString) -> Vec<(&'static str, Say, bool, &'static str, &'st
                     _ => None,
                 };
                 if let Some(s) = s {
-                    out.push(("sale_or_share", s, false, "uspv1", "US-CA"));
+                    out.push(("sale_or_share", s, false, "gpp:uspv1".into(), "US-CA"));
                 }
             }
             _ => {}
@@ -410,8 +415,9 @@ fn statements(g: &GppString) -> Vec<(&'static str, Say, bool, &'static str, &'st
 }
 
 /// Consent records a GPP string implies, one per purpose, with the string
-/// as proof: a purpose any section refuses is `denied` (the section that
-/// refused gives source and jurisdiction), else `granted` — legal basis
+/// as proof: a purpose any section refuses is `denied` (the first refusal
+/// gives source — `gpp:<section>`, or `gpc` for a GPC sub-segment — and
+/// jurisdiction), else `granted` — legal basis
 /// `consent` where the law is opt-in (sensitive data in VA, CO, CT),
 /// `legitimate_interests` where it is opt-out ("did not opt out" is not
 /// consent). `tcfeuv2` adds the TCF records (`tcf:1`…`tcf:11`). Sections
@@ -423,15 +429,16 @@ pub(crate) fn records_from_gpp(g: &GppString, text: &str, at: Timestamp) -> Vec<
             out.extend(records_from_tcf(tc, text));
         }
     }
-    let mut decided: BTreeMap<&'static str, (Say, bool, &'static str, &'static str)> =
-        BTreeMap::new();
-    for (p, s, opt_in, name, j) in statements(g) {
-        let e = decided.entry(p).or_insert((s, opt_in, name, j));
-        if s == Say::Refuses && e.0 == Say::Allows {
-            *e = (s, opt_in, name, j);
+    let mut decided: BTreeMap<&'static str, (Say, bool, String, &'static str)> = BTreeMap::new();
+    for (p, s, opt_in, source, j) in statements(g) {
+        match decided.get(p) {
+            Some(e) if !(s == Say::Refuses && e.0 == Say::Allows) => {}
+            _ => {
+                decided.insert(p, (s, opt_in, source, j));
+            }
         }
     }
-    for (p, (s, opt_in, name, j)) in decided {
+    for (p, (s, opt_in, source, j)) in decided {
         let (status, basis) = match (s, opt_in) {
             (Say::Refuses, _) => (ConsentStatus::Denied, LegalBasis::Consent),
             (Say::Allows, true) => (ConsentStatus::Granted, LegalBasis::Consent),
@@ -441,7 +448,7 @@ pub(crate) fn records_from_gpp(g: &GppString, text: &str, at: Timestamp) -> Vec<
             ConsentRecord::new(p, status)
                 .legal_basis(basis)
                 .at(at)
-                .source(format!("gpp:{name}"))
+                .source(source)
                 .jurisdiction(j)
                 .proof(text.trim()),
         );

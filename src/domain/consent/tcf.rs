@@ -149,7 +149,15 @@ fn base64url(s: &str) -> Result<Vec<u8>> {
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Vendor ids the string's ranges have named so far.
+    expanded: usize,
 }
+
+/// Most vendor ids the ranges of one TC string may name in all (vendor
+/// consents, vendor legitimate interests, publisher restrictions): a real
+/// string names a few thousand; a crafted one of a few kilobytes could
+/// otherwise name hundreds of millions.
+const MAX_EXPANDED_IDS: usize = 1 << 18;
 
 impl Bits<'_> {
     fn take(&mut self, n: usize, what: &str) -> Result<u64> {
@@ -216,6 +224,12 @@ impl Bits<'_> {
                     "{what}: range {start}-{end} outside 1..={max}"
                 )));
             }
+            self.expanded += usize::from(end - start) + 1;
+            if self.expanded > MAX_EXPANDED_IDS {
+                return Err(bad(format!(
+                    "{what}: the ranges name more than {MAX_EXPANDED_IDS} vendor ids"
+                )));
+            }
             out.extend(start..=end);
         }
         Ok(out)
@@ -251,6 +265,7 @@ pub fn decode(s: &str) -> Result<TcString> {
     let mut b = Bits {
         data: &data,
         pos: 0,
+        expanded: 0,
     };
     let version = b.take(6, "version")? as u8;
     if version != 2 {

@@ -150,7 +150,8 @@ pub(crate) fn vendor(
 
 /// Which purposes grant each Google Consent Mode v2 signal: a signal is
 /// `granted` when every purpose of at least one of its alternatives is
-/// currently granted, no purpose it names is currently denied or
+/// currently granted (a `tcf:` purpose on consent, not legitimate
+/// interest), no purpose it names is currently denied or
 /// withdrawn (an explicit refusal wins over another route), and
 /// processing is neither restricted nor objected to.
 ///
@@ -263,10 +264,15 @@ pub(crate) fn consent_mode(
                         .get(p)
                         .is_some_and(|r| r.status != ConsentStatus::Granted)
                 });
-                let some_route = alts.iter().any(|set| {
-                    set.iter()
-                        .all(|p| current.get(p).is_some_and(|r| r.allows_at(now)))
-                });
+                // A TCF purpose counts on consent only: legitimate interest
+                // never allows storage or personalisation (TCF v2.2).
+                let allows = |p: &String| {
+                    current.get(p).is_some_and(|r| {
+                        r.allows_at(now)
+                            && (!p.starts_with("tcf:") || r.legal_basis == LegalBasis::Consent)
+                    })
+                };
+                let some_route = alts.iter().any(|set| set.iter().all(allows));
                 (signal.clone(), !blocked && !refused && some_route)
             })
             .collect();

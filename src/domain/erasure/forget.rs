@@ -340,19 +340,19 @@ fn forget_locked(
         purged_at: None,
         certificate: None,
     };
-    let link = explicit.is_none().then_some((lineage.as_slice(), &[][..]));
-    commit_erasure(db, st, &mut rec, "forget", link)?;
+    commit_erasure(db, st, &mut rec, "forget", (&lineage, &[]))?;
     Ok(ErasureReceipt::from_record(&rec, false))
 }
 
-/// Commits an erasure with its ledger record and audit entry; `link`: the
-/// lineage and erased fields of an erasure asked for (not replayed).
+/// Commits an erasure with its ledger record and audit entry, and links
+/// the erasure requests it fulfils (`link`: lineage and erased fields) —
+/// replayed erasures too (a restored store's requests complete).
 fn commit_erasure(
     db: &Engine,
     mut st: Staged,
     rec: &mut ErasureRecord,
     kind: &'static str,
-    link: Option<(&[ProfileId], &[String])>,
+    link: (&[ProfileId], &[String]),
 ) -> Result<()> {
     let event = Event::new(
         kind,
@@ -374,11 +374,9 @@ fn commit_erasure(
     let mut events = vec![event];
     // Requests the erasure fulfils are linked in its write (privacy lock
     // held until it commits).
-    let _privacy = link.map(|_| db.privacy_lock.lock());
-    if let Some((lineage, fields)) = link {
-        let linked = requests::link_erasure(db, &mut st.batch, lineage, fields, rec.erasure_id)?;
-        events.extend(linked);
-    }
+    let _privacy = db.privacy_lock.lock();
+    let linked = requests::link_erasure(db, &mut st.batch, link.0, link.1, rec.erasure_id)?;
+    events.extend(linked);
     let mut out = rec.clone();
     db.audit
         .commit_with(&db.store, st.batch, &events, true, |pos, batch| {
@@ -512,10 +510,7 @@ fn forget_fields_locked(
         certificate: None,
     };
     let fields = rec.fields.clone();
-    let link = explicit
-        .is_none()
-        .then_some((lineage.as_slice(), fields.as_slice()));
-    commit_erasure(db, st, &mut rec, "forget_fields", link)?;
+    commit_erasure(db, st, &mut rec, "forget_fields", (&lineage, &fields))?;
     Ok(ErasureReceipt::from_record(&rec, false))
 }
 

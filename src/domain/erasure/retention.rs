@@ -24,12 +24,21 @@ pub struct RetentionReport {
     pub profiles_with_fields_erased: usize,
     /// Field values erased.
     pub fields_erased: usize,
-    /// Expired profiles or field sets skipped because a legal hold covers them.
+    /// Expired people or field sets a legal hold kept (wholly or in part:
+    /// the fields no hold covers are erased).
     pub held_back: usize,
     /// The holds that kept them (ids, in the order met).
     pub holds: Vec<u64>,
     /// Certificates from the purge that ended the run.
     pub certificates: Vec<String>,
+}
+
+/// Counts one erasure a hold kept back, and the hold.
+fn note_hold(report: &mut RetentionReport, hold_id: u64) {
+    report.held_back += 1;
+    if !report.holds.contains(&hold_id) {
+        report.holds.push(hold_id);
+    }
 }
 
 /// `Db::run_retention`: applies the schema's retention rules as of `now`.
@@ -49,7 +58,7 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
         return Ok(report);
     }
     // Collect first (headers and write times need no field opened), then erase.
-    let mut expired_profiles: Vec<ProfileId> = Vec::new();
+    let mut expired_profiles: Vec<(ProfileId, Vec<String>)> = Vec::new();
     let mut expired_fields: Vec<(ProfileId, Vec<String>)> = Vec::new();
     for item in db.store.entries::<Profiles>(&[])? {
         let (id, stored) = item?;
@@ -60,7 +69,16 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
             continue;
         }
         if inactive.is_some_and(|limit| now.as_micros() - rec.updated_at.as_micros() >= limit) {
-            expired_profiles.push(id);
+            // Its field names: what is erased instead when a hold keeps
+            // some fields of the person (the rest still expires).
+            let mut names = Vec::new();
+            for e in &rec.fields {
+                let name = db.registry.name(e.field_id)?;
+                if !crate::domain::profiles::is_system_field(&name) {
+                    names.push(name);
+                }
+            }
+            expired_profiles.push((id, names));
             continue;
         }
         let mut names = Vec::new();
@@ -76,33 +94,54 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
         }
     }
     // Held data is skipped, not erased, and reported with its holds (one
-    // held person must not stop retention for everyone else).
-    let mut held = |r: Result<super::receipt::ErasureReceipt>| -> Result<Option<super::receipt::ErasureReceipt>> {
-        match r {
-            Err(Error::LegalHold { hold_id, .. }) => {
-                report.held_back += 1;
-                if !report.holds.contains(&hold_id) {
-                    report.holds.push(hold_id);
-                }
-                Ok(None)
-            }
-            other => other.map(Some),
-        }
-    };
+    // held person must not stop retention for everyone else); what the
+    // holds do not cover still expires.
     let mut forgotten = 0;
-    for id in &expired_profiles {
-        if held(super::erase::forget(db, id))?.is_some_and(|r| r.erasure_id.is_some()) {
-            forgotten += 1;
+    let (mut with_fields, mut fields_erased) = (0, 0);
+    let mut erase_fields =
+        |id: &ProfileId, names: &[String], report: &mut RetentionReport| -> Result<()> {
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let r = match super::erase::forget_fields(db, &[*id], &refs, None) {
+                Err(Error::LegalHold { hold_id, .. }) => {
+                    note_hold(report, hold_id);
+                    let rest = crate::domain::requests::unheld(db, id, names)?;
+                    if rest.is_empty() {
+                        return Ok(());
+                    }
+                    let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
+                    let r = super::erase::forget_fields(db, &[*id], &refs, None)?;
+                    fields_erased += rest.len();
+                    r
+                }
+                other => {
+                    let r = other?;
+                    fields_erased += names.len();
+                    r
+                }
+            };
+            if r.erasure_id.is_some() {
+                with_fields += 1;
+            }
+            Ok(())
+        };
+    for (id, names) in &expired_profiles {
+        match super::erase::forget(db, id) {
+            Err(Error::LegalHold { hold_id, .. }) => {
+                note_hold(&mut report, hold_id);
+                let rest = crate::domain::requests::unheld(db, id, names)?;
+                if !rest.is_empty() {
+                    erase_fields(id, &rest, &mut report)?;
+                }
+            }
+            other => {
+                if other?.erasure_id.is_some() {
+                    forgotten += 1;
+                }
+            }
         }
     }
-    let (mut with_fields, mut fields_erased) = (0, 0);
     for (id, names) in &expired_fields {
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let r = held(super::erase::forget_fields(db, &[*id], &refs, None))?;
-        if r.is_some_and(|r| r.erasure_id.is_some()) {
-            with_fields += 1;
-            fields_erased += names.len();
-        }
+        erase_fields(id, names, &mut report)?;
     }
     report.profiles_forgotten = forgotten;
     report.profiles_with_fields_erased = with_fields;

@@ -208,3 +208,29 @@ pub(crate) fn check_fields(db: &Engine, profiles: &[ProfileId], fields: &[&str])
     let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
     refuse(db, profiles, &fields)
 }
+
+/// The fields of `names` no active hold on the person `id` belongs to
+/// covers (none when a hold covers the whole person): what retention may
+/// still erase of a held person.
+pub(crate) fn unheld(db: &Engine, id: &ProfileId, names: &[String]) -> Result<Vec<String>> {
+    let target =
+        crate::domain::profiles::final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
+    let record =
+        crate::domain::profiles::authenticated(db, &target)?.ok_or(Error::ProfileNotFound(*id))?;
+    let now = Timestamp::now();
+    let mut held: Vec<String> = Vec::new();
+    for p in std::iter::once(target).chain(record.record.origins) {
+        for h in holding(db, &db.subject_ref(&p)?, &[], now)? {
+            let hold = db.store.get::<Holds>(&h)?.ok_or(Error::HoldNotFound(h))?;
+            if hold.fields.is_empty() {
+                return Ok(Vec::new());
+            }
+            held.extend(hold.fields);
+        }
+    }
+    Ok(names
+        .iter()
+        .filter(|n| !held.contains(n))
+        .cloned()
+        .collect())
+}

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::model::*;
 use super::ops::{
-    certificate_digest, event, get, put, HoldRequests, RequestErasures, RequestsBySubject,
+    certificate_digest, event, get, put, HoldRequests, Holds, RequestErasures, RequestsBySubject,
 };
 use crate::domain::audit::{Event, Position};
 use crate::engine::Engine;
@@ -89,16 +89,26 @@ pub(crate) fn mark_waiting(
     holds: &[u64],
 ) -> Result<()> {
     let _privacy = db.privacy_lock.lock();
+    let found: Vec<Hold> = holds
+        .iter()
+        .filter_map(|h| db.store.get::<Holds>(h).transpose())
+        .collect::<Result<_>>()?;
     let mut batch = Batch::new();
     let mut events = Vec::new();
     for before in fulfilled_by(db, subjects, fields)? {
-        if before.status == RequestStatus::OnHold && holds.iter().all(|h| before.holds.contains(h))
-        {
+        // Only the holds that cover what this request asks for.
+        let names: Vec<&str> = before.fields.iter().map(String::as_str).collect();
+        let mine: Vec<u64> = found
+            .iter()
+            .filter(|h| names.is_empty() || h.covers_any(&names))
+            .map(|h| h.id)
+            .collect();
+        if mine.is_empty() || mine.iter().all(|h| before.holds.contains(h)) {
             continue;
         }
         let mut r = before.clone();
         r.status = RequestStatus::OnHold;
-        for h in holds {
+        for h in &mine {
             if !r.holds.contains(h) {
                 r.holds.push(*h);
                 batch.put::<HoldRequests>(&(*h, r.id), &Blob(Vec::new()));

@@ -14,7 +14,7 @@ mod links;
 mod model;
 mod ops;
 
-pub(crate) use holds::{check_fields, check_profiles, holds as list_holds, place, release};
+pub(crate) use holds::{check_fields, check_profiles, holds as list_holds, place, release, unheld};
 pub(crate) use links::{complete_on_certificates, link_erasure};
 pub use model::{
     DeadlineRule, Evidence, Extension, Hold, Period, Request, RequestKind, RequestPolicy,

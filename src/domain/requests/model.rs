@@ -201,14 +201,54 @@ impl Request {
 pub enum Period {
     /// Calendar days.
     Days(u32),
+    /// Business days: Monday to Friday (UTC), public holidays not known.
+    BusinessDays(u32),
     /// Calendar months (a day the target month lacks is its last day).
     Months(u32),
 }
 
+const DAY_US: i64 = 86_400_000_000;
+
 impl Period {
+    /// Whether it is zero (no extension allowed).
+    pub fn is_zero(self) -> bool {
+        matches!(
+            self,
+            Period::Days(0) | Period::BusinessDays(0) | Period::Months(0)
+        )
+    }
+
+    /// At most ten years: a policy's periods are checked against it.
+    pub(crate) fn check(self) -> Result<()> {
+        let ok = match self {
+            Period::Days(d) => d <= 3_660,
+            Period::BusinessDays(d) => d <= 2_610,
+            Period::Months(m) => m <= 120,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(format!(
+                "deadline period {self:?} is longer than ten years"
+            )))
+        }
+    }
+
     fn after(self, t: Timestamp) -> Timestamp {
         match self {
-            Period::Days(d) => Timestamp(t.0.saturating_add(i64::from(d) * 86_400_000_000)),
+            Period::Days(d) => Timestamp(t.0.saturating_add(i64::from(d) * DAY_US)),
+            Period::BusinessDays(n) => {
+                // 1970-01-01 was a Thursday (weekday 3, Monday = 0).
+                let mut day = t.0.div_euclid(DAY_US);
+                let mut left = n;
+                while left > 0 {
+                    day += 1;
+                    if (day + 3).rem_euclid(7) < 5 {
+                        left -= 1;
+                    }
+                }
+                Timestamp(day * DAY_US + t.0.rem_euclid(DAY_US))
+            }
             Period::Months(m) => t.add_months(m),
         }
     }
@@ -247,6 +287,12 @@ impl DeadlineRule {
         respond_within: Period::Days(45),
         extension: Period::Days(45),
     };
+    /// CCPA regulations § 7026(f): an opt-out of sale or sharing is acted
+    /// on within 15 business days, without extension.
+    pub const CCPA_OPT_OUT: DeadlineRule = DeadlineRule {
+        respond_within: Period::BusinessDays(15),
+        extension: Period::Days(0),
+    };
 
     /// The due time of a request received at `received`, extended or not.
     pub fn due(&self, received: Timestamp, extended: bool) -> Timestamp {
@@ -265,45 +311,51 @@ const GDPR_COUNTRIES: &[&str] = &[
     "SE", "IS", "LI", "NO",
 ];
 
-/// Deadline rules by jurisdiction. A jurisdiction is looked up as given,
-/// then by the part before its first `-` (`US-CA` falls back to `US`);
-/// one with no rule is refused at `open` (no silent default deadline).
+/// Deadline rules by jurisdiction and, where a law sets a different
+/// period for one kind of request, by `jurisdiction:kind`. A request is
+/// looked up as `J:kind`, `J`, then — for `J` like `US-CA` — `US:kind`
+/// and `US`; one with no rule is refused at `open` (no silent default).
 ///
 /// ```
-/// use lethedb::{DeadlineRule, Period, RequestPolicy};
+/// use lethedb::{DeadlineRule, Period, RequestKind, RequestPolicy};
 /// let mut p = RequestPolicy::default();
-/// assert_eq!(p.rule("US-CA"), Some(DeadlineRule::CCPA));
-/// assert_eq!(p.rule("FR"), Some(DeadlineRule::GDPR));
-/// assert_eq!(p.rule("BR"), None);
+/// assert_eq!(p.rule("US-CA", RequestKind::Access), Some(DeadlineRule::CCPA));
+/// assert_eq!(p.rule("US-CA", RequestKind::OptOutOfSale), Some(DeadlineRule::CCPA_OPT_OUT));
+/// assert_eq!(p.rule("FR", RequestKind::Erasure), Some(DeadlineRule::GDPR));
+/// assert_eq!(p.rule("BR", RequestKind::Access), None);
 /// p.rules.insert("BR".into(), DeadlineRule { respond_within: Period::Days(15), extension: Period::Days(0) });
-/// assert!(p.rule("BR").is_some());
+/// assert!(p.rule("BR", RequestKind::Access).is_some());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestPolicy {
-    /// Jurisdiction → rule.
+    /// `jurisdiction` or `jurisdiction:kind` → rule.
     pub rules: BTreeMap<String, DeadlineRule>,
 }
 
 impl Default for RequestPolicy {
     /// GDPR periods for the EU, the EEA, the UK and each member state;
-    /// CCPA periods for `US` (and so every `US-xx`).
+    /// CCPA periods for `US` (and so every `US-xx`), and 15 business days
+    /// for a California opt-out of sale or sharing.
     fn default() -> Self {
         let mut rules: BTreeMap<String, DeadlineRule> = GDPR_COUNTRIES
             .iter()
             .map(|c| (c.to_string(), DeadlineRule::GDPR))
             .collect();
         rules.insert("US".into(), DeadlineRule::CCPA);
+        rules.insert("US-CA:opt_out_of_sale".into(), DeadlineRule::CCPA_OPT_OUT);
         RequestPolicy { rules }
     }
 }
 
 impl RequestPolicy {
-    /// The rule for a jurisdiction (as given, then its part before `-`).
-    pub fn rule(&self, jurisdiction: &str) -> Option<DeadlineRule> {
-        self.rules.get(jurisdiction).copied().or_else(|| {
-            let (country, _) = jurisdiction.split_once('-')?;
-            self.rules.get(country).copied()
-        })
+    /// The rule for a request of `kind` under `jurisdiction`.
+    pub fn rule(&self, jurisdiction: &str, kind: RequestKind) -> Option<DeadlineRule> {
+        let country = jurisdiction.split_once('-').map(|(c, _)| c);
+        [Some(jurisdiction), country]
+            .into_iter()
+            .flatten()
+            .flat_map(|j| [format!("{j}:{kind}"), j.to_string()])
+            .find_map(|key| self.rules.get(&key).copied())
     }
 }
 

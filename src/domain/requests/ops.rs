@@ -108,8 +108,17 @@ pub(crate) fn policy(db: &Engine) -> Result<RequestPolicy> {
 
 /// `Db::set_request_policy`.
 pub(crate) fn set_policy(db: &Engine, p: &RequestPolicy) -> Result<()> {
-    for j in p.rules.keys() {
+    for (key, rule) in &p.rules {
+        let (j, kind) = match key.split_once(':') {
+            Some((j, k)) => (j, Some(k)),
+            None => (key.as_str(), None),
+        };
         check_jurisdiction(j)?;
+        if let Some(k) = kind {
+            k.parse::<RequestKind>()?;
+        }
+        rule.respond_within.check()?;
+        rule.extension.check()?;
     }
     let _privacy = db.privacy_lock.lock();
     let mut batch = Batch::new();
@@ -186,7 +195,7 @@ pub(crate) fn open(
     let subject = *lineage
         .first()
         .ok_or_else(|| Error::Internal("a request needs a subject".into()))?;
-    let rule = policy(db)?.rule(jurisdiction).ok_or_else(|| {
+    let rule = policy(db)?.rule(jurisdiction, kind).ok_or_else(|| {
         Error::InvalidInput(format!(
             "no deadline rule for jurisdiction {jurisdiction}: add one with set_request_policy"
         ))
@@ -249,9 +258,29 @@ pub(crate) fn open(
 
 /// `Db::request`.
 pub(crate) fn get(db: &Engine, id: u64) -> Result<Request> {
-    db.store
+    let r = db
+        .store
         .get::<Requests>(&id)?
-        .ok_or(Error::RequestNotFound(id))
+        .ok_or(Error::RequestNotFound(id))?;
+    current(db, r, Timestamp::now())
+}
+
+/// A request as it stands at `now`: one waiting only for holds that have
+/// since lapsed (their end passed) is open again.
+fn current(db: &Engine, mut r: Request, now: Timestamp) -> Result<Request> {
+    if r.status == RequestStatus::OnHold {
+        let mut active = Vec::new();
+        for h in &r.holds {
+            if db.store.get::<Holds>(h)?.is_some_and(|x| x.active_at(now)) {
+                active.push(*h);
+            }
+        }
+        if active.is_empty() {
+            r.status = RequestStatus::Open;
+        }
+        r.holds = active;
+    }
+    Ok(r)
 }
 
 /// Loads request `id` under the privacy lock, lets `f` change it (and
@@ -339,13 +368,18 @@ pub(crate) fn extend(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Req
         if r.extension.is_some() {
             return Err(state_error(r, "extend a second time"));
         }
-        let rule = p.rule(&r.jurisdiction).ok_or_else(|| {
+        if Timestamp::now() > r.due_at {
+            // GDPR Art. 12(3): the person is told of an extension within
+            // the first period.
+            return Err(state_error(r, "extend after its due time"));
+        }
+        let rule = p.rule(&r.jurisdiction, r.kind).ok_or_else(|| {
             Error::InvalidInput(format!(
                 "no deadline rule for jurisdiction {}",
                 r.jurisdiction
             ))
         })?;
-        if matches!(rule.extension, Period::Days(0) | Period::Months(0)) {
+        if rule.extension.is_zero() {
             return Err(Error::InvalidInput(format!(
                 "jurisdiction {} allows no extension",
                 r.jurisdiction
@@ -404,6 +438,18 @@ pub(crate) fn complete(db: &Engine, id: u64, by: &str, evidence: Evidence) -> Re
                         "the digest is not that of erasure {erasure_id}'s certificate"
                     )));
                 }
+                // The erasure must be this request's: the one it was linked
+                // to, or one of the same subject covering what it asks.
+                let e = ledger.as_ref().ok_or(Error::InvalidInput(String::new()))?;
+                let same = r.erasure_id == Some(*erasure_id)
+                    || (r.erasure_id.is_none() && e.subject_ref == r.subject_ref);
+                let covers = e.scope == crate::storage::records::ErasureScope::Profile
+                    || (!r.fields.is_empty() && r.fields.iter().all(|f| e.fields.contains(f)));
+                if !same || !covers {
+                    return Err(Error::InvalidInput(format!(
+                        "erasure {erasure_id} is not this request's (another person, or not the fields asked for)"
+                    )));
+                }
             }
             (Evidence::ExportBundle { sha256 }, RequestKind::Access) if sha256_hex(sha256) => {}
             (Evidence::ExportBundle { .. }, RequestKind::Access) => {
@@ -459,6 +505,7 @@ pub struct RequestFilter {
 /// `Db::requests`. A due listing reads the due-time index (open requests
 /// only, in due order) and then only the requests it lists.
 pub(crate) fn list(db: &Engine, f: &RequestFilter) -> Result<Vec<Request>> {
+    let now = Timestamp::now();
     let limit = f.limit.unwrap_or(usize::MAX);
     let keep = |r: &Request| {
         f.status.is_none_or(|s| s == r.status) && f.subject_ref.is_none_or(|s| s == r.subject_ref)
@@ -472,6 +519,7 @@ pub(crate) fn list(db: &Engine, f: &RequestFilter) -> Result<Vec<Request>> {
             .collect::<Result<_>>()?;
         for chunk in ids.chunks(1024) {
             for r in db.store.multi_get::<Requests>(chunk)?.into_iter().flatten() {
+                let r = current(db, r, now)?;
                 if out.len() < limit && keep(&r) {
                     out.push(r);
                 }
@@ -489,7 +537,7 @@ pub(crate) fn list(db: &Engine, f: &RequestFilter) -> Result<Vec<Request>> {
         return Ok(out);
     }
     for item in db.store.entries::<Requests>(&[])? {
-        let (_, r) = item?;
+        let r = current(db, item?.1, now)?;
         if keep(&r) {
             out.push(r);
             if out.len() >= limit {
