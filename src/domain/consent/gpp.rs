@@ -37,29 +37,43 @@ fn bad(reason: impl Into<String>) -> Error {
 }
 
 /// Bits of a base64url text, six per character, most significant first.
+/// Errors name the section (empty for the header) and the field; nothing
+/// is formatted unless one occurs.
 struct Sextets {
     values: Vec<u8>,
     pos: usize,
+    section: &'static str,
 }
 
 impl Sextets {
-    fn new(text: &str, what: &str) -> Result<Self> {
-        let values = text
-            .bytes()
-            .enumerate()
-            .map(|(i, c)| {
-                crate::domain::consent::tcf::base64url_value(c)
-                    .ok_or_else(|| bad(format!("{what}: character {i} is not base64url")))
-            })
-            .collect::<Result<Vec<u8>>>()?;
-        Ok(Sextets { values, pos: 0 })
+    fn new(text: &str, section: &'static str, part: &str) -> Result<Self> {
+        let mut values = Vec::with_capacity(text.len());
+        for (i, c) in text.bytes().enumerate() {
+            match crate::domain::consent::tcf::base64url_value(c) {
+                Some(v) => values.push(v),
+                None => {
+                    return Err(in_section(
+                        section,
+                        format!("{part}: character {i} is not base64url"),
+                    ))
+                }
+            }
+        }
+        Ok(Sextets {
+            values,
+            pos: 0,
+            section,
+        })
+    }
+
+    fn err(&self, msg: String) -> Error {
+        in_section(self.section, msg)
     }
 
     fn bit(&mut self, what: &str) -> Result<bool> {
-        let v = self
-            .values
-            .get(self.pos / 6)
-            .ok_or_else(|| bad(format!("truncated: {what} at bit {}", self.pos)))?;
+        let Some(v) = self.values.get(self.pos / 6) else {
+            return Err(self.err(format!("truncated: {what} at bit {}", self.pos)));
+        };
         let b = (v >> (5 - self.pos % 6)) & 1;
         self.pos += 1;
         Ok(b == 1)
@@ -90,7 +104,16 @@ impl Sextets {
             prev = bit;
             (a, b) = (b, a + b);
         }
-        Err(bad(format!("{what}: Fibonacci code longer than 32 bits")))
+        Err(self.err(format!("{what}: Fibonacci code longer than 32 bits")))
+    }
+}
+
+/// An error about `section` (`""`: the header).
+fn in_section(section: &str, msg: String) -> Error {
+    if section.is_empty() {
+        bad(msg)
+    } else {
+        bad(format!("section {section}: {msg}"))
     }
 }
 
@@ -105,7 +128,7 @@ impl Sextets {
 pub fn decode_header(gpp: &str) -> Result<GppHeader> {
     let mut parts = gpp.split('~');
     let header = parts.next().unwrap_or_default();
-    let mut s = Sextets::new(header, "header")?;
+    let mut s = Sextets::new(header, "", "header")?;
     let kind = s.int(6, "header type")?;
     if kind != 3 {
         return Err(bad(format!(
@@ -285,8 +308,8 @@ fn decode_us(id: u16, text: &str) -> Result<UsSection> {
         .map(|l| l.name)
         .unwrap_or("us");
     let what = |f: &str| format!("section {section_name}: {f}");
-    let mut s = Sextets::new(core, &what("core"))?;
-    let version = s.int(6, &what("Version"))?;
+    let mut s = Sextets::new(core, section_name, "core")?;
+    let version = s.int(6, "Version")?;
     // usnat: the layout follows the length, not the Version field (IAB's
     // encoders write Version 1 with the 16-category layout): 60 or 66 bits
     // (10 or 11 characters) are the 12-category layout, anything else the
@@ -307,9 +330,9 @@ fn decode_us(id: u16, text: &str) -> Result<UsSection> {
     fields.push(("Version", vec![version as u8]));
     for (name, width) in &layout.fields[1..] {
         let values = match width {
-            Width::Int(n) => vec![s.int(*n, &what(name))? as u8],
+            Width::Int(n) => vec![s.int(*n, name)? as u8],
             Width::List(n) => (0..*n)
-                .map(|_| s.int(2, &what(name)).map(|v| v as u8))
+                .map(|_| s.int(2, name).map(|v| v as u8))
                 .collect::<Result<Vec<u8>>>()?,
         };
         if matches!(width, Width::List(_) | Width::Int(2)) && values.contains(&3) {
@@ -318,10 +341,10 @@ fn decode_us(id: u16, text: &str) -> Result<UsSection> {
         fields.push((*name, values));
     }
     let mut gpc = None;
-    for (i, seg) in segments.enumerate() {
-        let mut t = Sextets::new(seg, &what(&format!("sub-segment {}", i + 1)))?;
-        match t.int(2, &what("SubsectionType"))? {
-            1 if layout.gpc => gpc = Some(t.bit(&what("Gpc"))?),
+    for seg in segments {
+        let mut t = Sextets::new(seg, section_name, "sub-segment")?;
+        match t.int(2, "SubsectionType")? {
+            1 if layout.gpc => gpc = Some(t.bit("Gpc")?),
             // Sub-segment types this section does not define are skipped.
             _ => {}
         }

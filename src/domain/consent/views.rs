@@ -47,20 +47,24 @@ impl VendorDecision {
     }
 }
 
-/// The TC string a consent record carries as proof: a TC string itself,
-/// or the `tcfeuv2` section of a GPP string.
-pub(crate) fn tc_of_proof(proof: &str) -> Option<tcf::TcString> {
-    if gpp::decode_header(proof).is_ok() {
-        return gpp::decode(proof)
-            .ok()?
-            .sections
-            .into_iter()
-            .find_map(|s| match s {
-                gpp::GppSection::TcfEuV2(tc) => Some(*tc),
-                _ => None,
-            });
+/// What the TC string a consent record carries as proof says of one
+/// vendor and purpose: the proof is a TC string, or a GPP string whose
+/// `tcfeuv2` section is one; `None` when it is neither (or does not decode).
+pub(crate) fn signals_of_proof(
+    proof: &str,
+    vendor: u16,
+    purpose: u8,
+) -> Option<tcf::VendorSignals> {
+    if let Ok(h) = gpp::decode_header(proof) {
+        let section = h
+            .section_ids
+            .iter()
+            .zip(proof.trim().split('~').skip(1))
+            .find(|(id, _)| **id == 2)?
+            .1;
+        return tcf::vendor_signals(section, vendor, purpose).ok();
     }
-    tcf::decode(proof).ok()
+    tcf::vendor_signals(proof, vendor, purpose).ok()
 }
 
 /// Whether the record as the profile holds it now stops processing, and why.
@@ -123,26 +127,24 @@ pub(crate) fn vendor(
             d.reason = why;
             return Ok(d);
         }
-        let Some(tc) = record
+        let Some(signals) = record
             .as_ref()
             .and_then(|r| r.proof.as_deref())
-            .and_then(tc_of_proof)
+            .and_then(|p| signals_of_proof(p, vendor, purpose))
         else {
             d.reason = format!("{name} was not recorded from a TC string: no vendor signals");
             return Ok(d);
         };
-        d.basis = tc.vendor_basis(vendor, purpose);
+        d.basis = signals.basis(purpose);
         d.allowed = d.basis.is_some();
         d.reason = match d.basis {
             Some(b) => format!("purpose and vendor {b} in the TC string"),
-            None if tc
-                .publisher_restrictions
-                .iter()
-                .any(|r| r.purpose == purpose && r.kind == 0 && r.vendors.contains(&vendor)) =>
-            {
+            None if signals.forbidden() => {
                 "the publisher restricts the purpose for this vendor".into()
             }
-            None => format!("the TC string gives vendor {vendor} neither consent nor legitimate interest for {name}"),
+            None => format!(
+                "the TC string gives vendor {vendor} neither consent nor legitimate interest for {name}"
+            ),
         };
         Ok(d)
     })

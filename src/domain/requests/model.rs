@@ -424,8 +424,11 @@ pub(crate) fn check_text(what: &str, text: &str) -> Result<()> {
     // A run of digits (spaces, dots, dashes, brackets between them) reads
     // as a phone number from ten digits, or from eight after a `+`;
     // shorter runs are case and matter numbers. ISO dates do not count.
-    let dates =
-        regex::Regex::new(r"\d{4}-\d{2}-\d{2}").map_err(|e| Error::Internal(e.to_string()))?;
+    static DATES: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    let dates = DATES
+        .get_or_init(|| regex::Regex::new(r"\d{4}-\d{2}-\d{2}").ok())
+        .as_ref()
+        .ok_or_else(|| Error::Internal("date pattern".into()))?;
     let undated = dates.replace_all(text, "date");
     let phone_like = undated
         .split(|c: char| !(c.is_ascii_digit() || " -+().".contains(c)))
