@@ -80,7 +80,7 @@ fn tc_string(vendors: u16) -> String {
         }
     }
     int(0, 12, &mut bits);
-    while bits.len() % 24 != 0 {
+    while !bits.len().is_multiple_of(24) {
         bits.push(false);
     }
     const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -583,7 +583,7 @@ fn tc_string_ranges(
         }
     }
     // TC strings are whole bytes (the IAB encoders pad with zeros).
-    while b.0.len() % 8 != 0 {
+    while !b.0.len().is_multiple_of(8) {
         b.0.push(false);
     }
     b.text()
