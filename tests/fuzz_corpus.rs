@@ -36,6 +36,11 @@ fn replay_tc_string_corpus() {
 }
 
 #[test]
+fn replay_gpp_string_corpus() {
+    replay("gpp_string", lethedb::fuzz_support::gpp_string);
+}
+
+#[test]
 fn replay_normalize_identifier_corpus() {
     replay(
         "normalize_identifier",

@@ -116,6 +116,52 @@ pub fn tc_string(data: &[u8]) {
         let purposes: std::collections::BTreeSet<&str> =
             records.iter().map(|r| r.purpose.as_str()).collect();
         assert_eq!(purposes.len(), 11, "TCF purposes are not 1-11 once each");
+        // The vendor query's reader answers as the decoder does.
+        let mut vendors = vec![1, 2, tc.max_vendor_id, tc.max_vendor_id.saturating_add(1)];
+        vendors.extend(tc.vendor_consents.iter().take(4));
+        vendors.extend(tc.vendor_legitimate_interests.iter().take(4));
+        for v in vendors {
+            for p in 1..=11u8 {
+                let fast = crate::domain::consent::tcf::vendor_signals(text, v, p)
+                    .expect("the vendor reader refuses a string the decoder reads");
+                assert_eq!(
+                    fast.basis(p),
+                    tc.vendor_basis(v, p),
+                    "vendor {v} purpose {p}"
+                );
+            }
+        }
+    }
+}
+
+/// IAB GPP strings: a string decodes to one section per header id and to
+/// at most one consent record per purpose, each a built-in purpose; a bad
+/// one is `InvalidGppString` and its reason does not echo the input.
+pub fn gpp_string(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match crate::domain::consent::gpp::decode(text) {
+        Ok(g) => {
+            assert_eq!(g.sections.len(), g.header.section_ids.len());
+            let records =
+                crate::domain::consent::gpp::records_from_gpp(&g, text, crate::Timestamp(0));
+            let mut seen = std::collections::BTreeSet::new();
+            for r in &records {
+                assert!(seen.insert(r.purpose.clone()), "{} twice", r.purpose);
+                assert!(
+                    crate::BUILTIN_PURPOSES.contains(&r.purpose.as_str()),
+                    "{} is not built in",
+                    r.purpose
+                );
+            }
+        }
+        Err(crate::Error::InvalidGppString(why)) => {
+            if text.trim().len() >= 16 {
+                assert!(!why.contains(text.trim()), "the error echoes the input");
+            }
+        }
+        Err(e) => panic!("a GPP string failed with {e}"),
     }
 }
 
