@@ -89,7 +89,7 @@ fn tc_string(vendors: u16) -> String {
         .collect()
 }
 
-fn gpp_throughput(rounds: u64) {
+fn gpp_throughput(rounds: u64, small: bool) {
     let tc = tc_string(1000);
     let strings = [
         ("usca", "DBABBg~BVVVVVVY".to_string()),
@@ -102,7 +102,11 @@ fn gpp_throughput(rounds: u64) {
     ];
     println!("GPP decode (gpp::decode), median of {rounds} rounds:");
     for (name, s) in &strings {
-        let n = if s.len() > 200 { 20_000 } else { 200_000 };
+        let n = match (small, s.len() > 200) {
+            (true, _) => 1_000,
+            (false, true) => 20_000,
+            (false, false) => 200_000,
+        };
         let mut per: Vec<f64> = Vec::new();
         for _ in 0..rounds {
             let t = Instant::now();
@@ -121,9 +125,12 @@ fn gpp_throughput(rounds: u64) {
     }
 }
 
-fn vendor_query(rounds: u64) {
-    const PROFILES: u64 = 10_000;
-    const QUERIES: usize = 20_000;
+fn vendor_query(rounds: u64, small: bool) {
+    let (profiles, queries): (u64, usize) = if small {
+        (500, 1_000)
+    } else {
+        (10_000, 20_000)
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let schema = synth::schema()
         .allow("email", "tcf:1")
@@ -135,7 +142,7 @@ fn vendor_query(rounds: u64) {
     )
     .expect("open");
     let mut ids = Vec::new();
-    for chunk in 0..PROFILES / 500 {
+    for chunk in 0..profiles / 500 {
         let mut batch = ProfileBatch::new();
         for i in chunk * 500..(chunk + 1) * 500 {
             ids.push(
@@ -152,7 +159,7 @@ fn vendor_query(rounds: u64) {
     }
     db.compact().expect("compact");
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let picks: Vec<(usize, u16)> = (0..QUERIES)
+    let picks: Vec<(usize, u16)> = (0..queries)
         .map(|_| (rng.gen_range(0..ids.len()), rng.gen_range(1..=1000)))
         .collect();
     let time = |f: &dyn Fn(usize, u16)| {
@@ -160,7 +167,7 @@ fn vendor_query(rounds: u64) {
         for &(i, v) in &picks {
             f(i, v);
         }
-        t.elapsed().as_nanos() as f64 / QUERIES as f64
+        t.elapsed().as_nanos() as f64 / queries as f64
     };
     let purpose = |i: usize, _v: u16| {
         black_box(db.get_for_purpose(&ids[i], "tcf:1").expect("purpose read"));
@@ -187,7 +194,7 @@ fn vendor_query(rounds: u64) {
     }
     let (lo, hi) = range(&ratios);
     println!(
-        "Vendor query ({PROFILES} profiles, TC string of 1,000 vendors, {QUERIES} queries a round, {rounds} interleaved rounds):"
+        "Vendor query ({profiles} profiles, TC string of 1,000 vendors, {queries} queries a round, {rounds} interleaved rounds):"
     );
     println!(
         "  get_for_purpose(tcf:1) {:.2} µs, vendor_may_process {:.2} µs, consent(tcf:1) {:.2} µs",
@@ -290,9 +297,13 @@ fn request_listing(n: u64, rounds: u64) {
 }
 
 fn main() {
-    let rounds = arg("--rounds", 7);
-    let requests = arg("--requests", 1_000_000);
-    gpp_throughput(rounds);
-    vendor_query(rounds);
+    // `cargo test --all-targets` runs this binary without `--bench`: a
+    // small run of every part, so the bench keeps compiling and working
+    // without costing the test suite a million requests.
+    let bench = std::env::args().any(|a| a == "--bench");
+    let rounds = arg("--rounds", if bench { 7 } else { 1 });
+    let requests = arg("--requests", if bench { 1_000_000 } else { 2_000 });
+    gpp_throughput(rounds, !bench);
+    vendor_query(rounds, !bench);
     request_listing(requests, rounds);
 }

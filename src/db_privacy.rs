@@ -265,6 +265,7 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn open_request(&self, subject: &ProfileId, new: NewRequest) -> Result<Request> {
+        let _tree = self.engine.keys.shared();
         requests::open(
             &self.engine,
             &self.subjects_of(subject)?,
@@ -290,6 +291,7 @@ impl Db {
     /// The subject reference (for [`RequestFilter::subject_ref`]) of the
     /// person `id` resolves to.
     pub fn request_subject(&self, id: &ProfileId) -> Result<[u8; 16]> {
+        let _tree = self.engine.keys.shared();
         Ok(self.subjects_of(id)?[0])
     }
 
@@ -345,6 +347,7 @@ impl Db {
     /// Ok::<_, lethedb::Error>(())
     /// ```
     pub fn place_hold(&self, subject: &ProfileId, hold: NewHold) -> Result<Hold> {
+        let _tree = self.engine.keys.shared();
         requests::place(
             &self.engine,
             &self.subjects_of(subject)?,
@@ -361,11 +364,34 @@ impl Db {
         requests::release(&self.engine, id, by)
     }
 
-    /// Every hold, or those on the person `subject` resolves to.
+    /// Every hold, or those on the person `subject` resolves to (placed
+    /// through any profile of its lineage).
     pub fn holds(&self, subject: Option<&ProfileId>) -> Result<Vec<Hold>> {
-        let subject = subject
-            .map(|s| self.subjects_of(s).map(|v| v[0]))
-            .transpose()?;
-        requests::list_holds(&self.engine, subject)
+        let _tree = self.engine.keys.shared();
+        let Some(subject) = subject else {
+            return requests::list_holds(&self.engine, None);
+        };
+        let mut out = Vec::new();
+        for s in self.subjects_of(subject)? {
+            out.extend(requests::list_holds(&self.engine, Some(s))?);
+        }
+        out.sort_by_key(|h| h.id);
+        Ok(out)
+    }
+
+    /// Every request about the person `id` resolves to (opened through any
+    /// profile of its lineage), in id order.
+    pub fn requests_about(&self, id: &ProfileId) -> Result<Vec<Request>> {
+        let _tree = self.engine.keys.shared();
+        let mut out = Vec::new();
+        for s in self.subjects_of(id)? {
+            let filter = RequestFilter {
+                subject_ref: Some(s),
+                ..RequestFilter::default()
+            };
+            out.extend(requests::list(&self.engine, &filter)?);
+        }
+        out.sort_by_key(|r| r.id);
+        Ok(out)
     }
 }

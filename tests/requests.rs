@@ -184,6 +184,27 @@ fn deadlines_follow_each_law_across_months_leap_years_and_extensions() {
     );
     db.set_request_policy(&p).unwrap();
     assert_eq!(db.request_policy().unwrap(), p);
+    // A request extends by the rule it opened under, not a later policy.
+    let opened_under_gdpr = db
+        .open_request(
+            &id,
+            NewRequest::new(RequestKind::Access, "EU").received_at(received),
+        )
+        .unwrap();
+    let mut stricter = p.clone();
+    stricter.rules.insert(
+        "EU".into(),
+        DeadlineRule {
+            respond_within: Period::Days(10),
+            extension: Period::Days(0),
+        },
+    );
+    db.set_request_policy(&stricter).unwrap();
+    let extended = db
+        .extend_request(opened_under_gdpr.id, "desk", "complex request")
+        .unwrap();
+    assert_eq!(extended.due_at, received.add_months(3));
+    db.set_request_policy(&p).unwrap();
     let r = db
         .open_request(
             &id,
@@ -354,6 +375,16 @@ fn transitions_are_checked_audited_and_pii_free() {
             .is_err());
     }
     assert!(matches!(db.request(999), Err(Error::RequestNotFound(999))));
+    // A request verified over and over keeps a bounded history (the audit
+    // log keeps every transition).
+    let r3 = db
+        .open_request(&id, NewRequest::new(RequestKind::Access, "EU"))
+        .unwrap();
+    for i in 0..300 {
+        db.verify_request(r3.id, "desk", i % 2 == 0).unwrap();
+    }
+    let h = db.request(r3.id).unwrap().history;
+    assert_eq!((h.len(), h[0].action.as_str()), (256, "opened"));
 }
 
 #[test]
@@ -447,6 +478,9 @@ fn holds_and_requests_follow_the_person_through_merges() {
         .place_hold(&a, NewHold::new("matter 9", "legal"))
         .unwrap();
     assert_eq!(db.request(r.id).unwrap().status, RequestStatus::OnHold);
+    // Listings by person cover the whole lineage.
+    assert_eq!(db.holds(Some(&q)).unwrap()[0].id, hold.id);
+    assert_eq!(db.requests_about(&a).unwrap()[0].id, r.id);
     // A request opened afterwards, through the merged-away id, opens on hold.
     let r2 = db
         .open_request(&q, NewRequest::new(RequestKind::Erasure, "EU"))
@@ -608,6 +642,8 @@ fn retention_erases_what_the_holds_leave() {
         .run_retention(Timestamp(Timestamp::now().0 + 3 * day))
         .unwrap();
     assert_eq!((report.held_back, report.holds.clone()), (1, vec![h1.id]));
+    // city of the first, notes and city of the second.
+    assert_eq!(report.fields_erased, 3);
     let p = db.get(&expiring).unwrap();
     assert!(p.fields.contains_key("notes") && !p.fields.contains_key("city"));
     let report = db
@@ -636,8 +672,10 @@ fn a_hold_with_an_end_lapses_by_itself() {
     assert!(matches!(db.forget(&id), Err(Error::LegalHold { .. })));
     assert_eq!(db.request(r.id).unwrap().status, RequestStatus::OnHold);
     std::thread::sleep(std::time::Duration::from_millis(1_100));
-    // The lapsed hold keeps nothing waiting.
-    assert_eq!(db.request(r.id).unwrap().status, RequestStatus::Open);
+    // The lapsed hold keeps nothing waiting, and says so.
+    let now_open = db.request(r.id).unwrap();
+    assert_eq!(now_open.status, RequestStatus::Open);
+    assert_eq!(now_open.history.last().unwrap().action, "hold_lapsed");
     db.forget(&id).unwrap();
 }
 

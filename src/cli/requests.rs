@@ -58,21 +58,28 @@ pub(super) fn request_cmd(db: &Db, cmd: &RequestCmd) -> CliResult {
                 (false, Some(s)) => Some(Timestamp(now.0.saturating_add(span(s)?))),
                 (false, None) => None,
             };
-            let filter = RequestFilter {
-                due_before,
-                status: status
-                    .as_deref()
-                    .map(str::parse::<RequestStatus>)
-                    .transpose()?,
-                subject_ref: id
-                    .as_deref()
-                    .map(|i| -> std::result::Result<_, Failure> {
-                        Ok(db.request_subject(&i.parse()?)?)
-                    })
-                    .transpose()?,
-                limit: *limit,
+            let status = status
+                .as_deref()
+                .map(str::parse::<RequestStatus>)
+                .transpose()?;
+            let list = match id {
+                // The person's requests, through every profile of the lineage.
+                Some(id) => {
+                    let mut all = db.requests_about(&id.parse()?)?;
+                    all.retain(|r| {
+                        status.is_none_or(|s| s == r.status)
+                            && due_before.is_none_or(|d| r.overdue_at(d))
+                    });
+                    all.truncate(limit.unwrap_or(usize::MAX));
+                    all
+                }
+                None => db.requests(&RequestFilter {
+                    due_before,
+                    status,
+                    subject_ref: None,
+                    limit: *limit,
+                })?,
             };
-            let list = db.requests(&filter)?;
             print_json(&serde_json::Value::Array(
                 list.iter().map(lethedb::Request::to_json).collect(),
             ));

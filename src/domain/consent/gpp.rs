@@ -441,7 +441,7 @@ fn statements(g: &GppString) -> Vec<(&'static str, Say, bool, String, &'static s
 /// as proof: a purpose any section refuses is `denied` (the first refusal
 /// gives source — `gpp:<section>`, or `gpc` for a GPC sub-segment — and
 /// jurisdiction), else `granted` — legal basis
-/// `consent` where the law is opt-in (sensitive data in VA, CO, CT),
+/// `consent` where the law is opt-in (sensitive data in `usnat`, VA, CO, CT),
 /// `legitimate_interests` where it is opt-out ("did not opt out" is not
 /// consent). `tcfeuv2` adds the TCF records (`tcf:1`…`tcf:11`). Sections
 /// that say nothing (value 0, "not applicable") add nothing.

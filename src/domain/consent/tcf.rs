@@ -169,9 +169,11 @@ pub(crate) fn vendor_signals(s: &str, vendor: u16, purpose: u8) -> Result<Vendor
         )));
     }
     // created 36, last updated 36, CMP id 12, CMP version 12, screen 6,
-    // language 12, vendor list version 12, policy version 6, two flags,
-    // special features 12: 146 bits to the purposes.
-    b.skip(146, "header")?;
+    // language 12 (two letters, checked as `decode` does), vendor list
+    // version 12, policy version 6, two flags, special features 12.
+    b.skip(102, "header")?;
+    b.letters("consent language")?;
+    b.skip(32, "header")?;
     let p = usize::from(purpose);
     let purposes = b.take(24, "purpose consents")?;
     let purposes_li = b.take(24, "purpose legitimate interests")?;
@@ -181,7 +183,8 @@ pub(crate) fn vendor_signals(s: &str, vendor: u16, purpose: u8) -> Result<Vendor
         purpose_li: bit(purposes_li),
         ..VendorSignals::default()
     };
-    b.skip(13, "publisher country")?;
+    b.skip(1, "purpose one treatment")?;
+    b.letters("publisher country")?;
     out.vendor_consent = b.vendor_in(vendor, "vendor consents")?;
     out.vendor_li = b.vendor_in(vendor, "vendor legitimate interests")?;
     let restrictions = b.take(12, "publisher restrictions")?;
@@ -319,6 +322,13 @@ impl Bits<'_> {
             if start == 0 || end < start || end > max {
                 return Err(bad(format!(
                     "{what}: range {start}-{end} outside 1..={max}"
+                )));
+            }
+            // Counted against the same bound as `ranges`, never expanded.
+            self.expanded += usize::from(end - start) + 1;
+            if self.expanded > MAX_EXPANDED_IDS {
+                return Err(bad(format!(
+                    "{what}: the ranges name more than {MAX_EXPANDED_IDS} vendor ids"
                 )));
             }
             found |= (start..=end).contains(&vendor);

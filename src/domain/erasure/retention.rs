@@ -109,18 +109,17 @@ pub(crate) fn run(db: &Engine, now: Timestamp) -> Result<RetentionReport> {
                         return Ok(());
                     }
                     let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
-                    let r = super::erase::forget_fields(db, &[*id], &refs, None)?;
-                    fields_erased += rest.len();
-                    r
+                    (
+                        super::erase::forget_fields(db, &[*id], &refs, None)?,
+                        rest.len(),
+                    )
                 }
-                other => {
-                    let r = other?;
-                    fields_erased += names.len();
-                    r
-                }
+                other => (other?, names.len()),
             };
-            if r.erasure_id.is_some() {
+            // Counted only when something was erased.
+            if r.0.erasure_id.is_some() {
                 with_fields += 1;
+                fields_erased += r.1;
             }
             Ok(())
         };

@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::model::*;
-use super::ops::holding;
-use super::ops::{event, put, HoldRequests, Holds, HoldsBySubject, RequestsBySubject};
+use super::ops::{event, put, record, HoldRequests, Holds, HoldsBySubject, RequestsBySubject};
+use super::ops::{holding, next_id};
 use crate::domain::audit::Event;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -26,9 +26,7 @@ pub(crate) fn place(
 ) -> Result<Hold> {
     check_text("hold reason", reason)?;
     check_text("hold owner", owner)?;
-    for f in &fields {
-        crate::domain::fields::validate_name(f)?;
-    }
+    super::ops::check_fields(&fields)?;
     let subject = *lineage
         .first()
         .ok_or_else(|| Error::Internal("a hold needs a subject".into()))?;
@@ -41,7 +39,7 @@ pub(crate) fn place(
     // Ordered with erasures: a forget either ran before the hold or sees it.
     let _identity = db.identity_lock.lock();
     let _privacy = db.privacy_lock.lock();
-    let id = db.store.last_key_with::<Holds>(&[])?.unwrap_or(0) + 1;
+    let id = next_id(db.store.last_key_with::<Holds>(&[])?)?;
     let hold = Hold {
         id,
         subject_ref: subject,
@@ -82,12 +80,15 @@ pub(crate) fn place(
         r.status = RequestStatus::OnHold;
         r.holds.push(id);
         batch.put::<HoldRequests>(&(id, r.id), &Blob(Vec::new()));
-        r.history.push(Transition {
-            at: now,
-            by: owner.to_string(),
-            action: "on_hold".into(),
-            note: Some(format!("legal hold {id} placed")),
-        });
+        record(
+            &mut r,
+            Transition {
+                at: now,
+                by: owner.to_string(),
+                action: "on_hold".into(),
+                note: Some(format!("legal hold {id} placed")),
+            },
+        );
         put(&mut batch, Some(&before), &r);
         events.push(event("request_on_hold", &r, json!({"holds": r.holds})));
     }
@@ -135,12 +136,15 @@ pub(crate) fn release(db: &Engine, id: u64, by: &str) -> Result<Hold> {
         if r.holds.is_empty() {
             r.status = RequestStatus::Open;
         }
-        r.history.push(Transition {
-            at: now,
-            by: by.to_string(),
-            action: "released".into(),
-            note: Some(format!("legal hold {id} released")),
-        });
+        record(
+            &mut r,
+            Transition {
+                at: now,
+                by: by.to_string(),
+                action: "released".into(),
+                note: Some(format!("legal hold {id} released")),
+            },
+        );
         put(&mut batch, Some(&before), &r);
         events.push(event(
             "request_released",
@@ -213,6 +217,8 @@ pub(crate) fn check_fields(db: &Engine, profiles: &[ProfileId], fields: &[&str])
 /// covers (none when a hold covers the whole person): what retention may
 /// still erase of a held person.
 pub(crate) fn unheld(db: &Engine, id: &ProfileId, names: &[String]) -> Result<Vec<String>> {
+    // The lineage is read from authenticated records (keyrings opened).
+    let _tree = db.keys.shared();
     let target =
         crate::domain::profiles::final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
     let record =

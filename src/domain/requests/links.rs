@@ -9,7 +9,8 @@ use serde_json::json;
 
 use super::model::*;
 use super::ops::{
-    certificate_digest, event, get, put, HoldRequests, Holds, RequestErasures, RequestsBySubject,
+    certificate_digest, event, get, put, record, HoldRequests, Holds, RequestErasures,
+    RequestsBySubject,
 };
 use crate::domain::audit::{Event, Position};
 use crate::engine::Engine;
@@ -61,14 +62,17 @@ pub(crate) fn link_erasure(
         r.erasure_id = Some(erasure_id);
         r.status = RequestStatus::Open;
         r.holds.clear();
-        r.history.push(Transition {
-            at: Timestamp::now(),
-            by: "lethedb".into(),
-            action: "erased".into(),
-            note: Some(format!(
-                "erasure {erasure_id}; completes when its certificate is issued"
-            )),
-        });
+        record(
+            &mut r,
+            Transition {
+                at: Timestamp::now(),
+                by: "lethedb".into(),
+                action: "erased".into(),
+                note: Some(format!(
+                    "erasure {erasure_id}; completes when its certificate is issued"
+                )),
+            },
+        );
         put(batch, Some(&before), &r);
         batch.put::<RequestErasures>(&(erasure_id, r.id), &Blob(Vec::new()));
         events.push(event(
@@ -114,12 +118,15 @@ pub(crate) fn mark_waiting(
                 batch.put::<HoldRequests>(&(*h, r.id), &Blob(Vec::new()));
             }
         }
-        r.history.push(Transition {
-            at: Timestamp::now(),
-            by: "lethedb".into(),
-            action: "on_hold".into(),
-            note: Some(format!("erasure refused: legal hold {holds:?}")),
-        });
+        record(
+            &mut r,
+            Transition {
+                at: Timestamp::now(),
+                by: "lethedb".into(),
+                action: "on_hold".into(),
+                note: Some(format!("erasure refused: legal hold {mine:?}")),
+            },
+        );
         put(&mut batch, Some(&before), &r);
         events.push(event("request_on_hold", &r, json!({"holds": r.holds})));
     }
@@ -147,7 +154,11 @@ impl Completions {
                 event(
                     "request_completed",
                     &done,
-                    json!({"erasure_id": erasure_id, "by": "certificate"}),
+                    json!({
+                        "erasure_id": erasure_id,
+                        "by": "certificate",
+                        "verification": r.verification.to_string(),
+                    }),
                 )
             })
             .collect()
@@ -172,12 +183,22 @@ impl Completions {
                 erasure_id: *erasure_id,
                 sha256: certificate_digest(cert.as_bytes()),
             });
-            r.history.push(Transition {
-                at: now,
-                by: "lethedb".into(),
-                action: "completed".into(),
-                note: Some(format!("erasure certificate {erasure_id} issued")),
-            });
+            record(
+                &mut r,
+                Transition {
+                    at: now,
+                    by: "lethedb".into(),
+                    action: "completed".into(),
+                    note: Some(format!(
+                        "erasure certificate {erasure_id} issued (requester {})",
+                        match before.verification {
+                            Verification::Verified => "verified",
+                            Verification::Failed => "verification failed",
+                            Verification::Pending => "not verified",
+                        }
+                    )),
+                },
+            );
             put(batch, Some(before), &r);
         }
     }

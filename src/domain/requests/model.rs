@@ -146,6 +146,9 @@ pub struct Request {
     /// When it must be answered (received + the jurisdiction's period,
     /// plus its extension once extended).
     pub due_at: Timestamp,
+    /// The deadline rule it opened under (an extension follows it, not a
+    /// policy set later).
+    pub rule: DeadlineRule,
     /// The extension, once granted.
     pub extension: Option<Extension>,
     /// Identity verification.
@@ -179,6 +182,7 @@ impl Request {
             "jurisdiction": self.jurisdiction,
             "received_at": self.received_at.to_string(),
             "due_at": self.due_at.to_string(),
+            "rule": self.rule,
             "overdue": self.overdue_at(now),
             "extension": self.extension.as_ref().map(|e| serde_json::json!({
                 "at": e.at.to_string(), "by": e.by, "reason": e.reason,

@@ -90,6 +90,10 @@ pub(super) fn event(kind: &'static str, r: &Request, detail: serde_json::Value) 
 pub(super) fn put(batch: &mut Batch, before: Option<&Request>, r: &Request) {
     if let Some(b) = before {
         batch.delete::<RequestsDue>(&(time_key(b.due_at), b.id));
+        // Holds it no longer waits for no longer list it.
+        for h in b.holds.iter().filter(|h| !r.holds.contains(h)) {
+            batch.delete::<HoldRequests>(&(*h, b.id));
+        }
     }
     if matches!(r.status, RequestStatus::Open | RequestStatus::OnHold) {
         batch.put::<RequestsDue>(&(time_key(r.due_at), r.id), &Blob(Vec::new()));
@@ -145,11 +149,36 @@ fn check_jurisdiction(j: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_fields(fields: &[String]) -> Result<()> {
+/// Field names of a request or hold: valid names, at most 64.
+pub(super) fn check_fields(fields: &[String]) -> Result<()> {
+    if fields.len() > 64 {
+        return Err(Error::InvalidInput("more than 64 fields named".into()));
+    }
     for f in fields {
         crate::domain::fields::validate_name(f)?;
     }
     Ok(())
+}
+
+/// The id after `last` (ids are never reused).
+pub(super) fn next_id(last: Option<u64>) -> Result<u64> {
+    last.unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| Error::corrupt("request or hold", "ids exhausted"))
+}
+
+/// Most transitions a request record keeps: the first (`opened`) and the
+/// latest; the audit log keeps every one. Bounds the record (a request
+/// verified over and over must not outgrow its format's limit and then
+/// fail the erasure or purge batch it is written in).
+const MAX_HISTORY: usize = 256;
+
+/// Appends a transition, dropping the oldest after `opened` past the bound.
+pub(super) fn record(r: &mut Request, t: Transition) {
+    r.history.push(t);
+    if r.history.len() > MAX_HISTORY {
+        r.history.remove(1);
+    }
 }
 
 /// Active holds on a subject that cover `fields` (empty: any hold).
@@ -201,7 +230,7 @@ pub(crate) fn open(
         ))
     })?;
     let _privacy = db.privacy_lock.lock();
-    let id = db.store.last_key_with::<Requests>(&[])?.unwrap_or(0) + 1;
+    let id = next_id(db.store.last_key_with::<Requests>(&[])?)?;
     let now = Timestamp::now();
     let mut held = Vec::new();
     if kind == RequestKind::Erasure {
@@ -217,6 +246,7 @@ pub(crate) fn open(
         jurisdiction: jurisdiction.to_string(),
         received_at,
         due_at: rule.due(received_at, false),
+        rule,
         extension: None,
         verification: Verification::Pending,
         status: RequestStatus::Open,
@@ -267,7 +297,7 @@ pub(crate) fn get(db: &Engine, id: u64) -> Result<Request> {
 
 /// A request as it stands at `now`: one waiting only for holds that have
 /// since lapsed (their end passed) is open again.
-fn current(db: &Engine, mut r: Request, now: Timestamp) -> Result<Request> {
+pub(super) fn current(db: &Engine, mut r: Request, now: Timestamp) -> Result<Request> {
     if r.status == RequestStatus::OnHold {
         let mut active = Vec::new();
         for h in &r.holds {
@@ -277,6 +307,16 @@ fn current(db: &Engine, mut r: Request, now: Timestamp) -> Result<Request> {
         }
         if active.is_empty() {
             r.status = RequestStatus::Open;
+            let note = Some(format!("legal hold {:?} ended", r.holds));
+            record(
+                &mut r,
+                Transition {
+                    at: now,
+                    by: "lethedb".into(),
+                    action: "hold_lapsed".into(),
+                    note,
+                },
+            );
         }
         r.holds = active;
     }
@@ -296,12 +336,15 @@ fn transition(
     let before = get(db, id)?;
     let mut r = before.clone();
     let (action, note) = f(&mut r)?;
-    r.history.push(Transition {
-        at: Timestamp::now(),
-        by: by.to_string(),
-        action: action.into(),
-        note: note.clone(),
-    });
+    record(
+        &mut r,
+        Transition {
+            at: Timestamp::now(),
+            by: by.to_string(),
+            action: action.into(),
+            note: note.clone(),
+        },
+    );
     let mut batch = Batch::new();
     put(&mut batch, Some(&before), &r);
     let kind: &'static str = match action {
@@ -362,7 +405,6 @@ pub(crate) fn verify(db: &Engine, id: u64, by: &str, verified: bool) -> Result<R
 /// extension period counted from receipt.
 pub(crate) fn extend(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Request> {
     check_text("extension reason", reason)?;
-    let p = policy(db)?;
     transition(db, id, by, |r| {
         must_be_open(r, "extend", true)?;
         if r.extension.is_some() {
@@ -373,12 +415,8 @@ pub(crate) fn extend(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Req
             // the first period.
             return Err(state_error(r, "extend after its due time"));
         }
-        let rule = p.rule(&r.jurisdiction, r.kind).ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "no deadline rule for jurisdiction {}",
-                r.jurisdiction
-            ))
-        })?;
+        // The rule the request opened under, whatever the policy is now.
+        let rule = r.rule;
         if rule.extension.is_zero() {
             return Err(Error::InvalidInput(format!(
                 "jurisdiction {} allows no extension",
@@ -440,7 +478,9 @@ pub(crate) fn complete(db: &Engine, id: u64, by: &str, evidence: Evidence) -> Re
                 }
                 // The erasure must be this request's: the one it was linked
                 // to, or one of the same subject covering what it asks.
-                let e = ledger.as_ref().ok_or(Error::InvalidInput(String::new()))?;
+                let e = ledger.as_ref().ok_or_else(|| {
+                    Error::InvalidInput(format!("erasure {erasure_id} is not in the ledger"))
+                })?;
                 let same = r.erasure_id == Some(*erasure_id)
                     || (r.erasure_id.is_none() && e.subject_ref == r.subject_ref);
                 let covers = e.scope == crate::storage::records::ErasureScope::Profile
@@ -485,65 +525,4 @@ pub(crate) fn reject(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Req
         r.holds.clear();
         Ok(("rejected", Some(reason.to_string())))
     })
-}
-
-/// Which requests a listing returns.
-#[derive(Clone, Debug, Default)]
-pub struct RequestFilter {
-    /// Only requests still open (or on hold) and due before this time:
-    /// `Some(now)` lists the overdue ones, `Some(now + 7 days)` those due
-    /// within a week (overdue included).
-    pub due_before: Option<Timestamp>,
-    /// Only this status.
-    pub status: Option<RequestStatus>,
-    /// Only this subject.
-    pub subject_ref: Option<[u8; 16]>,
-    /// At most this many (in due order for due listings, else id order).
-    pub limit: Option<usize>,
-}
-
-/// `Db::requests`. A due listing reads the due-time index (open requests
-/// only, in due order) and then only the requests it lists.
-pub(crate) fn list(db: &Engine, f: &RequestFilter) -> Result<Vec<Request>> {
-    let now = Timestamp::now();
-    let limit = f.limit.unwrap_or(usize::MAX);
-    let keep = |r: &Request| {
-        f.status.is_none_or(|s| s == r.status) && f.subject_ref.is_none_or(|s| s == r.subject_ref)
-    };
-    let mut out = Vec::new();
-    if let Some(before) = f.due_before {
-        let ids: Vec<u64> = db
-            .store
-            .range::<RequestsDue>(&(0, 0), Some(&(time_key(before), 0)))?
-            .map(|item| item.map(|((_, id), _)| id))
-            .collect::<Result<_>>()?;
-        for chunk in ids.chunks(1024) {
-            for r in db.store.multi_get::<Requests>(chunk)?.into_iter().flatten() {
-                let r = current(db, r, now)?;
-                if out.len() < limit && keep(&r) {
-                    out.push(r);
-                }
-            }
-        }
-        return Ok(out);
-    }
-    if let Some(subject) = f.subject_ref {
-        for key in db.store.keys_with::<RequestsBySubject>(&subject)? {
-            let r = get(db, key?.1)?;
-            if out.len() < limit && keep(&r) {
-                out.push(r);
-            }
-        }
-        return Ok(out);
-    }
-    for item in db.store.entries::<Requests>(&[])? {
-        let r = current(db, item?.1, now)?;
-        if keep(&r) {
-            out.push(r);
-            if out.len() >= limit {
-                break;
-            }
-        }
-    }
-    Ok(out)
 }
