@@ -13,17 +13,29 @@ use crate::types::Timestamp;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
-    /// Access or portability (GDPR Art. 15 / 20, CCPA right to know).
+    /// Access or portability (GDPR Art. 15 / 20, CCPA right to know);
+    /// also read as `export`, `portability`, `right_to_know`.
+    #[serde(alias = "export", alias = "portability", alias = "right_to_know")]
     Access,
-    /// Erasure (GDPR Art. 17, CCPA delete).
+    /// Erasure (GDPR Art. 17, CCPA delete); also `deletion`, `delete`.
+    #[serde(alias = "deletion", alias = "delete")]
     Erasure,
-    /// Rectification (GDPR Art. 16, CPRA correct).
+    /// Rectification (GDPR Art. 16, CPRA correct); also `correction`.
+    #[serde(alias = "correction")]
     Rectification,
-    /// Restriction of processing (GDPR Art. 18).
+    /// Restriction of processing (GDPR Art. 18); also `restrict`.
+    #[serde(alias = "restrict")]
     Restriction,
-    /// Objection to processing (GDPR Art. 21).
+    /// Objection to processing (GDPR Art. 21); also `object`.
+    #[serde(alias = "object")]
     Objection,
-    /// Opt-out of sale or sharing (CCPA/CPRA, US state laws).
+    /// Opt-out of sale or sharing (CCPA/CPRA, US state laws); also
+    /// `opt_out`, `opt_out_of_sale_or_sharing`, `do_not_sell`.
+    #[serde(
+        alias = "opt_out",
+        alias = "opt_out_of_sale_or_sharing",
+        alias = "do_not_sell"
+    )]
     OptOutOfSale,
 }
 
@@ -65,8 +77,10 @@ macro_rules! snake_str {
         }
         impl std::str::FromStr for $t {
             type Err = Error;
+            /// Snake case, any letter case, `-` read as `_`.
             fn from_str(s: &str) -> Result<Self> {
-                serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+                let name = s.trim().to_ascii_lowercase().replace('-', "_");
+                serde_json::from_value(serde_json::Value::String(name)).map_err(|_| {
                     Error::InvalidInput(format!(
                         "unknown {} {:?}",
                         stringify!($t),
@@ -126,6 +140,9 @@ pub struct Extension {
     pub by: String,
     /// The recorded reason (GDPR Art. 12(3): complexity, number of requests).
     pub reason: String,
+    /// Granted after the original due time (GDPR Art. 12(3) wants the
+    /// person told within the first period).
+    pub late: bool,
 }
 
 /// A data-subject request.
@@ -185,7 +202,7 @@ impl Request {
             "rule": self.rule,
             "overdue": self.overdue_at(now),
             "extension": self.extension.as_ref().map(|e| serde_json::json!({
-                "at": e.at.to_string(), "by": e.by, "reason": e.reason,
+                "at": e.at.to_string(), "by": e.by, "reason": e.reason, "late": e.late,
             })),
             "verification": self.verification.to_string(),
             "status": self.status.to_string(),

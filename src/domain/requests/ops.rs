@@ -359,7 +359,7 @@ fn transition(
         &[event(
             kind,
             &r,
-            json!({"action": action, "due_at": r.due_at.to_string()}),
+            json!({"action": action, "due_at": r.due_at.to_string(), "note": note}),
         )],
     )?;
     Ok(r)
@@ -410,11 +410,10 @@ pub(crate) fn extend(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Req
         if r.extension.is_some() {
             return Err(state_error(r, "extend a second time"));
         }
-        if Timestamp::now() > r.due_at {
-            // GDPR Art. 12(3): the person is told of an extension within
-            // the first period.
-            return Err(state_error(r, "extend after its due time"));
-        }
+        // GDPR Art. 12(3) wants the person told of an extension within the
+        // first period: one granted after the due time is recorded, and
+        // marked late (the record must say what happened, not refuse it).
+        let late = Timestamp::now() > r.due_at;
         // The rule the request opened under, whatever the policy is now.
         let rule = r.rule;
         if rule.extension.is_zero() {
@@ -428,8 +427,14 @@ pub(crate) fn extend(db: &Engine, id: u64, by: &str, reason: &str) -> Result<Req
             at: Timestamp::now(),
             by: by.to_string(),
             reason: reason.to_string(),
+            late,
         });
-        Ok(("extended", Some(reason.to_string())))
+        let note = if late {
+            format!("{reason} (late: after the original due time)")
+        } else {
+            reason.to_string()
+        };
+        Ok(("extended", Some(note)))
     })
 }
 
