@@ -14,9 +14,11 @@
 //!   (`advertising` → `ads_targeting`, `analytics`, `personalization`,
 //!   `email` → `email_marketing`, `sms` → `sms_marketing`, `sale_or_share`);
 //!   others become `segment:<Category>`.
-//! * On any call, `context.gpp` (an IAB GPP string, OpenRTB's name for it)
+//! * On any call, `context.gpp` (an IAB GPP string, OpenRTB's name for it;
+//!   also read at `context.consent.gpp` and `context.consent.gppString`)
 //!   and `context.gpc` (`true` when the browser sent Global Privacy
-//!   Control) become the records [`crate::Db::record_us_signals`] writes
+//!   Control; also `context.consent.gpc`, `context.globalPrivacyControl`)
+//!   become the records [`crate::Db::record_us_signals`] writes
 //!   (`sale_or_share`, `ads_targeting`, `sensitive:*`, `tcf:*`), at the
 //!   call's `timestamp`. Where they and the category preferences speak of
 //!   one purpose, the refusal wins. A GPP string that does not decode
@@ -233,13 +235,27 @@ fn us_signals(
     timestamp: Option<Timestamp>,
     out: &mut Vec<ConsentRecord>,
 ) -> Result<()> {
-    let gpp = match v.pointer("/context/gpp") {
-        None | Some(serde_json::Value::Null) => None,
+    // The first of the places senders put them that is present.
+    let first = |paths: &[&'static str]| -> Option<&serde_json::Value> {
+        paths
+            .iter()
+            .find_map(|p| v.pointer(p).filter(|x| !x.is_null()))
+    };
+    let gpp = match first(&[
+        "/context/gpp",
+        "/context/consent/gpp",
+        "/context/consent/gppString",
+    ]) {
+        None => None,
         Some(serde_json::Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err(bad("context.gpp must be a string")),
     };
-    let gpc = match v.pointer("/context/gpc") {
-        None | Some(serde_json::Value::Null) => false,
+    let gpc = match first(&[
+        "/context/gpc",
+        "/context/consent/gpc",
+        "/context/globalPrivacyControl",
+    ]) {
+        None => false,
         Some(serde_json::Value::Bool(b)) => *b,
         Some(_) => return Err(bad("context.gpc must be true or false")),
     };

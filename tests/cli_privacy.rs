@@ -232,4 +232,31 @@ fn gpp_vendors_and_consent_mode_from_the_command_line() {
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[0]["allowed"], false);
     assert_eq!(v[0]["purpose"], "tcf:1");
+    let v2 = json(
+        &d,
+        &[
+            "consent",
+            "vendors",
+            "--id",
+            &id,
+            "--vendor",
+            "5",
+            "--purpose",
+            "tcf:1",
+        ],
+    );
+    assert_eq!(v2[0], v[0]);
+    // The GPP string as an option.
+    let by_flag = json(
+        &d,
+        &[
+            "consent",
+            "import-gpp",
+            "--id",
+            &id,
+            "--gpp",
+            "DBABBg~BVVVVVVY",
+        ],
+    );
+    assert!(by_flag.as_array().unwrap().len() > 2);
 }

@@ -769,6 +769,23 @@ fn segment_events_carry_gpp_and_gpc_in_their_context() {
         (health.status, health.source.as_str()),
         (ConsentStatus::Granted, "gpp:usca")
     );
+    // Where other senders put them: context.consent.gpc and .gpp.
+    let line = r#"{"type":"track","userId":"u-3","context":{"consent":{"gpc":true,"gpp":"DBABBg~BVqqqqpY"}}}"#;
+    let id3 = apply_event(&db, parse_event(&schema, line).unwrap())
+        .unwrap()
+        .profile
+        .unwrap();
+    assert_eq!(
+        db.consent(&id3, "sale_or_share").unwrap().unwrap().source,
+        "gpc"
+    );
+    assert_eq!(
+        db.consent(&id3, "sensitive:health")
+            .unwrap()
+            .unwrap()
+            .source,
+        "gpp:usca"
+    );
     // Without GPC the GPP string alone decides.
     let line = r#"{"type":"track","userId":"u-2","context":{"gpp":"DBABBg~BVVVVVVY"}}"#;
     let id2 = apply_event(&db, parse_event(&schema, line).unwrap())

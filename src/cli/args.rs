@@ -300,9 +300,12 @@ pub(super) enum ConsentCmd {
         /// When it was collected, RFC 3339 (default: now).
         #[arg(long)]
         at: Option<String>,
-        /// The GPP string.
-        #[arg(required_unless_present = "gpc")]
+        /// The GPP string (or give it with --gpp).
+        #[arg(required_unless_present_any = ["gpc", "gpp"])]
         gpp_string: Option<String>,
+        /// The GPP string, as an option.
+        #[arg(long, conflicts_with = "gpp_string")]
+        gpp: Option<String>,
     },
     /// May TCF vendor V process the profile for purpose P? One JSON
     /// decision per vendor and purpose.
@@ -313,9 +316,9 @@ pub(super) enum ConsentCmd {
         /// Comma-separated GVL vendor ids.
         #[arg(long, value_delimiter = ',', required = true)]
         vendor: Vec<u16>,
-        /// Comma-separated TCF purposes (default: 1 to 11).
+        /// Comma-separated TCF purposes, `3` or `tcf:3` (default: 1 to 11).
         #[arg(long, value_delimiter = ',')]
-        purpose: Vec<u8>,
+        purpose: Vec<String>,
     },
     /// Google Consent Mode v2 signals of the profile's current consent.
     Mode {

@@ -87,10 +87,12 @@ pub(super) fn consent_cmd(db: &Db, cmd: &ConsentCmd) -> CliResult {
             gpc,
             at,
             gpp_string,
+            gpp,
         } => {
+            let gpp_string = gpp_string.as_ref().or(gpp.as_ref());
             let id: ProfileId = id.parse()?;
             let when = ts(at)?.unwrap_or_else(Timestamp::now);
-            let records = db.record_us_signals(&id, gpp_string.as_deref(), *gpc, when)?;
+            let records = db.record_us_signals(&id, gpp_string.map(String::as_str), *gpc, when)?;
             print_json(&serde_json::Value::Array(
                 records.iter().map(ConsentRecord::to_json).collect(),
             ));
@@ -104,7 +106,18 @@ pub(super) fn consent_cmd(db: &Db, cmd: &ConsentCmd) -> CliResult {
             let purposes: Vec<u8> = if purpose.is_empty() {
                 (1..=11).collect()
             } else {
-                purpose.clone()
+                purpose
+                    .iter()
+                    .map(|p| {
+                        let n = p.trim().strip_prefix("tcf:").unwrap_or(p.trim());
+                        n.parse::<u8>().map_err(|_| {
+                            Failure::new(format!(
+                                "purpose {:?} is not a TCF purpose (3 or tcf:3)",
+                                p.chars().take(16).collect::<String>()
+                            ))
+                        })
+                    })
+                    .collect::<std::result::Result<_, _>>()?
             };
             let mut out = Vec::new();
             for v in vendor {
