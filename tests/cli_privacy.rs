@@ -216,35 +216,24 @@ fn gpp_vendors_and_consent_mode_from_the_command_line() {
     let o = run(&d, &["consent", "import-gpp", "--id", &id, "DBABBg~BV"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("invalid GPP string"));
-    let v = json(
-        &d,
-        &[
+    let vendors = |vendor: &str, purpose: &str| {
+        let args = [
             "consent",
             "vendors",
             "--id",
             &id,
             "--vendor",
-            "5,6",
+            vendor,
             "--purpose",
-            "1",
-        ],
-    );
+            purpose,
+        ];
+        json(&d, &args)
+    };
+    let v = vendors("5,6", "1");
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[0]["allowed"], false);
     assert_eq!(v[0]["purpose"], "tcf:1");
-    let v2 = json(
-        &d,
-        &[
-            "consent",
-            "vendors",
-            "--id",
-            &id,
-            "--vendor",
-            "5",
-            "--purpose",
-            "tcf:1",
-        ],
-    );
+    let v2 = vendors("5", "tcf:1");
     assert_eq!(v2[0], v[0]);
     // The GPP string as an option.
     let by_flag = json(
