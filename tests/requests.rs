@@ -316,6 +316,9 @@ fn transitions_are_checked_audited_and_pii_free() {
             }
         )
         .is_err());
+    // The person's export lists their requests.
+    let export = db.export(&id).unwrap();
+    assert_eq!(export["requests"][0]["id"], r.id);
     let done = db.complete_request(r.id, "desk", evidence.clone()).unwrap();
     assert_eq!(done.status, RequestStatus::Completed);
     assert_eq!(done.evidence, Some(evidence.clone()));

@@ -10,8 +10,8 @@ use crate::storage::Batch;
 use crate::types::{ProfileId, Timestamp};
 
 /// `Db::export`: one JSON bundle with the profile's fields, identifiers,
-/// consent states and history, merge lineage and the audit entries about
-/// the subject. The export itself is audited.
+/// consent states and history, merge lineage, the audit entries about the
+/// subject and its data-subject requests. The export itself is audited.
 pub(crate) fn export(db: &Engine, id: &ProfileId) -> Result<serde_json::Value> {
     // The caller (`Db::export`) holds the key-tree lock: the domain
     // functions are called directly, never the public API (which would take
@@ -38,6 +38,17 @@ pub(crate) fn export(db: &Engine, id: &ProfileId) -> Result<serde_json::Value> {
         .iter()
         .map(|r| r.to_json())
         .collect();
+    // The person's data-subject requests (their own history with the
+    // controller; holds are not listed: a legal matter's details are not
+    // the subject's data, and the audit entries already say one was placed).
+    let filter = crate::domain::requests::RequestFilter {
+        subject_ref: Some(subject),
+        ..Default::default()
+    };
+    let requests: Vec<serde_json::Value> = crate::domain::requests::list(db, &filter)?
+        .iter()
+        .map(|r| r.to_json())
+        .collect();
     let flags = consent::flags(db, &profile.id)?;
     let bundle = json!({
         "format": "lethedb-export/1",
@@ -55,6 +66,7 @@ pub(crate) fn export(db: &Engine, id: &ProfileId) -> Result<serde_json::Value> {
         "consent_history": history,
         "merges": merges,
         "audit": audit_entries,
+        "requests": requests,
     });
     db.audit.commit(
         &db.store,
