@@ -237,15 +237,7 @@ impl Db {
     /// profile's first, then those of the profiles merged into it (an
     /// erasure of the person covers them all, so a hold on any counts).
     fn subjects_of(&self, id: &ProfileId) -> Result<Vec<[u8; 16]>> {
-        let db = &self.engine;
-        let target =
-            crate::domain::profiles::final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
-        let record = crate::domain::profiles::authenticated(db, &target)?
-            .ok_or(Error::ProfileNotFound(*id))?;
-        std::iter::once(target)
-            .chain(record.record.origins)
-            .map(|p| db.subject_ref(&p))
-            .collect()
+        requests::lineage_subjects(&self.engine, id)
     }
 
     /// Opens a data-subject request for the person `subject` resolves to.

@@ -306,33 +306,12 @@ impl Bits<'_> {
         Ok((self.data[at / 8] >> (7 - at % 8)) & 1 == 1)
     }
 
-    /// Whether a range section (num entries 12, then entries) names
-    /// `vendor`; every range is checked as `ranges` checks it.
+    /// Whether a range section names `vendor` (compared, not expanded).
     fn in_ranges(&mut self, vendor: u16, what: &str, max: u16) -> Result<bool> {
         let mut found = false;
-        let entries = self.take(12, what)?;
-        for _ in 0..entries {
-            let is_range = self.flag(what)?;
-            let start = self.take(16, what)? as u16;
-            let end = if is_range {
-                self.take(16, what)? as u16
-            } else {
-                start
-            };
-            if start == 0 || end < start || end > max {
-                return Err(bad(format!(
-                    "{what}: range {start}-{end} outside 1..={max}"
-                )));
-            }
-            // Counted against the same bound as `ranges`, never expanded.
-            self.expanded += usize::from(end - start) + 1;
-            if self.expanded > MAX_EXPANDED_IDS {
-                return Err(bad(format!(
-                    "{what}: the ranges name more than {MAX_EXPANDED_IDS} vendor ids"
-                )));
-            }
-            found |= (start..=end).contains(&vendor);
-        }
+        self.each_range(what, max, |start, end| {
+            found |= (start..=end).contains(&vendor)
+        })?;
         Ok(found)
     }
 
@@ -352,10 +331,17 @@ impl Bits<'_> {
         }
     }
 
-    /// Num entries (12 bits), then per entry: is range 1, start 16, end 16
-    /// when a range; every id within `1..=max`.
+    /// The ids a range section names, as a set.
     fn ranges(&mut self, what: &str, max: u16) -> Result<BTreeSet<u16>> {
         let mut out = BTreeSet::new();
+        self.each_range(what, max, |start, end| out.extend(start..=end))?;
+        Ok(out)
+    }
+
+    /// Num entries (12 bits), then per entry: is range 1, start 16, end 16
+    /// when a range; every range within `1..=max`, and all of a string's
+    /// ranges together naming at most `MAX_EXPANDED_IDS` ids.
+    fn each_range(&mut self, what: &str, max: u16, mut f: impl FnMut(u16, u16)) -> Result<()> {
         let entries = self.take(12, what)?;
         for _ in 0..entries {
             let is_range = self.flag(what)?;
@@ -376,9 +362,9 @@ impl Bits<'_> {
                     "{what}: the ranges name more than {MAX_EXPANDED_IDS} vendor ids"
                 )));
             }
-            out.extend(start..=end);
+            f(start, end);
         }
-        Ok(out)
+        Ok(())
     }
 
     fn letters(&mut self, what: &str) -> Result<String> {

@@ -219,14 +219,10 @@ pub(crate) fn check_fields(db: &Engine, profiles: &[ProfileId], fields: &[&str])
 pub(crate) fn unheld(db: &Engine, id: &ProfileId, names: &[String]) -> Result<Vec<String>> {
     // The lineage is read from authenticated records (keyrings opened).
     let _tree = db.keys.shared();
-    let target =
-        crate::domain::profiles::final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
-    let record =
-        crate::domain::profiles::authenticated(db, &target)?.ok_or(Error::ProfileNotFound(*id))?;
     let now = Timestamp::now();
     let mut held: Vec<String> = Vec::new();
-    for p in std::iter::once(target).chain(record.record.origins) {
-        for h in holding(db, &db.subject_ref(&p)?, &[], now)? {
+    for s in lineage_subjects(db, id)? {
+        for h in holding(db, &s, &[], now)? {
             let hold = db.store.get::<Holds>(&h)?.ok_or(Error::HoldNotFound(h))?;
             if hold.fields.is_empty() {
                 return Ok(Vec::new());
@@ -239,4 +235,19 @@ pub(crate) fn unheld(db: &Engine, id: &ProfileId, names: &[String]) -> Result<Ve
         .filter(|n| !held.contains(n))
         .cloned()
         .collect())
+}
+
+/// The subject references of the person `id` resolves to: the active
+/// profile's first, then those of the profiles merged into it (an erasure
+/// of the person covers them all, so a hold on any counts). Reads
+/// authenticated records: the caller holds the key-tree lock.
+pub(crate) fn lineage_subjects(db: &Engine, id: &ProfileId) -> Result<Vec<[u8; 16]>> {
+    let target =
+        crate::domain::profiles::final_target(db, id)?.ok_or(Error::ProfileNotFound(*id))?;
+    let record =
+        crate::domain::profiles::authenticated(db, &target)?.ok_or(Error::ProfileNotFound(*id))?;
+    std::iter::once(target)
+        .chain(record.record.origins)
+        .map(|p| db.subject_ref(&p))
+        .collect()
 }

@@ -15,7 +15,9 @@ mod listing;
 mod model;
 mod ops;
 
-pub(crate) use holds::{check_fields, check_profiles, holds as list_holds, place, release, unheld};
+pub(crate) use holds::{
+    check_fields, check_profiles, holds as list_holds, lineage_subjects, place, release, unheld,
+};
 pub(crate) use links::{complete_on_certificates, link_erasure};
 pub(crate) use listing::list;
 pub use listing::RequestFilter;
